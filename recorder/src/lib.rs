@@ -1,0 +1,43 @@
+//! zerocast recorder: consumes a PipeWire screen-cast stream and writes a video file.
+//!
+//! Threads (see docs/ARCHITECTURE.md):
+//! - the PipeWire thread owns every PipeWire object (`pw` module) and talks to the rest through
+//!   channels;
+//! - the encoder thread owns FFmpeg (`encode` module);
+//! - [`Recording`] is the async handle the CLI and the D-Bus service hold.
+
+pub mod encode;
+pub mod frame;
+pub mod options;
+mod recording;
+mod stats;
+
+pub use options::{
+    Codec, Container, CursorMode, EncoderChoice, ParseOptionError, RateControl, RecordingOptions,
+    SourceType,
+};
+pub use recording::{PipeWireSource, Recording, RecordingId};
+pub use stats::{CapturePath, RecordingState, Stats, Summary};
+
+use std::path::PathBuf;
+
+/// Why a recording could not start or did not finish cleanly.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RecorderError {
+    #[error("no encoder for {codec}: {reason}")]
+    EncoderUnavailable { codec: Codec, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    OutputNotWritable { path: PathBuf, reason: String },
+    #[error("out of disk space writing {path}")]
+    OutOfDiskSpace { path: PathBuf },
+    #[error("the screen-cast stream was lost: {0}")]
+    StreamLost(String),
+    #[error("PipeWire: {0}")]
+    PipeWire(String),
+    #[error("encoder: {0}")]
+    Encode(String),
+    #[error("the recording is not running (state {0})")]
+    NotRecording(RecordingState),
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+}

@@ -1,0 +1,184 @@
+//! What a recording is asked to do. Parsed from the CLI and from D-Bus options; validated once
+//! here so both front ends reject the same things with the same words.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Output container. `Mp4` is written fragmented so a crash leaves a playable file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Container {
+    Mkv,
+    Mp4,
+    Webm,
+}
+
+/// Video codec of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    H264,
+    Hevc,
+    Av1,
+    Vp9,
+}
+
+/// Which encoder family to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EncoderChoice {
+    /// Hardware when available, software otherwise (the reason is reported).
+    #[default]
+    Auto,
+    Nvenc,
+    Software,
+}
+
+/// How the pointer appears in the capture (portal cursor_mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CursorMode {
+    Hidden,
+    #[default]
+    Embedded,
+    Metadata,
+}
+
+/// What the portal is asked to capture (portal source types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SourceType {
+    #[default]
+    Monitor,
+    Window,
+    Virtual,
+}
+
+/// Rate control. `Quality` is a CRF/CQ-like value (lower is better, codec scale), `Bitrate` kbit/s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateControl {
+    Quality(u32),
+    Bitrate(u32),
+}
+
+impl Default for RateControl {
+    fn default() -> Self {
+        RateControl::Quality(23)
+    }
+}
+
+/// Everything the recorder needs to know, independent of the portal.
+#[derive(Debug, Clone)]
+pub struct RecordingOptions {
+    /// Final output path (already expanded and checked writable by the front end).
+    pub path: PathBuf,
+    pub container: Container,
+    pub codec: Codec,
+    pub encoder: EncoderChoice,
+    /// Maximum frames per second; `None` records every frame the compositor sends (VFR).
+    pub max_fps: Option<u32>,
+    pub rate: RateControl,
+    /// Keyframe interval in frames.
+    pub keyint: u32,
+    /// Stop by itself after this long (recorded time, pauses excluded).
+    pub duration: Option<Duration>,
+}
+
+impl RecordingOptions {
+    pub fn new(path: PathBuf) -> Self {
+        let container = Container::from_path(&path).unwrap_or(Container::Mkv);
+        RecordingOptions {
+            path,
+            container,
+            codec: Codec::H264,
+            encoder: EncoderChoice::Auto,
+            max_fps: None,
+            rate: RateControl::default(),
+            keyint: 250,
+            duration: None,
+        }
+    }
+}
+
+/// Error for an option value that does not parse; says what was expected.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {what} '{value}': expected one of {expected}")]
+pub struct ParseOptionError {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: &'static str,
+}
+
+macro_rules! str_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $s:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $s),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = ParseOptionError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($s => Ok($ty::$variant),)+
+                    _ => Err(ParseOptionError {
+                        what: $what,
+                        value: s.to_string(),
+                        expected: concat!($($s, " "),+),
+                    }),
+                }
+            }
+        }
+    };
+}
+
+str_enum!(Container, "container", { Mkv => "mkv", Mp4 => "mp4", Webm => "webm" });
+str_enum!(Codec, "codec", { H264 => "h264", Hevc => "hevc", Av1 => "av1", Vp9 => "vp9" });
+str_enum!(EncoderChoice, "encoder", { Auto => "auto", Nvenc => "nvenc", Software => "software" });
+str_enum!(CursorMode, "cursor mode", { Hidden => "hidden", Embedded => "embedded", Metadata => "metadata" });
+str_enum!(SourceType, "source", { Monitor => "monitor", Window => "window", Virtual => "virtual" });
+
+impl Container {
+    /// Container implied by a file extension, if it is one we write.
+    pub fn from_path(path: &std::path::Path) -> Option<Container> {
+        let ext = path.extension()?.to_str()?;
+        match ext.to_ascii_lowercase().as_str() {
+            "mkv" => Some(Container::Mkv),
+            "mp4" | "m4v" => Some(Container::Mp4),
+            "webm" => Some(Container::Webm),
+            _ => None,
+        }
+    }
+
+    /// Whether this container can carry `codec` (webm is VP9/AV1 only).
+    pub fn supports(self, codec: Codec) -> bool {
+        match self {
+            Container::Mkv => true,
+            Container::Mp4 => matches!(codec, Codec::H264 | Codec::Hevc | Codec::Av1 | Codec::Vp9),
+            Container::Webm => matches!(codec, Codec::Av1 | Codec::Vp9),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_rejects_unknown_and_lists_choices() {
+        let err = "h266".parse::<Codec>().unwrap_err();
+        assert_eq!(err.what, "codec");
+        assert!(err.to_string().contains("h264 hevc av1 vp9"), "{err}");
+        assert_eq!("HEVC".parse::<Codec>().unwrap(), Codec::Hevc);
+    }
+
+    #[test]
+    fn container_from_extension() {
+        assert_eq!(Container::from_path("a/b.MP4".as_ref()), Some(Container::Mp4));
+        assert_eq!(Container::from_path("a/b".as_ref()), None);
+        assert!(!Container::Webm.supports(Codec::H264));
+    }
+}
