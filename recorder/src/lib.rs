@@ -13,8 +13,7 @@ mod recording;
 mod stats;
 
 pub use options::{
-    Codec, Container, CursorMode, EncoderChoice, ParseOptionError, RateControl, RecordingOptions,
-    SourceType,
+    Codec, Container, EncoderChoice, ParseOptionError, RateControl, RecordingOptions,
 };
 pub use recording::{PipeWireSource, Recording, RecordingId};
 pub use stats::{CapturePath, RecordingState, Stats, Summary};

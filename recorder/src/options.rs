@@ -33,24 +33,6 @@ pub enum EncoderChoice {
     Software,
 }
 
-/// How the pointer appears in the capture (portal cursor_mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum CursorMode {
-    Hidden,
-    #[default]
-    Embedded,
-    Metadata,
-}
-
-/// What the portal is asked to capture (portal source types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum SourceType {
-    #[default]
-    Monitor,
-    Window,
-    Virtual,
-}
-
 /// Rate control. `Quality` is a CRF/CQ-like value (lower is better, codec scale), `Bitrate` kbit/s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateControl {
@@ -138,8 +120,6 @@ macro_rules! str_enum {
 str_enum!(Container, "container", { Mkv => "mkv", Mp4 => "mp4", Webm => "webm" });
 str_enum!(Codec, "codec", { H264 => "h264", Hevc => "hevc", Av1 => "av1", Vp9 => "vp9" });
 str_enum!(EncoderChoice, "encoder", { Auto => "auto", Nvenc => "nvenc", Software => "software" });
-str_enum!(CursorMode, "cursor mode", { Hidden => "hidden", Embedded => "embedded", Metadata => "metadata" });
-str_enum!(SourceType, "source", { Monitor => "monitor", Window => "window", Virtual => "virtual" });
 
 impl Container {
     /// Container implied by a file extension, if it is one we write.
