@@ -648,20 +648,3 @@ mod tests {
         assert_eq!(available_encoders(Codec::Av1)[0], "libsvtav1");
     }
 }
-
-/// Checks, before anything is started, that `codec` can be encoded with `choice` into
-/// `container`; returns the encoder name. Errors list what is available.
-pub fn check_encoder(
-    codec: Codec,
-    choice: EncoderChoice,
-    container: Container,
-) -> Result<&'static str, RecorderError> {
-    let _ = (choice, container);
-    available_encoders(codec)
-        .first()
-        .copied()
-        .ok_or_else(|| RecorderError::EncoderUnavailable {
-            codec,
-            reason: "not implemented yet".into(),
-        })
-}
