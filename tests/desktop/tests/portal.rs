@@ -72,28 +72,57 @@ async fn screencast_start_returns_a_node_that_delivers_frames() {
     // Frames flow: a plain PipeWire consumer on the node receives 30 buffers. (The portal's
     // OpenPipeWireRemote fd is not needed for this: as the same user we see every node.)
     // Without the media.* properties WirePlumber refuses to link it ("target not found").
-    let t = Instant::now();
-    let out = desk
-        .command("timeout")
-        .args([
-            "20",
-            "gst-launch-1.0",
-            "-q",
-            "pipewiresrc",
-            &format!("path={node}"),
-        ])
-        .arg("stream-properties=props,media.type=Video,media.category=Capture,media.role=Screen")
-        .args(["num-buffers=30", "!", "fakesink", "sync=false"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("gst-launch-1.0");
-    assert!(
-        out.status.success(),
-        "gst-launch failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    //
+    // Known xdpw 0.7 bug, not ours: in about half the runs the *first* consumer after Start
+    // gets nothing. xdpw sees its stream go streaming → paused → streaming while gst
+    // prerolls, loses its current buffer ("no buffer to queue") and then busy-loops on
+    // "out of buffers" / "no current buffer" (a core at 100%) until a consumer reconnects.
+    // A second consumer then works. So: up to 3 attempts, 6 s each.
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        let out = desk
+            .command("timeout")
+            .args([
+                "6",
+                "gst-launch-1.0",
+                "-q",
+                "pipewiresrc",
+                &format!("path={node}"),
+            ])
+            .arg(
+                "stream-properties=props,media.type=Video,media.category=Capture,media.role=Screen",
+            )
+            .args([
+                "num-buffers=30",
+                "!",
+                "video/x-raw,format=BGRx,width=1280,height=720",
+            ])
+            .args(["!", "fakesink", "sync=false"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("gst-launch-1.0");
+        attempts.push((
+            out.status,
+            t.elapsed(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+        if out.status.success() {
+            break;
+        }
+    }
+    eprintln!(
+        "gst-launch attempts (status, time): {:?}",
+        attempts.iter().map(|a| (a.0, a.1)).collect::<Vec<_>>()
     );
-    eprintln!("30 frames received in {:?}", t.elapsed());
+    let last = attempts.last().unwrap();
+    assert!(
+        last.0.success(),
+        "no frames after {} attempts: {}",
+        attempts.len(),
+        last.2
+    );
+    eprintln!("30 frames received in {:?}", last.1);
 
     // Restoring with the token starts again without any chooser.
     let (node2, size2, token2, took2) = start_cast(&conn, Some(&token)).await;
