@@ -189,3 +189,15 @@ fn desktop_without_portal() {
     }
     assert_eq!(layout.decode_counter(|x, y| shot.pixel(x, y)), 0);
 }
+
+#[test]
+fn painter_on_a_thread_works_too() {
+    let opts = DesktopOptions {
+        painter_in_process: true,
+        portal: false,
+        ..DesktopOptions::default()
+    };
+    let desk = Desktop::start(opts).expect("desktop");
+    assert!(desk.pid(Component::Painter).is_none());
+    check_painter_on_screen(&desk);
+}
