@@ -33,6 +33,10 @@ pub struct DesktopOptions {
     /// Painter content rate; `Some(0)` draws once and stays static (xdpw then sends no frames
     /// at all); `None` starts no painter.
     pub painter_fps: Option<u32>,
+    /// Paint from a thread of this process instead of the `zerocast-painter` binary. Happens
+    /// anyway when the binary is not found (crates using this library as a dev-dependency do
+    /// not get our binaries built).
+    pub painter_in_process: bool,
     /// Start xdg-desktop-portal + the patched xdpw (+ xdg-permission-store).
     pub portal: bool,
     /// `XDPW_PERSIST_MODE=permanent`, so that persist_mode=2 returns a restore token.
@@ -51,6 +55,7 @@ impl Default for DesktopOptions {
             height: 720,
             refresh_hz: 120,
             painter_fps: Some(60),
+            painter_in_process: false,
             portal: true,
             restore_tokens: true,
             debug: false,
@@ -419,7 +424,12 @@ impl Desktop {
 
     fn spawn_painter(&mut self, fps: u32) -> Result<()> {
         let ready = self.root.join("painter.ready");
-        match painter_binary() {
+        let bin = if self.opts.painter_in_process {
+            None
+        } else {
+            painter_binary()
+        };
+        match bin {
             Some(bin) => {
                 let mut cmd = self.daemon_command(&bin.to_string_lossy());
                 cmd.arg("--fps")
@@ -429,8 +439,6 @@ impl Desktop {
                 self.spawn(Component::Painter, cmd)
             }
             None => {
-                // Crates that use this library as a dev-dependency do not get our binaries
-                // built; paint from a thread of the test process instead.
                 let socket = self.runtime_dir.join(&self.wayland_display);
                 let opts = PainterOptions {
                     fps,

@@ -1,0 +1,203 @@
+//! The desktop comes up, shows the painter, owns the portal names, and leaves nothing behind.
+
+use std::path::Path;
+use std::time::Duration;
+
+use zerocast_testdesk::desktop::{PERMISSION_STORE_BUS_NAME, PORTAL_BUS_NAME, XDPW_BUS_NAME};
+use zerocast_testdesk::layout::{close, Quadrant};
+use zerocast_testdesk::{Component, Desktop, DesktopOptions, Layout};
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    unsafe { libc::kill(pid as libc::pid_t, 0) == 0 }
+}
+
+/// PIDs of live (non-zombie) processes whose command line or environment mentions `dir`:
+/// catches strays we never knew about (double forks, bus activation), not just our children.
+fn processes_mentioning(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().into_owned().into_bytes();
+    let me = std::process::id();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        if stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'))
+        {
+            continue;
+        }
+        for f in ["cmdline", "environ"] {
+            let data = std::fs::read(e.path().join(f)).unwrap_or_default();
+            if data.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                found.push(pid);
+                break;
+            }
+        }
+    }
+    found
+}
+
+fn check_painter_on_screen(desk: &Desktop) {
+    let o = desk.options();
+    let layout = Layout::new(o.width, o.height);
+    let shot = desk.screenshot().expect("grim screenshot");
+    assert_eq!((shot.width, shot.height), (o.width, o.height));
+    for q in Quadrant::ALL {
+        let r = layout.quadrant_rect(q);
+        // Sample the centre and points near each corner of the quadrant.
+        for (x, y) in [
+            r.center(),
+            (r.x + 2, r.y + 2),
+            (r.x + r.w - 3, r.y + r.h - 3),
+        ] {
+            let px = shot.pixel(x, y);
+            assert!(
+                close(px, q.color(), 0),
+                "{q:?} at ({x},{y}) is {px:?}, want {:?}",
+                q.color()
+            );
+        }
+    }
+    // The counter advances: two screenshots 100 ms apart show different counters.
+    let c1 = layout.decode_counter(|x, y| shot.pixel(x, y));
+    std::thread::sleep(Duration::from_millis(100));
+    let shot2 = desk.screenshot().unwrap();
+    let c2 = layout.decode_counter(|x, y| shot2.pixel(x, y));
+    assert!(c2 > c1, "counter did not advance: {c1} then {c2}");
+    // 100 ms at 60 fps plus grim's own time: roughly 6..=30 ticks.
+    assert!((3..=40).contains(&(c2 - c1)), "counter jumped {c1} → {c2}");
+    // And the whole strip matches the painter's model for the counter it shows.
+    let y = layout.bar_band().y + 1;
+    for x in (0..o.width).step_by(7) {
+        assert_eq!(
+            shot2.pixel(x, y),
+            layout.color_at(x, y, c2),
+            "bar band at x={x}"
+        );
+    }
+}
+
+#[test]
+fn desktop_shows_painter_and_owns_portal_names() {
+    let desk = Desktop::start_default().expect("desktop");
+    eprintln!("desktop up in {:?}", desk.startup_time());
+    assert!(desk.name_has_owner(PORTAL_BUS_NAME).unwrap());
+    assert!(desk.name_has_owner(XDPW_BUS_NAME).unwrap());
+    assert!(desk.name_has_owner(PERMISSION_STORE_BUS_NAME).unwrap());
+    assert_eq!(
+        desk.screencast_version().unwrap(),
+        Some(4),
+        "xdpw 0.7 portal version"
+    );
+    check_painter_on_screen(&desk);
+
+    // sway runs the requested mode.
+    let out = desk
+        .command("swaymsg")
+        .args(["-t", "get_outputs", "-r"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"refresh\": 120000"),
+        "swaymsg get_outputs: {text}"
+    );
+}
+
+#[test]
+fn two_desktops_run_concurrently_and_drop_leaves_nothing() {
+    let opts = DesktopOptions {
+        width: 640,
+        height: 480,
+        ..DesktopOptions::default()
+    };
+    let o2 = opts.clone();
+    let other = std::thread::spawn(move || Desktop::start(o2).expect("desktop 2"));
+    let a = Desktop::start(opts).expect("desktop 1");
+    let b = other.join().unwrap();
+    assert_ne!(a.dir(), b.dir());
+    assert_ne!(a.bus_address(), b.bus_address());
+    check_painter_on_screen(&a);
+    check_painter_on_screen(&b);
+
+    for desk in [a, b] {
+        let dir = desk.dir().to_path_buf();
+        let pids = desk.pids();
+        assert!(pids.len() >= 8, "expected 8 processes, got {pids:?}");
+        assert!(pids.iter().all(|(_, p)| alive(*p)));
+        let strays = processes_mentioning(&dir);
+        let ours: Vec<u32> = pids.iter().map(|(_, p)| *p).collect();
+        assert!(
+            strays.iter().all(|p| ours.contains(p)),
+            "unknown processes {strays:?} vs {pids:?}"
+        );
+
+        drop(desk);
+        for (c, pid) in pids {
+            assert!(!alive(pid), "{c} (pid {pid}) survived drop");
+        }
+        assert_eq!(
+            processes_mentioning(&dir),
+            Vec::<u32>::new(),
+            "strays after drop"
+        );
+        assert!(!dir.exists(), "temp dir {} not removed", dir.display());
+    }
+}
+
+#[test]
+fn stopping_the_portal_leaves_no_owner() {
+    let opts = DesktopOptions {
+        painter_fps: Some(30),
+        ..DesktopOptions::default()
+    };
+    let mut desk = Desktop::start(opts).expect("desktop");
+    let pid = desk.pid(Component::Portal).unwrap();
+    desk.stop_portal().unwrap();
+    assert!(!alive(pid));
+    assert!(!desk.name_has_owner(PORTAL_BUS_NAME).unwrap());
+    assert_eq!(desk.screencast_version().unwrap(), None);
+    // Nothing activates it again behind our back.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!desk.name_has_owner(PORTAL_BUS_NAME).unwrap());
+}
+
+#[test]
+fn desktop_without_portal() {
+    let opts = DesktopOptions {
+        portal: false,
+        painter_fps: Some(0),
+        ..DesktopOptions::default()
+    };
+    let desk = Desktop::start(opts).expect("desktop");
+    assert!(desk.pid(Component::Portal).is_none());
+    assert!(desk.pid(Component::Xdpw).is_none());
+    assert!(!desk.name_has_owner(PORTAL_BUS_NAME).unwrap());
+    // A static painter still draws the quadrants once.
+    let layout = Layout::new(1280, 720);
+    let shot = desk.screenshot().unwrap();
+    for q in Quadrant::ALL {
+        let (x, y) = layout.quadrant_rect(q).center();
+        assert_eq!(shot.pixel(x, y), q.color());
+    }
+    assert_eq!(layout.decode_counter(|x, y| shot.pixel(x, y)), 0);
+}
+
+#[test]
+fn painter_on_a_thread_works_too() {
+    let opts = DesktopOptions {
+        painter_in_process: true,
+        portal: false,
+        ..DesktopOptions::default()
+    };
+    let desk = Desktop::start(opts).expect("desktop");
+    assert!(desk.pid(Component::Painter).is_none());
+    check_painter_on_screen(&desk);
+}
