@@ -19,6 +19,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `ZEROCAST_QFOT=all|none|foreign|external` (diagnosis) overrides the default transfers.
+fn qfot_setting(which: &str) -> bool {
+    match std::env::var("ZEROCAST_QFOT") {
+        Ok(v) => v == "all" || v == which,
+        Err(_) => true,
+    }
+}
+
+/// Timestamps per slot: start, after the dispatch, end.
+const QUERIES: u32 = 3;
+
 /// How to build a [`Converter`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConverterConfig {
@@ -119,6 +130,10 @@ pub struct Converter {
     cmd_pool: vk::CommandPool,
     set_pool: vk::DescriptorPool,
     query_pool: vk::QueryPool,
+    /// Queue-family ownership transfers of the source (acquire from / release to the foreign
+    /// queue family) and of the output (release to the external queue family).
+    qfot_foreign: bool,
+    qfot_external: bool,
     /// Signalled by the consumer (CUDA) when it is done reading a slot.
     release: Timeline,
     shared: Arc<Shared>,
@@ -157,6 +172,8 @@ impl Converter {
             cmd_pool: vk::CommandPool::null(),
             set_pool: vk::DescriptorPool::null(),
             query_pool: vk::QueryPool::null(),
+            qfot_foreign: qfot_setting("foreign"),
+            qfot_external: qfot_setting("external"),
             release,
             shared: shared.clone(),
         };
@@ -181,7 +198,7 @@ impl Converter {
         if cfg.timestamps && shared.timestamps {
             let q = vk::QueryPoolCreateInfo::default()
                 .query_type(vk::QueryType::TIMESTAMP)
-                .query_count(2 * n);
+                .query_count(QUERIES * n);
             // SAFETY: valid create info.
             conv.query_pool = unsafe { d.create_query_pool(&q, None) }
                 .map_err(InteropError::vk("vkCreateQueryPool"))?;
@@ -332,8 +349,11 @@ impl Converter {
         let d = &self.shared.device;
         let slot = &self.slots[i];
         let cmd = slot.cmd;
-        let ours = self.shared.queue_family;
-        let foreign = self.shared.foreign_family();
+        let (ours, foreign) = if self.qfot_foreign {
+            (self.shared.queue_family, self.shared.foreign_family())
+        } else {
+            (vk::QUEUE_FAMILY_IGNORED, vk::QUEUE_FAMILY_IGNORED)
+        };
         let begin = vk::CommandBufferBeginInfo::default()
             .flags(vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT);
         // SAFETY: the command buffer is not pending (checked by the caller) and from a pool with
@@ -345,12 +365,12 @@ impl Converter {
             d.begin_command_buffer(cmd, &begin)
                 .map_err(InteropError::vk("vkBeginCommandBuffer"))?;
             if self.query_pool != vk::QueryPool::null() {
-                d.cmd_reset_query_pool(cmd, self.query_pool, 2 * i as u32, 2);
+                d.cmd_reset_query_pool(cmd, self.query_pool, QUERIES * i as u32, QUERIES);
                 d.cmd_write_timestamp(
                     cmd,
                     vk::PipelineStageFlags::TOP_OF_PIPE,
                     self.query_pool,
-                    2 * i as u32,
+                    QUERIES * i as u32,
                 );
             }
             let mut release_buf = [vk::BufferMemoryBarrier::default()];
@@ -471,6 +491,14 @@ impl Converter {
             let blocks_x = self.layout.width.div_ceil(4);
             let blocks_y = self.layout.height.div_ceil(2);
             d.cmd_dispatch(cmd, blocks_x.div_ceil(WG_X), blocks_y.div_ceil(WG_Y), 1);
+            if self.query_pool != vk::QueryPool::null() {
+                d.cmd_write_timestamp(
+                    cmd,
+                    vk::PipelineStageFlags::COMPUTE_SHADER,
+                    self.query_pool,
+                    QUERIES * i as u32 + 1,
+                );
+            }
             // Give the source back to the compositor.
             match src.kind() {
                 ImportKind::Buffer => d.cmd_pipeline_barrier(
@@ -540,8 +568,16 @@ impl Converter {
             let to_external = [vk::BufferMemoryBarrier::default()
                 .src_access_mask(vk::AccessFlags::SHADER_WRITE | vk::AccessFlags::TRANSFER_READ)
                 .dst_access_mask(vk::AccessFlags::empty())
-                .src_queue_family_index(ours)
-                .dst_queue_family_index(vk::QUEUE_FAMILY_EXTERNAL)
+                .src_queue_family_index(if self.qfot_external {
+                    self.shared.queue_family
+                } else {
+                    vk::QUEUE_FAMILY_IGNORED
+                })
+                .dst_queue_family_index(if self.qfot_external {
+                    vk::QUEUE_FAMILY_EXTERNAL
+                } else {
+                    vk::QUEUE_FAMILY_IGNORED
+                })
                 .buffer(slot.out.buffer)
                 .offset(0)
                 .size(vk::WHOLE_SIZE)];
@@ -559,7 +595,7 @@ impl Converter {
                     cmd,
                     vk::PipelineStageFlags::BOTTOM_OF_PIPE,
                     self.query_pool,
-                    2 * i as u32 + 1,
+                    QUERIES * i as u32 + 2,
                 );
             }
             d.end_command_buffer(cmd)
@@ -594,25 +630,30 @@ impl Converter {
     /// GPU execution time of `frame`'s conversion (needs `timestamps` and a device with
     /// timestamp support); waits for completion.
     pub fn gpu_time(&self, frame: &ConvertedFrame) -> Result<Option<Duration>> {
+        Ok(self.gpu_time_split(frame)?.map(|(_, total)| total))
+    }
+
+    /// (start → end of the dispatch, start → end of the submission incl. ownership barriers).
+    pub fn gpu_time_split(&self, frame: &ConvertedFrame) -> Result<Option<(Duration, Duration)>> {
         if self.query_pool == vk::QueryPool::null() {
             return Ok(None);
         }
         self.wait(frame, Duration::from_secs(5))?;
-        let mut ts = [0u64; 2];
+        let mut ts = [0u64; QUERIES as usize];
         // SAFETY: both queries of the slot were written by the completed submission.
         unsafe {
             self.shared.device.get_query_pool_results(
                 self.query_pool,
-                2 * frame.slot as u32,
+                QUERIES * frame.slot as u32,
                 &mut ts,
                 vk::QueryResultFlags::TYPE_64,
             )
         }
         .map_err(InteropError::vk("vkGetQueryPoolResults"))?;
-        let ticks = ts[1].saturating_sub(ts[0]) as f64;
-        Ok(Some(Duration::from_nanos(
-            (ticks * self.shared.info.timestamp_period_ns as f64) as u64,
-        )))
+        let period = self.shared.info.timestamp_period_ns as f64;
+        let dur =
+            |a: u64, b: u64| Duration::from_nanos((b.saturating_sub(a) as f64 * period) as u64);
+        Ok(Some((dur(ts[0], ts[1]), dur(ts[0], ts[2]))))
     }
 }
 

@@ -365,17 +365,19 @@ impl Drop for CudaBridge {
 
 /// Imports one OPAQUE_FD allocation; CUDA owns the fd on success.
 fn import_memory(fd: OwnedFd, size: u64, dedicated: bool) -> Result<sys::CUexternalMemory> {
-    // SAFETY: plain C struct, all-zero is valid.
-    let mut desc: sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC = unsafe { std::mem::zeroed() };
-    desc.type_ = sys::CUexternalMemoryHandleType::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD;
     let raw = fd.into_raw_fd();
-    desc.handle.fd = raw;
-    desc.size = size;
-    // Vulkan made a dedicated allocation: CUDA must be told, or the import fails/misbehaves.
-    desc.flags = if dedicated {
-        sys::CUDA_EXTERNAL_MEMORY_DEDICATED
-    } else {
-        0
+    // Built field by field: the handle-type enum has no zero value, so mem::zeroed is invalid.
+    let desc = sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC {
+        type_: sys::CUexternalMemoryHandleType::CU_EXTERNAL_MEMORY_HANDLE_TYPE_OPAQUE_FD,
+        handle: sys::CUDA_EXTERNAL_MEMORY_HANDLE_DESC_st__bindgen_ty_1 { fd: raw },
+        size,
+        // Vulkan made a dedicated allocation: CUDA must be told, or the import fails.
+        flags: if dedicated {
+            sys::CUDA_EXTERNAL_MEMORY_DEDICATED
+        } else {
+            0
+        },
+        reserved: [0; 16],
     };
     let mut ext = std::ptr::null_mut();
     // SAFETY: desc lives across the call.
@@ -403,12 +405,14 @@ fn map_buffer(ext: sys::CUexternalMemory, size: u64) -> Result<CUdeviceptr> {
 }
 
 fn import_timeline(fd: OwnedFd) -> Result<sys::CUexternalSemaphore> {
-    // SAFETY: plain C struct, all-zero is valid.
-    let mut desc: sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC = unsafe { std::mem::zeroed() };
-    desc.type_ =
-        sys::CUexternalSemaphoreHandleType::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD;
     let raw = fd.into_raw_fd();
-    desc.handle.fd = raw;
+    // Built field by field: the handle-type enum has no zero value.
+    let desc = sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC {
+        type_: sys::CUexternalSemaphoreHandleType::CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD,
+        handle: sys::CUDA_EXTERNAL_SEMAPHORE_HANDLE_DESC_st__bindgen_ty_1 { fd: raw },
+        flags: 0,
+        reserved: [0; 16],
+    };
     let mut sem = std::ptr::null_mut();
     // SAFETY: desc lives across the call.
     let r = unsafe { sys::cuImportExternalSemaphore(&mut sem, &desc) };

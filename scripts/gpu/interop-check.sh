@@ -3,8 +3,8 @@
 #
 # Build here:   cargo build --release -p zerocast-interop --bin interop-check
 # Carry:        target/release/interop-check and this script into gpu-carry/ of the checkout
-#               that the device `run` tool ships, plus .gl/ (Debian's libvulkan1 .deb: the GPU
-#               machine has no Vulkan loader).
+#               that the device `run` tool ships, plus .gl/ (Debian's libvulkan1, libglvnd0, libglx0, libgl1,
+#               libegl1, libgles2, libopengl0 .debs: the GPU machine has no Vulkan loader).
 # Run there:    bash gpu-carry/interop-check.sh          (from the repo root)
 # It prints (a) the NVIDIA modifiers for XR24/AR24, (b) the per-modifier import → NV12 → CUDA
 # byte comparisons, then the --bench figures. Logs go to $OUT (or /tmp).
@@ -13,10 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 bin=${INTEROP_CHECK_BIN:-$here/interop-check}
 out=${OUT:-/tmp}
 
-if ! ldconfig -p | grep -q libvulkan.so.1; then
-  for f in .gl/*.deb; do dpkg -x "$f" /; done
-  ldconfig
-fi
+# The NVIDIA ICD (libGLX_nvidia) needs glvnd's libGLdispatch: carry libglvnd0 and friends too.
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
 export VK_DRIVER_FILES=${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true

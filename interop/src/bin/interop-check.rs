@@ -85,9 +85,15 @@ impl Rig {
 
     fn ensure_stream(&mut self, bridge: &CudaBridge) {
         if self.stream.is_null() {
-            // SAFETY: the bridge made its context current; out-pointer to a field.
+            let mut ctx = std::ptr::null_mut();
+            // SAFETY: out-pointers to locals/fields. Retaining the primary context keeps it (and
+            // the stream) alive when a bridge, which holds its own retain, is dropped.
             unsafe {
-                cu::ok("cuCtxSetCurrent", cu::cuCtxSetCurrent(bridge.context()));
+                cu::ok(
+                    "cuDevicePrimaryCtxRetain",
+                    cu::cuDevicePrimaryCtxRetain(&mut ctx, bridge.device()),
+                );
+                cu::ok("cuCtxSetCurrent", cu::cuCtxSetCurrent(ctx));
                 cu::ok(
                     "cuStreamCreate",
                     cu::cuStreamCreate(&mut self.stream, 1 /* NON_BLOCKING */),
@@ -328,13 +334,20 @@ fn bench(rig: &mut Rig) -> bool {
         });
         // Steady state: CPU time and allocations per frame, pipelined as in production.
         let n = 300;
-        let allocs0 = ALLOCS.load(Ordering::Relaxed);
         let mut cpu_times = Vec::with_capacity(n);
+        let mut alloc_frames = Vec::with_capacity(n);
+        let mut last = [None; 3];
+        let allocs0 = ALLOCS.load(Ordering::Relaxed);
         let wall0 = Instant::now();
-        for _ in 0..n {
+        for i in 0..n {
+            let a0 = ALLOCS.load(Ordering::Relaxed);
             let t0 = thread_cpu();
-            frame_once!();
+            let f = frame_once!();
             cpu_times.push((thread_cpu() - t0).as_secs_f64() * 1e6);
+            last[i % 3] = Some(f);
+            if ALLOCS.load(Ordering::Relaxed) != a0 {
+                alloc_frames.push(i);
+            }
         }
         // SAFETY: our stream.
         cu::ok("cuStreamSynchronize", unsafe {
@@ -342,12 +355,25 @@ fn bench(rig: &mut Rig) -> bool {
         });
         let wall = wall0.elapsed().as_secs_f64() * 1e6 / n as f64;
         let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
+        // GPU time of the last frames of the pipelined run (GPU busy, clocks up).
+        let mut piped = Vec::new();
+        for f in last.iter().flatten() {
+            if let Ok(Some((disp, total))) = conv.gpu_time_split(f) {
+                piped.push(format!(
+                    "{:.1}/{:.1}",
+                    disp.as_secs_f64() * 1e6,
+                    total.as_secs_f64() * 1e6
+                ));
+            }
+        }
+        let mut disp_times = Vec::new();
         // GPU time of the convert (Vulkan timestamps), frame by frame.
         let mut gpu = Vec::with_capacity(50);
         for _ in 0..50 {
             let f = frame_once!();
-            if let Ok(Some(t)) = conv.gpu_time(&f) {
+            if let Ok(Some((d, t))) = conv.gpu_time_split(&f) {
                 gpu.push(t.as_secs_f64() * 1e6);
+                disp_times.push(d.as_secs_f64() * 1e6);
             }
         }
         // SAFETY: our stream.
@@ -360,6 +386,15 @@ fn bench(rig: &mut Rig) -> bool {
         } else {
             median(&mut gpu)
         };
+        let disp_us = if disp_times.is_empty() {
+            f64::NAN
+        } else {
+            median(&mut disp_times)
+        };
+        println!(
+            "  {w}x{h} detail: one frame at a time: dispatch {disp_us:.1} us of {gpu_us:.1} us; \
+             pipelined (dispatch/total us): {piped:?}; frames that allocated: {alloc_frames:?}"
+        );
         let bytes = (w as f64 * h as f64 * 4.0) + conv.layout().size as f64;
         let gbs = bytes / (gpu_us * 1e-6) / 1e9;
 
