@@ -19,12 +19,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// `ZEROCAST_QFOT=all|none|foreign|external` (diagnosis) overrides the default transfers.
-fn qfot_setting(which: &str) -> bool {
-    match std::env::var("ZEROCAST_QFOT") {
-        Ok(v) => v == "all" || v == which,
-        Err(_) => true,
-    }
+/// `ZEROCAST_QFOT=all|none|foreign|external` (diagnosis) overrides which queue-family
+/// ownership transfers are recorded; `None`: the default policy.
+fn qfot_override(which: &str) -> Option<bool> {
+    std::env::var("ZEROCAST_QFOT")
+        .ok()
+        .map(|v| v == "all" || v == which)
 }
 
 /// Timestamps per slot: start, after the dispatch, end.
@@ -130,9 +130,9 @@ pub struct Converter {
     cmd_pool: vk::CommandPool,
     set_pool: vk::DescriptorPool,
     query_pool: vk::QueryPool,
-    /// Queue-family ownership transfers of the source (acquire from / release to the foreign
-    /// queue family) and of the output (release to the external queue family).
-    qfot_foreign: bool,
+    /// Override of the per-import foreign acquire/release policy (diagnosis only).
+    qfot_foreign: Option<bool>,
+    /// Release the output to QUEUE_FAMILY_EXTERNAL for CUDA (measured free on NVIDIA).
     qfot_external: bool,
     /// Signalled by the consumer (CUDA) when it is done reading a slot.
     release: Timeline,
@@ -172,8 +172,8 @@ impl Converter {
             cmd_pool: vk::CommandPool::null(),
             set_pool: vk::DescriptorPool::null(),
             query_pool: vk::QueryPool::null(),
-            qfot_foreign: qfot_setting("foreign"),
-            qfot_external: qfot_setting("external"),
+            qfot_foreign: qfot_override("foreign"),
+            qfot_external: qfot_override("external").unwrap_or(true),
             release,
             shared: shared.clone(),
         };
@@ -349,7 +349,7 @@ impl Converter {
         let d = &self.shared.device;
         let slot = &self.slots[i];
         let cmd = slot.cmd;
-        let (ours, foreign) = if self.qfot_foreign {
+        let (ours, foreign) = if self.qfot_foreign.unwrap_or(src.foreign_acquire) {
             (self.shared.queue_family, self.shared.foreign_family())
         } else {
             (vk::QUEUE_FAMILY_IGNORED, vk::QUEUE_FAMILY_IGNORED)

@@ -83,6 +83,27 @@ pub fn cuda_driver_version() -> Result<i32> {
     Ok(v)
 }
 
+/// A CUDA stream of the bridge's context, checked once at construction so the per-frame
+/// methods can be safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CudaStream(CUstream);
+
+// SAFETY: a CUDA stream handle may be used from any thread.
+unsafe impl Send for CudaStream {}
+
+impl CudaStream {
+    /// # Safety
+    /// `stream` must be a live stream of the [`CudaBridge::context`] (or null for the legacy
+    /// default stream) and outlive every use of this value.
+    pub unsafe fn from_raw(stream: CUstream) -> Self {
+        CudaStream(stream)
+    }
+
+    pub fn as_raw(self) -> CUstream {
+        self.0
+    }
+}
+
 /// One output slot as CUDA sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CudaFrame {
@@ -274,7 +295,7 @@ impl CudaBridge {
 
     /// Makes `stream` wait until the GPU has written `frame`: a semaphore wait queued on the
     /// stream, or — where the semaphore could not be shared — a CPU wait here.
-    pub fn wait(&self, frame: &ConvertedFrame, stream: CUstream) -> Result<FrameSync> {
+    pub fn wait(&self, frame: &ConvertedFrame, stream: CudaStream) -> Result<FrameSync> {
         self.make_current()?;
         match self.frame_sem {
             Some(sem) => {
@@ -283,7 +304,7 @@ impl CudaBridge {
                 p.params.fence.value = frame.value;
                 // SAFETY: imported semaphore, params live across the call.
                 check("cuWaitExternalSemaphoresAsync", unsafe {
-                    sys::cuWaitExternalSemaphoresAsync(&sem, &p, 1, stream)
+                    sys::cuWaitExternalSemaphoresAsync(&sem, &p, 1, stream.0)
                 })?;
                 Ok(FrameSync::GpuWait)
             }
@@ -299,7 +320,7 @@ impl CudaBridge {
     /// Gives `frame`'s slot back once the work queued on `stream` so far (the consumer's
     /// reads) completes. Call in frame order. Without a shared release semaphore this
     /// synchronises the stream on the CPU.
-    pub fn release(&self, frame: &ConvertedFrame, stream: CUstream) -> Result<()> {
+    pub fn release(&self, frame: &ConvertedFrame, stream: CudaStream) -> Result<()> {
         self.make_current()?;
         let in_order = self.last_release.fetch_max(frame.value, Ordering::AcqRel) < frame.value;
         match (self.release_sem, in_order) {
@@ -310,14 +331,14 @@ impl CudaBridge {
                 p.params.fence.value = frame.value;
                 // SAFETY: imported semaphore; values only grow (checked above).
                 check("cuSignalExternalSemaphoresAsync", unsafe {
-                    sys::cuSignalExternalSemaphoresAsync(&sem, &p, 1, stream)
+                    sys::cuSignalExternalSemaphoresAsync(&sem, &p, 1, stream.0)
                 })?;
                 self.releaser.release_after_signal(frame);
             }
             _ => {
                 // SAFETY: a stream of our context.
                 check("cuStreamSynchronize", unsafe {
-                    sys::cuStreamSynchronize(stream)
+                    sys::cuStreamSynchronize(stream.0)
                 })?;
                 self.releaser.release(frame);
             }
@@ -331,14 +352,14 @@ impl CudaBridge {
         &self,
         frame: &ConvertedFrame,
         dst: &mut PinnedBuffer,
-        stream: CUstream,
+        stream: CudaStream,
     ) -> Result<()> {
         self.make_current()?;
         let n = (self.layout.size as usize).min(dst.len);
         // SAFETY: dst holds n bytes and outlives the copy (caller syncs before reading or
         // dropping); the source is a mapped slot of `n` <= size bytes.
         check("cuMemcpyDtoHAsync", unsafe {
-            sys::cuMemcpyDtoHAsync_v2(dst.ptr as *mut _, self.slots[frame.slot].ptr, n, stream)
+            sys::cuMemcpyDtoHAsync_v2(dst.ptr as *mut _, self.slots[frame.slot].ptr, n, stream.0)
         })
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! use zerocast_interop::*;
-//! # fn demo(plane_fd: std::os::fd::BorrowedFd<'_>, stream: CUstream) -> Result<(), InteropError> {
+//! # fn demo(plane_fd: std::os::fd::BorrowedFd<'_>, stream: CudaStream) -> Result<(), InteropError> {
 //! // Setup, once per stream:
 //! let ctx = VulkanContext::new(DeviceSelector { drm_dev: None, handle_type: HandleType::DmaBuf })?;
 //! let modifiers = ModifierSet::query(&ctx)?; // offer these in the EnumFormat pods
@@ -67,7 +67,8 @@ mod vk;
 pub use convert::{ConvertedFrame, Converter, ConverterConfig, FrameReleaser, SlotExport};
 pub use cpu::{FrameLayout, OutputMode};
 pub use cuda::{
-    cuda_init, CUcontext, CUdeviceptr, CUstream, CudaBridge, CudaFrame, FrameSync, PinnedBuffer,
+    cuda_init, CUcontext, CUdeviceptr, CUstream, CudaBridge, CudaFrame, CudaStream, FrameSync,
+    PinnedBuffer,
 };
 pub use error::{Fallback, InteropError};
 pub use format::{Fourcc, Modifier};

@@ -154,16 +154,16 @@ fn check_case(
     rig.ensure_stream(&bridge);
     let want = reference(fourcc, w, h, seed, conv.layout());
     let mut got = PinnedBuffer::new(conv.layout().size as usize).map_err(e)?;
+    // SAFETY: a live stream of the bridge's (primary) context, destroyed at exit.
+    let stream = unsafe { CudaStream::from_raw(rig.stream) };
     let mut syncs = Vec::new();
     for _ in 0..4 {
         let frame = conv
             .convert(importer.import(1, &desc).map_err(e)?)
             .map_err(e)?;
-        syncs.push(bridge.wait(&frame, rig.stream).map_err(e)?);
-        bridge
-            .download_async(&frame, &mut got, rig.stream)
-            .map_err(e)?;
-        bridge.release(&frame, rig.stream).map_err(e)?;
+        syncs.push(bridge.wait(&frame, stream).map_err(e)?);
+        bridge.download_async(&frame, &mut got, stream).map_err(e)?;
+        bridge.release(&frame, stream).map_err(e)?;
         // SAFETY: our stream.
         cu::ok("cuStreamSynchronize", unsafe {
             cu::cuStreamSynchronize(rig.stream)
@@ -305,13 +305,15 @@ fn bench(rig: &mut Rig) -> bool {
                 bw / 1e9
             );
         }
+        // SAFETY: a live stream of the bridge's (primary) context, destroyed at exit.
+        let cstream = unsafe { CudaStream::from_raw(rig.stream) };
         let stream = rig.stream;
         fn frame_once(
             importer: &mut DmabufImporter,
             conv: &mut Converter,
             bridge: &CudaBridge,
             desc: &DmabufDesc<'_>,
-            stream: cu::CUstream,
+            stream: CudaStream,
         ) -> ConvertedFrame {
             let imported = importer.import(1, desc).expect("import");
             let f = conv.convert(imported).expect("convert");
@@ -322,7 +324,7 @@ fn bench(rig: &mut Rig) -> bool {
         }
         macro_rules! frame_once {
             () => {
-                frame_once(&mut importer, &mut conv, &bridge, &desc, stream)
+                frame_once(&mut importer, &mut conv, &bridge, &desc, cstream)
             };
         }
         for _ in 0..30 {
