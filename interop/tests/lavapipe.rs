@@ -271,3 +271,28 @@ fn probe_reports_why() {
         );
     }
 }
+
+/// The CUDA half needs an NVIDIA GPU: it runs on the GPU machine through
+/// `scripts/gpu/interop-check.sh` (the `interop-check` binary). Here it says why it is skipped.
+#[test]
+fn cuda_bridge_needs_nvidia() {
+    setup();
+    if let Err(e) = cuda_init() {
+        println!("skipped: CUDA bridge test needs libcuda + an NVIDIA GPU ({e}); run scripts/gpu/interop-check.sh there");
+        assert_eq!(e.fallback(), Fallback::CpuEncode);
+        return;
+    }
+    let vk = ctx(HandleType::DmaBuf);
+    let conv = Converter::new(&vk, ConverterConfig::new(OutputMode::Nv12, 64, 32)).unwrap();
+    match CudaBridge::new(&vk, &conv) {
+        Ok(b) => assert!(
+            b.frame(&ConvertedFrame {
+                slot: 0,
+                value: 1,
+                layout: *conv.layout()
+            })
+            .y != 0
+        ),
+        Err(e) => println!("skipped: no CUDA device shares the Vulkan device's UUID ({e})"),
+    }
+}
