@@ -79,3 +79,24 @@ pub use vk::context::{DeviceSelector, HandleType, PhysicalDeviceInfo, VulkanCont
 
 /// Re-export for callers that need raw Vulkan handles (tests, the GPU check binary).
 pub use ash;
+
+#[cfg(test)]
+mod thread_safety {
+    use super::*;
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+
+    /// The recorder moves these between its threads (see "Threads" above).
+    #[test]
+    fn bounds() {
+        send::<VulkanContext>();
+        sync::<VulkanContext>();
+        send::<DmabufImporter>();
+        send::<Converter>();
+        send::<CudaBridge>();
+        send::<FrameReleaser>();
+        sync::<FrameReleaser>();
+        send::<PinnedBuffer>();
+        send::<ProbeReport>();
+    }
+}
