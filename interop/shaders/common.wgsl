@@ -1,0 +1,97 @@
+// Shared by buffer.wgsl and image.wgsl (build.rs prepends this file to each).
+//
+// BT.709, limited range, integer fixed point (x 65536). Integers, not floats, so that the CPU
+// reference in src/cpu.rs produces byte-identical output; the coefficients are duplicated
+// there and must stay in sync.
+
+struct Params {
+    width: u32,
+    height: u32,
+    // Source layout in 32-bit words (buffer path only).
+    src_offset: u32,
+    src_stride: u32,
+    // Destination: row pitch in words (Y plane, or the BGRx plane) and UV plane start in words.
+    dst_pitch: u32,
+    dst_uv_offset: u32,
+    // 0: XR24/AR24, 1: XB24/AB24, 2: XR30/AR30, 3: XB30/AB30 (see src/format.rs, PixelCode).
+    fmt: u32,
+    _pad: u32,
+}
+
+var<immediate> p: Params;
+
+fn unpack_word(w: u32) -> vec3<i32> {
+    var r: u32;
+    var g: u32;
+    var b: u32;
+    switch p.fmt {
+        case 0u: { r = (w >> 16u) & 0xffu; g = (w >> 8u) & 0xffu; b = w & 0xffu; }
+        case 1u: { r = w & 0xffu; g = (w >> 8u) & 0xffu; b = (w >> 16u) & 0xffu; }
+        case 2u: { r = ((w >> 20u) & 0x3ffu) >> 2u; g = ((w >> 10u) & 0x3ffu) >> 2u; b = (w & 0x3ffu) >> 2u; }
+        default: { r = (w & 0x3ffu) >> 2u; g = ((w >> 10u) & 0x3ffu) >> 2u; b = ((w >> 20u) & 0x3ffu) >> 2u; }
+    }
+    return vec3<i32>(i32(r), i32(g), i32(b));
+}
+
+fn luma(c: vec3<i32>) -> u32 {
+    return u32((11966 * c.x + 40254 * c.y + 4064 * c.z + 32768) >> 16u) + 16u;
+}
+
+// `s` is the sum of four pixels (2x2 box filter), so divide by 4 * 65536.
+fn chroma(s: vec3<i32>) -> u32 {
+    let cb = (-6596 * s.x - 22188 * s.y + 28784 * s.z + (128 << 18u) + (1 << 17u)) >> 18u;
+    let cr = (28784 * s.x - 26145 * s.y - 2639 * s.z + (128 << 18u) + (1 << 17u)) >> 18u;
+    return u32(cb) | (u32(cr) << 8u);
+}
+
+fn bgrx(c: vec3<i32>) -> u32 {
+    return u32(c.z) | (u32(c.y) << 8u) | (u32(c.x) << 16u) | 0xff000000u;
+}
+
+@group(1) @binding(0) var<storage, read_write> dst: array<u32>;
+
+// One invocation converts a 4x2 pixel block: two 32-bit Y words and one UV word, so no
+// sub-word writes (and no atomics) are needed.
+fn nv12_block(gid: vec3<u32>) {
+    let bx = gid.x * 4u;
+    let by = gid.y * 2u;
+    if (bx >= p.width || by >= p.height) {
+        return;
+    }
+    var y0 = 0u;
+    var y1 = 0u;
+    var uv = 0u;
+    for (var i = 0u; i < 2u; i++) {
+        let x = bx + 2u * i;
+        let a = load_px(x, by);
+        let b = load_px(x + 1u, by);
+        let c = load_px(x, by + 1u);
+        let d = load_px(x + 1u, by + 1u);
+        let sh = 16u * i;
+        y0 |= (luma(a) | (luma(b) << 8u)) << sh;
+        y1 |= (luma(c) | (luma(d) << 8u)) << sh;
+        uv |= chroma(a + b + c + d) << sh;
+    }
+    let col = gid.x;
+    // The Y plane has an even number of rows (see src/convert.rs), so row by + 1 exists.
+    dst[by * p.dst_pitch + col] = y0;
+    dst[(by + 1u) * p.dst_pitch + col] = y1;
+    dst[p.dst_uv_offset + gid.y * p.dst_pitch + col] = uv;
+}
+
+fn bgrx_block(gid: vec3<u32>) {
+    let bx = gid.x * 4u;
+    let by = gid.y * 2u;
+    if (bx >= p.width || by >= p.height) {
+        return;
+    }
+    for (var r = 0u; r < 2u; r++) {
+        let y = by + r;
+        if (y < p.height) {
+            for (var i = 0u; i < 4u; i++) {
+                // Pitch is a multiple of 64 words >= width rounded up to 4: in bounds.
+                dst[y * p.dst_pitch + bx + i] = bgrx(load_px(bx + i, y));
+            }
+        }
+    }
+}
