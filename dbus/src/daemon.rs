@@ -34,7 +34,13 @@ pub async fn run_daemon_with(
 ) -> anyhow::Result<()> {
     let (conn, shared) = serve(backend, config).await?;
     info!(name = BUS_NAME, unique = ?conn.unique_name().map(|n| n.to_string()), "serving");
-    wait_for_termination().await?;
+    tokio::select! {
+        r = wait_for_termination() => r?,
+        _ = bus_closed(&conn) => {
+            // The session is over (logout, or a test bus went away): nobody can reach us.
+            info!("the session bus closed");
+        }
+    }
     info!("shutting down: stopping running recordings");
     shared.stop_all().await;
     drop(conn);
@@ -74,6 +80,25 @@ async fn owner_pid(conn: &zbus::Connection) -> Option<u32> {
     let dbus = zbus::fdo::DBusProxy::new(conn).await.ok()?;
     let name = zbus::names::BusName::try_from(BUS_NAME).ok()?;
     dbus.get_connection_unix_process_id(name).await.ok()
+}
+
+/// Resolves when the connection to the bus is gone.
+async fn bus_closed(conn: &zbus::Connection) {
+    use futures_util::StreamExt;
+    // A rule nothing matches: the stream then only ends, with the connection.
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .interface("org.zerocast.Internal.NeverEmitted")
+        .expect("valid interface name")
+        .build();
+    let Ok(mut stream) = zbus::MessageStream::for_match_rule(rule, conn, Some(1)).await else {
+        return std::future::pending().await;
+    };
+    while let Some(msg) = stream.next().await {
+        if msg.is_err() {
+            return;
+        }
+    }
 }
 
 async fn wait_for_termination() -> anyhow::Result<()> {

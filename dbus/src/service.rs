@@ -218,6 +218,7 @@ impl RecorderService {
 impl RecorderService {
     /// Starts a recording; returns its object once frames flow. The object exists (in state
     /// `starting`, listed in `Recordings`) from the moment the options are accepted.
+    #[zbus(out_args("recording"))]
     async fn start(
         &self,
         #[zbus(header)] header: Header<'_>,
@@ -365,6 +366,7 @@ impl RecordingObject {
 #[zbus::interface(name = "org.zerocast.Recording1")]
 impl RecordingObject {
     /// Stops and returns the output path once the file is finalized.
+    #[zbus(out_args("path"))]
     async fn stop(&self) -> Result<String, Error> {
         self.call(Cmd::Stop).await
     }
@@ -472,6 +474,9 @@ impl Supervisor {
     async fn run(mut self, req: StartRequest, started: oneshot::Sender<Result<(), Error>>) {
         let disconnected = watch_disconnect(self.conn.clone(), self.caller.clone());
         tokio::pin!(disconnected);
+        // The object is new, but observers watching signals only (busctl monitor, `ctl watch`
+        // started early) should see the whole starting → recording sequence.
+        self.emit_all().await;
 
         // Phase 1: starting. Stop (or the caller leaving) abandons the start; the portal
         // dialog may otherwise wait forever.
