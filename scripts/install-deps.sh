@@ -12,7 +12,7 @@ BOOKWORM=(pkg-config build-essential libclang-dev clang
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev ffmpeg
   libxkbcommon-dev libwayland-dev wayland-protocols libvulkan-dev libvulkan1 vulkan-tools
-  dbus dbus-daemon sway swaybg xdg-desktop-portal wf-recorder
+  dbus dbus-daemon sway swaybg grim xdg-desktop-portal wf-recorder
   meson ninja-build libinih-dev libsystemd-dev scdoc dpkg-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-tools

@@ -1,1 +1,125 @@
-fn main() {}
+//! zerocast: Wayland screen recorder (CLI, daemon, control client, probe).
+
+mod output;
+mod record;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "zerocast", version, about = "Wayland screen recorder")]
+struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Record the screen to a file (Ctrl-C or SIGTERM stops and finalizes it).
+    Record(record::RecordArgs),
+    /// Show what this machine can do: portal, Vulkan, CUDA, encoders.
+    Probe {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("ZEROCAST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zerocast: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result: Result<i32> = runtime.block_on(async move {
+        match cli.command {
+            Command::Record(args) => record::run(args).await,
+            Command::Probe { json } => probe(json).await,
+        }
+    });
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // One line, the whole cause chain: scripts and users both read this.
+            eprintln!("zerocast: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn probe(json: bool) -> Result<i32> {
+    let portal = zerocast_portal::capabilities().await;
+    let encoders: Vec<(String, Vec<&str>)> = zerocast_recorder::Codec::ALL
+        .iter()
+        .map(|c| (c.to_string(), zerocast_recorder::encode::available_encoders(*c)))
+        .collect();
+    if json {
+        let portal_json = match &portal {
+            Ok(c) => serde_json::json!({
+                "available": true,
+                "version": c.version,
+                "cursor_modes": c.cursor_modes.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                "source_types": c.source_types.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+            }),
+            Err(e) => serde_json::json!({"available": false, "reason": e.to_string()}),
+        };
+        let enc: serde_json::Map<String, serde_json::Value> = encoders
+            .iter()
+            .map(|(c, e)| (c.clone(), serde_json::json!(e)))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "portal": portal_json,
+                "encoders": enc,
+            }))?
+        );
+    } else {
+        match &portal {
+            Ok(c) => println!(
+                "portal: ScreenCast v{}, cursor modes: {}, sources: {}",
+                c.version,
+                join(&c.cursor_modes),
+                join(&c.source_types)
+            ),
+            Err(e) => println!("portal: unavailable — {e}"),
+        }
+        for (codec, names) in &encoders {
+            println!(
+                "encoder {codec}: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn join<T: std::fmt::Display>(v: &[T]) -> String {
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}

@@ -8,6 +8,14 @@ use std::fmt;
 use std::os::fd::OwnedFd;
 use std::str::FromStr;
 
+use ashpd::desktop::screencast::{
+    CursorMode as AshpdCursor, Screencast, SelectSourcesOptions, SourceType as AshpdSource,
+};
+use ashpd::desktop::PersistMode;
+use ashpd::enumflags2::BitFlags;
+
+pub mod tokens;
+
 /// How the pointer appears in the capture (portal `cursor_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum CursorMode {
@@ -101,24 +109,258 @@ pub enum PortalError {
 
 /// An open ScreenCast session. Keep it alive for as long as the stream is recorded.
 pub struct ScreencastSession {
-    _private: (),
+    session: ashpd::desktop::Session<Screencast>,
+    _proxy: Screencast,
 }
 
+const PORTAL_NAME: &str = "org.freedesktop.portal.Desktop";
+const SCREENCAST_IFACE: &str = "org.freedesktop.portal.ScreenCast";
+
 impl ScreencastSession {
-    pub async fn open(_opts: &SourceOptions) -> Result<(ScreencastSession, Stream), PortalError> {
-        Err(PortalError::Unavailable("not implemented yet".into()))
+    /// CreateSession → SelectSources → Start → OpenPipeWireRemote.
+    ///
+    /// With `opts.restore`, a stored token is offered first; if the portal refuses it the whole
+    /// exchange is retried once without a token (a token is single-use and may be stale).
+    pub async fn open(opts: &SourceOptions) -> Result<(ScreencastSession, Stream), PortalError> {
+        let conn = connect().await?;
+        let proxy = screencast_proxy(&conn).await?;
+        check_modes(&proxy, opts).await?;
+        let dir = if opts.restore { tokens::state_dir() } else { None };
+        let token = dir.as_deref().and_then(|d| tokens::load(d, opts.source));
+        let result = match token {
+            Some(token) => {
+                match Self::attempt(&proxy, opts, Some(&token)).await {
+                    Ok(ok) => Ok(ok),
+                    // Cancelled is the user's answer, not a token problem: don't ask twice.
+                    Err(PortalError::Cancelled) => Err(PortalError::Cancelled),
+                    Err(e) => {
+                        tracing::info!(error = %e, "restore token refused, asking without it");
+                        Self::attempt(&proxy, opts, None).await
+                    }
+                }
+            }
+            None => Self::attempt(&proxy, opts, None).await,
+        };
+        let (session, stream, new_token) = result?;
+        if let (Some(dir), Some(new_token)) = (dir.as_deref(), new_token) {
+            if let Err(e) = tokens::store(dir, opts.source, &new_token) {
+                tracing::warn!(error = %e, dir = %dir.display(), "could not store restore token");
+            }
+        }
+        Ok((
+            ScreencastSession {
+                session,
+                _proxy: proxy,
+            },
+            stream,
+        ))
+    }
+
+    async fn attempt(
+        proxy: &Screencast,
+        opts: &SourceOptions,
+        token: Option<&str>,
+    ) -> Result<(ashpd::desktop::Session<Screencast>, Stream, Option<String>), PortalError> {
+        let session = proxy
+            .create_session(Default::default())
+            .await
+            .map_err(map_err)?;
+        let persist = if opts.restore {
+            PersistMode::ExplicitlyRevoked
+        } else {
+            PersistMode::DoNot
+        };
+        let select = SelectSourcesOptions::default()
+            .set_cursor_mode(to_ashpd_cursor(opts.cursor))
+            .set_sources(BitFlags::from(to_ashpd_source(opts.source)))
+            .set_multiple(false)
+            .set_persist_mode(persist)
+            .set_restore_token(token);
+        proxy
+            .select_sources(&session, select)
+            .await
+            .and_then(|r| r.response())
+            .map_err(map_err)?;
+        let streams = proxy
+            .start(&session, None, Default::default())
+            .await
+            .and_then(|r| r.response())
+            .map_err(map_err)?;
+        let first = streams
+            .streams()
+            .first()
+            .ok_or_else(|| PortalError::Failed("Start returned no streams".into()))?;
+        let node_id = first.pipe_wire_node_id();
+        let size = first
+            .size()
+            .and_then(|(w, h)| Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?)));
+        let new_token = streams.restore_token().map(str::to_string);
+        let fd = proxy
+            .open_pipe_wire_remote(&session, Default::default())
+            .await
+            .map_err(map_err)?;
+        tracing::info!(node_id, ?size, restored = token.is_some(), "portal stream started");
+        Ok((
+            session,
+            Stream {
+                fd,
+                node_id,
+                size,
+                restored: token.is_some(),
+            },
+            new_token,
+        ))
     }
 
     /// Ends the cast (portal Session.Close).
-    pub async fn close(self) {}
+    pub async fn close(self) {
+        if let Err(e) = self.session.close().await {
+            tracing::debug!(error = %e, "closing portal session");
+        }
+    }
+}
+
+/// Connects to the session bus and makes sure a portal is there (running or activatable).
+///
+/// ashpd alone would report a misleading "requires version N, but 1 is available" when nothing
+/// owns the portal name, so the name is checked first.
+async fn connect() -> Result<zbus::Connection, PortalError> {
+    let conn = zbus::Connection::session().await.map_err(|e| {
+        PortalError::Unavailable(format!("cannot connect to the D-Bus session bus: {e}"))
+    })?;
+    let dbus = zbus::fdo::DBusProxy::new(&conn)
+        .await
+        .map_err(|e| PortalError::Unavailable(e.to_string()))?;
+    let name = zbus::names::BusName::try_from(PORTAL_NAME).expect("valid bus name");
+    let owned = dbus.name_has_owner(name).await.unwrap_or(false);
+    if !owned {
+        let activatable = dbus
+            .list_activatable_names()
+            .await
+            .map(|names| names.iter().any(|n| n.as_str() == PORTAL_NAME))
+            .unwrap_or(false);
+        if !activatable {
+            return Err(PortalError::Unavailable(format!(
+                "{PORTAL_NAME} is not running on the session bus and cannot be activated \
+                 (install and start xdg-desktop-portal and a backend for your desktop)"
+            )));
+        }
+    }
+    Ok(conn)
+}
+
+async fn screencast_proxy(conn: &zbus::Connection) -> Result<Screencast, PortalError> {
+    // Reading the interface version distinguishes "portal without ScreenCast" from other errors.
+    let props = zbus::fdo::PropertiesProxy::builder(conn)
+        .destination(PORTAL_NAME)
+        .and_then(|b| b.path("/org/freedesktop/portal/desktop"))
+        .map_err(|e| PortalError::Failed(e.to_string()))?
+        .build()
+        .await
+        .map_err(|e| PortalError::Failed(e.to_string()))?;
+    let iface = zbus::names::InterfaceName::try_from(SCREENCAST_IFACE).expect("valid interface");
+    match props.get(iface, "version").await {
+        Ok(_) => {}
+        Err(zbus::fdo::Error::UnknownInterface(_))
+        | Err(zbus::fdo::Error::UnknownProperty(_))
+        | Err(zbus::fdo::Error::InvalidArgs(_)) => return Err(PortalError::ScreenCastUnsupported),
+        Err(e) => return Err(PortalError::Unavailable(e.to_string())),
+    }
+    Screencast::with_connection(conn.clone())
+        .await
+        .map_err(map_err)
+}
+
+/// Refuses cursor modes / source types the portal does not list: the portal would otherwise close
+/// the session with no useful message.
+async fn check_modes(proxy: &Screencast, opts: &SourceOptions) -> Result<(), PortalError> {
+    let caps = read_caps(proxy).await?;
+    if !caps.cursor_modes.contains(&opts.cursor) {
+        return Err(PortalError::Unsupported {
+            what: "cursor mode",
+            value: opts.cursor.to_string(),
+            available: join(&caps.cursor_modes),
+        });
+    }
+    if !caps.source_types.contains(&opts.source) {
+        return Err(PortalError::Unsupported {
+            what: "source type",
+            value: opts.source.to_string(),
+            available: join(&caps.source_types),
+        });
+    }
+    Ok(())
+}
+
+fn join<T: fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn read_caps(proxy: &Screencast) -> Result<PortalCapabilities, PortalError> {
+    let cursors = proxy.available_cursor_modes().await.map_err(map_err)?;
+    let sources = proxy.available_source_types().await.map_err(map_err)?;
+    Ok(PortalCapabilities {
+        version: proxy.version(),
+        cursor_modes: CursorMode::ALL
+            .iter()
+            .copied()
+            .filter(|m| cursors.contains(to_ashpd_cursor(*m)))
+            .collect(),
+        source_types: SourceType::ALL
+            .iter()
+            .copied()
+            .filter(|s| sources.contains(to_ashpd_source(*s)))
+            .collect(),
+    })
+}
+
+fn to_ashpd_cursor(m: CursorMode) -> AshpdCursor {
+    match m {
+        CursorMode::Hidden => AshpdCursor::Hidden,
+        CursorMode::Embedded => AshpdCursor::Embedded,
+        CursorMode::Metadata => AshpdCursor::Metadata,
+    }
+}
+
+fn to_ashpd_source(s: SourceType) -> AshpdSource {
+    match s {
+        SourceType::Monitor => AshpdSource::Monitor,
+        SourceType::Window => AshpdSource::Window,
+        SourceType::Virtual => AshpdSource::Virtual,
+    }
+}
+
+fn map_err(e: ashpd::Error) -> PortalError {
+    use ashpd::desktop::ResponseError;
+    match e {
+        ashpd::Error::Response(ResponseError::Cancelled) => PortalError::Cancelled,
+        ashpd::Error::Portal(ashpd::PortalError::Cancelled(_)) => PortalError::Cancelled,
+        ashpd::Error::Response(ResponseError::Other) => {
+            PortalError::Failed("the portal refused the request".into())
+        }
+        ashpd::Error::PortalNotFound(_) => PortalError::ScreenCastUnsupported,
+        other => PortalError::Failed(other.to_string()),
+    }
 }
 
 /// Reads the portal's version, cursor modes and source types.
 pub async fn capabilities() -> Result<PortalCapabilities, PortalError> {
-    Err(PortalError::Unavailable("not implemented yet".into()))
+    let conn = connect().await?;
+    let proxy = screencast_proxy(&conn).await?;
+    read_caps(&proxy).await
 }
 
 /// Deletes stored restore tokens so the next session asks again.
 pub fn forget_tokens() -> std::io::Result<()> {
+    let Some(dir) = tokens::state_dir() else {
+        return Ok(());
+    };
+    for s in SourceType::ALL {
+        tokens::remove(&dir, *s)?;
+    }
     Ok(())
 }

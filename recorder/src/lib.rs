@@ -9,14 +9,16 @@
 pub mod encode;
 pub mod frame;
 pub mod options;
+mod pw;
 mod recording;
+mod sink;
 mod stats;
 
 pub use options::{
     Codec, Container, EncoderChoice, ParseOptionError, RateControl, RecordingOptions,
 };
 pub use recording::{PipeWireSource, Recording, RecordingId};
-pub use stats::{CapturePath, RecordingState, Stats, Summary};
+pub use stats::{CapturePath, EndReason, RecordingState, Stats, Summary};
 
 use std::path::PathBuf;
 

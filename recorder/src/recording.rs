@@ -1,11 +1,32 @@
-//! The async handle to one recording: owns the PipeWire and encoder threads through channels.
+//! The async handle to one recording. A control task (tokio) owns the lifecycle; the PipeWire
+//! thread and the encoder thread are reached only through channels.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc as tmpsc, oneshot, watch};
+use tracing::Instrument;
 
-use crate::{RecorderError, RecordingOptions, Stats, Summary};
+use crate::encode::{Encoder, EncoderConfig};
+use crate::frame::{FramePool, FrameReturn};
+use crate::pw::{monotonic_ns, PwEvent, PwThread};
+use crate::sink::{Counters, EncMsg, FrameSink, Timeline};
+use crate::stats::EndReason;
+use crate::{CapturePath, RecorderError, RecordingOptions, RecordingState, Stats, Summary};
+
+/// Frames in flight between the PipeWire thread and the encoder. Enough to ride out an encoder
+/// hiccup of a few frames; beyond that dropping (and counting) beats growing latency and memory.
+const POOL_FRAMES: usize = 4;
+/// How long Start waits for the stream before giving up.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// A static screen sends no frames at all; after this long in Streaming without one, Start
+/// returns anyway so callers are not held hostage by an idle desktop.
+const STATIC_SCREEN_GRACE: Duration = Duration::from_secs(2);
+/// Progress publication period (D-Bus asks for at most ~1 Hz; the CLI line wants a bit more).
+const TICK: Duration = Duration::from_millis(250);
 
 /// Where frames come from: the portal's PipeWire remote and the stream's node.
 #[derive(Debug)]
@@ -27,21 +48,159 @@ impl std::fmt::Display for RecordingId {
     }
 }
 
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+type Outcome = Option<Result<Summary, RecorderError>>;
+
+/// State shared by the handle and the control task.
+struct Shared {
+    state: Mutex<RecordingState>,
+    stats_tx: watch::Sender<Stats>,
+    timeline: Arc<Mutex<Timeline>>,
+    counters: Arc<Counters>,
+}
+
+impl Shared {
+    fn set_state(&self, state: RecordingState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        self.publish();
+    }
+
+    fn state(&self) -> RecordingState {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pushes the current counters and state to watchers.
+    fn publish(&self) {
+        let state = self.state();
+        let elapsed = self
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed(monotonic_ns());
+        let c = &self.counters;
+        self.stats_tx.send_modify(|s| {
+            s.state = state;
+            if !state.is_over() {
+                s.duration = elapsed;
+            }
+            s.frames_received = c.received.load(Ordering::Relaxed);
+            s.frames_written = c.written.load(Ordering::Relaxed);
+            s.frames_dropped = c.dropped.load(Ordering::Relaxed);
+            s.bytes = c.bytes.load(Ordering::Relaxed);
+        });
+    }
+}
+
+enum Control {
+    Stop,
+}
+
 /// A running (or ended) recording. `Send + Sync`; share it in an `Arc`.
 pub struct Recording {
     id: RecordingId,
     opts: RecordingOptions,
-    stats: watch::Receiver<Stats>,
+    shared: Arc<Shared>,
+    control: tmpsc::UnboundedSender<Control>,
+    outcome: watch::Receiver<Outcome>,
 }
 
 impl Recording {
-    /// Connects to the stream, negotiates, opens the encoder and returns once the first frame
-    /// has been received (or fails with a named error).
+    /// Connects to the stream, negotiates, opens the encoder and returns once frames flow
+    /// (or the stream is up but the screen is static), or fails with a named error.
     pub async fn start(
-        _source: PipeWireSource,
-        _opts: RecordingOptions,
+        source: PipeWireSource,
+        opts: RecordingOptions,
     ) -> Result<Recording, RecorderError> {
-        Err(RecorderError::PipeWire("not implemented yet".into()))
+        let id = RecordingId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let span = tracing::info_span!("recording", id = id.0);
+        let counters = Arc::new(Counters::default());
+        let timeline = Arc::new(Mutex::new(Timeline::new()));
+        let (stats_tx, _) = watch::channel(Stats {
+            capture_path: CapturePath::ShmCpu,
+            ..Default::default()
+        });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(RecordingState::Starting),
+            stats_tx,
+            timeline: Arc::clone(&timeline),
+            counters: Arc::clone(&counters),
+        });
+
+        // Encoder thread first, so the sink has somewhere to send frames.
+        let pool = FramePool::new(POOL_FRAMES);
+        let (enc_tx, enc_rx) = mpsc::sync_channel::<EncMsg>(POOL_FRAMES + 4);
+        let (enc_events_tx, enc_events) = tmpsc::unbounded_channel();
+        let enc_cfg = EncoderConfig {
+            path: opts.path.clone(),
+            container: opts.container,
+            codec: opts.codec,
+            encoder: opts.encoder,
+            rate: opts.rate,
+            keyint: opts.keyint,
+            width: 0,
+            height: 0,
+        };
+        let enc_join = {
+            let returner = pool.returner();
+            let counters = Arc::clone(&counters);
+            let span = span.clone();
+            std::thread::Builder::new()
+                .name("zerocast-encoder".into())
+                .spawn(move || {
+                    let _enter = span.enter();
+                    encoder_thread(enc_cfg, enc_rx, returner, counters, enc_events_tx)
+                })
+                .map_err(|e| RecorderError::Encode(format!("cannot start encoder thread: {e}")))?
+        };
+
+        let sink = FrameSink {
+            pool,
+            tx: enc_tx.clone(),
+            counters: Arc::clone(&counters),
+            timeline: Arc::clone(&timeline),
+            min_interval: opts
+                .max_fps
+                .filter(|f| *f > 0)
+                .map(|f| Duration::from_secs_f64(1.0 / f as f64)),
+            last_kept: None,
+            configured: None,
+        };
+        let (pw_events_tx, pw_events) = tmpsc::unbounded_channel();
+        let pw = PwThread::spawn(&source.fd, source.node_id, sink, pw_events_tx, span.clone())
+            .map_err(|e| RecorderError::PipeWire(format!("cannot start PipeWire thread: {e}")))?;
+        drop(source);
+
+        let (control, control_rx) = tmpsc::unbounded_channel();
+        let (outcome_tx, outcome) = watch::channel(None);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = ControlTask {
+            opts: opts.clone(),
+            shared: Arc::clone(&shared),
+            pw: Some(pw),
+            enc_tx,
+            enc_join: Some(enc_join),
+            pw_events,
+            enc_events,
+            control: control_rx,
+            ready: Some(ready_tx),
+            outcome: outcome_tx,
+        };
+        tokio::spawn(task.run().instrument(span));
+
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(Recording {
+                id,
+                opts,
+                shared,
+                control,
+                outcome,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(RecorderError::PipeWire(
+                "recording task ended unexpectedly".into(),
+            )),
+        }
     }
 
     pub fn id(&self) -> RecordingId {
@@ -56,28 +215,318 @@ impl Recording {
         &self.opts.path
     }
 
-    /// Live figures; changes at most a few times per second plus every state change.
+    /// Live figures; changes a few times per second plus every state change.
     pub fn stats(&self) -> watch::Receiver<Stats> {
-        self.stats.clone()
+        self.shared.stats_tx.subscribe()
     }
 
     /// Stops adding frames; the paused time is absent from the file.
     pub fn pause(&self) -> Result<(), RecorderError> {
-        Err(RecorderError::PipeWire("not implemented yet".into()))
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if *state != RecordingState::Recording {
+            return Err(RecorderError::NotRecording(*state));
+        }
+        self.shared
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pause(monotonic_ns());
+        *state = RecordingState::Paused;
+        drop(state);
+        self.shared.publish();
+        Ok(())
     }
 
     pub fn resume(&self) -> Result<(), RecorderError> {
-        Err(RecorderError::PipeWire("not implemented yet".into()))
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if *state != RecordingState::Paused {
+            return Err(RecorderError::NotRecording(*state));
+        }
+        self.shared
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .resume(monotonic_ns());
+        *state = RecordingState::Recording;
+        drop(state);
+        self.shared.publish();
+        Ok(())
     }
 
     /// Stops and finalizes the file; returns after the trailer is written. Calling it on an
     /// ended recording returns `NotRecording`.
     pub async fn stop(&self) -> Result<Summary, RecorderError> {
-        Err(RecorderError::PipeWire("not implemented yet".into()))
+        let state = self.shared.state();
+        if state.is_over() || state == RecordingState::Finishing {
+            return Err(RecorderError::NotRecording(state));
+        }
+        let _ = self.control.send(Control::Stop);
+        self.finished().await
     }
 
     /// Resolves when the recording ends for any reason (stop, `duration`, stream lost).
     pub async fn finished(&self) -> Result<Summary, RecorderError> {
-        Err(RecorderError::PipeWire("not implemented yet".into()))
+        let mut rx = self.outcome.clone();
+        let outcome = rx
+            .wait_for(|o| o.is_some())
+            .await
+            .map_err(|_| RecorderError::Encode("recording task vanished".into()))?;
+        outcome.clone().expect("wait_for guarantees Some")
+    }
+
+    /// Current state without subscribing.
+    pub fn state(&self) -> RecordingState {
+        self.shared.state()
+    }
+}
+
+enum EncEvent {
+    Opened(String),
+    FirstFrame,
+    Failed(RecorderError),
+    Finished(Result<u64, RecorderError>),
+}
+
+struct ControlTask {
+    opts: RecordingOptions,
+    shared: Arc<Shared>,
+    pw: Option<PwThread>,
+    enc_tx: mpsc::SyncSender<EncMsg>,
+    enc_join: Option<std::thread::JoinHandle<()>>,
+    pw_events: tmpsc::UnboundedReceiver<PwEvent>,
+    enc_events: tmpsc::UnboundedReceiver<EncEvent>,
+    control: tmpsc::UnboundedReceiver<Control>,
+    ready: Option<oneshot::Sender<Result<(), RecorderError>>>,
+    outcome: watch::Sender<Outcome>,
+}
+
+/// Why the main loop ended.
+enum Ending {
+    Normal(EndReason),
+    Error(RecorderError),
+}
+
+impl ControlTask {
+    async fn run(mut self) {
+        let ending = self.main_loop().await;
+        let summary = self.finish(ending).await;
+        if let Some(ready) = self.ready.take() {
+            // Ended before it was ever ready: Start reports the error.
+            let _ = ready.send(match &summary {
+                Ok(_) => Err(RecorderError::StreamLost(
+                    "the stream ended before recording began".into(),
+                )),
+                Err(e) => Err(e.clone()),
+            });
+        }
+        let _ = self.outcome.send(Some(summary));
+    }
+
+    fn mark_ready(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            self.shared.set_state(RecordingState::Recording);
+            let _ = ready.send(Ok(()));
+        }
+    }
+
+    async fn main_loop(&mut self) -> Ending {
+        let mut tick = tokio::time::interval(TICK);
+        let mut streaming_since: Option<tokio::time::Instant> = None;
+        let started = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                cmd = self.control.recv() => match cmd {
+                    Some(Control::Stop) | None => return Ending::Normal(EndReason::Stopped),
+                },
+                ev = self.pw_events.recv() => match ev {
+                    Some(PwEvent::Format { width, height, format }) => {
+                        tracing::debug!(?format, "format event");
+                        self.shared.stats_tx.send_modify(|s| { s.width = width; s.height = height; });
+                    }
+                    Some(PwEvent::Streaming) => {
+                        streaming_since.get_or_insert_with(tokio::time::Instant::now);
+                    }
+                    Some(PwEvent::Lost(msg)) => return Ending::Normal(EndReason::StreamLost(msg)),
+                    None => return Ending::Normal(EndReason::StreamLost("PipeWire thread ended".into())),
+                },
+                ev = self.enc_events.recv() => match ev {
+                    Some(EncEvent::Opened(name)) => {
+                        self.shared.stats_tx.send_modify(|s| s.encoder = name);
+                    }
+                    Some(EncEvent::FirstFrame) => self.mark_ready(),
+                    Some(EncEvent::Failed(e)) => return Ending::Error(e),
+                    Some(EncEvent::Finished(_)) | None => {
+                        return Ending::Error(RecorderError::Encode("encoder thread ended early".into()))
+                    }
+                },
+                _ = tick.tick() => {
+                    if self.ready.is_some() {
+                        if let Some(since) = streaming_since {
+                            if since.elapsed() >= STATIC_SCREEN_GRACE {
+                                tracing::info!("no frame yet (static screen?); recording anyway");
+                                self.mark_ready();
+                            }
+                        } else if started.elapsed() >= START_TIMEOUT {
+                            return Ending::Error(RecorderError::StreamLost(format!(
+                                "the stream did not start within {} s", START_TIMEOUT.as_secs()
+                            )));
+                        }
+                    }
+                    if let Some(limit) = self.opts.duration {
+                        let elapsed = self.shared.timeline.lock().unwrap_or_else(|e| e.into_inner()).elapsed(monotonic_ns());
+                        if elapsed >= limit {
+                            return Ending::Normal(EndReason::Duration);
+                        }
+                    }
+                    self.shared.publish();
+                }
+            }
+        }
+    }
+
+    async fn finish(&mut self, ending: Ending) -> Result<Summary, RecorderError> {
+        self.shared.set_state(RecordingState::Finishing);
+        // The end of the file: now, on the recording's timeline, capped at the requested duration.
+        let mut end = self
+            .shared
+            .timeline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed(monotonic_ns());
+        if let Some(limit) = self.opts.duration {
+            end = end.min(limit);
+        }
+        // Stop capturing before finalizing so no frame races the trailer.
+        if let Some(pw) = self.pw.take() {
+            let _ = tokio::task::spawn_blocking(move || pw.stop()).await;
+        }
+        let reason = match ending {
+            Ending::Normal(r) => r,
+            Ending::Error(e) => {
+                tracing::error!(error = %e, "recording failed");
+                // Still finalize what was written: a failed recording must leave a playable file.
+                let _ = self.finalize(end).await;
+                self.shared.set_state(RecordingState::Failed);
+                return Err(e);
+            }
+        };
+        let result = self.finalize(end).await;
+        let stats = {
+            self.shared.publish();
+            self.shared.stats_tx.borrow().clone()
+        };
+        match result {
+            Ok(bytes) => {
+                self.shared.counters.bytes.store(bytes, Ordering::Relaxed);
+                let failed = matches!(reason, EndReason::StreamLost(_));
+                self.shared.stats_tx.send_modify(|s| s.duration = end);
+                self.shared.set_state(if failed {
+                    RecordingState::Failed
+                } else {
+                    RecordingState::Finished
+                });
+                let stats = Stats {
+                    duration: end,
+                    bytes,
+                    state: self.shared.state(),
+                    ..stats
+                };
+                tracing::info!(?reason, path = %self.opts.path.display(), frames = stats.frames_written, dropped = stats.frames_dropped, "recording finished");
+                Ok(Summary {
+                    path: self.opts.path.clone(),
+                    stats,
+                    reason,
+                })
+            }
+            Err(e) => {
+                self.shared.set_state(RecordingState::Failed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Tells the encoder to finish at `end` and waits for the trailer.
+    async fn finalize(&mut self, end: Duration) -> Result<u64, RecorderError> {
+        let tx = self.enc_tx.clone();
+        // `send` can block if the queue is full; never on a tokio worker.
+        let _ = tokio::task::spawn_blocking(move || tx.send(EncMsg::Finish { end })).await;
+        let result = loop {
+            match self.enc_events.recv().await {
+                Some(EncEvent::Finished(r)) => break r,
+                Some(EncEvent::Failed(e)) => break Err(e),
+                Some(_) => continue,
+                None => break Err(RecorderError::Encode("encoder thread ended".into())),
+            }
+        };
+        if let Some(join) = self.enc_join.take() {
+            let _ = tokio::task::spawn_blocking(move || join.join()).await;
+        }
+        result
+    }
+}
+
+/// Body of the encoder thread: opens the encoder when the stream's size is known, encodes
+/// frames in order, gives their buffers back, finalizes on `Finish`.
+fn encoder_thread(
+    mut cfg: EncoderConfig,
+    rx: mpsc::Receiver<EncMsg>,
+    returner: FrameReturn,
+    counters: Arc<Counters>,
+    events: tmpsc::UnboundedSender<EncEvent>,
+) {
+    let mut encoder: Option<Encoder> = None;
+    let mut failed = false;
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            EncMsg::Configure { width, height } => {
+                if encoder.is_some() || failed {
+                    continue; // later size changes are scaled to the first size
+                }
+                cfg.width = width;
+                cfg.height = height;
+                match Encoder::open(&cfg) {
+                    Ok(enc) => {
+                        let _ = events.send(EncEvent::Opened(enc.name().to_string()));
+                        encoder = Some(enc);
+                    }
+                    Err(e) => {
+                        failed = true;
+                        let _ = events.send(EncEvent::Failed(e));
+                    }
+                }
+            }
+            EncMsg::Frame(frame) => {
+                if let Some(enc) = encoder.as_mut() {
+                    match enc.push(&frame) {
+                        Ok(()) => {
+                            if counters.written.fetch_add(1, Ordering::Relaxed) == 0 {
+                                let _ = events.send(EncEvent::FirstFrame);
+                            }
+                            counters.bytes.store(enc.bytes_written(), Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            failed = true;
+                            let _ = events.send(EncEvent::Failed(e));
+                        }
+                    }
+                }
+                returner.give_back(frame);
+            }
+            EncMsg::Finish { end } => {
+                let result = match encoder.take() {
+                    Some(enc) => enc.finish(end),
+                    None => Err(RecorderError::StreamLost(
+                        "no frame was received; nothing to write".into(),
+                    )),
+                };
+                let _ = events.send(EncEvent::Finished(result));
+                return;
+            }
+        }
+    }
+    // Channel closed without Finish (the recording was dropped): still finalize the file.
+    if let Some(enc) = encoder.take() {
+        let end = Duration::ZERO;
+        let _ = enc.finish(end);
     }
 }

@@ -91,9 +91,21 @@ pub struct Stats {
     pub height: u32,
 }
 
-/// Result of a finished recording.
+/// Why a recording ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndReason {
+    /// Stop was requested (CLI Ctrl-C/SIGTERM, D-Bus Stop).
+    Stopped,
+    /// The requested duration was reached.
+    Duration,
+    /// The compositor or PipeWire ended the stream; the file holds everything up to then.
+    StreamLost(String),
+}
+
+/// Result of a finished recording (the file is finalized and playable).
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub path: PathBuf,
     pub stats: Stats,
+    pub reason: EndReason,
 }

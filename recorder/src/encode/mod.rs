@@ -65,3 +65,20 @@ impl Encoder {
 pub fn available_encoders(_codec: Codec) -> Vec<&'static str> {
     Vec::new()
 }
+
+/// Checks, before anything is started, that `codec` can be encoded with `choice` into
+/// `container`; returns the encoder name. Errors list what is available.
+pub fn check_encoder(
+    codec: Codec,
+    choice: EncoderChoice,
+    container: Container,
+) -> Result<&'static str, RecorderError> {
+    let _ = (choice, container);
+    available_encoders(codec)
+        .first()
+        .copied()
+        .ok_or_else(|| RecorderError::EncoderUnavailable {
+            codec,
+            reason: "not implemented yet".into(),
+        })
+}

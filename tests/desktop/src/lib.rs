@@ -1,1 +1,12 @@
-//! zerocast-testdesk
+//! zerocast-testdesk: a headless Wayland desktop for end-to-end tests.
+//!
+//! [`Desktop::start`] brings up a private D-Bus session bus, PipeWire, WirePlumber, sway
+//! (headless, pixman), the painter (known, animated content: [`layout`]), a patched
+//! xdg-desktop-portal-wlr and xdg-desktop-portal. See tests/desktop/README.md.
+
+pub mod desktop;
+pub mod layout;
+pub mod painter;
+
+pub use desktop::{Component, Desktop, DesktopOptions, Screenshot};
+pub use layout::Layout;

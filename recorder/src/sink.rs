@@ -1,0 +1,183 @@
+//! Where the PipeWire thread puts frames: maps compositor timestamps onto the recording's
+//! timeline (pauses removed), applies the fps cap, copies into a pooled buffer and queues it for
+//! the encoder — or counts a drop when the encoder is behind.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::frame::{CpuFrame, FramePool, PixelFormat};
+
+/// Messages to the encoder thread, in stream order.
+pub(crate) enum EncMsg {
+    /// The stream's (new) size: open the encoder at this size if not open yet.
+    Configure { width: u32, height: u32 },
+    Frame(CpuFrame),
+    /// Flush and finalize so the file lasts until `end`.
+    Finish { end: Duration },
+}
+
+/// Counters shared by all threads of one recording; read for progress reports.
+#[derive(Default, Debug)]
+pub(crate) struct Counters {
+    pub received: AtomicU64,
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Older buffers replaced by a newer one in the same process() call.
+    pub skipped_stale: AtomicU64,
+    /// Frames left out on purpose by the fps cap (not a loss).
+    pub skipped_fps: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// The recording's clock. Compositor timestamps (SPA header PTS) are in the compositor's clock;
+/// pause/stop requests are in CLOCK_MONOTONIC. The offset between the two is taken at the first
+/// frame so both can be compared even if a compositor stamps with another clock.
+#[derive(Debug, Default)]
+pub(crate) struct Timeline {
+    /// Header PTS of the first frame: time zero of the file.
+    origin: Option<i64>,
+    /// monotonic − header clock, measured at the first frame.
+    offset: i64,
+    paused_since: Option<i64>,
+    paused_total: i64,
+}
+
+impl Timeline {
+    pub fn new() -> Self {
+        Timeline::default()
+    }
+
+    /// Position of a frame stamped `pts_ns` in the file, or `None` while paused.
+    pub fn map(&mut self, pts_ns: i64, now_mono: i64) -> Option<Duration> {
+        if self.paused_since.is_some() {
+            return None;
+        }
+        let origin = *self.origin.get_or_insert_with(|| {
+            self.offset = now_mono - pts_ns;
+            pts_ns
+        });
+        let rel = pts_ns - origin - self.paused_total;
+        Some(Duration::from_nanos(rel.max(0) as u64))
+    }
+
+    /// Recorded time up to `now_mono` (pauses excluded).
+    pub fn elapsed(&self, now_mono: i64) -> Duration {
+        let Some(origin) = self.origin else {
+            return Duration::ZERO;
+        };
+        let now = self.paused_since.unwrap_or(now_mono);
+        let rel = now - self.offset - origin - self.paused_total;
+        Duration::from_nanos(rel.max(0) as u64)
+    }
+
+    pub fn pause(&mut self, now_mono: i64) {
+        self.paused_since.get_or_insert(now_mono);
+    }
+
+    pub fn resume(&mut self, now_mono: i64) {
+        if let Some(since) = self.paused_since.take() {
+            // Before the first frame there is no file time to shift.
+            if self.origin.is_some() {
+                self.paused_total += now_mono - since;
+            }
+        }
+    }
+}
+
+/// The PipeWire thread's end of the frame path.
+pub(crate) struct FrameSink {
+    pub pool: FramePool,
+    pub tx: SyncSender<EncMsg>,
+    pub counters: Arc<Counters>,
+    pub timeline: Arc<Mutex<Timeline>>,
+    /// Minimum spacing of kept frames (from the fps cap), with 10% slack for jitter.
+    pub min_interval: Option<Duration>,
+    pub last_kept: Option<Duration>,
+    pub configured: Option<(u32, u32)>,
+}
+
+impl FrameSink {
+    /// The stream's size is known (or changed).
+    pub fn configure(&mut self, width: u32, height: u32) {
+        if self.configured != Some((width, height)) {
+            self.configured = Some((width, height));
+            let _ = self.tx.send(EncMsg::Configure { width, height });
+        }
+    }
+
+    /// A frame arrived from the compositor.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit(
+        &mut self,
+        pts_ns: i64,
+        now_mono: i64,
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+        stride: usize,
+        bytes: &[u8],
+    ) {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        let pts = {
+            let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+            match t.map(pts_ns, now_mono) {
+                Some(pts) => pts,
+                None => return, // paused: the frame is not part of the recording
+            }
+        };
+        if let (Some(min), Some(last)) = (self.min_interval, self.last_kept) {
+            if pts < last + min.mul_f64(0.9) {
+                self.counters.skipped_fps.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let Some(mut frame) = self.pool.try_take() else {
+            // Every buffer is queued or being encoded: the encoder is behind.
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        frame.data.clear();
+        // Capacity is kept across uses, so after the first frames this does not allocate.
+        frame.data.extend_from_slice(bytes);
+        frame.width = width;
+        frame.height = height;
+        frame.format = format;
+        frame.stride = stride;
+        frame.pts = pts;
+        self.last_kept = Some(pts);
+        if self.tx.try_send(EncMsg::Frame(frame)).is_err() {
+            // The encoder thread is gone (failed or finishing): the frame cannot be recorded.
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+
+    #[test]
+    fn pause_removes_time_and_foreign_clock_is_mapped() {
+        // Header clock runs 5 s behind monotonic.
+        let mut t = Timeline::new();
+        assert_eq!(t.elapsed(100 * MS), Duration::ZERO);
+        assert_eq!(t.map(1000 * MS - 5000 * MS, 1000 * MS), Some(Duration::ZERO));
+        assert_eq!(
+            t.map(1500 * MS - 5000 * MS, 1500 * MS),
+            Some(Duration::from_millis(500))
+        );
+        t.pause(2000 * MS);
+        assert_eq!(t.map(2100 * MS - 5000 * MS, 2100 * MS), None);
+        assert_eq!(t.elapsed(2500 * MS), Duration::from_millis(1000));
+        t.resume(4000 * MS);
+        assert_eq!(
+            t.map(4100 * MS - 5000 * MS, 4100 * MS),
+            Some(Duration::from_millis(1100))
+        );
+        assert_eq!(t.elapsed(5000 * MS), Duration::from_millis(2000));
+    }
+}

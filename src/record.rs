@@ -1,0 +1,222 @@
+//! `zerocast record`: one recording in this process, with a live progress line on a TTY.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+use zerocast_portal::{CursorMode, ScreencastSession, SourceOptions, SourceType};
+use zerocast_recorder::{
+    encode, Codec, Container, EncoderChoice, EndReason, PipeWireSource, RateControl, Recording,
+    RecordingOptions, RecordingState, Stats,
+};
+
+use crate::output;
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Output file (`%d` date, `%t` time). Default: $XDG_VIDEOS_DIR/zerocast-%d_%t.mkv
+    #[arg(short, long)]
+    output: Option<String>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    overwrite: bool,
+    /// Container (default: from the extension, else mkv).
+    #[arg(long)]
+    container: Option<String>,
+    /// Video codec: h264, hevc, av1, vp9.
+    #[arg(long, default_value = "h264")]
+    codec: String,
+    /// Encoder: auto, nvenc, software.
+    #[arg(long, default_value = "auto")]
+    encoder: String,
+    /// Maximum frames per second (default: every frame the compositor sends).
+    #[arg(long)]
+    fps: Option<u32>,
+    /// Quality (CRF-like; lower is better).
+    #[arg(long, conflicts_with = "bitrate")]
+    quality: Option<u32>,
+    /// Bitrate in kbit/s.
+    #[arg(long)]
+    bitrate: Option<u32>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Cursor: hidden, embedded, metadata.
+    #[arg(long, default_value = "embedded")]
+    cursor: String,
+    /// Source: monitor, window, virtual.
+    #[arg(long, default_value = "monitor")]
+    source: String,
+    /// Don't use or store a restore token (always ask for the source).
+    #[arg(long)]
+    no_restore: bool,
+}
+
+/// Everything validated, ready to ask the portal.
+struct Plan {
+    opts: RecordingOptions,
+    source: SourceOptions,
+}
+
+fn plan(args: RecordArgs) -> Result<Plan> {
+    let path = match &args.output {
+        Some(p) => PathBuf::from(output::expand_template(p)),
+        None => output::videos_dir().join(output::expand_template("zerocast-%d_%t.mkv")),
+    };
+    let codec: Codec = args.codec.parse()?;
+    let encoder: EncoderChoice = args.encoder.parse()?;
+    let container = match &args.container {
+        Some(c) => c.parse::<Container>()?,
+        None => Container::from_path(&path).unwrap_or(Container::Mkv),
+    };
+    if !container.supports(codec) {
+        let ok: Vec<&str> = Codec::ALL
+            .iter()
+            .filter(|c| container.supports(**c))
+            .map(|c| c.as_str())
+            .collect();
+        return Err(anyhow!(
+            "{container} cannot hold {codec}; use one of: {}",
+            ok.join(", ")
+        ));
+    }
+    if args.fps == Some(0) {
+        return Err(anyhow!("--fps must be at least 1"));
+    }
+    let duration = match args.duration {
+        Some(d) if !(d > 0.0 && d.is_finite()) => {
+            return Err(anyhow!("--duration must be a positive number of seconds"))
+        }
+        Some(d) => Some(Duration::from_secs_f64(d)),
+        None => None,
+    };
+    let cursor: CursorMode = args.cursor.parse().map_err(|e: String| anyhow!(e))?;
+    let source: SourceType = args.source.parse().map_err(|e: String| anyhow!(e))?;
+
+    // Everything that can fail without the portal fails here, before any dialog appears.
+    output::check_writable(&path, args.overwrite)?;
+    let encoder_name = encode::check_encoder(codec, encoder, container)?;
+    tracing::info!(encoder = encoder_name, path = %path.display(), "plan");
+
+    let mut opts = RecordingOptions::new(path);
+    opts.container = container;
+    opts.codec = codec;
+    opts.encoder = encoder;
+    opts.max_fps = args.fps;
+    opts.duration = duration;
+    if let Some(q) = args.quality {
+        opts.rate = RateControl::Quality(q);
+    }
+    if let Some(b) = args.bitrate {
+        opts.rate = RateControl::Bitrate(b);
+    }
+    Ok(Plan {
+        opts,
+        source: SourceOptions {
+            source,
+            cursor,
+            restore: !args.no_restore,
+        },
+    })
+}
+
+pub async fn run(args: RecordArgs) -> Result<i32> {
+    let Plan { opts, source } = plan(args)?;
+    let path = opts.path.clone();
+    // Catch signals before the portal is asked so an early Ctrl-C still tears down cleanly.
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+
+    let (session, stream) = ScreencastSession::open(&source).await?;
+    let recording = Recording::start(
+        PipeWireSource {
+            fd: stream.fd,
+            node_id: stream.node_id,
+            size: stream.size,
+        },
+        opts,
+    )
+    .await
+    .with_context(|| format!("recording to {}", path.display()))?;
+
+    let tty = std::io::stderr().is_terminal();
+    let mut stats = recording.stats();
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    let mut last_frames = (0u64, std::time::Instant::now());
+    let mut fps = 0.0;
+    let result = loop {
+        tokio::select! {
+            _ = sigint.recv() => break recording.stop().await,
+            _ = sigterm.recv() => break recording.stop().await,
+            r = recording.finished() => break r,
+            _ = ticker.tick(), if tty => {
+                let s = stats.borrow_and_update().clone();
+                let now = std::time::Instant::now();
+                let dt = now.duration_since(last_frames.1).as_secs_f64();
+                if dt > 0.0 {
+                    fps = (s.frames_written.saturating_sub(last_frames.0)) as f64 / dt;
+                }
+                last_frames = (s.frames_written, now);
+                progress_line(&s, fps);
+            }
+        }
+    };
+    if tty {
+        eprint!("\r\x1b[2K");
+    }
+    session.close().await;
+    let summary = result.with_context(|| format!("recording to {}", path.display()))?;
+    let s = &summary.stats;
+    let what = match &summary.reason {
+        EndReason::StreamLost(why) => format!("stream ended by the compositor ({why}); saved"),
+        _ => "saved".to_string(),
+    };
+    eprintln!(
+        "zerocast: {what} {} — {:.1} s, {} frames, {} dropped, {}",
+        summary.path.display(),
+        s.duration.as_secs_f64(),
+        s.frames_written,
+        s.frames_dropped,
+        human_bytes(s.bytes)
+    );
+    println!("{}", summary.path.display());
+    Ok(match summary.reason {
+        EndReason::StreamLost(_) => 3,
+        _ => 0,
+    })
+}
+
+fn progress_line(s: &Stats, fps: f64) {
+    let secs = s.duration.as_secs_f64();
+    let state = if s.state == RecordingState::Paused {
+        "paused"
+    } else {
+        "●"
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r\x1b[2K{state} {:02}:{:04.1}  {:5.1} fps  dropped {}  {}  {} {}",
+        (secs / 60.0) as u64,
+        secs % 60.0,
+        fps,
+        s.frames_dropped,
+        human_bytes(s.bytes),
+        s.capture_path,
+        s.encoder
+    );
+    let _ = err.flush();
+}
+
+fn human_bytes(b: u64) -> String {
+    if b >= 1 << 30 {
+        format!("{:.2} GB", b as f64 / (1u64 << 30) as f64)
+    } else if b >= 1 << 20 {
+        format!("{:.1} MB", b as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.0} kB", b as f64 / 1024.0)
+    }
+}
