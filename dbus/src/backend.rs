@@ -9,8 +9,8 @@ use tokio::sync::{watch, Mutex};
 use tracing::{debug, info};
 use zerocast_portal::{PortalError, ScreencastSession};
 use zerocast_recorder::{
-    encode::available_encoders, Codec, EncoderChoice, PipeWireSource, RecorderError, Recording,
-    Stats, Summary,
+    encode::{available_encoders, check_encoder},
+    Codec, PipeWireSource, RecorderError, Recording, Stats, Summary,
 };
 
 use crate::error::Error;
@@ -59,12 +59,6 @@ pub enum StartError {
     Portal(#[from] PortalError),
     #[error(transparent)]
     Recorder(#[from] RecorderError),
-    #[error("no {family} encoder for {codec} in this FFmpeg build (found: {found})")]
-    NoEncoder {
-        codec: Codec,
-        family: &'static str,
-        found: String,
-    },
 }
 
 impl From<StartError> for Error {
@@ -72,7 +66,6 @@ impl From<StartError> for Error {
         match e {
             StartError::Portal(e) => e.into(),
             StartError::Recorder(e) => e.into(),
-            e @ StartError::NoEncoder { .. } => Error::EncoderUnavailable(e.to_string()),
         }
     }
 }
@@ -82,7 +75,13 @@ impl From<StartError> for Error {
 pub async fn start_recording(
     req: StartRequest,
 ) -> Result<(ScreencastSession, Recording), StartError> {
-    check_encoder(req.recording.codec, req.recording.encoder)?;
+    // Before the portal: a missing encoder should not cost the user a dialog.
+    let encoder = check_encoder(
+        req.recording.codec,
+        req.recording.encoder,
+        req.recording.container,
+    )?;
+    debug!(encoder, "encoder available");
     let (session, stream) = ScreencastSession::open(&req.source).await?;
     debug!(
         node = stream.node_id,
@@ -102,33 +101,6 @@ pub async fn start_recording(
             Err(e.into())
         }
     }
-}
-
-fn check_encoder(codec: Codec, choice: EncoderChoice) -> Result<(), StartError> {
-    let found = available_encoders(codec);
-    let is_hw = |n: &&str| n.ends_with("_nvenc");
-    let ok = match choice {
-        EncoderChoice::Auto => !found.is_empty(),
-        EncoderChoice::Nvenc => found.iter().any(is_hw),
-        EncoderChoice::Software => found.iter().any(|n| !is_hw(n)),
-    };
-    if ok {
-        return Ok(());
-    }
-    let family = match choice {
-        EncoderChoice::Auto => "",
-        EncoderChoice::Nvenc => "nvenc",
-        EncoderChoice::Software => "software",
-    };
-    Err(StartError::NoEncoder {
-        codec,
-        family,
-        found: if found.is_empty() {
-            "none".into()
-        } else {
-            found.join(", ")
-        },
-    })
 }
 
 /// The production backend: real portal, real recorder.

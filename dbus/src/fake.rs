@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
-use zerocast_recorder::{CapturePath, RecordingState, Stats, Summary};
+use zerocast_recorder::{CapturePath, EndReason, RecordingState, Stats, Summary};
 
 use crate::backend::{ActiveRecording, Backend, BoxFuture, Capabilities};
 use crate::error::Error;
@@ -68,9 +68,10 @@ impl FakeHandle {
     /// The compositor closes the stream: the recording fails with `StreamLost`, and the file
     /// written so far is kept.
     pub fn lose_stream(&self) {
-        self.0.end(Err(Error::StreamLost(
-            "the screen-cast stream was lost: compositor closed the stream".into(),
-        )));
+        // Like the real recorder: the end is a (playable) summary whose reason says why.
+        let mut summary = self.0.summary();
+        summary.reason = EndReason::StreamLost("compositor closed the stream".into());
+        self.0.end(Ok(summary));
     }
 }
 
@@ -95,10 +96,9 @@ impl FakeRecording {
             }
         });
         if first {
-            let state = if result.is_ok() {
-                RecordingState::Finished
-            } else {
-                RecordingState::Failed
+            let state = match &result {
+                Ok(s) if !matches!(s.reason, EndReason::StreamLost(_)) => RecordingState::Finished,
+                _ => RecordingState::Failed,
             };
             // A placeholder "file so far", so callers can check the path.
             let _ = std::fs::write(&self.path, b"zerocast fake recording\n");
@@ -110,6 +110,7 @@ impl FakeRecording {
         Summary {
             path: self.path.clone(),
             stats: self.stats_tx.borrow().clone(),
+            reason: EndReason::Stopped,
         }
     }
 

@@ -20,7 +20,7 @@ use zbus::names::{InterfaceName, UniqueName};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::Connection;
-use zerocast_recorder::{RecordingState, Stats, Summary};
+use zerocast_recorder::{EndReason, RecordingState, Stats, Summary};
 
 use crate::backend::{ActiveRecording, Backend};
 use crate::error::Error;
@@ -649,34 +649,52 @@ impl Supervisor {
         stop_waiters: Vec<oneshot::Sender<Result<String, Error>>>,
     ) {
         let emitter = SignalEmitter::new(&self.conn, self.path.clone()).expect("valid path");
-        match &result {
-            Ok(summary) => {
-                let path = summary.path.to_string_lossy().into_owned();
-                self.view.send_modify(|v| {
-                    v.state = RecordingState::Finished;
-                    v.stats = summary.stats.clone();
-                    v.path = path.clone();
-                });
-                self.emit_all().await;
-                info!(
-                    path,
-                    secs = summary.stats.duration.as_secs_f64(),
-                    "finished"
-                );
-                let _ =
-                    RecordingObject::finished(&emitter, &path, stats_dict(&summary.stats)).await;
+        // A lost stream ends with a playable file (a summary) but is still a failure.
+        let (summary, failure) = match result {
+            Ok(s) => match &s.reason {
+                EndReason::StreamLost(why) => {
+                    let e = Error::StreamLost(format!(
+                        "the screen-cast stream was lost: {why}; the file up to then is at {}",
+                        s.path.display()
+                    ));
+                    (Some(s), Some(e))
+                }
+                _ => (Some(s), None),
+            },
+            Err(e) => (None, Some(e)),
+        };
+        if let Some(summary) = &summary {
+            let path = summary.path.to_string_lossy().into_owned();
+            self.view.send_modify(|v| {
+                v.stats = summary.stats.clone();
+                v.path = path;
+            });
+        }
+        let state = if failure.is_some() {
+            RecordingState::Failed
+        } else {
+            RecordingState::Finished
+        };
+        self.view.send_modify(|v| v.state = state);
+        self.emit_all().await;
+        match (&summary, &failure) {
+            (Some(s), None) => {
+                let path = s.path.to_string_lossy();
+                info!(%path, secs = s.stats.duration.as_secs_f64(), reason = ?s.reason, "finished");
+                let _ = RecordingObject::finished(&emitter, &path, stats_dict(&s.stats)).await;
             }
-            Err(e) => {
-                self.view.send_modify(|v| v.state = RecordingState::Failed);
-                self.emit_all().await;
+            (_, Some(e)) => {
                 warn!(error = %e.message(), "failed");
                 let _ = RecordingObject::failed(&emitter, &e.dbus_name(), &e.message()).await;
             }
+            (None, None) => unreachable!("an end has a summary or an error"),
         }
         for w in stop_waiters {
-            let _ = w.send(match &result {
-                Ok(s) => Ok(s.path.to_string_lossy().into_owned()),
-                Err(e) => Err(e.clone()),
+            // A Stop caller gets the path whenever a file exists, even after a lost stream.
+            let _ = w.send(match (&summary, &failure) {
+                (Some(s), _) => Ok(s.path.to_string_lossy().into_owned()),
+                (None, Some(e)) => Err(e.clone()),
+                (None, None) => unreachable!(),
             });
         }
 
