@@ -5,7 +5,7 @@
 //! - [`service`]: the manager and per-recording objects, their lifecycle and signals.
 //! - [`backend`]: the portal + recorder composition the service drives ([`start_recording`]).
 //! - [`daemon`]: [`run_daemon`], bus name ownership and shutdown.
-//! - [`ctl`]: [`run_ctl`].
+//! - [`ctl`]: [`run_ctl`], the client.
 
 pub mod backend;
 pub mod ctl;
