@@ -31,7 +31,7 @@ enum Command {
 fn init_logging(verbose: u8) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,zbus=error",
         1 => "info",
         2 => "debug",
         _ => "trace",

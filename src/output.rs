@@ -1,11 +1,9 @@
 //! Output path handling: templates, defaults, and the checks that must fail *before* the portal
 //! is asked (a user should not pick a screen only to learn the file cannot be written).
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 /// Expands `%d` (YYYY-MM-DD) and `%t` (HH-MM-SS) with the local time.
 pub fn expand_template(template: &str) -> String {
@@ -68,16 +66,17 @@ pub fn check_writable(path: &Path, overwrite: bool) -> Result<()> {
     if path.exists() && !overwrite {
         bail!("{} already exists (use --overwrite to replace it)", path.display());
     }
-    let c = CString::new(dir.as_os_str().as_bytes()).context("path contains a NUL byte")?;
-    // SAFETY: `c` is a valid NUL-terminated path; access() only reads it.
-    let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
-    if !ok {
-        bail!(
-            "cannot write {}: directory {} is not writable ({})",
+    // Try it for real: access(W_OK) says yes to root even on read-only mounts and /proc.
+    let probe = dir.join(format!(".zerocast-write-test-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => bail!(
+            "cannot write {}: directory {} is not writable ({e})",
             path.display(),
-            dir.display(),
-            std::io::Error::last_os_error()
-        );
+            dir.display()
+        ),
     }
     Ok(())
 }

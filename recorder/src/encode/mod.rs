@@ -10,12 +10,29 @@
 //!   `end` when the screen was static), flushes the encoder, writes the trailer.
 //! - `bytes_written()` and `name()` for stats.
 //! - `available_encoders(codec)` lists encoder names present in this FFmpeg build.
+//!
+//! Timing: everything is in microseconds from the recording start. Frames arrive VFR (a static
+//! screen sends nothing for seconds); each packet's duration is the gap to the next packet, so
+//! muxers never see `duration = 0` (FFmpeg 5.1's libx264 wrapper leaves it 0, and the mp4 muxer
+//! then drops the last frame from its edit list).
+//!
+//! Crash safety: mp4 is fragmented (moof every keyframe and at least every second), mkv/webm
+//! close a cluster at least every second, and every packet is flushed to the kernel — a killed
+//! process loses at most about a second. Dropping an `Encoder` without `finish` still finalises
+//! the file (best effort).
 
-use std::path::PathBuf;
+mod convert;
+mod log;
+
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use ffmpeg_next::{codec, encoder, ffi, format, frame, Dictionary, Packet, Rational};
 
 use crate::frame::CpuFrame;
 use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
+
+pub use convert::ConverterChoice;
 
 /// Everything needed to open the output.
 #[derive(Debug, Clone)]
@@ -27,58 +44,607 @@ pub struct EncoderConfig {
     pub rate: RateControl,
     pub keyint: u32,
     /// Output size (the negotiated stream size); frames of another size are scaled to it.
+    /// Odd sizes are rounded down to even (4:2:0 needs even dimensions); the extra row/column of
+    /// the capture is cropped.
     pub width: u32,
     pub height: u32,
 }
 
+/// Knobs for benchmarks and experiments; `Default` is what production uses.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tuning {
+    /// Encoder threads; `None` picks by output size (see `x264_threads`).
+    pub threads: Option<u32>,
+    /// libx264 `tune=zerolatency` (sliced threads, no lookahead).
+    pub zerolatency: bool,
+    pub converter: ConverterChoice,
+}
+
+/// Microseconds: the time base of encoder and of the pts we hand it.
+const TIME_BASE: Rational = Rational(1, 1_000_000);
+/// Duration given to the very last packet when nothing better is known, and of the frame
+/// repeated at the end of a static stretch: one 60 Hz frame.
+const NOMINAL_FRAME_US: i64 = 16_667;
+
 /// An open encoder + muxer writing one file.
 pub struct Encoder {
-    _private: (),
+    octx: format::context::Output,
+    enc: encoder::Video,
+    name: &'static str,
+    path: PathBuf,
+    /// Reused destination of the colour conversion; also what is repeated at the end.
+    yuv: frame::Video,
+    conv: convert::Converter,
+    /// Receives packets from the encoder.
+    pkt: Packet,
+    /// The previous packet, written once the next one tells its duration.
+    held: Option<Packet>,
+    spare: Option<Packet>,
+    stream_tb: Rational,
+    last_pts: Option<i64>,
+    adjusted_pts: u64,
+    finished: bool,
 }
+
+// The encoder thread owns the encoder; it is moved there once.
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Encoder>()
+};
 
 impl Encoder {
     pub fn open(cfg: &EncoderConfig) -> Result<Encoder, RecorderError> {
-        Err(RecorderError::EncoderUnavailable {
+        Self::open_tuned(cfg, Tuning::default())
+    }
+
+    #[doc(hidden)]
+    pub fn open_tuned(cfg: &EncoderConfig, tuning: Tuning) -> Result<Encoder, RecorderError> {
+        log::init();
+        let name = check_encoder(cfg.codec, cfg.encoder, cfg.container)?;
+        let unavailable = |reason: String| RecorderError::EncoderUnavailable {
             codec: cfg.codec,
-            reason: "not implemented yet".into(),
+            reason,
+        };
+        let av_codec = encoder::find_by_name(name)
+            .ok_or_else(|| unavailable(format!("{name} is not in this FFmpeg build")))?;
+        let (width, height) = (cfg.width & !1, cfg.height & !1);
+        if width == 0 || height == 0 {
+            return Err(RecorderError::Encode(format!(
+                "output size {}x{} is too small",
+                cfg.width, cfg.height
+            )));
+        }
+
+        // The encoder is opened before the file is created so a bad encoder leaves no empty file.
+        let mut ctx = codec::context::Context::new_with_codec(av_codec)
+            .encoder()
+            .video()
+            .map_err(|e| unavailable(e.to_string()))?;
+        ctx.set_width(width);
+        ctx.set_height(height);
+        ctx.set_format(format::Pixel::YUV420P);
+        ctx.set_time_base(TIME_BASE);
+        // Nominal rate only: it informs the encoders' rate-control defaults; real timing is the
+        // µs pts (VFR). Not copied to the stream, so players don't assume CFR.
+        ctx.set_frame_rate(Some(Rational(60, 1)));
+        ctx.set_gop(cfg.keyint.max(1));
+        ctx.set_max_b_frames(0);
+        ctx.set_colorspace(ffmpeg_next::color::Space::BT709);
+        ctx.set_color_range(ffmpeg_next::color::Range::MPEG);
+        ctx.set_color_primaries(ffmpeg_next::color::Primaries::BT709);
+        ctx.set_color_transfer_characteristic(ffmpeg_next::color::TransferCharacteristic::BT709);
+        // mkv, mp4 and webm all want codec headers out of band (AVFMT_GLOBALHEADER).
+        ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+        if let RateControl::Bitrate(kbps) = cfg.rate {
+            ctx.set_bit_rate(kbps as usize * 1000);
+        }
+        let opts = encoder_options(name, cfg, width, height, tuning);
+        if let Some(t) = opts.1 {
+            ctx.set_threading(codec::threading::Config {
+                kind: codec::threading::Type::Frame,
+                count: t as usize,
+                ..Default::default()
+            });
+        }
+        let enc = ctx
+            .open_with(opts.0)
+            .map_err(|e| unavailable(format!("{name} failed to open: {e}")))?;
+
+        // Only a file we create ourselves may be removed again (never e.g. a device node).
+        let existed = cfg.path.exists();
+        let mut octx = open_output(&cfg.path, cfg.container)?;
+        let header = (|| {
+            let mut st = octx.add_stream(av_codec)?;
+            st.set_parameters(&enc);
+            st.set_time_base(TIME_BASE);
+            octx.write_header_with(muxer_options(cfg.container))?;
+            Ok::<_, ffmpeg_next::Error>(())
+        })();
+        if let Err(e) = header {
+            drop(octx);
+            // Nothing usable was written; don't leave a stub behind.
+            let ours = std::fs::symlink_metadata(&cfg.path).is_ok_and(|m| m.file_type().is_file());
+            if !existed && ours {
+                let _ = std::fs::remove_file(&cfg.path);
+            }
+            return Err(io_error(&cfg.path, e, "writing the header"));
+        }
+        let stream_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(TIME_BASE);
+        tracing::debug!(
+            encoder = name,
+            width,
+            height,
+            path = %cfg.path.display(),
+            "encoder open"
+        );
+
+        Ok(Encoder {
+            octx,
+            enc,
+            name,
+            path: cfg.path.clone(),
+            yuv: frame::Video::new(format::Pixel::YUV420P, width, height),
+            conv: convert::Converter::new(tuning.converter),
+            pkt: Packet::empty(),
+            held: None,
+            spare: Some(Packet::empty()),
+            stream_tb,
+            last_pts: None,
+            adjusted_pts: 0,
+            finished: false,
         })
     }
 
-    pub fn push(&mut self, _frame: &CpuFrame) -> Result<(), RecorderError> {
-        unimplemented!()
+    /// Converts and encodes one frame at `frame.pts`. A frame whose pts is not after the previous
+    /// one is encoded 1 µs after it instead (timestamps must strictly increase).
+    pub fn push(&mut self, frame: &CpuFrame) -> Result<(), RecorderError> {
+        if self.finished {
+            return Err(RecorderError::Encode("encoder already finished".into()));
+        }
+        let mut pts = i64::try_from(frame.pts.as_micros()).unwrap_or(i64::MAX);
+        if let Some(last) = self.last_pts {
+            if pts <= last {
+                pts = last + 1;
+                self.adjusted_pts += 1;
+                if self.adjusted_pts.is_power_of_two() {
+                    tracing::debug!(
+                        count = self.adjusted_pts,
+                        "non-increasing frame pts adjusted"
+                    );
+                }
+            }
+        }
+        make_writable(&mut self.yuv)?;
+        self.conv.convert(frame, &mut self.yuv)?;
+        self.encode_current(pts)
     }
 
-    pub fn finish(self, _end: Duration) -> Result<u64, RecorderError> {
-        unimplemented!()
+    /// Makes the file last until `end`, flushes the encoder and writes the trailer. Returns the
+    /// file size.
+    pub fn finish(mut self, end: Duration) -> Result<u64, RecorderError> {
+        let end = i64::try_from(end.as_micros()).unwrap_or(i64::MAX);
+        self.finalize(Some(end))
     }
 
+    /// Bytes written so far (the muxer's output position).
     pub fn bytes_written(&self) -> u64 {
-        0
+        // SAFETY: the output context and its pb live as long as `self`; avio_seek with offset 0
+        // and SEEK_CUR only reads the position ("avio_tell").
+        unsafe {
+            let pb = (*self.octx.as_ptr()).pb;
+            if pb.is_null() {
+                return 0;
+            }
+            ffi::avio_seek(pb, 0, libc::SEEK_CUR).max(0) as u64
+        }
     }
 
+    /// FFmpeg name of the encoder in use, e.g. `libx264`.
     pub fn name(&self) -> &str {
-        ""
+        self.name
     }
+
+    /// Frames whose pts had to be moved forward to keep timestamps increasing.
+    pub fn adjusted_frames(&self) -> u64 {
+        self.adjusted_pts
+    }
+
+    fn encode_current(&mut self, pts: i64) -> Result<(), RecorderError> {
+        self.yuv.set_pts(Some(pts));
+        self.yuv.set_kind(ffmpeg_next::picture::Type::None);
+        self.enc
+            .send_frame(&self.yuv)
+            .map_err(|e| RecorderError::Encode(format!("{}: {e}", self.name)))?;
+        self.last_pts = Some(pts);
+        self.drain()
+    }
+
+    /// Moves every ready packet from the encoder to the muxer.
+    fn drain(&mut self) -> Result<(), RecorderError> {
+        loop {
+            match self.enc.receive_packet(&mut self.pkt) {
+                Ok(()) => self.on_packet()?,
+                Err(ffmpeg_next::Error::Other {
+                    errno: libc::EAGAIN,
+                })
+                | Err(ffmpeg_next::Error::Eof) => return Ok(()),
+                Err(e) => return Err(RecorderError::Encode(format!("{}: {e}", self.name))),
+            }
+        }
+    }
+
+    /// Holds the new packet and writes the previous one, now that its duration is known.
+    fn on_packet(&mut self) -> Result<(), RecorderError> {
+        let new_pkt = std::mem::replace(
+            &mut self.pkt,
+            self.spare.take().unwrap_or_else(Packet::empty),
+        );
+        if let Some(mut prev) = self.held.replace(new_pkt) {
+            let next = self.held.as_ref().and_then(|p| p.dts().or(p.pts()));
+            let dur = match (next, prev.dts().or(prev.pts())) {
+                (Some(n), Some(p)) if n > p => n - p,
+                _ => 1,
+            };
+            prev.set_duration(dur);
+            let res = self.write(&mut prev);
+            self.spare = Some(prev);
+            res?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, pkt: &mut Packet) -> Result<(), RecorderError> {
+        pkt.set_stream(0);
+        pkt.rescale_ts(TIME_BASE, self.stream_tb);
+        // One stream: no interleaving needed, and av_write_frame leaves the packet's buffer to us.
+        pkt.write(&mut self.octx)
+            .map(|_| ())
+            .map_err(|e| io_error(&self.path, e, "writing"))
+    }
+
+    /// The end of the recording: repeat the last frame so the file lasts until `end`, flush,
+    /// write the trailer. Every step is tried even if an earlier one failed, so the file is as
+    /// playable as possible; the first error is returned.
+    fn finalize(&mut self, end: Option<i64>) -> Result<u64, RecorderError> {
+        if self.finished {
+            return Ok(self.bytes_written());
+        }
+        self.finished = true;
+        let mut first_err: Option<RecorderError> = None;
+        let mut keep = |r: Result<(), RecorderError>| {
+            if let Err(e) = r {
+                first_err.get_or_insert(e);
+            }
+        };
+
+        if let (Some(last), Some(end)) = (self.last_pts, end) {
+            // A static screen sends no frames: show the last one again just before `end`, so the
+            // file (last packet pts + its duration) ends exactly at `end`.
+            if end - last > NOMINAL_FRAME_US {
+                keep(self.encode_current(end - NOMINAL_FRAME_US));
+            }
+        }
+        keep(
+            self.enc
+                .send_eof()
+                .map_err(|e| RecorderError::Encode(format!("{}: {e}", self.name))),
+        );
+        keep(self.drain());
+        if let Some(mut last) = self.held.take() {
+            let pts = last.pts().unwrap_or(0);
+            let dur = match end {
+                Some(end) if end > pts => end - pts,
+                _ => NOMINAL_FRAME_US,
+            };
+            last.set_duration(dur);
+            keep(self.write(&mut last));
+        }
+        let path = self.path.clone();
+        keep(
+            self.octx
+                .write_trailer()
+                .map_err(|e| io_error(&path, e, "writing the trailer")),
+        );
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(self.file_size()),
+        }
+    }
+
+    fn file_size(&self) -> u64 {
+        // SAFETY: as in bytes_written; avio_size seeks to the end and back on a flushed file.
+        let size = unsafe {
+            let pb = (*self.octx.as_ptr()).pb;
+            if pb.is_null() {
+                0
+            } else {
+                ffi::avio_size(pb)
+            }
+        };
+        if size > 0 {
+            size as u64
+        } else {
+            self.bytes_written()
+        }
+    }
+}
+
+impl Drop for Encoder {
+    /// An encoder dropped without `finish` (an error path, a panic) still finalises the file.
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Err(e) = self.finalize(None) {
+                tracing::warn!(path = %self.path.display(), "finalising on drop failed: {e}");
+            }
+        }
+    }
+}
+
+/// Makes the reused frame writable again; allocates only if the encoder still holds a reference
+/// to its buffer (none of our encoders does once `send_frame` has returned).
+fn make_writable(f: &mut frame::Video) -> Result<(), RecorderError> {
+    // SAFETY: `f` is a valid, allocated AVFrame we exclusively own.
+    let r = unsafe { ffi::av_frame_make_writable(f.as_mut_ptr()) };
+    if r < 0 {
+        return Err(RecorderError::Encode(format!(
+            "frame buffer: {}",
+            ffmpeg_next::Error::from(r)
+        )));
+    }
+    Ok(())
+}
+
+/// Creates the file and the muxer context.
+fn open_output(
+    path: &Path,
+    container: Container,
+) -> Result<format::context::Output, RecorderError> {
+    let muxer = match container {
+        Container::Mkv => "matroska",
+        Container::Mp4 => "mp4",
+        Container::Webm => "webm",
+    };
+    format::output_as(path, muxer).map_err(|e| match e {
+        ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
+            RecorderError::OutOfDiskSpace {
+                path: path.to_owned(),
+            }
+        }
+        e => RecorderError::OutputNotWritable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+    })
+}
+
+fn muxer_options(container: Container) -> Dictionary<'static> {
+    let mut d = Dictionary::new();
+    // Hand every completed fragment/cluster to the kernel at once instead of keeping up to 32 KiB
+    // in the AVIOContext buffer (FFmpeg's "flush point" markers do nothing for plain files). The
+    // muxers buffer a fragment/cluster themselves, so this is one write per fragment, not per
+    // packet.
+    d.set("flush_packets", "1");
+    match container {
+        Container::Mp4 => {
+            // Fragmented: each moof is self-contained, so a crash loses at most the fragment in
+            // progress (≤ 1 s: a new fragment at every keyframe and at least every second).
+            d.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+            d.set("frag_duration", "1000000");
+        }
+        Container::Mkv | Container::Webm => {
+            // The muxer buffers a whole cluster in memory; keep that to ≤ 1 s (default 5 s) for
+            // the same crash guarantee.
+            d.set("cluster_time_limit", "1000");
+        }
+    }
+    d
+}
+
+fn is_disk_full(errno: i32) -> bool {
+    errno == libc::ENOSPC || errno == libc::EDQUOT
+}
+
+fn io_error(path: &Path, e: ffmpeg_next::Error, what: &str) -> RecorderError {
+    match e {
+        ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
+            RecorderError::OutOfDiskSpace {
+                path: path.to_owned(),
+            }
+        }
+        e => RecorderError::Encode(format!("{what} {}: {e}", path.display())),
+    }
+}
+
+/// Threads for libx264 at this size. CPU time per frame grows with the thread count (frame
+/// threads duplicate work at the boundaries and add sync), so use one thread while one core keeps
+/// up, and two (frame threads) where a single thread is too slow for 60 fps.
+fn x264_threads(width: u32, height: u32) -> u32 {
+    if u64::from(width) * u64::from(height) <= 1280 * 720 {
+        1
+    } else {
+        2
+    }
+}
+
+/// AVOptions per encoder (private options + thread count to set on the context).
+fn encoder_options(
+    name: &str,
+    cfg: &EncoderConfig,
+    width: u32,
+    height: u32,
+    tuning: Tuning,
+) -> (Dictionary<'static>, Option<u32>) {
+    let mut d = Dictionary::new();
+    let q = match cfg.rate {
+        RateControl::Quality(q) => Some(q.to_string()),
+        RateControl::Bitrate(_) => None,
+    };
+    let mut threads = tuning.threads;
+    match name {
+        "libx264" => {
+            d.set("preset", "ultrafast");
+            if tuning.zerolatency {
+                d.set("tune", "zerolatency");
+            }
+            if let Some(q) = &q {
+                d.set("crf", q);
+            }
+            threads = Some(threads.unwrap_or_else(|| x264_threads(width, height)));
+        }
+        "libx265" => {
+            d.set("preset", "ultrafast");
+            if let Some(q) = &q {
+                d.set("crf", q);
+            }
+            // x265 prints to stderr itself; keep it to errors.
+            d.set("x265-params", "log-level=error");
+        }
+        "libsvtav1" => {
+            d.set("preset", "12");
+            if let Some(q) = &q {
+                d.set("crf", q);
+            }
+        }
+        "libaom-av1" => {
+            d.set("usage", "realtime");
+            d.set("cpu-used", "8");
+            d.set("row-mt", "1");
+            if let Some(q) = &q {
+                d.set("crf", q);
+            }
+        }
+        "libvpx-vp9" => {
+            d.set("deadline", "realtime");
+            d.set("cpu-used", "8");
+            d.set("row-mt", "1");
+            if let Some(q) = &q {
+                // Constant quality needs b:v 0 with libvpx.
+                d.set("crf", q);
+                d.set("b", "0");
+            }
+        }
+        _ => {}
+    }
+    (d, threads)
+}
+
+/// Candidate encoders per codec, software first.
+const SOFTWARE: &[(Codec, &[&str])] = &[
+    (Codec::H264, &["libx264"]),
+    (Codec::Hevc, &["libx265"]),
+    (Codec::Av1, &["libsvtav1", "libaom-av1"]),
+    (Codec::Vp9, &["libvpx-vp9"]),
+];
+const HARDWARE: &[(Codec, &[&str])] = &[
+    (Codec::H264, &["h264_nvenc"]),
+    (Codec::Hevc, &["hevc_nvenc"]),
+    (Codec::Av1, &["av1_nvenc"]),
+];
+
+fn candidates(
+    table: &'static [(Codec, &'static [&'static str])],
+    codec: Codec,
+) -> &'static [&'static str] {
+    table
+        .iter()
+        .find(|(c, _)| *c == codec)
+        .map_or(&[], |(_, n)| n)
+}
+
+fn present(name: &str) -> bool {
+    encoder::find_by_name(name).is_some()
 }
 
 /// Encoder names present in this FFmpeg build for `codec` (software first).
-pub fn available_encoders(_codec: Codec) -> Vec<&'static str> {
-    Vec::new()
+pub fn available_encoders(codec: Codec) -> Vec<&'static str> {
+    log::init();
+    candidates(SOFTWARE, codec)
+        .iter()
+        .chain(candidates(HARDWARE, codec))
+        .copied()
+        .filter(|n| present(n))
+        .collect()
 }
 
-/// Checks, before anything is started, that `codec` can be encoded with `choice` into
-/// `container`; returns the encoder name. Errors list what is available.
+/// What this build can do, for error messages: `h264 (libx264), hevc (libx265), …`.
+fn software_summary() -> String {
+    Codec::ALL
+        .iter()
+        .filter_map(|&c| {
+            let names: Vec<_> = candidates(SOFTWARE, c)
+                .iter()
+                .copied()
+                .filter(|n| present(n))
+                .collect();
+            (!names.is_empty()).then(|| format!("{c} ({})", names.join(", ")))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Validates a codec/encoder/container combination before anything is started (the CLI calls
+/// this before asking the portal). Returns the encoder that `Encoder::open` will use.
 pub fn check_encoder(
     codec: Codec,
     choice: EncoderChoice,
     container: Container,
 ) -> Result<&'static str, RecorderError> {
-    let _ = (choice, container);
-    available_encoders(codec)
-        .first()
-        .copied()
-        .ok_or_else(|| RecorderError::EncoderUnavailable {
+    log::init();
+    if !container.supports(codec) {
+        let takes: Vec<_> = Codec::ALL
+            .iter()
+            .filter(|&&c| container.supports(c))
+            .map(|c| c.as_str())
+            .collect();
+        return Err(RecorderError::InvalidOption(format!(
+            "container {container} cannot carry {codec}; {container} takes {}",
+            takes.join(", ")
+        )));
+    }
+    match choice {
+        EncoderChoice::Nvenc => Err(RecorderError::EncoderUnavailable {
             codec,
-            reason: "not implemented yet".into(),
-        })
+            reason: format!(
+                "NVENC encoding is not implemented yet; software encoders available: {}",
+                software_summary()
+            ),
+        }),
+        EncoderChoice::Auto | EncoderChoice::Software => candidates(SOFTWARE, codec)
+            .iter()
+            .copied()
+            .find(|n| present(n))
+            .ok_or_else(|| RecorderError::EncoderUnavailable {
+                codec,
+                reason: format!(
+                    "none of {} is in this FFmpeg build; available: {}",
+                    candidates(SOFTWARE, codec).join(", "),
+                    software_summary()
+                ),
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_encoder_rules() {
+        assert_eq!(
+            check_encoder(Codec::H264, EncoderChoice::Auto, Container::Mkv).unwrap(),
+            "libx264"
+        );
+        let e = check_encoder(Codec::H264, EncoderChoice::Auto, Container::Webm).unwrap_err();
+        assert!(
+            e.to_string().contains("webm takes av1, vp9")
+                || e.to_string().contains("webm takes vp9, av1"),
+            "{e}"
+        );
+        let e = check_encoder(Codec::H264, EncoderChoice::Nvenc, Container::Mkv).unwrap_err();
+        assert!(matches!(e, RecorderError::EncoderUnavailable { .. }));
+        assert!(e.to_string().contains("libx264"), "{e}");
+        assert!(available_encoders(Codec::H264).contains(&"libx264"));
+        assert_eq!(available_encoders(Codec::Av1)[0], "libsvtav1");
+    }
 }

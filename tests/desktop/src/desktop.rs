@@ -331,7 +331,12 @@ impl Desktop {
         )?;
         write(
             &self.root.join("config/xdg-desktop-portal-wlr/config"),
-            &format!("[screencast]\noutput_name={OUTPUT_NAME}\nchooser_type=none\nmax_fps=0\n"),
+            // The "simple" chooser runs a command that records each source selection, so tests
+            // can tell a restored session (no selection) from a fresh one.
+            &format!(
+                "[screencast]\nchooser_type=simple\nchooser_cmd=echo picked >> {log}; echo {OUTPUT_NAME}\nmax_fps=0\n",
+                log = self.root.join("chooser.log").display()
+            ),
         )?;
         let wlr_portal = "[portal]\n\
             DBusName=org.freedesktop.impl.portal.desktop.wlr\n\
@@ -685,6 +690,13 @@ impl Desktop {
     }
 
     /// Keep the temp dir (and its logs) after drop, and print where it is.
+    /// How many times the portal asked for a source (restored sessions do not ask).
+    pub fn source_selections(&self) -> usize {
+        std::fs::read_to_string(self.root.join("chooser.log"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
     pub fn keep_logs(&mut self) {
         self.keep = true;
     }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: installs system packages when missing, builds the patched
+# xdg-desktop-portal-wlr the test desktop needs, then `cargo test` for the whole workspace.
+# The end-to-end tests bring up their own headless desktop (sway + PipeWire + portal).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+./scripts/install-deps.sh
+if ! command -v cargo >/dev/null; then
+  echo "test: cargo not found; install Rust (https://rustup.rs) first" >&2
+  exit 1
+fi
+./scripts/build-xdpw.sh
+# Vulkan on lavapipe wants a runtime dir; the desktops make their own.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+chmod 700 "$XDG_RUNTIME_DIR"
+cargo test --workspace --all-targets "$@"

@@ -1,0 +1,167 @@
+//! Helpers shared by the end-to-end tests: run zerocast inside a test desktop, inspect files
+//! with ffprobe, decode pixels with ffmpeg.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use zerocast_testdesk::{Desktop, Layout};
+
+pub fn zerocast_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zerocast"))
+}
+
+/// `zerocast` inside the desktop's environment.
+pub fn zerocast(desk: &Desktop) -> Command {
+    let mut c = desk.command(zerocast_bin());
+    c.env("ZEROCAST_LOG", "info,zbus=warn");
+    c
+}
+
+/// Runs a command and fails the test with its output if it did not exit 0.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// What ffprobe says about the first video stream.
+#[derive(Debug)]
+pub struct Probe {
+    pub width: u32,
+    pub height: u32,
+    pub codec: String,
+    pub pix_fmt: String,
+    pub duration: f64,
+    pub frames: u64,
+}
+
+pub fn ffprobe(path: &Path) -> Probe {
+    let out = run_ok(Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-count_frames",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=width,height,codec_name,pix_fmt,nb_read_frames:format=duration",
+        "-of",
+        "json",
+    ]).arg(path));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let s = &v["streams"][0];
+    let num = |x: &serde_json::Value| -> f64 {
+        x.as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| x.as_f64())
+            .unwrap_or(f64::NAN)
+    };
+    Probe {
+        width: s["width"].as_u64().unwrap_or(0) as u32,
+        height: s["height"].as_u64().unwrap_or(0) as u32,
+        codec: s["codec_name"].as_str().unwrap_or("").to_string(),
+        pix_fmt: s["pix_fmt"].as_str().unwrap_or("").to_string(),
+        duration: num(&v["format"]["duration"]),
+        frames: num(&s["nb_read_frames"]) as u64,
+    }
+}
+
+/// Decodes the frame at `at` seconds to packed RGB24.
+pub fn frame_rgb(path: &Path, at: f64, width: u32, height: u32) -> Vec<u8> {
+    let out = run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-ss", &format!("{at:.3}"), "-i"])
+            .arg(path)
+            .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]),
+    );
+    assert_eq!(
+        out.stdout.len(),
+        (width * height * 3) as usize,
+        "decoded frame has the wrong size"
+    );
+    out.stdout
+}
+
+/// Decodes every frame's counter (the painter's frame number) from the top band.
+pub fn frame_counters(path: &Path, layout: Layout) -> Vec<u32> {
+    let band = layout.counter_band();
+    let out = run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args([
+                "-vf",
+                &format!("crop={}:{}:0:0", layout.width, band.h),
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-",
+            ]),
+    );
+    let frame_len = (layout.width * band.h * 3) as usize;
+    out.stdout
+        .chunks_exact(frame_len)
+        .map(|f| {
+            layout.decode_counter(|x, y| {
+                let i = ((y * layout.width + x) * 3) as usize;
+                [f[i], f[i + 1], f[i + 2]]
+            })
+        })
+        .collect()
+}
+
+/// Asserts the four quadrant colours of the painter are in `rgb` (within YUV rounding).
+pub fn assert_quadrants(rgb: &[u8], layout: Layout) {
+    use zerocast_testdesk::layout::{close, Quadrant};
+    for q in Quadrant::ALL {
+        let r = layout.quadrant_rect(q);
+        // Sample inside the rectangle, away from edges where chroma subsampling blends colours.
+        for (fx, fy) in [(0.25, 0.25), (0.5, 0.5), (0.75, 0.75)] {
+            let x = r.x + (r.w as f64 * fx) as u32;
+            let y = r.y + (r.h as f64 * fy) as u32;
+            let i = ((y * layout.width + x) * 3) as usize;
+            let got = [rgb[i], rgb[i + 1], rgb[i + 2]];
+            assert!(
+                close(got, q.color(), 12),
+                "{q:?} at ({x},{y}): got {got:?}, painter drew {:?}",
+                q.color()
+            );
+        }
+    }
+}
+
+/// Sends `sig` to a child and waits for it with a timeout.
+pub fn signal_and_wait(child: &mut std::process::Child, sig: i32, timeout: Duration) -> Output {
+    // SAFETY: kill() with a PID we own (our child) has no memory-safety preconditions.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "child did not exit after signal {sig}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdout = Vec::new();
+    let mut stderr = Vec::new();
+    use std::io::Read;
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_end(&mut stdout);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_end(&mut stderr);
+    }
+    Output {
+        status: child.try_wait().unwrap().unwrap(),
+        stdout,
+        stderr,
+    }
+}

@@ -1,0 +1,208 @@
+//! End-to-end: `zerocast record` against the real stack — sway (headless), xdg-desktop-portal,
+//! the patched xdg-desktop-portal-wlr, PipeWire and WirePlumber — started by the test harness.
+//! Output files are checked with ffprobe and by decoding pixels.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use zerocast_testdesk::{Component, Desktop, DesktopOptions, Layout};
+
+/// Desktops with a recording are heavy for a 2-core CI machine; one at a time keeps frame
+/// counts meaningful.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn desktop() -> Desktop {
+    Desktop::start(DesktopOptions::default()).expect("test desktop")
+}
+
+#[test]
+fn records_three_seconds_with_the_colours_drawn() {
+    let _g = lock();
+    let desk = desktop();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("clip.mkv");
+    run_ok(zerocast(&desk).args(["record", "--duration", "3", "-o"]).arg(&file));
+
+    let p = ffprobe(&file);
+    assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
+    assert_eq!(p.pix_fmt, "yuv420p", "{p:?}");
+    assert_eq!(p.codec, "h264", "{p:?}");
+    assert!((p.duration - 3.0).abs() <= 0.3, "duration {p:?}");
+    assert!(p.frames >= 100, "too few frames at 120 Hz: {p:?}");
+
+    let layout = Layout::new(1280, 720);
+    assert_quadrants(&frame_rgb(&file, 1.5, 1280, 720), layout);
+    // The painter numbers its frames: the file must hold them in order, none twice (except the
+    // last one, repeated at the end so the duration is right).
+    let counters = frame_counters(&file, layout);
+    let increasing = counters.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(
+        increasing + 2 >= counters.len(),
+        "frames out of order or repeated: {counters:?}"
+    );
+}
+
+#[test]
+fn sigterm_finalizes_a_playable_mp4() {
+    let _g = lock();
+    let desk = desktop();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("clip.mp4");
+    let mut child = zerocast(&desk)
+        .args(["record", "-o"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until frames are being written, then record ~2 s more.
+    let t0 = Instant::now();
+    while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < 10_000 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no data written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let res = signal_and_wait(&mut child, libc::SIGTERM, Duration::from_secs(20));
+    assert!(
+        res.status.success(),
+        "exit {}: {}",
+        res.status,
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let p = ffprobe(&file);
+    assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
+    assert!(p.duration > 1.5 && p.duration < 4.0, "{p:?}");
+    assert!(p.frames > 60, "{p:?}");
+    assert_quadrants(&frame_rgb(&file, 1.0, 1280, 720), Layout::new(1280, 720));
+}
+
+#[test]
+fn restore_token_is_stored_private_and_reused() {
+    let _g = lock();
+    let desk = desktop();
+    let out = tempfile::tempdir().unwrap();
+    let state = desk
+        .env()
+        .into_iter()
+        .find(|(k, _)| k == "XDG_STATE_HOME")
+        .map(|(_, v)| std::path::PathBuf::from(v))
+        .expect("desktop sets XDG_STATE_HOME");
+    let token = state.join("zerocast/restore-token-monitor");
+
+    run_ok(zerocast(&desk).args(["record", "--duration", "1", "-o"]).arg(out.path().join("a.mkv")));
+    assert_eq!(desk.source_selections(), 1, "first session selects a source");
+    let first = std::fs::read_to_string(&token).expect("token stored");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "token file mode");
+
+    run_ok(zerocast(&desk).args(["record", "--duration", "1", "-o"]).arg(out.path().join("b.mkv")));
+    assert_eq!(
+        desk.source_selections(),
+        1,
+        "second session must be restored from the token, without a source selection"
+    );
+    let second = std::fs::read_to_string(&token).unwrap();
+    assert_ne!(first, second, "the single-use token is replaced by the new one");
+    assert!(ffprobe(&out.path().join("b.mkv")).frames > 10);
+
+    // --no-restore asks again.
+    run_ok(
+        zerocast(&desk)
+            .args(["record", "--no-restore", "--duration", "1", "-o"])
+            .arg(out.path().join("c.mkv")),
+    );
+    assert_eq!(desk.source_selections(), 2);
+}
+
+#[test]
+fn static_screen_still_gets_the_wall_clock_duration() {
+    let _g = lock();
+    let mut desk = desktop();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("static.mkv");
+    let child = zerocast(&desk)
+        .args(["record", "--duration", "3", "-o"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // No more damage: the compositor sends no frames for the rest of the recording.
+    desk.stop(Component::Painter).unwrap();
+    let res = child.wait_with_output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    let p = ffprobe(&file);
+    assert!((p.duration - 3.0).abs() <= 0.3, "duration {p:?}");
+}
+
+#[test]
+fn no_portal_is_a_one_line_error_naming_it() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions {
+        portal: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let res = zerocast(&desk)
+        .env("ZEROCAST_LOG", "off")
+        .args(["record", "--duration", "1", "-o"])
+        .arg(out.path().join("a.mkv"))
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("org.freedesktop.portal.Desktop"), "{err}");
+    assert!(!out.path().join("a.mkv").exists());
+}
+
+/// These fail before the portal is asked: no desktop at all, and a bus address that leads
+/// nowhere — if zerocast talked to the portal first, the error would be about the bus.
+fn record_without_desktop(args: &[&str]) -> (bool, String) {
+    let res = std::process::Command::new(zerocast_bin())
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env("ZEROCAST_LOG", "off")
+        .arg("record")
+        .args(args)
+        .output()
+        .unwrap();
+    (res.status.success(), String::from_utf8_lossy(&res.stderr).into_owned())
+}
+
+#[test]
+fn unwritable_output_fails_before_the_portal() {
+    let (ok, err) = record_without_desktop(&["-o", "/nonexistent-dir/a.mkv"]);
+    assert!(!ok);
+    assert!(err.contains("does not exist") && !err.contains("bus"), "{err}");
+    let (ok, err) = record_without_desktop(&["-o", "/proc/zerocast-test.mkv"]);
+    assert!(!ok);
+    assert!(err.contains("not writable") && !err.contains("bus"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let existing = dir.path().join("x.mkv");
+    std::fs::write(&existing, b"keep me").unwrap();
+    let (ok, err) = record_without_desktop(&["-o", existing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+}
+
+#[test]
+fn unknown_codec_lists_the_available_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.mkv");
+    let (ok, err) = record_without_desktop(&["--codec", "h266", "-o", out.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("h266") && err.contains("h264") && err.contains("hevc"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
