@@ -1,0 +1,183 @@
+//! What the service drives: the portal + recorder composition, behind a small trait so the
+//! whole D-Bus surface can be tested without a compositor (see [`crate::fake`]).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{watch, Mutex};
+use tracing::{debug, info};
+use zerocast_portal::{PortalError, ScreencastSession};
+use zerocast_recorder::{
+    encode::{available_encoders, check_encoder},
+    Codec, PipeWireSource, RecorderError, Recording, Stats, Summary,
+};
+
+use crate::error::Error;
+use crate::options::StartRequest;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What `Capabilities` reports.
+#[derive(Debug, Clone, Default)]
+pub struct Capabilities {
+    pub encoders: Vec<String>,
+    pub zero_copy: bool,
+    /// 0 when no portal answered (`portal_error` says why).
+    pub portal_version: u32,
+    pub cursor_modes: Vec<String>,
+    pub source_types: Vec<String>,
+    pub portal_error: Option<String>,
+}
+
+/// Starts recordings. One per daemon, shared by all requests.
+pub trait Backend: Send + Sync + 'static {
+    /// Opens the portal session and starts recording; resolves once frames flow.
+    fn start(&self, req: StartRequest) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>>;
+    fn capabilities(&self) -> BoxFuture<'_, Capabilities>;
+    /// Drops stored restore tokens (blocking file I/O; call off the executor).
+    fn forget_sources(&self) -> Result<(), Error>;
+}
+
+/// One running recording as the service sees it.
+pub trait ActiveRecording: Send + Sync + 'static {
+    fn stats(&self) -> watch::Receiver<Stats>;
+    fn pause(&self) -> Result<(), Error>;
+    fn resume(&self) -> Result<(), Error>;
+    /// Finalizes; resolves after the file is complete.
+    fn stop(&self) -> BoxFuture<'_, Result<Summary, Error>>;
+    /// Resolves when the recording ends for any reason.
+    fn finished(&self) -> BoxFuture<'_, Result<Summary, Error>>;
+    /// Releases the capture source (portal session) after the end.
+    fn close(&self) -> BoxFuture<'_, ()>;
+}
+
+/// Why [`start_recording`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Portal(#[from] PortalError),
+    #[error(transparent)]
+    Recorder(#[from] RecorderError),
+}
+
+impl From<StartError> for Error {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Portal(e) => e.into(),
+            StartError::Recorder(e) => e.into(),
+        }
+    }
+}
+
+/// The whole portal + recorder composition: checks an encoder exists (before any dialog),
+/// opens the portal session, and starts the recorder on its stream.
+pub async fn start_recording(
+    req: StartRequest,
+) -> Result<(ScreencastSession, Recording), StartError> {
+    // Before the portal: a missing encoder should not cost the user a dialog.
+    let encoder = check_encoder(
+        req.recording.codec,
+        req.recording.encoder,
+        req.recording.container,
+    )?;
+    debug!(encoder, "encoder available");
+    let (session, stream) = ScreencastSession::open(&req.source).await?;
+    debug!(
+        node = stream.node_id,
+        restored = stream.restored,
+        "portal stream open"
+    );
+    let source = PipeWireSource {
+        fd: stream.fd,
+        node_id: stream.node_id,
+        size: stream.size,
+    };
+    match Recording::start(source, req.recording).await {
+        Ok(rec) => Ok((session, rec)),
+        Err(e) => {
+            // Without this the compositor keeps showing its "screen is shared" indicator.
+            session.close().await;
+            Err(e.into())
+        }
+    }
+}
+
+/// The production backend: real portal, real recorder.
+#[derive(Default)]
+pub struct RealBackend;
+
+struct LiveRecording {
+    session: Mutex<Option<ScreencastSession>>,
+    rec: Recording,
+}
+
+impl Backend for RealBackend {
+    fn start(&self, req: StartRequest) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>> {
+        Box::pin(async move {
+            let (session, rec) = start_recording(req).await?;
+            info!(recorder_id = %rec.id(), path = %rec.path().display(), "recording started");
+            let live: Arc<dyn ActiveRecording> = Arc::new(LiveRecording {
+                session: Mutex::new(Some(session)),
+                rec,
+            });
+            Ok(live)
+        })
+    }
+
+    fn capabilities(&self) -> BoxFuture<'_, Capabilities> {
+        Box::pin(async move {
+            let mut encoders: Vec<String> = Vec::new();
+            for codec in Codec::ALL {
+                for name in available_encoders(*codec) {
+                    if !encoders.iter().any(|e| e == name) {
+                        encoders.push(name.to_owned());
+                    }
+                }
+            }
+            let mut caps = Capabilities {
+                encoders,
+                ..Default::default()
+            };
+            match zerocast_portal::capabilities().await {
+                Ok(p) => {
+                    caps.portal_version = p.version;
+                    caps.cursor_modes = p.cursor_modes.iter().map(|m| m.to_string()).collect();
+                    caps.source_types = p.source_types.iter().map(|s| s.to_string()).collect();
+                }
+                Err(e) => caps.portal_error = Some(e.to_string()),
+            }
+            caps
+        })
+    }
+
+    fn forget_sources(&self) -> Result<(), Error> {
+        zerocast_portal::forget_tokens()
+            .map_err(|e| Error::Failed(format!("cannot delete restore tokens: {e}")))
+    }
+}
+
+impl ActiveRecording for LiveRecording {
+    fn stats(&self) -> watch::Receiver<Stats> {
+        self.rec.stats()
+    }
+    fn pause(&self) -> Result<(), Error> {
+        Ok(self.rec.pause()?)
+    }
+    fn resume(&self) -> Result<(), Error> {
+        Ok(self.rec.resume()?)
+    }
+    fn stop(&self) -> BoxFuture<'_, Result<Summary, Error>> {
+        Box::pin(async move { Ok(self.rec.stop().await?) })
+    }
+    fn finished(&self) -> BoxFuture<'_, Result<Summary, Error>> {
+        Box::pin(async move { Ok(self.rec.finished().await?) })
+    }
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(s) = self.session.lock().await.take() {
+                s.close().await;
+            }
+        })
+    }
+}

@@ -1,0 +1,426 @@
+//! `zerocast ctl`: a thin client of the daemon. It validates nothing itself — the daemon's
+//! option parser is the one place that does — so `ctl` and `busctl` get the same errors.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context};
+use futures_util::StreamExt;
+use serde_json::json;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use zbus::Connection;
+
+use crate::service::{BUS_NAME, MANAGER_PATH};
+
+#[zbus::proxy(
+    interface = "org.zerocast.Recorder1",
+    default_service = "org.zerocast.Recorder1",
+    default_path = "/org/zerocast/Recorder1"
+)]
+pub trait Recorder {
+    fn start(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<OwnedObjectPath>;
+    fn forget_sources(&self) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn recordings(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    #[zbus(property)]
+    fn capabilities(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(property)]
+    fn version(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.zerocast.Recording1",
+    default_service = "org.zerocast.Recorder1"
+)]
+pub trait Recording {
+    fn stop(&self) -> zbus::Result<String>;
+    fn pause(&self) -> zbus::Result<()>;
+    fn resume(&self) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn path(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn duration(&self) -> zbus::Result<f64>;
+    #[zbus(property)]
+    fn frames(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn dropped_frames(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn bytes(&self) -> zbus::Result<u64>;
+    #[zbus(property)]
+    fn encoder(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn capture_path(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn options(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
+    #[zbus(signal)]
+    fn finished(&self, path: String, stats: HashMap<String, OwnedValue>) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn failed(&self, error_name: String, message: String) -> zbus::Result<()>;
+}
+
+/// `zerocast ctl …`. RECORDING is a number (`3`), an object path, or omitted for the newest
+/// running recording.
+#[derive(Debug, clap::Subcommand)]
+pub enum CtlCommand {
+    /// Start a recording and print its object path (the daemon validates every option).
+    Start(StartArgs),
+    /// Stop a recording; prints the output path once the file is finalized.
+    Stop { recording: Option<String> },
+    /// Pause a recording (the paused time is left out of the file).
+    Pause { recording: Option<String> },
+    /// Resume a paused recording.
+    Resume { recording: Option<String> },
+    /// Show recordings (all, or one).
+    Status {
+        recording: Option<String>,
+        /// Machine-readable JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print property changes of a recording until it ends (exit status 1 if it failed).
+    Watch { recording: Option<String> },
+    /// Forget the remembered screen/window so the next start asks again.
+    ForgetSources,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StartArgs {
+    /// Output file or template (%d date, %t time). Relative paths are taken from the current
+    /// directory; without -o the file goes to the videos folder.
+    #[arg(short = 'o', long)]
+    pub path: Option<String>,
+    /// mkv | mp4 | webm (default: from the extension, else mkv)
+    #[arg(long)]
+    pub container: Option<String>,
+    /// h264 | hevc | av1 | vp9
+    #[arg(long)]
+    pub codec: Option<String>,
+    /// auto | nvenc | software
+    #[arg(long)]
+    pub encoder: Option<String>,
+    /// Maximum frames per second.
+    #[arg(long)]
+    pub fps: Option<u32>,
+    /// Bitrate in kbit/s (instead of --quality).
+    #[arg(long)]
+    pub bitrate: Option<u32>,
+    /// Constant quality, codec scale, lower is better (instead of --bitrate).
+    #[arg(long)]
+    pub quality: Option<u32>,
+    /// hidden | embedded | metadata
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// monitor | window | virtual
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Ask for the source again instead of reusing the remembered one.
+    #[arg(long)]
+    pub no_restore: bool,
+    /// Stop by itself after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Stop when this `ctl` process exits (it then waits until the recording ends).
+    #[arg(long)]
+    pub stop_on_disconnect: bool,
+}
+
+impl StartArgs {
+    fn to_options(&self) -> anyhow::Result<HashMap<&'static str, Value<'static>>> {
+        let mut m: HashMap<&'static str, Value<'static>> = HashMap::new();
+        if let Some(p) = &self.path {
+            let mut path = std::path::PathBuf::from(p);
+            if path.is_relative() && !p.starts_with("~/") {
+                path = std::env::current_dir()
+                    .context("current directory")?
+                    .join(path);
+            }
+            m.insert("path", Value::from(path.to_string_lossy().into_owned()));
+        }
+        let strs = [
+            ("container", &self.container),
+            ("codec", &self.codec),
+            ("encoder", &self.encoder),
+            ("cursor", &self.cursor),
+            ("source", &self.source),
+        ];
+        for (k, v) in strs {
+            if let Some(v) = v {
+                m.insert(k, Value::from(v.clone()));
+            }
+        }
+        for (k, v) in [
+            ("framerate", self.fps),
+            ("bitrate", self.bitrate),
+            ("quality", self.quality),
+        ] {
+            if let Some(v) = v {
+                m.insert(k, Value::from(v));
+            }
+        }
+        if self.no_restore {
+            m.insert("restore", Value::from(false));
+        }
+        if let Some(d) = self.duration {
+            m.insert("duration", Value::from(d));
+        }
+        if self.stop_on_disconnect {
+            m.insert("stop-on-disconnect", Value::from(true));
+        }
+        Ok(m)
+    }
+}
+
+/// Runs one `ctl` command; returns the process exit status.
+pub async fn run_ctl(cmd: CtlCommand) -> anyhow::Result<i32> {
+    let conn = Connection::session()
+        .await
+        .context("cannot connect to the session bus")?;
+    let result = run(&conn, cmd).await;
+    result.map_err(|e| match e.downcast::<zbus::Error>() {
+        Ok(e) => anyhow::anyhow!(describe_error(&e)),
+        Err(e) => e,
+    })
+}
+
+/// A D-Bus error as a user reads it: the name (for scripts) and the message.
+fn describe_error(e: &zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => {
+            let name = name.as_str();
+            if name == "org.freedesktop.DBus.Error.ServiceUnknown" {
+                format!(
+                    "the zerocast daemon is not running and cannot be activated; run `zerocast daemon` ({name})"
+                )
+            } else {
+                format!("{name}: {}", msg.as_deref().unwrap_or(""))
+            }
+        }
+        e => e.to_string(),
+    }
+}
+
+async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
+    let manager = RecorderProxy::new(conn).await?;
+    match cmd {
+        CtlCommand::Start(args) => {
+            let stop_on_disconnect = args.stop_on_disconnect;
+            let path = manager.start(args.to_options()?).await?;
+            println!("{}", path.as_str());
+            if stop_on_disconnect {
+                // The recording lives as long as this process: follow it.
+                return watch(conn, path).await;
+            }
+            Ok(0)
+        }
+        CtlCommand::Stop { recording } => {
+            let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
+            println!("{}", rec.stop().await?);
+            Ok(0)
+        }
+        CtlCommand::Pause { recording } => {
+            recording_proxy(conn, &manager, recording.as_deref())
+                .await?
+                .pause()
+                .await?;
+            Ok(0)
+        }
+        CtlCommand::Resume { recording } => {
+            recording_proxy(conn, &manager, recording.as_deref())
+                .await?
+                .resume()
+                .await?;
+            Ok(0)
+        }
+        CtlCommand::Status { recording, json } => {
+            let paths = match recording {
+                Some(r) => vec![parse_target(&r)?],
+                None => manager.recordings().await?,
+            };
+            let mut items = Vec::new();
+            for p in paths {
+                items.push(status_json(conn, p).await?);
+            }
+            if json {
+                let out = json!({ "version": manager.version().await?, "recordings": items });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else if items.is_empty() {
+                println!("no recordings");
+            } else {
+                for i in &items {
+                    println!("{}", status_line(i));
+                }
+            }
+            Ok(0)
+        }
+        CtlCommand::Watch { recording } => {
+            let path = match recording {
+                Some(r) => parse_target(&r)?,
+                None => newest_running(conn, &manager).await?,
+            };
+            watch(conn, path).await
+        }
+        CtlCommand::ForgetSources => {
+            manager.forget_sources().await?;
+            Ok(0)
+        }
+    }
+}
+
+fn parse_target(s: &str) -> anyhow::Result<OwnedObjectPath> {
+    let p = if s.starts_with('/') {
+        s.to_owned()
+    } else {
+        format!("{MANAGER_PATH}/recording/{s}")
+    };
+    OwnedObjectPath::try_from(p.clone()).with_context(|| format!("not a recording: {s}"))
+}
+
+async fn recording_proxy<'a>(
+    conn: &Connection,
+    manager: &RecorderProxy<'a>,
+    target: Option<&str>,
+) -> anyhow::Result<RecordingProxy<'static>> {
+    let path = match target {
+        Some(t) => parse_target(t)?,
+        None => newest_running(conn, manager).await?,
+    };
+    Ok(RecordingProxy::builder(conn).path(path)?.build().await?)
+}
+
+async fn newest_running(
+    conn: &Connection,
+    manager: &RecorderProxy<'_>,
+) -> anyhow::Result<OwnedObjectPath> {
+    for p in manager.recordings().await?.into_iter().rev() {
+        let rec = RecordingProxy::builder(conn)
+            .path(p.clone())?
+            .build()
+            .await?;
+        if let Ok(s) = rec.state().await {
+            if !matches!(s.as_str(), "finished" | "failed") {
+                return Ok(p);
+            }
+        }
+    }
+    bail!("no running recording")
+}
+
+async fn status_json(
+    conn: &Connection,
+    path: OwnedObjectPath,
+) -> anyhow::Result<serde_json::Value> {
+    let rec = RecordingProxy::builder(conn)
+        .path(path.clone())?
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await?;
+    let id = path.as_str().rsplit('/').next().unwrap_or("").to_owned();
+    Ok(json!({
+        "id": id.parse::<u64>().ok(),
+        "object": path.as_str(),
+        "state": rec.state().await?,
+        "path": rec.path().await?,
+        "duration": rec.duration().await?,
+        "frames": rec.frames().await?,
+        "dropped_frames": rec.dropped_frames().await?,
+        "bytes": rec.bytes().await?,
+        "encoder": rec.encoder().await?,
+        "capture_path": rec.capture_path().await?,
+        "options": dict_json(&rec.options().await?),
+    }))
+}
+
+fn status_line(i: &serde_json::Value) -> String {
+    format!(
+        "{:>3}  {:<9}  {:>8.1} s  {:>6} frames ({} dropped)  {:>7.1} MB  {} {}  {}",
+        i["id"],
+        i["state"].as_str().unwrap_or(""),
+        i["duration"].as_f64().unwrap_or(0.0),
+        i["frames"],
+        i["dropped_frames"],
+        i["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        i["encoder"].as_str().unwrap_or(""),
+        i["capture_path"].as_str().unwrap_or(""),
+        i["path"].as_str().unwrap_or(""),
+    )
+}
+
+/// Basic D-Bus values as JSON (options and stats hold nothing else).
+pub fn value_json(v: &Value<'_>) -> serde_json::Value {
+    match v {
+        Value::Bool(b) => json!(b),
+        Value::U8(x) => json!(x),
+        Value::I16(x) => json!(x),
+        Value::U16(x) => json!(x),
+        Value::I32(x) => json!(x),
+        Value::U32(x) => json!(x),
+        Value::I64(x) => json!(x),
+        Value::U64(x) => json!(x),
+        Value::F64(x) => json!(x),
+        Value::Str(s) => json!(s.as_str()),
+        Value::ObjectPath(p) => json!(p.as_str()),
+        Value::Value(v) => value_json(v),
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(value_json).collect()),
+        other => json!(other.to_string()),
+    }
+}
+
+fn dict_json(m: &HashMap<String, OwnedValue>) -> serde_json::Value {
+    let mut keys: Vec<&String> = m.keys().collect();
+    keys.sort();
+    serde_json::Value::Object(
+        keys.into_iter()
+            .map(|k| (k.clone(), value_json(&m[k])))
+            .collect(),
+    )
+}
+
+/// Prints changes until the recording ends; 0 when it finished, 1 when it failed.
+async fn watch(conn: &Connection, path: OwnedObjectPath) -> anyhow::Result<i32> {
+    let rec = RecordingProxy::builder(conn)
+        .path(path.clone())?
+        .build()
+        .await?;
+    let props = zbus::fdo::PropertiesProxy::builder(conn)
+        .destination(BUS_NAME)?
+        .path(path.clone())?
+        .build()
+        .await?;
+    // Subscribe before reading the state, so no change falls in between.
+    let mut changes = props.receive_properties_changed().await?;
+    let mut finished = rec.receive_finished().await?;
+    let mut failed = rec.receive_failed().await?;
+    let state = rec.state().await?;
+    println!("{} State={state} Path={}", path.as_str(), rec.path().await?);
+    match state.as_str() {
+        "finished" => return Ok(0),
+        "failed" => return Ok(1),
+        _ => {}
+    }
+    loop {
+        tokio::select! {
+            Some(sig) = changes.next() => {
+                let args = sig.args()?;
+                let mut keys: Vec<_> = args.changed_properties().keys().collect();
+                keys.sort();
+                let line: Vec<String> = keys
+                    .into_iter()
+                    .map(|k| format!("{k}={}", value_json(&args.changed_properties()[k])))
+                    .collect();
+                println!("{}", line.join(" "));
+            }
+            Some(sig) = finished.next() => {
+                let args = sig.args()?;
+                println!("Finished path={} stats={}", args.path(), dict_json(args.stats()));
+                return Ok(0);
+            }
+            Some(sig) = failed.next() => {
+                let args = sig.args()?;
+                eprintln!("Failed {}: {}", args.error_name(), args.message());
+                return Ok(1);
+            }
+            else => bail!("lost the connection to the daemon"),
+        }
+    }
+}

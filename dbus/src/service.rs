@@ -1,0 +1,795 @@
+//! The D-Bus objects: the `org.zerocast.Recorder1` manager and one `org.zerocast.Recording1`
+//! object per recording, each driven by a supervisor task.
+//!
+//! The interface objects hold only handles: the manager a [`Shared`] (backend + registry of
+//! recordings), a recording object a command sender and a `watch` of its view. Everything
+//! that changes a recording happens in its supervisor task, which is also the only place that
+//! emits its signals, so signals and property changes come out in the order they happened.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, info_span, warn, Instrument};
+use zbus::message::Header;
+use zbus::names::{InterfaceName, UniqueName};
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
+use zbus::Connection;
+use zerocast_recorder::{EndReason, RecordingState, Stats, Summary};
+
+use crate::backend::{ActiveRecording, Backend};
+use crate::error::Error;
+use crate::options::{parse_options, StartRequest};
+
+pub const BUS_NAME: &str = "org.zerocast.Recorder1";
+pub const MANAGER_PATH: &str = "/org/zerocast/Recorder1";
+pub const MANAGER_IFACE: &str = "org.zerocast.Recorder1";
+pub const RECORDING_IFACE: &str = "org.zerocast.Recording1";
+
+/// Tunables of the object lifecycle.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// How long an ended recording's object stays, so a late client can read the result.
+    pub linger: Duration,
+    /// At most this many ended recordings are kept; older ones go first.
+    pub keep_ended: usize,
+    /// Minimum interval between progress (Duration/Frames/Bytes…) PropertiesChanged signals.
+    pub progress_interval: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            linger: Duration::from_secs(300),
+            keep_ended: 5,
+            progress_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the manager shares with the supervisors.
+pub struct Shared {
+    backend: Arc<dyn Backend>,
+    config: ServiceConfig,
+    registry: StdMutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next_id: u64,
+    entries: Vec<Entry>,
+}
+
+struct Entry {
+    id: u64,
+    path: OwnedObjectPath,
+    output: PathBuf,
+    ended: bool,
+    /// The supervisor's command channel, so the daemon can stop everything on shutdown.
+    cmd: mpsc::Sender<Cmd>,
+}
+
+fn object_path(id: u64) -> OwnedObjectPath {
+    OwnedObjectPath::try_from(format!("{MANAGER_PATH}/recording/{id}")).expect("valid path")
+}
+
+impl Shared {
+    pub fn new(backend: Arc<dyn Backend>, config: ServiceConfig) -> Arc<Self> {
+        Arc::new(Shared {
+            backend,
+            config,
+            registry: StdMutex::new(Registry::default()),
+        })
+    }
+
+    fn recordings(&self) -> Vec<OwnedObjectPath> {
+        self.registry
+            .lock()
+            .unwrap()
+            .entries
+            .iter()
+            .map(|e| e.path.clone())
+            .collect()
+    }
+
+    /// Reserves an id for `output`; fails if a running recording already writes there (two
+    /// encoders on one file would corrupt both; a template can expand to the same name twice
+    /// within one second).
+    fn reserve(&self, output: &std::path::Path, cmd: mpsc::Sender<Cmd>) -> Result<u64, Error> {
+        let mut reg = self.registry.lock().unwrap();
+        if let Some(e) = reg.entries.iter().find(|e| !e.ended && e.output == output) {
+            return Err(Error::OutputNotWritable(format!(
+                "'path' {} is being written by recording {}",
+                output.display(),
+                e.id
+            )));
+        }
+        reg.next_id += 1;
+        let id = reg.next_id;
+        reg.entries.push(Entry {
+            id,
+            path: object_path(id),
+            output: output.to_owned(),
+            ended: false,
+            cmd,
+        });
+        Ok(id)
+    }
+
+    /// Marks `id` ended; returns ended recordings beyond `keep_ended` to remove now.
+    fn mark_ended(&self, id: u64) -> Vec<u64> {
+        let mut reg = self.registry.lock().unwrap();
+        if let Some(e) = reg.entries.iter_mut().find(|e| e.id == id) {
+            e.ended = true;
+        }
+        let ended: Vec<u64> = reg
+            .entries
+            .iter()
+            .filter(|e| e.ended)
+            .map(|e| e.id)
+            .collect();
+        let excess = ended.len().saturating_sub(self.config.keep_ended);
+        ended[..excess].to_vec()
+    }
+
+    fn forget(&self, id: u64) -> bool {
+        let mut reg = self.registry.lock().unwrap();
+        let before = reg.entries.len();
+        reg.entries.retain(|e| e.id != id);
+        reg.entries.len() != before
+    }
+
+    /// Command senders of all running recordings.
+    fn running(&self) -> Vec<(u64, mpsc::Sender<Cmd>)> {
+        let reg = self.registry.lock().unwrap();
+        reg.entries
+            .iter()
+            .filter(|e| !e.ended)
+            .map(|e| (e.id, e.cmd.clone()))
+            .collect()
+    }
+
+    /// Stops every running recording and waits until their files are finalized (daemon
+    /// shutdown: SIGTERM from `systemctl --user stop` must not leave broken files).
+    pub async fn stop_all(&self) {
+        let mut waits = Vec::new();
+        for (id, cmd) in self.running() {
+            let (tx, rx) = oneshot::channel();
+            if cmd.send(Cmd::Stop(tx)).await.is_ok() {
+                waits.push((id, rx));
+            }
+        }
+        for (id, rx) in waits {
+            match rx.await {
+                Ok(Ok(path)) => info!(id, path, "stopped at shutdown"),
+                Ok(Err(e)) => warn!(id, error = %e.message(), "stop at shutdown failed"),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Emits PropertiesChanged for `Recordings` on the manager.
+async fn emit_recordings_changed(conn: &Connection, shared: &Shared) {
+    let list: Vec<OwnedObjectPath> = shared.recordings();
+    let mut changed: HashMap<&str, Value<'_>> = HashMap::new();
+    changed.insert("Recordings", Value::from(list));
+    emit_properties(conn, MANAGER_PATH, MANAGER_IFACE, changed).await;
+}
+
+async fn emit_properties(
+    conn: &Connection,
+    path: &str,
+    iface: &'static str,
+    changed: HashMap<&str, Value<'_>>,
+) {
+    let Ok(emitter) = SignalEmitter::new(conn, path.to_owned()) else {
+        return;
+    };
+    let r = zbus::fdo::Properties::properties_changed(
+        &emitter,
+        InterfaceName::from_static_str_unchecked(iface),
+        changed,
+        Cow::Borrowed(&[]),
+    )
+    .await;
+    if let Err(e) = r {
+        debug!(error = %e, "cannot emit PropertiesChanged");
+    }
+}
+
+/// `org.zerocast.Recorder1` at `/org/zerocast/Recorder1`.
+pub struct RecorderService {
+    shared: Arc<Shared>,
+}
+
+impl RecorderService {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        RecorderService { shared }
+    }
+}
+
+#[zbus::interface(name = "org.zerocast.Recorder1")]
+impl RecorderService {
+    /// Starts a recording; returns its object once frames flow. The object exists (in state
+    /// `starting`, listed in `Recordings`) from the moment the options are accepted.
+    #[zbus(out_args("recording"))]
+    async fn start(
+        &self,
+        #[zbus(header)] header: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<OwnedObjectPath, Error> {
+        let sender = header.sender().map(|s| s.to_owned());
+        // Filesystem checks: keep them off the executor.
+        let req = tokio::task::spawn_blocking(move || parse_options(&options))
+            .await
+            .map_err(|e| Error::Failed(format!("options parser panicked: {e}")))??;
+
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
+        let id = self.shared.reserve(&req.recording.path, cmd_tx.clone())?;
+        let span = info_span!("recording", id);
+        span.in_scope(|| info!(path = %req.recording.path.display(), "start requested"));
+        let path = object_path(id);
+        let (view_tx, view_rx) = watch::channel(View::new(&req));
+        let object = RecordingObject {
+            id,
+            cmd: cmd_tx,
+            view: view_rx,
+        };
+        if let Err(e) = conn.object_server().at(&path, object).await {
+            self.shared.forget(id);
+            return Err(e.into());
+        }
+        emit_recordings_changed(conn, &self.shared).await;
+
+        let (started_tx, started_rx) = oneshot::channel();
+        let sup = Supervisor {
+            id,
+            path: path.clone(),
+            conn: conn.clone(),
+            shared: self.shared.clone(),
+            view: view_tx,
+            cmds: cmd_rx,
+            caller: sender.filter(|_| req.stop_on_disconnect),
+        };
+        tokio::spawn(sup.run(req, started_tx).instrument(span));
+        match started_rx.await {
+            Ok(Ok(())) => Ok(path),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Failed(
+                "the recording task ended unexpectedly".into(),
+            )),
+        }
+    }
+
+    /// Drops stored restore tokens so the next `Start` asks for a source again.
+    async fn forget_sources(&self) -> Result<(), Error> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || shared.backend.forget_sources())
+            .await
+            .map_err(|e| Error::Failed(e.to_string()))?
+    }
+
+    /// Recording objects, running and recently ended, oldest first.
+    #[zbus(property)]
+    async fn recordings(&self) -> Vec<OwnedObjectPath> {
+        self.shared.recordings()
+    }
+
+    /// `encoders` as, `zero-copy` b, `version` u (portal), `cursor-modes` as,
+    /// `source-types` as, and `portal-error` s when no portal answered.
+    #[zbus(property(emits_changed_signal = "false"))]
+    async fn capabilities(&self) -> HashMap<String, OwnedValue> {
+        let c = self.shared.backend.capabilities().await;
+        let mut m: HashMap<String, OwnedValue> = HashMap::new();
+        let mut put = |k: &str, v: Value<'_>| {
+            m.insert(k.into(), v.try_to_owned().expect("basic value"));
+        };
+        put("encoders", Value::from(c.encoders));
+        put("zero-copy", Value::from(c.zero_copy));
+        put("version", Value::from(c.portal_version));
+        put("cursor-modes", Value::from(c.cursor_modes));
+        put("source-types", Value::from(c.source_types));
+        if let Some(e) = c.portal_error {
+            put("portal-error", Value::from(e));
+        }
+        m
+    }
+
+    #[zbus(property(emits_changed_signal = "const"))]
+    async fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_owned()
+    }
+}
+
+/// What a recording object shows; written only by its supervisor.
+#[derive(Debug, Clone)]
+struct View {
+    state: RecordingState,
+    path: String,
+    stats: Stats,
+    options: HashMap<String, OwnedValue>,
+}
+
+impl View {
+    fn new(req: &StartRequest) -> Self {
+        View {
+            state: RecordingState::Starting,
+            path: req.recording.path.to_string_lossy().into_owned(),
+            stats: Stats::default(),
+            options: req.to_dbus(),
+        }
+    }
+}
+
+enum Cmd {
+    Stop(oneshot::Sender<Result<String, Error>>),
+    Pause(oneshot::Sender<Result<(), Error>>),
+    Resume(oneshot::Sender<Result<(), Error>>),
+}
+
+/// `org.zerocast.Recording1` at `/org/zerocast/Recorder1/recording/N`.
+pub struct RecordingObject {
+    id: u64,
+    cmd: mpsc::Sender<Cmd>,
+    view: watch::Receiver<View>,
+}
+
+impl RecordingObject {
+    fn ended_error(&self) -> Error {
+        let v = self.view.borrow();
+        Error::NotRecording(format!(
+            "recording {} has {} ({})",
+            self.id, v.state, v.path
+        ))
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Cmd,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        // A closed channel means the supervisor is done: the recording has ended.
+        if self.cmd.send(make(tx)).await.is_err() {
+            return Err(self.ended_error());
+        }
+        rx.await.unwrap_or_else(|_| Err(self.ended_error()))
+    }
+}
+
+#[zbus::interface(name = "org.zerocast.Recording1")]
+impl RecordingObject {
+    /// Stops and returns the output path once the file is finalized.
+    #[zbus(out_args("path"))]
+    async fn stop(&self) -> Result<String, Error> {
+        self.call(Cmd::Stop).await
+    }
+
+    /// Pauses; the paused time is absent from the file.
+    async fn pause(&self) -> Result<(), Error> {
+        self.call(Cmd::Pause).await
+    }
+
+    async fn resume(&self) -> Result<(), Error> {
+        self.call(Cmd::Resume).await
+    }
+
+    /// starting | recording | paused | finishing | finished | failed
+    #[zbus(property)]
+    async fn state(&self) -> String {
+        self.view.borrow().state.as_str().to_owned()
+    }
+
+    #[zbus(property)]
+    async fn path(&self) -> String {
+        self.view.borrow().path.clone()
+    }
+
+    /// Recorded seconds, pauses excluded.
+    #[zbus(property)]
+    async fn duration(&self) -> f64 {
+        self.view.borrow().stats.duration.as_secs_f64()
+    }
+
+    /// Frames written to the file.
+    #[zbus(property)]
+    async fn frames(&self) -> u64 {
+        self.view.borrow().stats.frames_written
+    }
+
+    #[zbus(property)]
+    async fn dropped_frames(&self) -> u64 {
+        self.view.borrow().stats.frames_dropped
+    }
+
+    #[zbus(property)]
+    async fn bytes(&self) -> u64 {
+        self.view.borrow().stats.bytes
+    }
+
+    #[zbus(property)]
+    async fn encoder(&self) -> String {
+        self.view.borrow().stats.encoder.clone()
+    }
+
+    #[zbus(property)]
+    async fn capture_path(&self) -> String {
+        self.view.borrow().stats.capture_path.as_str().to_owned()
+    }
+
+    /// The effective options, defaults filled in.
+    #[zbus(property(emits_changed_signal = "const"))]
+    async fn options(&self) -> HashMap<String, OwnedValue> {
+        self.view.borrow().options.clone()
+    }
+
+    /// The recording ended normally; `stats` has `duration` d, `frames` t, `dropped-frames` t,
+    /// `bytes` t, `encoder` s, `capture-path` s.
+    #[zbus(signal)]
+    async fn finished(
+        emitter: &SignalEmitter<'_>,
+        path: &str,
+        stats: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<()>;
+
+    /// The recording failed; `error_name` is an `org.zerocast.Error.*` name.
+    #[zbus(signal)]
+    async fn failed(
+        emitter: &SignalEmitter<'_>,
+        error_name: &str,
+        message: &str,
+    ) -> zbus::Result<()>;
+}
+
+fn stats_dict(s: &Stats) -> HashMap<&'static str, Value<'static>> {
+    HashMap::from([
+        ("duration", Value::from(s.duration.as_secs_f64())),
+        ("frames", Value::from(s.frames_written)),
+        ("dropped-frames", Value::from(s.frames_dropped)),
+        ("bytes", Value::from(s.bytes)),
+        ("encoder", Value::from(s.encoder.clone())),
+        ("capture-path", Value::from(s.capture_path.as_str())),
+    ])
+}
+
+/// Owns one recording: starts it, forwards commands, publishes its view, and tears it down.
+struct Supervisor {
+    id: u64,
+    path: OwnedObjectPath,
+    conn: Connection,
+    shared: Arc<Shared>,
+    view: watch::Sender<View>,
+    cmds: mpsc::Receiver<Cmd>,
+    /// The `Start` caller, when it asked for `stop-on-disconnect`.
+    caller: Option<UniqueName<'static>>,
+}
+
+impl Supervisor {
+    async fn run(mut self, req: StartRequest, started: oneshot::Sender<Result<(), Error>>) {
+        let disconnected = watch_disconnect(self.conn.clone(), self.caller.clone());
+        tokio::pin!(disconnected);
+        // The object is new, but observers watching signals only (busctl monitor, `ctl watch`
+        // started early) should see the whole starting → recording sequence.
+        self.emit_all().await;
+
+        // Phase 1: starting. Stop (or the caller leaving) abandons the start; the portal
+        // dialog may otherwise wait forever.
+        let backend = self.shared.backend.clone();
+        let start = backend.start(req);
+        let rec = tokio::select! {
+            r = start => r,
+            cancel = self.until_cancelled(&mut disconnected) => Err(cancel),
+        };
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(e) => {
+                info!(error = %e.message(), "start failed");
+                let _ = started.send(Err(e.clone()));
+                self.end(Err(e), Vec::new()).await;
+                return;
+            }
+        };
+        self.view
+            .send_modify(|v| v.state = RecordingState::Recording);
+        self.emit_all().await;
+        let _ = started.send(Ok(()));
+        info!("recording");
+
+        // Phase 2: running.
+        let mut stats = rec.stats();
+        stats.mark_changed();
+        let finished = rec.finished();
+        tokio::pin!(finished);
+        let mut tick = tokio::time::interval(self.shared.config.progress_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut progress_dirty = false;
+        let mut stop_waiters: Vec<oneshot::Sender<Result<String, Error>>> = Vec::new();
+        let mut stopping = false;
+        let mut stats_open = true;
+
+        let result = loop {
+            tokio::select! {
+                end = &mut finished => break end,
+                changed = stats.changed(), if stats_open => {
+                    if changed.is_err() {
+                        stats_open = false;
+                        continue;
+                    }
+                    let s = stats.borrow_and_update().clone();
+                    let old_state = self.view.borrow().state;
+                    // The final state is set from `finished`, with the final figures.
+                    let new_state = if s.state.is_over() { old_state } else { s.state };
+                    self.view.send_modify(|v| { v.stats = s; v.state = new_state; });
+                    if new_state != old_state {
+                        // State changes go out at once, with the current figures.
+                        self.emit_all().await;
+                        progress_dirty = false;
+                    } else {
+                        progress_dirty = true;
+                    }
+                }
+                _ = tick.tick(), if progress_dirty => {
+                    progress_dirty = false;
+                    self.emit_progress().await;
+                }
+                cmd = self.cmds.recv() => match cmd {
+                    Some(Cmd::Stop(reply)) => {
+                        stop_waiters.push(reply);
+                        if !stopping {
+                            stopping = true;
+                            self.spawn_stop(rec.clone());
+                        }
+                    }
+                    Some(Cmd::Pause(reply)) => {
+                        let _ = reply.send(self.pause(&*rec, stopping));
+                    }
+                    Some(Cmd::Resume(reply)) => {
+                        let _ = reply.send(self.resume(&*rec, stopping));
+                    }
+                    None => {}
+                },
+                _ = &mut disconnected, if !stopping => {
+                    info!("caller left the bus; stopping (stop-on-disconnect)");
+                    stopping = true;
+                    self.spawn_stop(rec.clone());
+                }
+            }
+        };
+        rec.close().await;
+        self.end(result, stop_waiters).await;
+    }
+
+    /// Resolves with the error Start should fail with when the start is abandoned.
+    async fn until_cancelled(
+        &mut self,
+        disconnected: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Error {
+        loop {
+            tokio::select! {
+                cmd = self.cmds.recv() => match cmd {
+                    Some(Cmd::Stop(reply)) => {
+                        let _ = reply.send(Err(Error::NotRecording(format!(
+                            "recording {} was still starting; the start is cancelled", self.id
+                        ))));
+                        return Error::PortalCancelled("cancelled by Stop() before the first frame".into());
+                    }
+                    Some(Cmd::Pause(reply)) => {
+                        let _ = reply.send(Err(Error::NotRecording(format!("recording {} is still starting", self.id))));
+                    }
+                    Some(Cmd::Resume(reply)) => {
+                        let _ = reply.send(Err(Error::NotPaused(format!("recording {} is still starting", self.id))));
+                    }
+                    None => std::future::pending::<()>().await,
+                },
+                _ = disconnected.as_mut() => {
+                    return Error::PortalCancelled("the caller left the bus before the first frame (stop-on-disconnect)".into());
+                }
+            }
+        }
+    }
+
+    fn spawn_stop(&self, rec: Arc<dyn ActiveRecording>) {
+        // Stop runs beside the loop, which keeps publishing `finishing` and the figures; the
+        // end itself is observed through `finished`.
+        tokio::spawn(
+            async move {
+                if let Err(e) = rec.stop().await {
+                    debug!(error = %e.message(), "stop returned an error");
+                }
+            }
+            .in_current_span(),
+        );
+    }
+
+    fn pause(&self, rec: &dyn ActiveRecording, stopping: bool) -> Result<(), Error> {
+        let state = self.view.borrow().state;
+        match state {
+            RecordingState::Recording if !stopping => {
+                rec.pause()?;
+                info!("paused");
+                Ok(())
+            }
+            RecordingState::Paused => Err(Error::NotRecording(format!(
+                "recording {} is already paused",
+                self.id
+            ))),
+            s => Err(Error::NotRecording(format!(
+                "recording {} is {}",
+                self.id,
+                if stopping { "finishing" } else { s.as_str() }
+            ))),
+        }
+    }
+
+    fn resume(&self, rec: &dyn ActiveRecording, stopping: bool) -> Result<(), Error> {
+        let state = self.view.borrow().state;
+        if state == RecordingState::Paused && !stopping {
+            rec.resume()?;
+            info!("resumed");
+            Ok(())
+        } else {
+            Err(Error::NotPaused(format!(
+                "recording {} is {} (not paused)",
+                self.id, state
+            )))
+        }
+    }
+
+    /// Publishes the end (properties, then `Finished`/`Failed`), answers `Stop` callers, and
+    /// schedules the object's removal.
+    async fn end(
+        self,
+        result: Result<Summary, Error>,
+        stop_waiters: Vec<oneshot::Sender<Result<String, Error>>>,
+    ) {
+        let emitter = SignalEmitter::new(&self.conn, self.path.clone()).expect("valid path");
+        // A lost stream ends with a playable file (a summary) but is still a failure.
+        let (summary, failure) = match result {
+            Ok(s) => match &s.reason {
+                EndReason::StreamLost(why) => {
+                    let e = Error::StreamLost(format!(
+                        "the screen-cast stream was lost: {why}; the file up to then is at {}",
+                        s.path.display()
+                    ));
+                    (Some(s), Some(e))
+                }
+                _ => (Some(s), None),
+            },
+            Err(e) => (None, Some(e)),
+        };
+        if let Some(summary) = &summary {
+            let path = summary.path.to_string_lossy().into_owned();
+            self.view.send_modify(|v| {
+                v.stats = summary.stats.clone();
+                v.path = path;
+            });
+        }
+        let state = if failure.is_some() {
+            RecordingState::Failed
+        } else {
+            RecordingState::Finished
+        };
+        self.view.send_modify(|v| v.state = state);
+        self.emit_all().await;
+        match (&summary, &failure) {
+            (Some(s), None) => {
+                let path = s.path.to_string_lossy();
+                info!(%path, secs = s.stats.duration.as_secs_f64(), reason = ?s.reason, "finished");
+                let _ = RecordingObject::finished(&emitter, &path, stats_dict(&s.stats)).await;
+            }
+            (_, Some(e)) => {
+                warn!(error = %e.message(), "failed");
+                let _ = RecordingObject::failed(&emitter, &e.dbus_name(), &e.message()).await;
+            }
+            (None, None) => unreachable!("an end has a summary or an error"),
+        }
+        for w in stop_waiters {
+            // A Stop caller gets the path whenever a file exists, even after a lost stream.
+            let _ = w.send(match (&summary, &failure) {
+                (Some(s), _) => Ok(s.path.to_string_lossy().into_owned()),
+                (None, Some(e)) => Err(e.clone()),
+                (None, None) => unreachable!(),
+            });
+        }
+
+        let excess = self.shared.mark_ended(self.id);
+        for id in excess {
+            remove_object(&self.conn, &self.shared, id).await;
+        }
+        let (conn, shared, id, linger) = (
+            self.conn.clone(),
+            self.shared.clone(),
+            self.id,
+            self.shared.config.linger,
+        );
+        tokio::spawn(
+            async move {
+                tokio::time::sleep(linger).await;
+                remove_object(&conn, &shared, id).await;
+            }
+            .in_current_span(),
+        );
+    }
+
+    async fn emit_all(&self) {
+        let v = self.view.borrow().clone();
+        let mut changed = progress_dict(&v.stats);
+        changed.insert("State", Value::from(v.state.as_str()));
+        changed.insert("Path", Value::from(v.path));
+        changed.insert("Encoder", Value::from(v.stats.encoder.clone()));
+        changed.insert("CapturePath", Value::from(v.stats.capture_path.as_str()));
+        emit_properties(&self.conn, self.path.as_str(), RECORDING_IFACE, changed).await;
+    }
+
+    async fn emit_progress(&self) {
+        let stats = self.view.borrow().stats.clone();
+        let mut changed = progress_dict(&stats);
+        // Encoder and capture path settle right after start; cheap to repeat.
+        changed.insert("Encoder", Value::from(stats.encoder.clone()));
+        changed.insert("CapturePath", Value::from(stats.capture_path.as_str()));
+        emit_properties(&self.conn, self.path.as_str(), RECORDING_IFACE, changed).await;
+    }
+}
+
+fn progress_dict(s: &Stats) -> HashMap<&'static str, Value<'static>> {
+    HashMap::from([
+        ("Duration", Value::from(s.duration.as_secs_f64())),
+        ("Frames", Value::from(s.frames_written)),
+        ("DroppedFrames", Value::from(s.frames_dropped)),
+        ("Bytes", Value::from(s.bytes)),
+    ])
+}
+
+async fn remove_object(conn: &Connection, shared: &Shared, id: u64) {
+    if !shared.forget(id) {
+        return;
+    }
+    let path = object_path(id);
+    if let Err(e) = conn
+        .object_server()
+        .remove::<RecordingObject, _>(&path)
+        .await
+    {
+        debug!(id, error = %e, "removing object");
+    }
+    debug!(id, "object removed");
+    emit_recordings_changed(conn, shared).await;
+}
+
+/// Resolves when `caller` leaves the bus; never when `None`.
+async fn watch_disconnect(conn: Connection, caller: Option<UniqueName<'static>>) {
+    let Some(caller) = caller else {
+        return std::future::pending().await;
+    };
+    let watch = async {
+        let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+        let mut changes = dbus
+            .receive_name_owner_changed_with_args(&[(0, caller.as_str())])
+            .await?;
+        // Subscribe first, then check: the caller may have left in between (a `busctl call`
+        // exits right after the reply).
+        if !dbus.name_has_owner(caller.as_ref().into()).await? {
+            return Ok::<(), zbus::Error>(());
+        }
+        while let Some(sig) = changes.next().await {
+            if let Ok(args) = sig.args() {
+                if args.new_owner().is_none() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = watch.await {
+        // Without a working watch, keep recording: losing a recording is worse than an
+        // orphaned one, which `ctl stop` still reaches.
+        warn!(error = %e, "cannot watch the caller; stop-on-disconnect disabled");
+        std::future::pending::<()>().await;
+    }
+}

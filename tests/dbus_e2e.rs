@@ -1,0 +1,346 @@
+//! End-to-end: the D-Bus service against the real stack (sway headless, xdg-desktop-portal,
+//! patched xdpw, PipeWire), driven by the real `busctl`. The daemon is `zerocast daemon`; until
+//! `src/main.rs` has that subcommand, this test binary runs `zerocast_dbus::run_daemon()` itself
+//! (re-executed as the ignored test `daemon_entry`).
+//!
+//! Latency benchmark: `cargo test --release --test dbus_e2e -- --ignored --nocapture bench_start_latency`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+use zbus::zvariant::{OwnedObjectPath, Value};
+use zerocast_testdesk::{Component, Desktop, DesktopOptions};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const NAME: &str = "org.zerocast.Recorder1";
+const MANAGER: &str = "/org/zerocast/Recorder1";
+
+/// Not a test: the daemon process when `zerocast daemon` is not wired yet.
+#[test]
+#[ignore]
+fn daemon_entry() {
+    if std::env::var_os("ZEROCAST_E2E_DAEMON").is_none() {
+        return;
+    }
+    zerocast_dbus::logging::init("info,zbus=warn");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    if let Err(e) = rt.block_on(zerocast_dbus::run_daemon()) {
+        eprintln!("zerocast: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// `zerocast daemon` if the binary has it, else this binary's `daemon_entry`.
+fn daemon_command(desk: &Desktop) -> Command {
+    let has_daemon = Command::new(zerocast_bin())
+        .args(["daemon", "--help"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let mut c = if has_daemon {
+        let mut c = zerocast(desk);
+        c.arg("daemon");
+        c
+    } else {
+        let mut c = desk.command(std::env::current_exe().unwrap());
+        c.args([
+            "--exact",
+            "daemon_entry",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]);
+        c.env("ZEROCAST_E2E_DAEMON", "1");
+        c
+    };
+    c.env("RUST_LOG", "info,zbus=warn");
+    c
+}
+
+struct Daemon {
+    child: Child,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SIGTERM: the daemon finalizes running recordings; then reap it.
+        let _ = signal_and_wait(&mut self.child, libc::SIGTERM, Duration::from_secs(10));
+    }
+}
+
+fn start_daemon(desk: &Desktop) -> Daemon {
+    let child = daemon_command(desk)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn daemon");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !desk.name_has_owner(NAME).unwrap_or(false) {
+        assert!(Instant::now() < deadline, "daemon did not take {NAME}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Daemon { child }
+}
+
+fn busctl(desk: &Desktop, args: &[&str]) -> Output {
+    desk.command("busctl")
+        .arg("--user")
+        .args(args)
+        .output()
+        .expect("busctl")
+}
+
+fn call(desk: &Desktop, obj: &str, iface: &str, method: &str, rest: &[&str]) -> (bool, String) {
+    let mut args = vec!["--timeout=30", "call", "--", NAME, obj, iface, method];
+    args.extend_from_slice(rest);
+    let o = busctl(desk, &args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text.trim().to_owned())
+}
+
+fn get(desk: &Desktop, obj: &str, prop: &str) -> String {
+    let o = busctl(
+        desk,
+        &["get-property", NAME, obj, "org.zerocast.Recording1", prop],
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn object_of(reply: &str) -> String {
+    reply.trim_start_matches("o ").trim_matches('"').to_owned()
+}
+
+fn wait_state(desk: &Desktop, obj: &str, want: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = get(desk, obj, "State");
+        if s == format!("s \"{want}\"") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "state {s}, wanted {want}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn decodes(path: &Path) {
+    run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(["-f", "null", "-"]),
+    );
+}
+
+#[test]
+fn busctl_start_pause_resume_stop() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let _daemon = start_daemon(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("dbus.mkv");
+    let mut monitor = desk
+        .command("busctl")
+        .args(["--user", "monitor", "--json=short", NAME])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (ok, reply) = call(
+        &desk,
+        MANAGER,
+        NAME,
+        "Start",
+        &[
+            "a{sv}",
+            "3",
+            "path",
+            "s",
+            file.to_str().unwrap(),
+            "framerate",
+            "u",
+            "30",
+            "cursor",
+            "s",
+            "embedded",
+        ],
+    );
+    assert!(ok, "Start: {reply}");
+    // The busctl that called Start has exited here; the recording goes on without it.
+    let caller_gone = Instant::now();
+    let obj = object_of(&reply);
+    assert_eq!(get(&desk, &obj, "State"), "s \"recording\"");
+
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Pause", &[]);
+    assert!(ok, "{o}");
+    std::thread::sleep(Duration::from_millis(2000));
+    let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Resume", &[]);
+    assert!(ok, "{o}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Stop", &[]);
+    assert!(ok, "{o}");
+    assert!(caller_gone.elapsed() > Duration::from_secs(4));
+    assert_eq!(o, format!("s \"{}\"", file.display()));
+    assert_eq!(get(&desk, &obj, "State"), "s \"finished\"");
+
+    decodes(&file);
+    let p = ffprobe(&file);
+    // 1.5 s + 1.5 s recorded; the 2 s pause is absent.
+    assert!(
+        (p.duration - 3.0).abs() < 0.6,
+        "duration without the pause: {p:?}"
+    );
+    assert!(p.frames > 30, "{p:?}");
+
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = monitor.kill();
+    let text = String::from_utf8_lossy(&monitor.wait_with_output().unwrap().stdout).into_owned();
+    let mut states: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("PropertiesChanged") && l.contains(&obj))
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["payload"]["data"][1]["State"]["data"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    states.dedup();
+    assert_eq!(
+        states.first().map(String::as_str),
+        Some("starting"),
+        "{states:?}"
+    );
+    for s in ["recording", "paused", "finished"] {
+        assert!(states.iter().any(|x| x == s), "{s} missing in {states:?}");
+    }
+    assert!(text.contains("\"member\":\"Finished\""));
+}
+
+#[test]
+fn portal_unavailable_is_named() {
+    let _g = lock();
+    let mut desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    desk.stop_portal().unwrap();
+    let _daemon = start_daemon(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("x.mkv");
+    let conn = zbus::blocking::connection::Builder::address(desk.bus_address())
+        .unwrap()
+        .build()
+        .unwrap();
+    let m = zbus::blocking::Proxy::new(&conn, NAME, MANAGER, NAME).unwrap();
+    let opts: HashMap<&str, Value<'_>> =
+        HashMap::from([("path", Value::from(file.to_str().unwrap()))]);
+    match m.call::<_, _, OwnedObjectPath>("Start", &(opts,)) {
+        Err(zbus::Error::MethodError(n, msg, _)) => {
+            assert_eq!(
+                n.as_str(),
+                "org.zerocast.Error.PortalUnavailable",
+                "{msg:?}"
+            )
+        }
+        r => panic!("expected PortalUnavailable, got {r:?}"),
+    }
+    // And the daemon still answers.
+    let (ok, _) = call(
+        &desk,
+        MANAGER,
+        "org.freedesktop.DBus.Properties",
+        "Get",
+        &["ss", NAME, "Version"],
+    );
+    assert!(ok);
+}
+
+#[test]
+#[ignore = "recorder: killing xdpw only pauses the PipeWire stream (Streaming → Paused); it is not yet reported as StreamLost"]
+fn stream_lost_fails_and_keeps_the_file() {
+    let _g = lock();
+    let mut desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let _daemon = start_daemon(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("lost.mkv");
+    let (ok, reply) = call(
+        &desk,
+        MANAGER,
+        NAME,
+        "Start",
+        &["a{sv}", "1", "path", "s", file.to_str().unwrap()],
+    );
+    assert!(ok, "{reply}");
+    let obj = object_of(&reply);
+    std::thread::sleep(Duration::from_millis(1500));
+    // The compositor side of the cast goes away.
+    desk.stop(Component::Xdpw).unwrap();
+    wait_state(&desk, &obj, "failed", Duration::from_secs(15));
+    decodes(&file);
+    assert!(ffprobe(&file).duration > 1.0);
+}
+
+/// D-Bus `Start` → first frame encoded, with a stored restore token; median of 10.
+#[test]
+#[ignore]
+fn bench_start_latency() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let _daemon = start_daemon(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let conn = zbus::blocking::connection::Builder::address(desk.bus_address())
+        .unwrap()
+        .build()
+        .unwrap();
+    let m = zbus::blocking::Proxy::new(&conn, NAME, MANAGER, NAME).unwrap();
+    let mut start_ms = Vec::new();
+    let mut first_frame_ms = Vec::new();
+    // Run 0 stores the restore token; runs 1..=10 use it.
+    for i in 0..=10 {
+        let file = out.path().join(format!("b{i}.mkv"));
+        let opts: HashMap<&str, Value<'_>> =
+            HashMap::from([("path", Value::from(file.to_str().unwrap()))]);
+        let t0 = Instant::now();
+        let obj: OwnedObjectPath = m.call("Start", &(opts,)).expect("Start");
+        let t_start = t0.elapsed();
+        let rec = zbus::blocking::Proxy::new(&conn, NAME, obj.as_str(), "org.zerocast.Recording1")
+            .unwrap();
+        // Frames is throttled in signals, but Get reads the live value.
+        loop {
+            let frames: u64 = rec.get_property("Frames").unwrap_or(0);
+            if frames >= 1 || t0.elapsed() > Duration::from_secs(10) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let t_frame = t0.elapsed();
+        let _: String = rec.call("Stop", &()).expect("Stop");
+        if i > 0 {
+            start_ms.push(t_start.as_secs_f64() * 1e3);
+            first_frame_ms.push(t_frame.as_secs_f64() * 1e3);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    println!(
+        "D-Bus Start latency, restore token, median of 10: Start returned {:.0} ms, first frame encoded {:.0} ms",
+        median(&mut start_ms),
+        median(&mut first_frame_ms)
+    );
+}
