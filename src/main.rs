@@ -20,6 +20,13 @@ struct Cli {
 enum Command {
     /// Record the screen to a file (Ctrl-C or SIGTERM stops and finalizes it).
     Record(record::RecordArgs),
+    /// Serve the org.zerocast.Recorder1 D-Bus API on the session bus.
+    Daemon,
+    /// Control the daemon: start, stop, pause, resume, status, watch.
+    Ctl {
+        #[command(subcommand)]
+        cmd: zerocast_dbus::CtlCommand,
+    },
     /// Show what this machine can do: portal, Vulkan, CUDA, encoders.
     Probe {
         /// Machine-readable output.
@@ -45,7 +52,12 @@ fn init_logging(verbose: u8) {
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    if matches!(cli.command, Command::Daemon) {
+        // The daemon logs to the journal when systemd started it, else to stderr.
+        zerocast_dbus::logging::init(if cli.verbose > 0 { "debug" } else { "info" });
+    } else {
+        init_logging(cli.verbose);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -57,6 +69,8 @@ fn main() {
         match cli.command {
             Command::Record(args) => record::run(args).await,
             Command::Probe { json } => probe(json).await,
+            Command::Daemon => zerocast_dbus::run_daemon().await.map(|()| 0).map_err(Into::into),
+            Command::Ctl { cmd } => zerocast_dbus::run_ctl(cmd).await,
         }
     });
     match result {
@@ -71,6 +85,8 @@ fn main() {
 
 async fn probe(json: bool) -> Result<i32> {
     let portal = zerocast_portal::capabilities().await;
+    // Vulkan/CUDA probing loads drivers and may block; keep it off the async workers.
+    let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
     let encoders: Vec<(String, Vec<&str>)> = zerocast_recorder::Codec::ALL
         .iter()
         .map(|c| (c.to_string(), zerocast_recorder::encode::available_encoders(*c)))
@@ -94,6 +110,10 @@ async fn probe(json: bool) -> Result<i32> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "portal": portal_json,
                 "encoders": enc,
+                "zero_copy": gpu.zero_copy,
+                "zero_copy_why_not": gpu.zero_copy_why_not,
+                "gpu_convert_cpu_encode": gpu.gpu_convert_cpu_encode,
+                "gpu_report": gpu.to_string(),
             }))?
         );
     } else {
@@ -106,6 +126,7 @@ async fn probe(json: bool) -> Result<i32> {
             ),
             Err(e) => println!("portal: unavailable — {e}"),
         }
+        println!("{gpu}");
         for (codec, names) in &encoders {
             println!(
                 "encoder {codec}: {}",

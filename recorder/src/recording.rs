@@ -165,6 +165,7 @@ impl Recording {
                 .map(|f| Duration::from_secs_f64(1.0 / f as f64)),
             last_kept: None,
             configured: None,
+            limit: opts.duration,
         };
         let (pw_events_tx, pw_events) = tmpsc::unbounded_channel();
         let pw = PwThread::spawn(&source.fd, source.node_id, sink, pw_events_tx, span.clone())
@@ -334,7 +335,16 @@ impl ControlTask {
         let mut streaming_since: Option<tokio::time::Instant> = None;
         let started = tokio::time::Instant::now();
         loop {
+            // Sleep exactly until the requested duration is reached, not to the next tick.
+            let until_limit = self.opts.duration.map(|limit| {
+                let elapsed = self.shared.timeline.lock().unwrap_or_else(|e| e.into_inner()).elapsed(monotonic_ns());
+                limit.saturating_sub(elapsed)
+            });
+            let paused = self.shared.state() == RecordingState::Paused;
             tokio::select! {
+                _ = tokio::time::sleep(until_limit.unwrap_or(TICK)), if until_limit.is_some_and(|d| d < TICK) && !paused && self.ready.is_none() => {
+                    return Ending::Normal(EndReason::Duration);
+                }
                 cmd = self.control.recv() => match cmd {
                     Some(Control::Stop) | None => return Ending::Normal(EndReason::Stopped),
                 },

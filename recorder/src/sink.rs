@@ -96,6 +96,8 @@ pub(crate) struct FrameSink {
     pub min_interval: Option<Duration>,
     pub last_kept: Option<Duration>,
     pub configured: Option<(u32, u32)>,
+    /// Requested recording length: frames stamped after it are not part of the file.
+    pub limit: Option<Duration>,
 }
 
 impl FrameSink {
@@ -127,6 +129,9 @@ impl FrameSink {
                 None => return, // paused: the frame is not part of the recording
             }
         };
+        if self.limit.is_some_and(|limit| pts > limit) {
+            return;
+        }
         if let (Some(min), Some(last)) = (self.min_interval, self.last_kept) {
             if pts < last + min.mul_f64(0.9) {
                 self.counters.skipped_fps.fetch_add(1, Ordering::Relaxed);

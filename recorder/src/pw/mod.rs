@@ -131,6 +131,26 @@ fn run(
         })
         .register();
 
+    // The portal's node disappearing (compositor or portal backend gone) is the most reliable
+    // "stream lost" signal: the stream itself may just sit in Paused afterwards.
+    let registry = core.get_registry_rc().map_err(|e| e.to_string())?;
+    let removed_tx = events.clone();
+    let quit_on_remove = mainloop.downgrade();
+    let _registry_listener = registry
+        .add_listener_local()
+        .global_remove(move |id| {
+            if id == node_id {
+                let _ = removed_tx.send(PwEvent::Lost(
+                    "the screen-cast node was removed (compositor or portal ended the cast)"
+                        .into(),
+                ));
+                if let Some(l) = quit_on_remove.upgrade() {
+                    l.quit();
+                }
+            }
+        })
+        .register();
+
     let stream = pw::stream::StreamRc::new(
         core.clone(),
         "zerocast",
@@ -183,7 +203,7 @@ fn run(
             let Some(param) = param else { return };
             on_format(stream, data, param);
         })
-        .process(|stream, data| on_process(stream, data))
+        .process(on_process)
         .register()
         .map_err(|e| e.to_string())?;
 
