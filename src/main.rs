@@ -43,7 +43,8 @@ fn init_logging(verbose: u8) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("ZEROCAST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("ZEROCAST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -69,7 +70,10 @@ fn main() {
         match cli.command {
             Command::Record(args) => record::run(args).await,
             Command::Probe { json } => probe(json).await,
-            Command::Daemon => zerocast_dbus::run_daemon().await.map(|()| 0).map_err(Into::into),
+            Command::Daemon => zerocast_dbus::run_daemon()
+                .await
+                .map(|()| 0)
+                .map_err(Into::into),
             Command::Ctl { cmd } => zerocast_dbus::run_ctl(cmd).await,
         }
     });
@@ -89,7 +93,12 @@ async fn probe(json: bool) -> Result<i32> {
     let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
     let encoders: Vec<(String, Vec<&str>)> = zerocast_recorder::Codec::ALL
         .iter()
-        .map(|c| (c.to_string(), zerocast_recorder::encode::available_encoders(*c)))
+        .map(|c| {
+            (
+                c.to_string(),
+                zerocast_recorder::encode::available_encoders(*c),
+            )
+        })
         .collect();
     if json {
         let portal_json = match &portal {
@@ -142,5 +151,8 @@ async fn probe(json: bool) -> Result<i32> {
 }
 
 fn join<T: std::fmt::Display>(v: &[T]) -> String {
-    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|x| x.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

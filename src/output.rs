@@ -35,14 +35,19 @@ pub fn videos_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_VIDEOS_DIR") {
         return PathBuf::from(dir);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| home.join(".config"));
     if let Ok(text) = std::fs::read_to_string(config.join("user-dirs.dirs")) {
         for line in text.lines() {
             if let Some(v) = line.strip_prefix("XDG_VIDEOS_DIR=") {
-                let v = v.trim().trim_matches('"').replace("$HOME", &home.to_string_lossy());
+                let v = v
+                    .trim()
+                    .trim_matches('"')
+                    .replace("$HOME", &home.to_string_lossy());
                 return PathBuf::from(v);
             }
         }
@@ -58,17 +63,28 @@ pub fn check_writable(path: &Path, overwrite: bool) -> Result<()> {
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        bail!("cannot write {}: directory {} does not exist", path.display(), dir.display());
+        bail!(
+            "cannot write {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
     }
     if path.is_dir() {
         bail!("cannot write {}: it is a directory", path.display());
     }
     if path.exists() && !overwrite {
-        bail!("{} already exists (use --overwrite to replace it)", path.display());
+        bail!(
+            "{} already exists (use --overwrite to replace it)",
+            path.display()
+        );
     }
     // Try it for real: access(W_OK) says yes to root even on read-only mounts and /proc.
     let probe = dir.join(format!(".zerocast-write-test-{}", std::process::id()));
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
         Ok(_) => {
             let _ = std::fs::remove_file(&probe);
         }
@@ -99,7 +115,10 @@ mod tests {
         assert!(err.to_string().contains("does not exist"), "{err}");
         let f = dir.path().join("a.mkv");
         std::fs::write(&f, b"x").unwrap();
-        assert!(check_writable(&f, false).unwrap_err().to_string().contains("--overwrite"));
+        assert!(check_writable(&f, false)
+            .unwrap_err()
+            .to_string()
+            .contains("--overwrite"));
         check_writable(&f, true).unwrap();
     }
 }

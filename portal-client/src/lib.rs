@@ -102,7 +102,11 @@ pub enum PortalError {
     #[error("this xdg-desktop-portal has no ScreenCast support (no backend for this desktop?)")]
     ScreenCastUnsupported,
     #[error("the portal does not offer {what} '{value}' (available: {available})")]
-    Unsupported { what: &'static str, value: String, available: String },
+    Unsupported {
+        what: &'static str,
+        value: String,
+        available: String,
+    },
     #[error("portal request failed: {0}")]
     Failed(String),
 }
@@ -125,7 +129,11 @@ impl ScreencastSession {
         let conn = connect().await?;
         let proxy = screencast_proxy(&conn).await?;
         check_modes(&proxy, opts).await?;
-        let dir = if opts.restore { tokens::state_dir() } else { None };
+        let dir = if opts.restore {
+            tokens::state_dir()
+        } else {
+            None
+        };
         let token = dir.as_deref().and_then(|d| tokens::load(d, opts.source));
         let result = match token {
             Some(token) => {
@@ -199,7 +207,12 @@ impl ScreencastSession {
             .open_pipe_wire_remote(&session, Default::default())
             .await
             .map_err(map_err)?;
-        tracing::info!(node_id, ?size, restored = token.is_some(), "portal stream started");
+        tracing::info!(
+            node_id,
+            ?size,
+            restored = token.is_some(),
+            "portal stream started"
+        );
         Ok((
             session,
             Stream {

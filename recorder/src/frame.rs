@@ -70,7 +70,9 @@ impl FramePool {
     pub fn new(n: usize) -> Self {
         let (free_tx, free_rx) = mpsc::sync_channel(n);
         for _ in 0..n {
-            free_tx.send(CpuFrame::empty()).expect("pool has room for its own buffers");
+            free_tx
+                .send(CpuFrame::empty())
+                .expect("pool has room for its own buffers");
         }
         FramePool { free_tx, free_rx }
     }

@@ -157,7 +157,10 @@ mod tests {
 
     #[test]
     fn container_from_extension() {
-        assert_eq!(Container::from_path("a/b.MP4".as_ref()), Some(Container::Mp4));
+        assert_eq!(
+            Container::from_path("a/b.MP4".as_ref()),
+            Some(Container::Mp4)
+        );
         assert_eq!(Container::from_path("a/b".as_ref()), None);
         assert!(!Container::Webm.supports(Codec::H264));
     }

@@ -337,7 +337,12 @@ impl ControlTask {
         loop {
             // Sleep exactly until the requested duration is reached, not to the next tick.
             let until_limit = self.opts.duration.map(|limit| {
-                let elapsed = self.shared.timeline.lock().unwrap_or_else(|e| e.into_inner()).elapsed(monotonic_ns());
+                let elapsed = self
+                    .shared
+                    .timeline
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .elapsed(monotonic_ns());
                 limit.saturating_sub(elapsed)
             });
             let paused = self.shared.state() == RecordingState::Paused;

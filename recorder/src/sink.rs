@@ -12,10 +12,15 @@ use crate::frame::{CpuFrame, FramePool, PixelFormat};
 /// Messages to the encoder thread, in stream order.
 pub(crate) enum EncMsg {
     /// The stream's (new) size: open the encoder at this size if not open yet.
-    Configure { width: u32, height: u32 },
+    Configure {
+        width: u32,
+        height: u32,
+    },
     Frame(CpuFrame),
     /// Flush and finalize so the file lasts until `end`.
-    Finish { end: Duration },
+    Finish {
+        end: Duration,
+    },
 }
 
 /// Counters shared by all threads of one recording; read for progress reports.
@@ -170,7 +175,10 @@ mod tests {
         // Header clock runs 5 s behind monotonic.
         let mut t = Timeline::new();
         assert_eq!(t.elapsed(100 * MS), Duration::ZERO);
-        assert_eq!(t.map(1000 * MS - 5000 * MS, 1000 * MS), Some(Duration::ZERO));
+        assert_eq!(
+            t.map(1000 * MS - 5000 * MS, 1000 * MS),
+            Some(Duration::ZERO)
+        );
         assert_eq!(
             t.map(1500 * MS - 5000 * MS, 1500 * MS),
             Some(Duration::from_millis(500))

@@ -44,17 +44,21 @@ pub struct Probe {
 }
 
 pub fn ffprobe(path: &Path) -> Probe {
-    let out = run_ok(Command::new("ffprobe").args([
-        "-v",
-        "error",
-        "-count_frames",
-        "-select_streams",
-        "v:0",
-        "-show_entries",
-        "stream=width,height,codec_name,pix_fmt,nb_read_frames:format=duration",
-        "-of",
-        "json",
-    ]).arg(path));
+    let out = run_ok(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-count_frames",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "stream=width,height,codec_name,pix_fmt,nb_read_frames:format=duration",
+                "-of",
+                "json",
+            ])
+            .arg(path),
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
     let s = &v["streams"][0];
     let num = |x: &serde_json::Value| -> f64 {
@@ -147,7 +151,10 @@ pub fn signal_and_wait(child: &mut std::process::Child, sig: i32, timeout: Durat
         if child.try_wait().expect("wait").is_some() {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "child did not exit after signal {sig}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child did not exit after signal {sig}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let mut stdout = Vec::new();

@@ -141,8 +141,7 @@ fn run(
         .global_remove(move |id| {
             if id == node_id {
                 let _ = removed_tx.send(PwEvent::Lost(
-                    "the screen-cast node was removed (compositor or portal ended the cast)"
-                        .into(),
+                    "the screen-cast node was removed (compositor or portal ended the cast)".into(),
                 ));
                 if let Some(l) = quit_on_remove.upgrade() {
                     l.quit();
@@ -249,7 +248,11 @@ fn on_format(stream: &pw::stream::Stream, data: &mut StreamData, param: &Pod) {
         width = size.width,
         height = size.height,
         framerate = format_args!("{}/{}", info.framerate().num, info.framerate().denom),
-        max_framerate = format_args!("{}/{}", info.max_framerate().num, info.max_framerate().denom),
+        max_framerate = format_args!(
+            "{}/{}",
+            info.max_framerate().num,
+            info.max_framerate().denom
+        ),
         modifier = info.modifier(),
         "negotiated format"
     );
@@ -276,7 +279,10 @@ fn on_process(stream: &pw::stream::Stream, data: &mut StreamData) {
     let mut newest = None;
     while let Some(buffer) = stream.dequeue_buffer() {
         if newest.is_some() {
-            data.sink.counters.skipped_stale.fetch_add(1, Ordering::Relaxed);
+            data.sink
+                .counters
+                .skipped_stale
+                .fetch_add(1, Ordering::Relaxed);
         }
         newest = Some(buffer);
     }
@@ -284,7 +290,9 @@ fn on_process(stream: &pw::stream::Stream, data: &mut StreamData) {
     let Some((format, width, height)) = data.format else {
         return;
     };
-    let header = buffer.find_meta::<MetaHeader>().map(|h| (h.flags(), h.pts()));
+    let header = buffer
+        .find_meta::<MetaHeader>()
+        .map(|h| (h.flags(), h.pts()));
     if let Some((flags, _)) = header {
         if flags.contains(MetaHeaderFlags::CORRUPTED) {
             return;
