@@ -70,10 +70,7 @@ fn main() {
         match cli.command {
             Command::Record(args) => record::run(args).await,
             Command::Probe { json } => probe(json).await,
-            Command::Daemon => zerocast_dbus::run_daemon()
-                .await
-                .map(|()| 0)
-                .map_err(Into::into),
+            Command::Daemon => zerocast_dbus::run_daemon().await.map(|()| 0),
             Command::Ctl { cmd } => zerocast_dbus::run_ctl(cmd).await,
         }
     });
