@@ -1,7 +1,5 @@
 //! End-to-end: the D-Bus service against the real stack (sway headless, xdg-desktop-portal,
-//! patched xdpw, PipeWire), driven by the real `busctl`. The daemon is `zerocast daemon`; until
-//! `src/main.rs` has that subcommand, this test binary runs `zerocast_dbus::run_daemon()` itself
-//! (re-executed as the ignored test `daemon_entry`).
+//! patched xdpw, PipeWire), driven by the real `busctl`. The daemon is `zerocast daemon`.
 //!
 //! Latency benchmark: `cargo test --release --test dbus_e2e -- --ignored --nocapture bench_start_latency`.
 
@@ -26,45 +24,10 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 const NAME: &str = "org.zerocast.Recorder1";
 const MANAGER: &str = "/org/zerocast/Recorder1";
 
-/// Not a test: the daemon process when `zerocast daemon` is not wired yet.
-#[test]
-#[ignore]
-fn daemon_entry() {
-    if std::env::var_os("ZEROCAST_E2E_DAEMON").is_none() {
-        return;
-    }
-    zerocast_dbus::logging::init("info,zbus=warn");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    if let Err(e) = rt.block_on(zerocast_dbus::run_daemon()) {
-        eprintln!("zerocast: {e:#}");
-        std::process::exit(1);
-    }
-}
-
-/// `zerocast daemon` if the binary has it, else this binary's `daemon_entry`.
+/// `zerocast daemon` in the desktop's environment.
 fn daemon_command(desk: &Desktop) -> Command {
-    let has_daemon = Command::new(zerocast_bin())
-        .args(["daemon", "--help"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let mut c = if has_daemon {
-        let mut c = zerocast(desk);
-        c.arg("daemon");
-        c
-    } else {
-        let mut c = desk.command(std::env::current_exe().unwrap());
-        c.args([
-            "--exact",
-            "daemon_entry",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ]);
-        c.env("ZEROCAST_E2E_DAEMON", "1");
-        c
-    };
-    c.env("RUST_LOG", "info,zbus=warn");
+    let mut c = zerocast(desk);
+    c.arg("daemon");
     c
 }
 
@@ -270,7 +233,6 @@ fn portal_unavailable_is_named() {
 }
 
 #[test]
-#[ignore = "recorder: killing xdpw only pauses the PipeWire stream (Streaming → Paused); it is not yet reported as StreamLost"]
 fn stream_lost_fails_and_keeps_the_file() {
     let _g = lock();
     let mut desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
@@ -296,7 +258,7 @@ fn stream_lost_fails_and_keeps_the_file() {
 
 /// D-Bus `Start` → first frame encoded, with a stored restore token; median of 10.
 #[test]
-#[ignore]
+#[ignore = "benchmark: cargo test --release --test dbus_e2e -- --ignored --nocapture bench_start_latency"]
 fn bench_start_latency() {
     let _g = lock();
     let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
