@@ -11,6 +11,8 @@ pub mod backend;
 pub mod ctl;
 pub mod daemon;
 pub mod error;
+/// Test double for the D-Bus surface tests only; never built into the daemon.
+#[cfg(any(test, feature = "fake-backend"))]
 pub mod fake;
 pub mod logging;
 pub mod options;
