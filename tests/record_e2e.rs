@@ -244,3 +244,22 @@ fn unknown_codec_lists_the_available_ones() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn cancelled_selection_is_reported_and_writes_nothing() {
+    let _g = lock();
+    let desk = desktop();
+    desk.cancel_source_selection(true).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("a.mkv");
+    let res = zerocast(&desk)
+        .env("ZEROCAST_LOG", "off")
+        .args(["record", "--no-restore", "--duration", "1", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("cancelled"), "{err}");
+    assert!(!file.exists());
+}

@@ -338,9 +338,12 @@ impl Desktop {
             &self.root.join("config/xdg-desktop-portal-wlr/config"),
             // The "simple" chooser runs a command that records each source selection, so tests
             // can tell a restored session (no selection) from a fresh one.
+            // While the file `cancel-selection` exists the chooser prints nothing, which xdpw
+            // treats as the user cancelling the dialog.
             &format!(
-                "[screencast]\nchooser_type=simple\nchooser_cmd=echo picked >> {log}; echo {OUTPUT_NAME}\nmax_fps=0\n",
-                log = self.root.join("chooser.log").display()
+                "[screencast]\nchooser_type=simple\nchooser_cmd=test -e {cancel} && exit 1; echo picked >> {log}; echo {OUTPUT_NAME}\nmax_fps=0\n",
+                log = self.root.join("chooser.log").display(),
+                cancel = self.root.join("cancel-selection").display()
             ),
         )?;
         let wlr_portal = "[portal]\n\
@@ -703,6 +706,17 @@ impl Desktop {
         std::fs::read_to_string(self.root.join("chooser.log"))
             .map(|s| s.lines().count())
             .unwrap_or(0)
+    }
+
+    /// Makes the next source selections fail as if the user cancelled the dialog.
+    pub fn cancel_source_selection(&self, cancel: bool) -> Result<()> {
+        let flag = self.root.join("cancel-selection");
+        if cancel {
+            std::fs::write(&flag, b"")?;
+        } else if flag.exists() {
+            std::fs::remove_file(&flag)?;
+        }
+        Ok(())
     }
 
     pub fn keep_logs(&mut self) {
