@@ -72,28 +72,36 @@ fn validate(frame: &CpuFrame) -> Result<(), RecorderError> {
     Ok(())
 }
 
-/// Converts capture frames into the encoder's reused YUV420P frame.
-pub(crate) struct Converter {
+/// Converts capture frames into the encoder's reused YUV420P frame. Public (hidden) for the
+/// benchmark example.
+#[doc(hidden)]
+pub struct Converter {
     choice: ConverterChoice,
     sws: SwsCache,
+    hand: Hand,
+}
+
+/// State of the hand-written converter.
+struct Hand {
     avx2: bool,
+    /// Per-row channel sums for the chroma pass (3 × width), reused across frames.
+    scratch: Vec<u16>,
 }
 
 impl Converter {
-    pub(crate) fn new(choice: ConverterChoice) -> Self {
+    pub fn new(choice: ConverterChoice) -> Self {
         Converter {
             choice,
             sws: SwsCache::default(),
-            avx2: has_avx2(),
+            hand: Hand {
+                avx2: has_avx2(),
+                scratch: Vec::new(),
+            },
         }
     }
 
     /// Fills `dst` (YUV420P, even size, already writable) from `src`.
-    pub(crate) fn convert(
-        &mut self,
-        src: &CpuFrame,
-        dst: &mut frame::Video,
-    ) -> Result<(), RecorderError> {
+    pub fn convert(&mut self, src: &CpuFrame, dst: &mut frame::Video) -> Result<(), RecorderError> {
         validate(src)?;
         let (ow, oh) = (dst.width(), dst.height());
         // Odd capture sizes (windows) are cropped by one pixel rather than scaled: the output is
@@ -116,7 +124,8 @@ impl Converter {
                         v,
                         sv,
                     };
-                    rgb32_to_i420(&src.data, src.stride, w, h, order, planes, self.avx2)
+                    self.hand
+                        .rgb32_to_i420(&src.data, src.stride, w, h, order, planes)
                 }
             }
             return Ok(());
@@ -176,37 +185,40 @@ pub(crate) struct Planes<'a> {
     pub sv: usize,
 }
 
-/// Packed 32-bit RGB (any channel order) → I420, BT.709 limited range, 2×2 box-filtered chroma.
-/// `w` and `h` are even and at most the source size.
-pub(crate) fn rgb32_to_i420(
-    src: &[u8],
-    stride: usize,
-    w: usize,
-    h: usize,
-    order: [usize; 3],
-    p: Planes<'_>,
-    avx2: bool,
-) {
-    // Monomorphise per channel order so the inner loop has constant offsets (the compiler then
-    // turns the byte gathers into shuffles).
-    macro_rules! go {
-        ($r:literal, $g:literal, $b:literal) => {{
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: AVX2 support was detected at run time (`has_avx2`).
-                unsafe { rows_avx2::<$r, $g, $b>(src, stride, w, h, p) };
-                return;
-            }
-            let _ = avx2;
-            rows::<$r, $g, $b>(src, stride, w, h, p)
-        }};
-    }
-    match order {
-        [2, 1, 0] => go!(2, 1, 0),
-        [0, 1, 2] => go!(0, 1, 2),
-        [1, 2, 3] => go!(1, 2, 3),
-        [3, 2, 1] => go!(3, 2, 1),
-        _ => unreachable!("rgb_order returns only these"),
+impl Hand {
+    /// Packed 32-bit RGB (any channel order) → I420, BT.709 limited range, 2×2 box-filtered chroma.
+    /// `w` and `h` are even and at most the source size.
+    fn rgb32_to_i420(
+        &mut self,
+        src: &[u8],
+        stride: usize,
+        w: usize,
+        h: usize,
+        order: [usize; 3],
+        p: Planes<'_>,
+    ) {
+        let (avx2, scratch) = (self.avx2, &mut self.scratch);
+        // Monomorphise per channel order so the inner loop has constant offsets (the compiler then
+        // turns the byte gathers into shuffles).
+        macro_rules! go {
+            ($r:literal, $g:literal, $b:literal) => {{
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: AVX2 support was detected at run time (`has_avx2`).
+                    unsafe { rows_avx2::<$r, $g, $b>(src, stride, w, h, p, scratch) };
+                    return;
+                }
+                let _ = avx2;
+                rows::<$r, $g, $b>(src, stride, w, h, p, scratch)
+            }};
+        }
+        match order {
+            [2, 1, 0] => go!(2, 1, 0),
+            [0, 1, 2] => go!(0, 1, 2),
+            [1, 2, 3] => go!(1, 2, 3),
+            [3, 2, 1] => go!(3, 2, 1),
+            _ => unreachable!("rgb_order returns only these"),
+        }
     }
 }
 
@@ -218,10 +230,15 @@ fn rows_avx2<const R: usize, const G: usize, const B: usize>(
     w: usize,
     h: usize,
     p: Planes<'_>,
+    scratch: &mut Vec<u16>,
 ) {
-    rows::<R, G, B>(src, stride, w, h, p)
+    rows::<R, G, B>(src, stride, w, h, p, scratch)
 }
 
+/// The row loop. Kept as three simple passes per row pair (luma of each row, vertical channel
+/// sums, chroma from horizontal pairs of sums) because each pass is a plain stride-4 or stride-2
+/// gather that LLVM turns into shuffles; a single fused loop over 2×2 blocks was compiled into
+/// byte-by-byte inserts and ran 2–3× slower.
 #[inline(always)]
 fn rows<const R: usize, const G: usize, const B: usize>(
     src: &[u8],
@@ -229,6 +246,7 @@ fn rows<const R: usize, const G: usize, const B: usize>(
     w: usize,
     h: usize,
     p: Planes<'_>,
+    scratch: &mut Vec<u16>,
 ) {
     let Planes {
         y,
@@ -238,15 +256,24 @@ fn rows<const R: usize, const G: usize, const B: usize>(
         v,
         sv,
     } = p;
+    // Reused across frames: only grows when the width does.
+    scratch.resize(3 * w, 0);
+    let (sr, rest) = scratch.split_at_mut(w);
+    let (sg, sb) = rest.split_at_mut(w);
     for j in 0..h / 2 {
         let s0 = &src[2 * j * stride..][..4 * w];
         let s1 = &src[(2 * j + 1) * stride..][..4 * w];
         let (y0, y1) = y[2 * j * sy..].split_at_mut(sy);
-        let y0 = &mut y0[..w];
-        let y1 = &mut y1[..w];
-        let u = &mut u[j * su..][..w / 2];
-        let v = &mut v[j * sv..][..w / 2];
-        row_pair::<R, G, B>(s0, s1, y0, y1, u, v);
+        luma_row::<R, G, B>(s0, &mut y0[..w]);
+        luma_row::<R, G, B>(s1, &mut y1[..w]);
+        vertical_sums::<R, G, B>(s0, s1, sr, sg, sb);
+        chroma_row(
+            sr,
+            sg,
+            sb,
+            &mut u[j * su..][..w / 2],
+            &mut v[j * sv..][..w / 2],
+        );
     }
 }
 
@@ -291,34 +318,43 @@ fn chroma(r: u16, g: u16, b: u16, cr: i16, cg: i16, cb: i16) -> u8 {
 }
 
 #[inline(always)]
-fn row_pair<const R: usize, const G: usize, const B: usize>(
+fn luma_row<const R: usize, const G: usize, const B: usize>(s: &[u8], y: &mut [u8]) {
+    for (c, y) in s.chunks_exact(4).zip(y.iter_mut()) {
+        *y = luma(c[R] as u16, c[G] as u16, c[B] as u16);
+    }
+}
+
+/// Per-channel sums of two vertically adjacent pixels.
+#[inline(always)]
+fn vertical_sums<const R: usize, const G: usize, const B: usize>(
     s0: &[u8],
     s1: &[u8],
-    y0: &mut [u8],
-    y1: &mut [u8],
-    u: &mut [u8],
-    v: &mut [u8],
+    r: &mut [u16],
+    g: &mut [u16],
+    b: &mut [u16],
 ) {
     let it = s0
-        .chunks_exact(8)
-        .zip(s1.chunks_exact(8))
-        .zip(y0.chunks_exact_mut(2).zip(y1.chunks_exact_mut(2)))
+        .chunks_exact(4)
+        .zip(s1.chunks_exact(4))
+        .zip(r.iter_mut().zip(g.iter_mut().zip(b.iter_mut())));
+    for ((c0, c1), (r, (g, b))) in it {
+        *r = c0[R] as u16 + c1[R] as u16;
+        *g = c0[G] as u16 + c1[G] as u16;
+        *b = c0[B] as u16 + c1[B] as u16;
+    }
+}
+
+/// Chroma from horizontal pairs of vertical sums: a 2×2 box filter.
+#[inline(always)]
+fn chroma_row(r: &[u16], g: &[u16], b: &[u16], u: &mut [u8], v: &mut [u8]) {
+    let it = r
+        .chunks_exact(2)
+        .zip(g.chunks_exact(2).zip(b.chunks_exact(2)))
         .zip(u.iter_mut().zip(v.iter_mut()));
-    for (((a, b), (ya, yb)), (u, v)) in it {
-        let (ar0, ag0, ab0) = (a[R] as u16, a[G] as u16, a[B] as u16);
-        let (ar1, ag1, ab1) = (a[4 + R] as u16, a[4 + G] as u16, a[4 + B] as u16);
-        let (br0, bg0, bb0) = (b[R] as u16, b[G] as u16, b[B] as u16);
-        let (br1, bg1, bb1) = (b[4 + R] as u16, b[4 + G] as u16, b[4 + B] as u16);
-        ya[0] = luma(ar0, ag0, ab0);
-        ya[1] = luma(ar1, ag1, ab1);
-        yb[0] = luma(br0, bg0, bb0);
-        yb[1] = luma(br1, bg1, bb1);
-        // 2×2 box filter (sums; `chroma` scales them).
-        let r = ar0 + ar1 + br0 + br1;
-        let g = ag0 + ag1 + bg0 + bg1;
-        let bl = ab0 + ab1 + bb0 + bb1;
-        *u = chroma(r, g, bl, UR, UG, UB);
-        *v = chroma(r, g, bl, VR, VG, VB);
+    for ((r, (g, b)), (u, v)) in it {
+        let (r, g, b) = (r[0] + r[1], g[0] + g[1], b[0] + b[1]);
+        *u = chroma(r, g, b, UR, UG, UB);
+        *v = chroma(r, g, b, VR, VG, VB);
     }
 }
 

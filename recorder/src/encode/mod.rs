@@ -32,6 +32,8 @@ use ffmpeg_next::{codec, encoder, ffi, format, frame, Dictionary, Packet, Ration
 use crate::frame::CpuFrame;
 use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 
+#[doc(hidden)]
+pub use convert::Converter;
 pub use convert::ConverterChoice;
 
 /// Everything needed to open the output.
