@@ -1,6 +1,6 @@
 //! CPU cost per frame of colour conversion and of conversion + encoding.
 //!
-//! `cargo run --release -p zerocast-recorder --example encode_bench [-- FRAMES [FILTER]]`
+//! `cargo run --release -p zerocast-recorder --example encode_bench [-- FRAMES [FILTER [ROUNDS]]]`
 //!
 //! The content is a synthetic desktop: static panels plus a window of text scrolling by 3 px a
 //! frame (a heavy but typical screen-recording load; solid colours would flatter the encoder).
@@ -111,10 +111,11 @@ fn bench_convert(frames: &[CpuFrame], n: usize, choice: ConverterChoice) -> f64 
     let mut dst =
         ffmpeg_next::frame::Video::new(ffmpeg_next::format::Pixel::YUV420P, f0.width, f0.height);
     let mut conv = Converter::new(choice);
-    conv.convert(f0, &mut dst).unwrap(); // warm-up (context creation)
+    conv.convert(&f0.into(), &mut dst).unwrap(); // warm-up (context creation)
     let t = cpu_time();
     for i in 0..n {
-        conv.convert(&frames[i % frames.len()], &mut dst).unwrap();
+        conv.convert(&(&frames[i % frames.len()]).into(), &mut dst)
+            .unwrap();
     }
     (cpu_time() - t).as_secs_f64() * 1e3 / n as f64
 }
@@ -123,6 +124,7 @@ struct EncodeResult {
     cpu_ms: f64,
     fps: f64,
     bytes: u64,
+    threads: String,
 }
 
 fn bench_encode(frames: &mut [CpuFrame], n: usize, tuning: Tuning) -> EncodeResult {
@@ -148,23 +150,47 @@ fn bench_encode(frames: &mut [CpuFrame], n: usize, tuning: Tuning) -> EncodeResu
         .finish(Duration::from_micros(n as u64 * 16_667))
         .unwrap();
     let (cpu, wall) = (cpu_time() - t, wall.elapsed());
+    // x264 writes its settings into an SEI; show the threading it actually used.
+    let data = std::fs::read(&path).unwrap_or_default();
+    let settings = String::from_utf8_lossy(&data);
+    let threads: Vec<&str> = settings
+        .split(' ')
+        .filter(|kv| kv.contains("threads=") || kv.starts_with("rc_lookahead"))
+        .take(4)
+        .collect();
     let _ = std::fs::remove_file(&path);
     EncodeResult {
         cpu_ms: cpu.as_secs_f64() * 1e3 / n as f64,
         fps: n as f64 / wall.as_secs_f64(),
         bytes,
+        threads: threads.join(" "),
+    }
+}
+
+/// `encode_bench dump FILE FRAMES WIDTH HEIGHT`: writes the same synthetic content as raw BGRx,
+/// for feeding the same frames to `ffmpeg`/`gst-launch-1.0` for comparison.
+fn dump(args: &[String]) {
+    let n: usize = args[3].parse().unwrap();
+    let frames = desktop_frames(args[4].parse().unwrap(), args[5].parse().unwrap());
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&args[2]).unwrap());
+    for i in 0..n {
+        std::io::Write::write_all(&mut out, &frames[i % DISTINCT].data).unwrap();
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("dump") {
+        return dump(&args);
+    }
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(600);
     let filter = args.get(2).cloned().unwrap_or_default();
+    let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     println!("{n} frames per run, 60 fps pts, libx264 ultrafast crf 23, CPU = process CPU time");
     for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
         let mut frames = desktop_frames(w, h);
         println!("\n== {w}x{h}");
-        if "convert".contains(&filter) || filter.is_empty() {
+        if "convert".contains(&filter) {
             for (label, c) in [
                 ("hand-written", ConverterChoice::Auto),
                 ("swscale", ConverterChoice::Swscale),
@@ -213,16 +239,29 @@ fn main() {
                 },
             ),
         ];
-        for (label, tuning) in configs {
-            if !filter.is_empty() && !label.contains(&filter) {
-                continue;
+        // Rounds interleave the configurations so background load hits them alike; the median
+        // is printed.
+        let selected: Vec<_> = configs
+            .iter()
+            .filter(|(label, _)| format!("encode {label}").contains(&filter))
+            .collect();
+        let mut results: Vec<Vec<EncodeResult>> = selected.iter().map(|_| Vec::new()).collect();
+        for _ in 0..rounds {
+            for (i, (_, tuning)) in selected.iter().enumerate() {
+                results[i].push(bench_encode(&mut frames, n, *tuning));
             }
-            let r = bench_encode(&mut frames, n, *tuning);
+        }
+        for ((label, _), rs) in selected.iter().zip(&mut results) {
+            let median = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            let cpu = median(&mut rs.iter().map(|r| r.cpu_ms).collect());
+            let fps = median(&mut rs.iter().map(|r| r.fps).collect());
             println!(
-                "encode {label:<38} {:6.2} ms CPU/frame  {:6.1} fps wall  {:5.0} kB/s",
-                r.cpu_ms,
-                r.fps,
-                r.bytes as f64 / 1e3 / (n as f64 / 60.0)
+                "encode {label:<38} {cpu:6.2} ms CPU/frame  {fps:6.1} fps wall  {:5.0} kB/s  [{}]",
+                rs[0].bytes as f64 / 1e3 / (n as f64 / 60.0),
+                rs[0].threads
             );
         }
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use ffmpeg_next::{codec, encoder, ffi, format, frame, Dictionary, Packet, Rational};
 
-use crate::frame::CpuFrame;
+use crate::frame::{CpuFrame, PixelFormat};
 use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 
 #[doc(hidden)]
@@ -50,6 +50,32 @@ pub struct EncoderConfig {
     /// the capture is cropped.
     pub width: u32,
     pub height: u32,
+}
+
+/// A borrowed frame: the same fields as [`CpuFrame`] over pixels owned elsewhere, e.g. a mapped
+/// PipeWire SHM buffer, so it can be converted without first copying it into a `CpuFrame`.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub format: PixelFormat,
+    /// Bytes per row (for NV12: of the Y plane; the UV plane follows at `stride * height`).
+    pub stride: usize,
+    pub pts: Duration,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a CpuFrame> for FrameRef<'a> {
+    fn from(f: &'a CpuFrame) -> Self {
+        FrameRef {
+            width: f.width,
+            height: f.height,
+            format: f.format,
+            stride: f.stride,
+            pts: f.pts,
+            data: &f.data,
+        }
+    }
 }
 
 /// Knobs for benchmarks and experiments; `Default` is what production uses.
@@ -144,7 +170,13 @@ impl Encoder {
         let opts = encoder_options(name, cfg, width, height, tuning);
         if let Some(t) = opts.1 {
             ctx.set_threading(codec::threading::Config {
-                kind: codec::threading::Type::Frame,
+                // FFmpeg's default thread_type (frame|slice) makes its libx264 wrapper switch
+                // sliced threads off, even under tune=zerolatency; say what we mean.
+                kind: if tuning.zerolatency {
+                    codec::threading::Type::Slice
+                } else {
+                    codec::threading::Type::Frame
+                },
                 count: t as usize,
                 ..Default::default()
             });
@@ -201,6 +233,11 @@ impl Encoder {
     /// Converts and encodes one frame at `frame.pts`. A frame whose pts is not after the previous
     /// one is encoded 1 µs after it instead (timestamps must strictly increase).
     pub fn push(&mut self, frame: &CpuFrame) -> Result<(), RecorderError> {
+        self.push_ref(&frame.into())
+    }
+
+    /// `push` for pixels that are not in a `CpuFrame` (no copy needed first).
+    pub fn push_ref(&mut self, frame: &FrameRef<'_>) -> Result<(), RecorderError> {
         if self.finished {
             return Err(RecorderError::Encode("encoder already finished".into()));
         }
@@ -458,14 +495,27 @@ fn io_error(path: &Path, e: ffmpeg_next::Error, what: &str) -> RecorderError {
     }
 }
 
-/// Threads for libx264 at this size. CPU time per frame grows with the thread count (frame
-/// threads duplicate work at the boundaries and add sync), so use one thread while one core keeps
-/// up, and two (frame threads) where a single thread is too slow for 60 fps.
+/// Threads for libx264 at this size, chosen for the least CPU time per frame that still keeps
+/// up (examples/encode_bench.rs, 2-core EPYC VM, scrolling-text desktop, CPU ms/frame incl.
+/// conversion, median of 5):
+///
+/// | threads            | 1280×720          | 1920×1080          |
+/// |--------------------|-------------------|--------------------|
+/// | 1                  | **3.99** (213 fps)| 10.66 (83 fps)     |
+/// | 2 (frame)          | 4.39 (232 fps)    | **10.52** (90 fps) |
+/// | x264 auto (3)      | 4.55              | 12.00              |
+/// | 2, zerolatency     | 4.22 (sliced)     | 11.67              |
+///
+/// Below 1080p one thread is cheapest by ~10% and far faster than 60 fps. At 1080p one and two
+/// threads cost the same CPU, and two give headroom on busy or heavier screens, so take two.
+/// Frame threads beat sliced (zerolatency) threads on CPU; their one-frame delay is irrelevant
+/// for recording. Never more threads than cores.
 fn x264_threads(width: u32, height: u32) -> u32 {
-    if u64::from(width) * u64::from(height) <= 1280 * 720 {
+    if u64::from(width) * u64::from(height) < 1920 * 1080 {
         1
     } else {
-        2
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        cores.clamp(1, 2)
     }
 }
 
