@@ -362,6 +362,23 @@ fn no_trailer_still_decodes() {
     }
 }
 
+/// Dropping an encoder without `finish` (an error path) still writes a complete file.
+#[test]
+fn drop_without_finish_finalises() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.mp4");
+    let mut enc = Encoder::open(&config(&path, Container::Mp4, Codec::H264)).unwrap();
+    for i in 0..10u32 {
+        enc.push(&frame(W, H, BLUE, i, i as u64 * 100)).unwrap();
+    }
+    drop(enc);
+    let p = probe(&path);
+    assert_eq!(num(&p, "nb_read_frames"), 10.0);
+    let d = num(&p, "duration");
+    // No `end` known: the last frame gets one nominal 60 Hz frame.
+    assert!((d - 0.917).abs() < 0.02, "duration {d}");
+}
+
 const CHILD_ENV: &str = "ZEROCAST_ENCODE_TEST_CHILD";
 
 /// Writes an mp4 in a child process, SIGKILLs it mid-recording, and decodes what is left.

@@ -162,8 +162,11 @@ impl Encoder {
         ctx.set_color_range(ffmpeg_next::color::Range::MPEG);
         ctx.set_color_primaries(ffmpeg_next::color::Primaries::BT709);
         ctx.set_color_transfer_characteristic(ffmpeg_next::color::TransferCharacteristic::BT709);
-        // mkv, mp4 and webm all want codec headers out of band (AVFMT_GLOBALHEADER).
-        ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+        // The muxer is known before the file exists, so ask it now whether codec headers must go
+        // out of band (mkv, mp4 and webm all say yes).
+        if muxer_wants_global_header(muxer_name(cfg.container)) {
+            ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
         if let RateControl::Bitrate(kbps) = cfg.rate {
             ctx.set_bit_rate(kbps as usize * 1000);
         }
@@ -434,17 +437,32 @@ fn make_writable(f: &mut frame::Video) -> Result<(), RecorderError> {
     Ok(())
 }
 
+fn muxer_name(container: Container) -> &'static str {
+    match container {
+        Container::Mkv => "matroska",
+        Container::Mp4 => "mp4",
+        Container::Webm => "webm",
+    }
+}
+
+fn muxer_wants_global_header(muxer: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(muxer) else {
+        return false;
+    };
+    // SAFETY: av_guess_format only reads the NUL-terminated name and returns null or a pointer to
+    // a static muxer description, which we only read.
+    unsafe {
+        let f = ffi::av_guess_format(name.as_ptr(), std::ptr::null(), std::ptr::null());
+        !f.is_null() && (*f).flags & ffi::AVFMT_GLOBALHEADER != 0
+    }
+}
+
 /// Creates the file and the muxer context.
 fn open_output(
     path: &Path,
     container: Container,
 ) -> Result<format::context::Output, RecorderError> {
-    let muxer = match container {
-        Container::Mkv => "matroska",
-        Container::Mp4 => "mp4",
-        Container::Webm => "webm",
-    };
-    format::output_as(path, muxer).map_err(|e| match e {
+    format::output_as(path, muxer_name(container)).map_err(|e| match e {
         ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
             RecorderError::OutOfDiskSpace {
                 path: path.to_owned(),
@@ -698,5 +716,8 @@ mod tests {
         assert!(e.to_string().contains("libx264"), "{e}");
         assert!(available_encoders(Codec::H264).contains(&"libx264"));
         assert_eq!(available_encoders(Codec::Av1)[0], "libsvtav1");
+        for c in Container::ALL {
+            assert!(muxer_wants_global_header(muxer_name(*c)), "{c}");
+        }
     }
 }
