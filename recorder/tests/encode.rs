@@ -221,6 +221,37 @@ fn mkv_hevc() {
     check_colours_file(&path, "hevc", 31.0);
 }
 
+/// Every codec in mp4 (HEVC tagged hvc1 for Apple players), and a late first frame still starts
+/// the file at 0.
+#[test]
+fn mp4_all_codecs() {
+    for (codec, name) in [
+        (Codec::Hevc, "hevc"),
+        (Codec::Av1, "av1"),
+        (Codec::Vp9, "vp9"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.mp4");
+        let mut enc = Encoder::open(&config(&path, Container::Mp4, codec)).unwrap();
+        for i in 0..5u32 {
+            enc.push(&frame(W, H, GREEN, i, 300 + i as u64 * 100))
+                .unwrap();
+        }
+        enc.finish(Duration::from_secs(1)).unwrap();
+        let p = probe(&path);
+        assert_eq!(p["codec_name"], name);
+        assert_eq!(num(&p, "nb_read_frames"), 6.0, "{name}");
+        let d = num(&p, "duration");
+        assert!((d - 1.0).abs() < 0.02, "{name}: duration {d}");
+        if codec == Codec::Hevc {
+            assert!(std::fs::read(&path)
+                .unwrap()
+                .windows(4)
+                .any(|w| w == b"hvc1"));
+        }
+    }
+}
+
 #[test]
 fn webm_rejects_h264_listing_what_it_takes() {
     let dir = tempfile::tempdir().unwrap();

@@ -195,6 +195,9 @@ impl Encoder {
             let mut st = octx.add_stream(av_codec)?;
             st.set_parameters(&enc);
             st.set_time_base(TIME_BASE);
+            if cfg.container == Container::Mp4 && cfg.codec == Codec::Hevc {
+                set_hvc1_tag(&mut st);
+            }
             octx.write_header_with(muxer_options(cfg.container))?;
             Ok::<_, ffmpeg_next::Error>(())
         })();
@@ -245,8 +248,12 @@ impl Encoder {
             return Err(RecorderError::Encode("encoder already finished".into()));
         }
         let mut pts = i64::try_from(frame.pts.as_micros()).unwrap_or(i64::MAX);
-        if let Some(last) = self.last_pts {
-            if pts <= last {
+        match self.last_pts {
+            // The file starts at 0 even if the first frame arrived a little after the recording
+            // started: it is the best picture of that moment, and a late start would shorten
+            // the file (mp4 has no edit list in fragmented mode).
+            None => pts = 0,
+            Some(last) if pts <= last => {
                 pts = last + 1;
                 self.adjusted_pts += 1;
                 if self.adjusted_pts.is_power_of_two() {
@@ -256,6 +263,7 @@ impl Encoder {
                     );
                 }
             }
+            Some(_) => {}
         }
         make_writable(&mut self.yuv)?;
         self.conv.convert(frame, &mut self.yuv)?;
@@ -421,6 +429,15 @@ impl Drop for Encoder {
             }
         }
     }
+}
+
+/// HEVC in mp4 as `hvc1` (parameter sets in the sample description) instead of FFmpeg's default
+/// `hev1`: Apple's players only accept `hvc1`, and with a global header both are valid.
+fn set_hvc1_tag(st: &mut ffmpeg_next::StreamMut<'_>) {
+    const HVC1: u32 = u32::from_le_bytes(*b"hvc1");
+    // SAFETY: the stream and its codecpar were just created by avformat_new_stream and are
+    // exclusively borrowed; codec_tag is a plain integer field.
+    unsafe { (*(*st.as_mut_ptr()).codecpar).codec_tag = HVC1 }
 }
 
 /// Makes the reused frame writable again; allocates only if the encoder still holds a reference
