@@ -379,15 +379,15 @@ fn no_trailer_still_decodes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("n.{container}"));
         let mut enc = Encoder::open(&config(&path, container, Codec::H264)).unwrap();
-        // 3 s at 30 fps: fragments/clusters of the first ~2 s are complete on disk.
-        for i in 0..90u32 {
-            enc.push(&frame(W, H, GREEN, i, i as u64 * 1000 / 30))
+        // 3 s at 15 fps: fragments/clusters of the first ~2 s are complete on disk.
+        for i in 0..45u32 {
+            enc.push(&frame(W, H, GREEN, i, i as u64 * 1000 / 15))
                 .unwrap();
         }
         std::mem::forget(enc);
         let p = probe(&path);
         let n = num(&p, "nb_read_frames");
-        assert!(n >= 55.0, "{container}: only {n} frames survive");
+        assert!(n >= 27.0, "{container}: only {n} frames survive");
         let frames = decode_rgb(&path, W, H);
         assert_colour(centre(&frames[10], W, H), GREEN, "frame 10");
     }
@@ -439,15 +439,15 @@ fn killed_writer_leaves_playable_mp4() {
     child.wait().unwrap();
     let p = probe(&path);
     let n = num(&p, "nb_read_frames");
-    assert!(n >= 55.0, "only {n} frames survive the kill");
+    assert!(n >= 27.0, "only {n} frames survive the kill");
     let frames = decode_rgb(&path, W, H);
-    assert_colour(centre(&frames[40], W, H), RED, "frame 40");
+    assert_colour(centre(&frames[20], W, H), RED, "frame 40");
 }
 
 fn child_writer(path: PathBuf) {
     let mut enc = Encoder::open(&config(&path, Container::Mp4, Codec::H264)).unwrap();
-    for i in 0..90u32 {
-        enc.push(&frame(W, H, RED, i, i as u64 * 1000 / 30))
+    for i in 0..45u32 {
+        enc.push(&frame(W, H, RED, i, i as u64 * 1000 / 15))
             .unwrap();
     }
     println!("CHILD-READY");
