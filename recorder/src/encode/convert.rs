@@ -10,13 +10,14 @@
 //! Measured (release, `examples/encode_bench.rs`, 2-core AMD EPYC VM with AVX2, BGRx input, CPU
 //! time per frame; other builds were running, so ±10%):
 //!
-//! | converter                                   | 1280×720 | 1920×1080 |
-//! |---------------------------------------------|----------|-----------|
-//! | swscale (fast bilinear, BT.709 coefficients)| 2.86 ms  | 6.47 ms   |
-//! | hand-written, first try (fused 2×2 loop)    | 2.10 ms  | 4.87 ms   |
-//! | hand-written, three passes (this, AVX2)     | 0.75 ms  | 1.58 ms   |
-//! | same code, SSSE3/SSE4.1 copy (no AVX2)      | ~1.7 ms  | ~3.3 ms   |
-//! | same code, SSE2 baseline → swscale used     | ~3.0 ms  | ~7.0 ms   |
+//! | converter                                   | 1280×720     | 1920×1080    |
+//! |---------------------------------------------|--------------|--------------|
+//! | swscale (fast bilinear, BT.709 coefficients)| 2.9–3.3 ms   | 6.5–7.5 ms   |
+//! | hand-written, fused 2×2-block loop          | 2.1 ms       | 4.9 ms       |
+//! | hand-written, three passes                  | 0.75 ms      | 1.6 ms       |
+//! | hand-written, two passes (this, AVX2)       | **0.61 ms**  | **1.2–1.4 ms**|
+//! | same, SSSE3/SSE4.1 copy (no AVX2)           | ~0.9 ms      | ~2.1 ms      |
+//! | same, SSE2 baseline (→ swscale used instead)| ~3.0 ms      | ~7.0 ms      |
 //!
 //! libx264rgb fed BGR0 would skip the conversion but encodes 4:4:4 RGB (High 4:4:4 Predictive),
 //! which breaks the 4:2:0 requirement and costs more in the encoder; not used.
