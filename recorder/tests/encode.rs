@@ -221,6 +221,37 @@ fn mkv_hevc() {
     check_colours_file(&path, "hevc", 31.0);
 }
 
+/// Every codec in mp4 (HEVC tagged hvc1 for Apple players), and a late first frame still starts
+/// the file at 0.
+#[test]
+fn mp4_all_codecs() {
+    for (codec, name) in [
+        (Codec::Hevc, "hevc"),
+        (Codec::Av1, "av1"),
+        (Codec::Vp9, "vp9"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.mp4");
+        let mut enc = Encoder::open(&config(&path, Container::Mp4, codec)).unwrap();
+        for i in 0..5u32 {
+            enc.push(&frame(W, H, GREEN, i, 300 + i as u64 * 100))
+                .unwrap();
+        }
+        enc.finish(Duration::from_secs(1)).unwrap();
+        let p = probe(&path);
+        assert_eq!(p["codec_name"], name);
+        assert_eq!(num(&p, "nb_read_frames"), 6.0, "{name}");
+        let d = num(&p, "duration");
+        assert!((d - 1.0).abs() < 0.02, "{name}: duration {d}");
+        if codec == Codec::Hevc {
+            assert!(std::fs::read(&path)
+                .unwrap()
+                .windows(4)
+                .any(|w| w == b"hvc1"));
+        }
+    }
+}
+
 #[test]
 fn webm_rejects_h264_listing_what_it_takes() {
     let dir = tempfile::tempdir().unwrap();
@@ -256,9 +287,15 @@ fn static_screen_lasts_until_finish() {
 
 #[test]
 fn vfr_gaps_and_non_increasing_pts() {
+    for container in [Container::Mp4, Container::Mkv] {
+        vfr_gaps(container);
+    }
+}
+
+fn vfr_gaps(container: Container) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("v.mp4");
-    let mut enc = Encoder::open(&config(&path, Container::Mp4, Codec::H264)).unwrap();
+    let path = dir.path().join(format!("v.{container}"));
+    let mut enc = Encoder::open(&config(&path, container, Codec::H264)).unwrap();
     // A 2 s gap, then a duplicate and a backwards timestamp (adjusted, not dropped).
     for (i, ms) in [0, 33, 2033, 2066, 2066, 2000, 2100]
         .into_iter()
@@ -270,9 +307,9 @@ fn vfr_gaps_and_non_increasing_pts() {
     // `end` only just after the last frame: no repeat, the last frame lasts until `end`.
     enc.finish(Duration::from_millis(2110)).unwrap();
     let p = probe(&path);
-    assert_eq!(num(&p, "nb_read_frames"), 7.0);
+    assert_eq!(num(&p, "nb_read_frames"), 7.0, "{container}");
     let d = num(&p, "duration");
-    assert!((d - 2.11).abs() < 0.02, "duration {d}");
+    assert!((d - 2.11).abs() < 0.02, "{container}: duration {d}");
 }
 
 #[test]
@@ -342,18 +379,35 @@ fn no_trailer_still_decodes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("n.{container}"));
         let mut enc = Encoder::open(&config(&path, container, Codec::H264)).unwrap();
-        // 3 s at 30 fps: fragments/clusters of the first ~2 s are complete on disk.
-        for i in 0..90u32 {
-            enc.push(&frame(W, H, GREEN, i, i as u64 * 1000 / 30))
+        // 3 s at 15 fps: fragments/clusters of the first ~2 s are complete on disk.
+        for i in 0..45u32 {
+            enc.push(&frame(W, H, GREEN, i, i as u64 * 1000 / 15))
                 .unwrap();
         }
         std::mem::forget(enc);
         let p = probe(&path);
         let n = num(&p, "nb_read_frames");
-        assert!(n >= 55.0, "{container}: only {n} frames survive");
+        assert!(n >= 27.0, "{container}: only {n} frames survive");
         let frames = decode_rgb(&path, W, H);
         assert_colour(centre(&frames[10], W, H), GREEN, "frame 10");
     }
+}
+
+/// Dropping an encoder without `finish` (an error path) still writes a complete file.
+#[test]
+fn drop_without_finish_finalises() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.mp4");
+    let mut enc = Encoder::open(&config(&path, Container::Mp4, Codec::H264)).unwrap();
+    for i in 0..10u32 {
+        enc.push(&frame(W, H, BLUE, i, i as u64 * 100)).unwrap();
+    }
+    drop(enc);
+    let p = probe(&path);
+    assert_eq!(num(&p, "nb_read_frames"), 10.0);
+    let d = num(&p, "duration");
+    // No `end` known: the last frame gets one nominal 60 Hz frame.
+    assert!((d - 0.917).abs() < 0.02, "duration {d}");
 }
 
 const CHILD_ENV: &str = "ZEROCAST_ENCODE_TEST_CHILD";
@@ -385,15 +439,15 @@ fn killed_writer_leaves_playable_mp4() {
     child.wait().unwrap();
     let p = probe(&path);
     let n = num(&p, "nb_read_frames");
-    assert!(n >= 55.0, "only {n} frames survive the kill");
+    assert!(n >= 27.0, "only {n} frames survive the kill");
     let frames = decode_rgb(&path, W, H);
-    assert_colour(centre(&frames[40], W, H), RED, "frame 40");
+    assert_colour(centre(&frames[20], W, H), RED, "frame 40");
 }
 
 fn child_writer(path: PathBuf) {
     let mut enc = Encoder::open(&config(&path, Container::Mp4, Codec::H264)).unwrap();
-    for i in 0..90u32 {
-        enc.push(&frame(W, H, RED, i, i as u64 * 1000 / 30))
+    for i in 0..45u32 {
+        enc.push(&frame(W, H, RED, i, i as u64 * 1000 / 15))
             .unwrap();
     }
     println!("CHILD-READY");

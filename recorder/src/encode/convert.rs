@@ -2,18 +2,26 @@
 //!
 //! Two paths:
 //! - a hand-written converter for the common case (packed 32-bit RGB or NV12 of the output size):
-//!   plain Rust written so LLVM vectorises it, compiled twice (baseline SSE2 and AVX2, chosen at
-//!   run time) — it beat swscale by a wide margin, see the numbers below;
+//!   plain Rust written so LLVM vectorises it, compiled for AVX2 and for SSE4.1 and chosen at run
+//!   time — it beats swscale by 2–4×, see the numbers below;
 //! - swscale for everything else (a frame whose size differs from the output: resolution change
 //!   mid-stream), with the context cached per input format/size.
 //!
-//! Measured (release, `examples/encode_bench.rs`, AMD EPYC 2-core VM, CPU time per frame, BGRx
-//! input):
+//! Measured (release, `examples/encode_bench.rs`, 2-core AMD EPYC VM with AVX2, BGRx input, CPU
+//! time per frame; other builds were running, so ±10%):
 //!
-//! | converter                         | 1280×720 | 1920×1080 |
-//! |-----------------------------------|----------|-----------|
-//! | swscale fast-bilinear, BT.709     | see BENCH| see BENCH |
-//! | hand-written (AVX2)               | see BENCH| see BENCH |
+//! | converter                                   | 1280×720     | 1920×1080    |
+//! |---------------------------------------------|--------------|--------------|
+//! | swscale (fast bilinear, BT.709 coefficients)| 2.9–3.3 ms   | 6.5–7.5 ms   |
+//! | hand-written, fused 2×2-block loop          | 2.1 ms       | 4.9 ms       |
+//! | hand-written, three passes                  | 0.75 ms      | 1.6 ms       |
+//! | hand-written, two passes (this, AVX2)       | **0.61 ms**  | **1.2–1.4 ms**|
+//! | same, SSSE3/SSE4.1 copy (no AVX2)           | ~0.9 ms      | ~2.1 ms      |
+//! | same, SSE2 baseline (→ swscale used instead)| ~3.0 ms      | ~7.0 ms      |
+//!
+//! libx264rgb fed BGR0 would skip the conversion but encodes 4:4:4 RGB (High 4:4:4 Predictive),
+//! which breaks the 4:2:0 requirement and costs more in the encoder; not used.
+//! Accuracy: within 1 code of the exact BT.709 equations (unit tests below).
 
 use std::ptr;
 
@@ -21,7 +29,8 @@ use ffmpeg_next::ffi;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::frame;
 
-use crate::frame::{CpuFrame, PixelFormat};
+use super::FrameRef;
+use crate::frame::PixelFormat;
 use crate::RecorderError;
 
 /// Which conversion path to use; `Auto` is what production uses (benchmarks force the others).
@@ -49,7 +58,7 @@ pub(crate) fn av_pixel(format: PixelFormat) -> Pixel {
 
 /// Checks that `frame.data` really holds `width × height` pixels at `stride`, so the unsafe
 /// swscale call and the slicing below can never read past the buffer.
-fn validate(frame: &CpuFrame) -> Result<(), RecorderError> {
+fn validate(frame: &FrameRef<'_>) -> Result<(), RecorderError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     if w == 0 || h == 0 {
         return Err(RecorderError::Encode(format!("empty frame {w}x{h}")));
@@ -72,26 +81,35 @@ fn validate(frame: &CpuFrame) -> Result<(), RecorderError> {
     Ok(())
 }
 
-/// Converts capture frames into the encoder's reused YUV420P frame.
-pub(crate) struct Converter {
+/// Converts capture frames into the encoder's reused YUV420P frame. Public (hidden) for the
+/// benchmark example.
+#[doc(hidden)]
+pub struct Converter {
     choice: ConverterChoice,
     sws: SwsCache,
-    avx2: bool,
+    hand: Hand,
+}
+
+/// State of the hand-written converter.
+struct Hand {
+    simd: Simd,
 }
 
 impl Converter {
-    pub(crate) fn new(choice: ConverterChoice) -> Self {
+    pub fn new(choice: ConverterChoice) -> Self {
         Converter {
             choice,
             sws: SwsCache::default(),
-            avx2: has_avx2(),
+            hand: Hand {
+                simd: Simd::detect(),
+            },
         }
     }
 
     /// Fills `dst` (YUV420P, even size, already writable) from `src`.
-    pub(crate) fn convert(
+    pub fn convert(
         &mut self,
-        src: &CpuFrame,
+        src: &FrameRef<'_>,
         dst: &mut frame::Video,
     ) -> Result<(), RecorderError> {
         validate(src)?;
@@ -99,7 +117,10 @@ impl Converter {
         // Odd capture sizes (windows) are cropped by one pixel rather than scaled: the output is
         // the even size below the capture size.
         let same_size = src.width & !1 == ow && src.height & !1 == oh;
-        if same_size && self.choice == ConverterChoice::Auto {
+        // Without SSSE3/SSE4.1 (or AVX2) the byte gathers cannot be vectorised and the hand
+        // path is no faster than swscale (3.0 vs 2.9 ms at 720p): let swscale do it.
+        let hand = self.hand.simd != Simd::Baseline || src.format == PixelFormat::Nv12;
+        if same_size && hand && self.choice == ConverterChoice::Auto {
             let (w, h) = (ow as usize, oh as usize);
             let (sy, su, sv) = (dst.stride(0), dst.stride(1), dst.stride(2));
             // SAFETY (of the three planes): ffmpeg-next hands out each plane as its own slice.
@@ -116,7 +137,8 @@ impl Converter {
                         v,
                         sv,
                     };
-                    rgb32_to_i420(&src.data, src.stride, w, h, order, planes, self.avx2)
+                    self.hand
+                        .rgb32_to_i420(src.data, src.stride, w, h, order, planes)
                 }
             }
             return Ok(());
@@ -156,14 +178,33 @@ fn rgb_order(f: PixelFormat) -> [usize; 3] {
     }
 }
 
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+/// Which compiled copy of the row loop this CPU can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Avx2,
+    Sse41,
+    /// x86-64 baseline (SSE2), or another architecture (where the baseline, e.g. NEON on
+    /// aarch64, vectorises the loops fine).
+    Baseline,
+}
+
+impl Simd {
+    fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+            if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
+                return Simd::Sse41;
+            }
+            // The hand path is not worth it on plain SSE2 x86 (see `Converter::convert`).
+            Simd::Baseline
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Simd::Avx2 // any value but Baseline: use the hand path, compiled for the baseline
+        }
     }
 }
 
@@ -176,37 +217,72 @@ pub(crate) struct Planes<'a> {
     pub sv: usize,
 }
 
-/// Packed 32-bit RGB (any channel order) → I420, BT.709 limited range, 2×2 box-filtered chroma.
-/// `w` and `h` are even and at most the source size.
-pub(crate) fn rgb32_to_i420(
-    src: &[u8],
-    stride: usize,
+/// Sizes for the row loop (a `Copy` struct so the slices can stay separate arguments).
+#[derive(Clone, Copy)]
+struct Geom {
     w: usize,
     h: usize,
-    order: [usize; 3],
-    p: Planes<'_>,
-    avx2: bool,
-) {
-    // Monomorphise per channel order so the inner loop has constant offsets (the compiler then
-    // turns the byte gathers into shuffles).
-    macro_rules! go {
-        ($r:literal, $g:literal, $b:literal) => {{
-            #[cfg(target_arch = "x86_64")]
-            if avx2 {
-                // SAFETY: AVX2 support was detected at run time (`has_avx2`).
-                unsafe { rows_avx2::<$r, $g, $b>(src, stride, w, h, p) };
-                return;
-            }
-            let _ = avx2;
-            rows::<$r, $g, $b>(src, stride, w, h, p)
-        }};
-    }
-    match order {
-        [2, 1, 0] => go!(2, 1, 0),
-        [0, 1, 2] => go!(0, 1, 2),
-        [1, 2, 3] => go!(1, 2, 3),
-        [3, 2, 1] => go!(3, 2, 1),
-        _ => unreachable!("rgb_order returns only these"),
+    stride: usize,
+    sy: usize,
+    su: usize,
+    sv: usize,
+}
+
+impl Hand {
+    /// Packed 32-bit RGB (any channel order) → I420, BT.709 limited range, 2×2 box-filtered chroma.
+    /// `w` and `h` are even and at most the source size.
+    fn rgb32_to_i420(
+        &mut self,
+        src: &[u8],
+        stride: usize,
+        w: usize,
+        h: usize,
+        order: [usize; 3],
+        p: Planes<'_>,
+    ) {
+        let simd = self.simd;
+        let Planes {
+            y,
+            sy,
+            u,
+            su,
+            v,
+            sv,
+        } = p;
+        let g = Geom {
+            w,
+            h,
+            stride,
+            sy,
+            su,
+            sv,
+        };
+        // Monomorphise per channel order so the inner loop has constant offsets (the compiler then
+        // turns the byte gathers into shuffles).
+        macro_rules! go {
+            ($r:literal, $g:literal, $b:literal) => {{
+                #[cfg(target_arch = "x86_64")]
+                match simd {
+                    // SAFETY: AVX2 support was detected at run time (`Simd::detect`).
+                    Simd::Avx2 => unsafe { rows_avx2::<$r, $g, $b>(src, g, y, u, v) },
+                    // SAFETY: SSSE3 and SSE4.1 support was detected at run time.
+                    Simd::Sse41 => unsafe { rows_sse41::<$r, $g, $b>(src, g, y, u, v) },
+                    Simd::Baseline => rows::<$r, $g, $b>(src, g, y, u, v),
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    let _ = simd;
+                    rows::<$r, $g, $b>(src, g, y, u, v)
+                }
+            }};
+        }
+        match order {
+            [2, 1, 0] => go!(2, 1, 0),
+            [0, 1, 2] => go!(0, 1, 2),
+            [1, 2, 3] => go!(1, 2, 3),
+            [3, 2, 1] => go!(3, 2, 1),
+            _ => unreachable!("rgb_order returns only these"),
+        }
     }
 }
 
@@ -214,39 +290,76 @@ pub(crate) fn rgb32_to_i420(
 #[target_feature(enable = "avx2")]
 fn rows_avx2<const R: usize, const G: usize, const B: usize>(
     src: &[u8],
-    stride: usize,
-    w: usize,
-    h: usize,
-    p: Planes<'_>,
+    g: Geom,
+    y: &mut [u8],
+    u: &mut [u8],
+    v: &mut [u8],
 ) {
-    rows::<R, G, B>(src, stride, w, h, p)
+    rows::<R, G, B>(src, g, y, u, v)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3,sse4.1")]
+fn rows_sse41<const R: usize, const G: usize, const B: usize>(
+    src: &[u8],
+    g: Geom,
+    y: &mut [u8],
+    u: &mut [u8],
+    v: &mut [u8],
+) {
+    rows::<R, G, B>(src, g, y, u, v)
+}
+
+/// Pixels per chunk of a row: the per-channel sums live on the stack.
+const CHUNK: usize = 256;
+
+/// The row loop: per row pair and chunk, (1) luma of both rows plus vertical channel sums, (2)
+/// chroma from horizontal pairs of those sums. Each pass only gathers at a fixed stride (4 bytes,
+/// 2 words), which LLVM turns into shuffles.
+///
+/// Written for the vectoriser, measured: the planes are separate reference arguments and the sums
+/// are stack arrays, so LLVM knows nothing aliases (with the planes in a struct and the sums in a
+/// heap `Vec` it gave up on the fused loop: 2.0 instead of 0.5 ms at 720p). A single loop over
+/// 2×2 blocks (8-byte stride) became byte-by-byte inserts, 2–3× slower; three passes (each row's
+/// luma separately) ~30% slower.
 #[inline(always)]
 fn rows<const R: usize, const G: usize, const B: usize>(
     src: &[u8],
-    stride: usize,
-    w: usize,
-    h: usize,
-    p: Planes<'_>,
+    g: Geom,
+    y: &mut [u8],
+    u: &mut [u8],
+    v: &mut [u8],
 ) {
-    let Planes {
-        y,
+    let Geom {
+        w,
+        h,
+        stride,
         sy,
-        u,
         su,
-        v,
         sv,
-    } = p;
+    } = g;
+    let (mut sr, mut sg, mut sb) = ([0u16; CHUNK], [0u16; CHUNK], [0u16; CHUNK]);
     for j in 0..h / 2 {
         let s0 = &src[2 * j * stride..][..4 * w];
         let s1 = &src[(2 * j + 1) * stride..][..4 * w];
         let (y0, y1) = y[2 * j * sy..].split_at_mut(sy);
-        let y0 = &mut y0[..w];
-        let y1 = &mut y1[..w];
+        let (y0, y1) = (&mut y0[..w], &mut y1[..w]);
         let u = &mut u[j * su..][..w / 2];
         let v = &mut v[j * sv..][..w / 2];
-        row_pair::<R, G, B>(s0, s1, y0, y1, u, v);
+        // `w` is even, so every chunk is too.
+        for x in (0..w).step_by(CHUNK) {
+            let n = CHUNK.min(w - x);
+            let (sr, sg, sb) = (&mut sr[..n], &mut sg[..n], &mut sb[..n]);
+            let (a, b) = (&s0[4 * x..][..4 * n], &s1[4 * x..][..4 * n]);
+            luma_and_sums::<R, G, B>(a, b, &mut y0[x..][..n], &mut y1[x..][..n], sr, sg, sb);
+            chroma_row(
+                sr,
+                sg,
+                sb,
+                &mut u[x / 2..][..n / 2],
+                &mut v[x / 2..][..n / 2],
+            );
+        }
     }
 }
 
@@ -290,41 +403,52 @@ fn chroma(r: u16, g: u16, b: u16, cr: i16, cg: i16, cb: i16) -> u8 {
     (((c + 64) >> 7) + 128) as u8
 }
 
+/// Luma of two rows, and per-channel sums of each vertical pixel pair (for chroma). Separate
+/// slice arguments, not tuples: LLVM keeps `noalias` only on plain reference arguments, and
+/// without it this loop ran 3× slower (runtime alias checks, worse vector code).
 #[inline(always)]
-fn row_pair<const R: usize, const G: usize, const B: usize>(
+fn luma_and_sums<const R: usize, const G: usize, const B: usize>(
     s0: &[u8],
     s1: &[u8],
     y0: &mut [u8],
     y1: &mut [u8],
-    u: &mut [u8],
-    v: &mut [u8],
+    r: &mut [u16],
+    g: &mut [u16],
+    b: &mut [u16],
 ) {
     let it = s0
-        .chunks_exact(8)
-        .zip(s1.chunks_exact(8))
-        .zip(y0.chunks_exact_mut(2).zip(y1.chunks_exact_mut(2)))
+        .chunks_exact(4)
+        .zip(s1.chunks_exact(4))
+        .zip(y0.iter_mut().zip(y1.iter_mut()))
+        .zip(r.iter_mut().zip(g.iter_mut().zip(b.iter_mut())));
+    for (((c0, c1), (y0, y1)), (r, (g, b))) in it {
+        let (r0, g0, b0) = (c0[R] as u16, c0[G] as u16, c0[B] as u16);
+        let (r1, g1, b1) = (c1[R] as u16, c1[G] as u16, c1[B] as u16);
+        *y0 = luma(r0, g0, b0);
+        *y1 = luma(r1, g1, b1);
+        *r = r0 + r1;
+        *g = g0 + g1;
+        *b = b0 + b1;
+    }
+}
+
+/// Chroma from horizontal pairs of vertical sums: a 2×2 box filter.
+#[inline(always)]
+fn chroma_row(r: &[u16], g: &[u16], b: &[u16], u: &mut [u8], v: &mut [u8]) {
+    let it = r
+        .chunks_exact(2)
+        .zip(g.chunks_exact(2).zip(b.chunks_exact(2)))
         .zip(u.iter_mut().zip(v.iter_mut()));
-    for (((a, b), (ya, yb)), (u, v)) in it {
-        let (ar0, ag0, ab0) = (a[R] as u16, a[G] as u16, a[B] as u16);
-        let (ar1, ag1, ab1) = (a[4 + R] as u16, a[4 + G] as u16, a[4 + B] as u16);
-        let (br0, bg0, bb0) = (b[R] as u16, b[G] as u16, b[B] as u16);
-        let (br1, bg1, bb1) = (b[4 + R] as u16, b[4 + G] as u16, b[4 + B] as u16);
-        ya[0] = luma(ar0, ag0, ab0);
-        ya[1] = luma(ar1, ag1, ab1);
-        yb[0] = luma(br0, bg0, bb0);
-        yb[1] = luma(br1, bg1, bb1);
-        // 2×2 box filter (sums; `chroma` scales them).
-        let r = ar0 + ar1 + br0 + br1;
-        let g = ag0 + ag1 + bg0 + bg1;
-        let bl = ab0 + ab1 + bb0 + bb1;
-        *u = chroma(r, g, bl, UR, UG, UB);
-        *v = chroma(r, g, bl, VR, VG, VB);
+    for ((r, (g, b)), (u, v)) in it {
+        let (r, g, b) = (r[0] + r[1], g[0] + g[1], b[0] + b[1]);
+        *u = chroma(r, g, b, UR, UG, UB);
+        *v = chroma(r, g, b, VR, VG, VB);
     }
 }
 
 /// NV12 of the output size → I420: copy Y, de-interleave UV.
 fn nv12_to_i420(
-    src: &CpuFrame,
+    src: &FrameRef<'_>,
     w: usize,
     h: usize,
     (y, sy): (&mut [u8], usize),
@@ -376,7 +500,7 @@ impl Drop for SwsPtr {
 impl SwsCache {
     fn scale(
         &mut self,
-        src: &CpuFrame,
+        src: &FrameRef<'_>,
         dst: &mut frame::Video,
         same_size: bool,
     ) -> Result<(), RecorderError> {
@@ -458,7 +582,7 @@ fn sws_context(
 }
 
 /// Runs swscale from the frame's bytes straight into `dst` (no intermediate copy).
-fn sws_run(ctx: *mut ffi::SwsContext, src: &CpuFrame, sh: u32, dst: &mut frame::Video) {
+fn sws_run(ctx: *mut ffi::SwsContext, src: &FrameRef<'_>, sh: u32, dst: &mut frame::Video) {
     let base = src.data.as_ptr();
     let stride = src.stride as i32;
     let (planes, strides): ([*const u8; 4], [i32; 4]) = match src.format {
@@ -497,6 +621,7 @@ fn sws_run(ctx: *mut ffi::SwsContext, src: &CpuFrame, sh: u32, dst: &mut frame::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::CpuFrame;
 
     fn frame(w: u32, h: u32, px: [u8; 4]) -> CpuFrame {
         let mut f = CpuFrame::empty();
@@ -533,7 +658,9 @@ mod tests {
             for choice in [ConverterChoice::Auto, ConverterChoice::Swscale] {
                 let src = frame(64, 32, px);
                 let mut dst = yuv(64, 32);
-                Converter::new(choice).convert(&src, &mut dst).unwrap();
+                Converter::new(choice)
+                    .convert(&(&src).into(), &mut dst)
+                    .unwrap();
                 let (y, u, v) = (dst.data(0)[5], dst.data(1)[5], dst.data(2)[5]);
                 let close = |a: u8, b: i32| (a as i32 - b).abs() <= 2;
                 assert!(
@@ -561,7 +688,7 @@ mod tests {
             src.format = fmt;
             let mut dst = yuv(16, 8);
             Converter::new(ConverterChoice::Auto)
-                .convert(&src, &mut dst)
+                .convert(&(&src).into(), &mut dst)
                 .unwrap();
             assert_eq!((dst.data(0)[0], dst.data(2)[0]), (63, 240), "{fmt:?}");
         }
@@ -573,7 +700,7 @@ mod tests {
         let src = frame(17, 9, [0, 255, 0, 0]);
         let mut dst = yuv(16, 8);
         Converter::new(ConverterChoice::Auto)
-            .convert(&src, &mut dst)
+            .convert(&(&src).into(), &mut dst)
             .unwrap();
         assert_eq!(dst.data(0)[15], 173);
 
@@ -586,12 +713,60 @@ mod tests {
         nv.data.extend([50u8, 200].iter().cycle().take(16 * 4));
         let mut dst = yuv(16, 8);
         Converter::new(ConverterChoice::Auto)
-            .convert(&nv, &mut dst)
+            .convert(&(&nv).into(), &mut dst)
             .unwrap();
         assert_eq!(
             (dst.data(0)[3], dst.data(1)[3], dst.data(2)[3]),
             (100, 50, 200)
         );
+    }
+
+    /// Every compiled copy of the row loop that this CPU can run gives the same bytes.
+    #[test]
+    fn simd_variants_agree() {
+        // Wider than one chunk and not a multiple of it.
+        let (w, h) = (600usize, 6usize);
+        let src: Vec<u8> = (0..w * h * 4).map(|i| (i * 7 % 251) as u8).collect();
+        let mut outs = Vec::new();
+        let mut variants = vec![Simd::Baseline];
+        if Simd::detect() == Simd::Avx2 {
+            variants.extend([Simd::Sse41, Simd::Avx2]);
+        } else if Simd::detect() == Simd::Sse41 {
+            variants.push(Simd::Sse41);
+        }
+        for simd in variants {
+            let (mut y, mut u, mut v) = (vec![0; w * h], vec![0; w * h / 4], vec![0; w * h / 4]);
+            let planes = Planes {
+                y: &mut y,
+                sy: w,
+                u: &mut u,
+                su: w / 2,
+                v: &mut v,
+                sv: w / 2,
+            };
+            let mut hand = Hand { simd };
+            hand.rgb32_to_i420(&src, w * 4, w, h, [2, 1, 0], planes);
+            outs.push((y, u, v));
+        }
+        assert!(outs.windows(2).all(|p| p[0] == p[1]));
+        // And against the scalar formulas, at the chunk boundary and the last pixel.
+        let (y, u, v) = &outs[0];
+        let px = |x: usize, row: usize| {
+            let i = row * w * 4 + x * 4;
+            (src[i + 2] as u16, src[i + 1] as u16, src[i] as u16)
+        };
+        for x in [0, 255, 256, 257, w - 1] {
+            let (r, g, b) = px(x, 1);
+            assert_eq!(y[w + x], luma(r, g, b), "y at {x}");
+        }
+        for cx in [127, 128, w / 2 - 1] {
+            let sum = |c: fn((u16, u16, u16)) -> u16| {
+                c(px(2 * cx, 0)) + c(px(2 * cx + 1, 0)) + c(px(2 * cx, 1)) + c(px(2 * cx + 1, 1))
+            };
+            let (r, g, b) = (sum(|p| p.0), sum(|p| p.1), sum(|p| p.2));
+            assert_eq!(u[cx], chroma(r, g, b, UR, UG, UB), "u at {cx}");
+            assert_eq!(v[cx], chroma(r, g, b, VR, VG, VB), "v at {cx}");
+        }
     }
 
     #[test]
@@ -600,7 +775,7 @@ mod tests {
         src.data.truncate(100);
         let mut dst = yuv(64, 32);
         assert!(Converter::new(ConverterChoice::Swscale)
-            .convert(&src, &mut dst)
+            .convert(&(&src).into(), &mut dst)
             .is_err());
     }
 }

@@ -29,9 +29,11 @@ use std::time::Duration;
 
 use ffmpeg_next::{codec, encoder, ffi, format, frame, Dictionary, Packet, Rational};
 
-use crate::frame::CpuFrame;
+use crate::frame::{CpuFrame, PixelFormat};
 use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 
+#[doc(hidden)]
+pub use convert::Converter;
 pub use convert::ConverterChoice;
 
 /// Everything needed to open the output.
@@ -48,6 +50,32 @@ pub struct EncoderConfig {
     /// the capture is cropped.
     pub width: u32,
     pub height: u32,
+}
+
+/// A borrowed frame: the same fields as [`CpuFrame`] over pixels owned elsewhere, e.g. a mapped
+/// PipeWire SHM buffer, so it can be converted without first copying it into a `CpuFrame`.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameRef<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub format: PixelFormat,
+    /// Bytes per row (for NV12: of the Y plane; the UV plane follows at `stride * height`).
+    pub stride: usize,
+    pub pts: Duration,
+    pub data: &'a [u8],
+}
+
+impl<'a> From<&'a CpuFrame> for FrameRef<'a> {
+    fn from(f: &'a CpuFrame) -> Self {
+        FrameRef {
+            width: f.width,
+            height: f.height,
+            format: f.format,
+            stride: f.stride,
+            pts: f.pts,
+            data: &f.data,
+        }
+    }
 }
 
 /// Knobs for benchmarks and experiments; `Default` is what production uses.
@@ -134,15 +162,24 @@ impl Encoder {
         ctx.set_color_range(ffmpeg_next::color::Range::MPEG);
         ctx.set_color_primaries(ffmpeg_next::color::Primaries::BT709);
         ctx.set_color_transfer_characteristic(ffmpeg_next::color::TransferCharacteristic::BT709);
-        // mkv, mp4 and webm all want codec headers out of band (AVFMT_GLOBALHEADER).
-        ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+        // The muxer is known before the file exists, so ask it now whether codec headers must go
+        // out of band (mkv, mp4 and webm all say yes).
+        if muxer_wants_global_header(muxer_name(cfg.container)) {
+            ctx.set_flags(codec::Flags::GLOBAL_HEADER);
+        }
         if let RateControl::Bitrate(kbps) = cfg.rate {
             ctx.set_bit_rate(kbps as usize * 1000);
         }
         let opts = encoder_options(name, cfg, width, height, tuning);
         if let Some(t) = opts.1 {
             ctx.set_threading(codec::threading::Config {
-                kind: codec::threading::Type::Frame,
+                // FFmpeg's default thread_type (frame|slice) makes its libx264 wrapper switch
+                // sliced threads off, even under tune=zerolatency; say what we mean.
+                kind: if tuning.zerolatency {
+                    codec::threading::Type::Slice
+                } else {
+                    codec::threading::Type::Frame
+                },
                 count: t as usize,
                 ..Default::default()
             });
@@ -158,6 +195,9 @@ impl Encoder {
             let mut st = octx.add_stream(av_codec)?;
             st.set_parameters(&enc);
             st.set_time_base(TIME_BASE);
+            if cfg.container == Container::Mp4 && cfg.codec == Codec::Hevc {
+                set_hvc1_tag(&mut st);
+            }
             octx.write_header_with(muxer_options(cfg.container))?;
             Ok::<_, ffmpeg_next::Error>(())
         })();
@@ -199,12 +239,21 @@ impl Encoder {
     /// Converts and encodes one frame at `frame.pts`. A frame whose pts is not after the previous
     /// one is encoded 1 µs after it instead (timestamps must strictly increase).
     pub fn push(&mut self, frame: &CpuFrame) -> Result<(), RecorderError> {
+        self.push_ref(&frame.into())
+    }
+
+    /// `push` for pixels that are not in a `CpuFrame` (no copy needed first).
+    pub fn push_ref(&mut self, frame: &FrameRef<'_>) -> Result<(), RecorderError> {
         if self.finished {
             return Err(RecorderError::Encode("encoder already finished".into()));
         }
         let mut pts = i64::try_from(frame.pts.as_micros()).unwrap_or(i64::MAX);
-        if let Some(last) = self.last_pts {
-            if pts <= last {
+        match self.last_pts {
+            // The file starts at 0 even if the first frame arrived a little after the recording
+            // started: it is the best picture of that moment, and a late start would shorten
+            // the file (mp4 has no edit list in fragmented mode).
+            None => pts = 0,
+            Some(last) if pts <= last => {
                 pts = last + 1;
                 self.adjusted_pts += 1;
                 if self.adjusted_pts.is_power_of_two() {
@@ -214,6 +263,7 @@ impl Encoder {
                     );
                 }
             }
+            Some(_) => {}
         }
         make_writable(&mut self.yuv)?;
         self.conv.convert(frame, &mut self.yuv)?;
@@ -381,6 +431,15 @@ impl Drop for Encoder {
     }
 }
 
+/// HEVC in mp4 as `hvc1` (parameter sets in the sample description) instead of FFmpeg's default
+/// `hev1`: Apple's players only accept `hvc1`, and with a global header both are valid.
+fn set_hvc1_tag(st: &mut ffmpeg_next::StreamMut<'_>) {
+    const HVC1: u32 = u32::from_le_bytes(*b"hvc1");
+    // SAFETY: the stream and its codecpar were just created by avformat_new_stream and are
+    // exclusively borrowed; codec_tag is a plain integer field.
+    unsafe { (*(*st.as_mut_ptr()).codecpar).codec_tag = HVC1 }
+}
+
 /// Makes the reused frame writable again; allocates only if the encoder still holds a reference
 /// to its buffer (none of our encoders does once `send_frame` has returned).
 fn make_writable(f: &mut frame::Video) -> Result<(), RecorderError> {
@@ -395,17 +454,32 @@ fn make_writable(f: &mut frame::Video) -> Result<(), RecorderError> {
     Ok(())
 }
 
+fn muxer_name(container: Container) -> &'static str {
+    match container {
+        Container::Mkv => "matroska",
+        Container::Mp4 => "mp4",
+        Container::Webm => "webm",
+    }
+}
+
+fn muxer_wants_global_header(muxer: &str) -> bool {
+    let Ok(name) = std::ffi::CString::new(muxer) else {
+        return false;
+    };
+    // SAFETY: av_guess_format only reads the NUL-terminated name and returns null or a pointer to
+    // a static muxer description, which we only read.
+    unsafe {
+        let f = ffi::av_guess_format(name.as_ptr(), std::ptr::null(), std::ptr::null());
+        !f.is_null() && (*f).flags & ffi::AVFMT_GLOBALHEADER != 0
+    }
+}
+
 /// Creates the file and the muxer context.
 fn open_output(
     path: &Path,
     container: Container,
 ) -> Result<format::context::Output, RecorderError> {
-    let muxer = match container {
-        Container::Mkv => "matroska",
-        Container::Mp4 => "mp4",
-        Container::Webm => "webm",
-    };
-    format::output_as(path, muxer).map_err(|e| match e {
+    format::output_as(path, muxer_name(container)).map_err(|e| match e {
         ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
             RecorderError::OutOfDiskSpace {
                 path: path.to_owned(),
@@ -456,14 +530,27 @@ fn io_error(path: &Path, e: ffmpeg_next::Error, what: &str) -> RecorderError {
     }
 }
 
-/// Threads for libx264 at this size. CPU time per frame grows with the thread count (frame
-/// threads duplicate work at the boundaries and add sync), so use one thread while one core keeps
-/// up, and two (frame threads) where a single thread is too slow for 60 fps.
+/// Threads for libx264 at this size, chosen for the least CPU time per frame that still keeps
+/// up (examples/encode_bench.rs, 2-core EPYC VM, scrolling-text desktop, CPU ms/frame incl.
+/// conversion, median of 5):
+///
+/// | threads            | 1280×720          | 1920×1080          |
+/// |--------------------|-------------------|--------------------|
+/// | 1                  | **3.99** (213 fps)| 10.66 (83 fps)     |
+/// | 2 (frame)          | 4.39 (232 fps)    | **10.52** (90 fps) |
+/// | x264 auto (3)      | 4.55              | 12.00              |
+/// | 2, zerolatency     | 4.22 (sliced)     | 11.67              |
+///
+/// Below 1080p one thread is cheapest by ~10% and far faster than 60 fps. At 1080p one and two
+/// threads cost the same CPU, and two give headroom on busy or heavier screens, so take two.
+/// Frame threads beat sliced (zerolatency) threads on CPU; their one-frame delay is irrelevant
+/// for recording. Never more threads than cores.
 fn x264_threads(width: u32, height: u32) -> u32 {
-    if u64::from(width) * u64::from(height) <= 1280 * 720 {
+    if u64::from(width) * u64::from(height) < 1920 * 1080 {
         1
     } else {
-        2
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+        cores.clamp(1, 2)
     }
 }
 
@@ -646,5 +733,8 @@ mod tests {
         assert!(e.to_string().contains("libx264"), "{e}");
         assert!(available_encoders(Codec::H264).contains(&"libx264"));
         assert_eq!(available_encoders(Codec::Av1)[0], "libsvtav1");
+        for c in Container::ALL {
+            assert!(muxer_wants_global_header(muxer_name(*c)), "{c}");
+        }
     }
 }
