@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ./scripts/install-deps.sh
-cargo build --release --bins
+cargo build --release --workspace --bins
 out="${1:-$PWD/target/demo/zerocast-demo.mkv}"
 mkdir -p "$(dirname "$out")"
 rec=(./target/release/zerocast record --duration 5 --overwrite -o "$out")

@@ -101,6 +101,9 @@ pub fn frame_counters(path: &Path, layout: Layout) -> Vec<u32> {
             .args(["-v", "error", "-i"])
             .arg(path)
             .args([
+                // One output frame per coded frame: rawvideo would otherwise be made CFR.
+                "-fps_mode",
+                "passthrough",
                 "-vf",
                 &format!("crop={}:{}:0:0", layout.width, band.h),
                 "-f",
