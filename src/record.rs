@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use zerocast_portal::{CursorMode, ScreencastSession, SourceOptions, SourceType};
+use zerocast_portal::{CursorMode, SourceOptions, SourceType};
 use zerocast_recorder::{
-    encode, Codec, Container, EncoderChoice, EndReason, PipeWireSource, RateControl, Recording,
-    RecordingOptions, RecordingState, Stats,
+    encode, Codec, Container, EncoderChoice, EndReason, RateControl, RecordingOptions,
+    RecordingState, Stats,
 };
 
 use crate::output;
@@ -130,15 +130,11 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
 
-    let (session, stream) = ScreencastSession::open(&source).await?;
-    let recording = Recording::start(
-        PipeWireSource {
-            fd: stream.fd,
-            node_id: stream.node_id,
-            size: stream.size,
-        },
-        opts,
-    )
+    let (session, recording) = zerocast_dbus::start_recording(zerocast_dbus::StartRequest {
+        recording: opts,
+        source,
+        stop_on_disconnect: false,
+    })
     .await
     .with_context(|| format!("recording to {}", path.display()))?;
 

@@ -135,8 +135,18 @@ impl Backend for RealBackend {
                     }
                 }
             }
+            // Loading Vulkan/CUDA is slow and blocking: probe once per daemon, off the executor.
+            static ZERO_COPY: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
+            let zero_copy = *ZERO_COPY
+                .get_or_init(|| async {
+                    tokio::task::spawn_blocking(|| zerocast_interop::probe().zero_copy)
+                        .await
+                        .unwrap_or(false)
+                })
+                .await;
             let mut caps = Capabilities {
                 encoders,
+                zero_copy,
                 ..Default::default()
             };
             match zerocast_portal::capabilities().await {
