@@ -382,7 +382,10 @@ impl Producer {
         let (stop_tx, stop_rx) = pw::channel::channel::<()>();
         let (id_tx, id_rx) = std::sync::mpsc::channel();
         let st = Arc::clone(&stats);
-        let join = std::thread::spawn(move || run(fd, opts, st, stop_rx, id_tx));
+        let join = std::thread::Builder::new()
+            .name("test-producer".into())
+            .spawn(move || run(fd, opts, st, stop_rx, id_tx))
+            .unwrap();
         let node_id = id_rx
             .recv_timeout(Duration::from_secs(10))
             .expect("producer node");
