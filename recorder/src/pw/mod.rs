@@ -448,11 +448,21 @@ fn on_process_shm(stream: &pw::stream::Stream, data: &mut StreamData) {
     );
 }
 
-/// What the DMA-BUF path needs from a `spa_buffer`.
-struct RawDmabuf {
+/// Memory planes a modifier may have (e.g. a colour plane plus CCS planes).
+const MAX_PLANES: usize = 4;
+
+/// One memory plane of a DMA-BUF buffer: fd, offset and stride from its `spa_data`/chunk.
+#[derive(Clone, Copy, Default)]
+struct RawPlane {
     fd: RawFd,
     offset: u32,
     stride: i32,
+}
+
+/// What the DMA-BUF path needs from a `spa_buffer`.
+struct RawDmabuf {
+    planes: [RawPlane; MAX_PLANES],
+    n_planes: usize,
     corrupted: bool,
     /// Header PTS, if the buffer has a header.
     pts: Option<i64>,
@@ -504,19 +514,27 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
                 corrupted |= h.flags & spa::sys::SPA_META_HEADER_FLAG_CORRUPTED != 0;
             }
         }
-        let d = &*(*sb).datas;
-        if d.type_ != spa::sys::SPA_DATA_DmaBuf || d.fd < 0 || d.chunk.is_null() {
-            return None;
-        }
-        let c = &*d.chunk;
-        corrupted |= c.flags & spa::sys::SPA_CHUNK_FLAG_CORRUPTED as i32 != 0;
-        Some(RawDmabuf {
-            fd: d.fd as RawFd,
-            offset: c.offset,
-            stride: c.stride,
+        let n = ((*sb).n_datas as usize).min(MAX_PLANES);
+        let mut raw = RawDmabuf {
+            planes: [RawPlane::default(); MAX_PLANES],
+            n_planes: n,
             corrupted,
             pts,
-        })
+        };
+        for (i, plane) in raw.planes.iter_mut().enumerate().take(n) {
+            let d = &*(*sb).datas.add(i);
+            if d.type_ != spa::sys::SPA_DATA_DmaBuf || d.fd < 0 || d.chunk.is_null() {
+                return None;
+            }
+            let c = &*d.chunk;
+            raw.corrupted |= c.flags & spa::sys::SPA_CHUNK_FLAG_CORRUPTED as i32 != 0;
+            *plane = RawPlane {
+                fd: d.fd as RawFd,
+                offset: c.offset,
+                stride: c.stride,
+            };
+        }
+        Some(raw)
     }
 }
 
@@ -567,25 +585,29 @@ fn process_dmabuf(
     let Some(mut frame) = data.sink.admit(pts_ns, monotonic_ns()) else {
         return;
     };
-    let stride = if raw.stride > 0 {
-        raw.stride as u32
-    } else {
-        width * 4
-    };
-    // SAFETY: the fd belongs to the dequeued buffer and stays open while it is dequeued; the
-    // importer dups it when it keeps it.
-    let fd = unsafe { BorrowedFd::borrow_raw(raw.fd) };
-    let planes = [DmabufPlane {
-        fd,
-        offset: raw.offset,
-        stride,
-    }];
+    // An array, not a Vec: the per-frame path does not allocate. Entries past `n_planes`
+    // repeat plane 0 and are not passed on.
+    let planes: [DmabufPlane<'_>; MAX_PLANES] = std::array::from_fn(|i| {
+        let p = raw.planes[if i < raw.n_planes { i } else { 0 }];
+        DmabufPlane {
+            // SAFETY: the fd belongs to the dequeued buffer and stays open while it is
+            // dequeued; the importer dups it when it keeps it.
+            fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
+            offset: p.offset,
+            // Some producers leave the stride 0 for LINEAR; the tightest packing is implied.
+            stride: if p.stride > 0 {
+                p.stride as u32
+            } else {
+                width * 4
+            },
+        }
+    });
     let desc = DmabufDesc {
         width,
         height,
         fourcc,
         modifier,
-        planes: &planes,
+        planes: &planes[..raw.n_planes],
         memory_size: None,
     };
     let gpu = data
