@@ -25,6 +25,7 @@ impl Gpu {
     /// Opens the Vulkan device and asks which modifiers it imports. Any error means "no
     /// DMA-BUF path here": the caller offers SHM only.
     pub fn new() -> Result<Gpu, InteropError> {
+        let t0 = std::time::Instant::now();
         let ctx = VulkanContext::new(DeviceSelector {
             // PipeWire does not tell us the compositor's DRM device before negotiation; with
             // several GPUs a foreign dma-buf fails to import and we renegotiate without it.
@@ -33,7 +34,11 @@ impl Gpu {
         })?;
         let modifiers = ModifierSet::query(&ctx)?;
         let importer = DmabufImporter::new(&ctx)?;
-        tracing::info!(device = %ctx.device_info().name, "importable modifiers:\n{modifiers}");
+        tracing::info!(
+            device = %ctx.device_info().name,
+            setup_ms = t0.elapsed().as_millis() as u64,
+            "importable modifiers:\n{modifiers}"
+        );
         Ok(Gpu {
             converter: None,
             importer,
