@@ -15,7 +15,7 @@ use crate::frame::{FramePool, FrameReturn};
 use crate::pw::{monotonic_ns, PwEvent, PwThread};
 use crate::sink::{Counters, EncMsg, FrameSink, Timeline};
 use crate::stats::EndReason;
-use crate::{CapturePath, RecorderError, RecordingOptions, RecordingState, Stats, Summary};
+use crate::{RecorderError, RecordingOptions, RecordingState, Stats, Summary};
 
 /// Frames in flight between the PipeWire thread and the encoder. Enough to ride out an encoder
 /// hiccup of a few frames; beyond that dropping (and counting) beats growing latency and memory.
@@ -116,10 +116,8 @@ impl Recording {
         let span = tracing::info_span!("recording", id = id.0);
         let counters = Arc::new(Counters::default());
         let timeline = Arc::new(Mutex::new(Timeline::new()));
-        let (stats_tx, _) = watch::channel(Stats {
-            capture_path: CapturePath::ShmCpu,
-            ..Default::default()
-        });
+        // The capture path is known once the format is negotiated (PwEvent::Format).
+        let (stats_tx, _) = watch::channel(Stats::default());
         let shared = Arc::new(Shared {
             state: Mutex::new(RecordingState::Starting),
             stats_tx,
@@ -354,9 +352,9 @@ impl ControlTask {
                     Some(Control::Stop) | None => return Ending::Normal(EndReason::Stopped),
                 },
                 ev = self.pw_events.recv() => match ev {
-                    Some(PwEvent::Format { width, height, format }) => {
-                        tracing::debug!(?format, "format event");
-                        self.shared.stats_tx.send_modify(|s| { s.width = width; s.height = height; });
+                    Some(PwEvent::Format { width, height, format, path }) => {
+                        tracing::debug!(?format, %path, "format event");
+                        self.shared.stats_tx.send_modify(|s| { s.width = width; s.height = height; s.capture_path = path; });
                     }
                     Some(PwEvent::Streaming) => {
                         streaming_since.get_or_insert_with(tokio::time::Instant::now);

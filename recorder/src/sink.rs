@@ -126,26 +126,7 @@ impl FrameSink {
         stride: usize,
         bytes: &[u8],
     ) {
-        self.counters.received.fetch_add(1, Ordering::Relaxed);
-        let pts = {
-            let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
-            match t.map(pts_ns, now_mono) {
-                Some(pts) => pts,
-                None => return, // paused: the frame is not part of the recording
-            }
-        };
-        if self.limit.is_some_and(|limit| pts > limit) {
-            return;
-        }
-        if let (Some(min), Some(last)) = (self.min_interval, self.last_kept) {
-            if pts < last + min.mul_f64(0.9) {
-                self.counters.skipped_fps.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
-        let Some(mut frame) = self.pool.try_take() else {
-            // Every buffer is queued or being encoded: the encoder is behind.
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let Some(mut frame) = self.admit(pts_ns, now_mono) else {
             return;
         };
         frame.data.clear();
@@ -155,12 +136,56 @@ impl FrameSink {
         frame.height = height;
         frame.format = format;
         frame.stride = stride;
+        self.send(frame);
+    }
+
+    /// Decides whether a frame stamped `pts_ns` is recorded and, if so, hands out a pooled
+    /// buffer with `pts` set, to be filled and passed to [`FrameSink::send`]. Callers with
+    /// costly frames (GPU conversion) ask before doing the work.
+    pub fn admit(&mut self, pts_ns: i64, now_mono: i64) -> Option<CpuFrame> {
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        let pts = {
+            let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+            // None: paused, the frame is not part of the recording.
+            t.map(pts_ns, now_mono)?
+        };
+        if self.limit.is_some_and(|limit| pts > limit) {
+            return None;
+        }
+        if let (Some(min), Some(last)) = (self.min_interval, self.last_kept) {
+            if pts < last + min.mul_f64(0.9) {
+                self.counters.skipped_fps.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+        let Some(mut frame) = self.pool.try_take() else {
+            // Every buffer is queued or being encoded: the encoder is behind.
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         frame.pts = pts;
-        self.last_kept = Some(pts);
-        if self.tx.try_send(EncMsg::Frame(frame)).is_err() {
+        Some(frame)
+    }
+
+    /// Queues a frame from [`FrameSink::admit`] for the encoder.
+    pub fn send(&mut self, frame: CpuFrame) {
+        self.last_kept = Some(frame.pts);
+        if let Err(e) = self.tx.try_send(EncMsg::Frame(frame)) {
             // The encoder thread is gone (failed or finishing): the frame cannot be recorded.
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            let (std::sync::mpsc::TrySendError::Full(EncMsg::Frame(f))
+            | std::sync::mpsc::TrySendError::Disconnected(EncMsg::Frame(f))) = e
+            else {
+                return;
+            };
+            // Keep the pool whole.
+            self.pool.returner().give_back(f);
         }
+    }
+
+    /// A frame admitted but not sent (the conversion failed): its buffer goes back to the pool.
+    pub fn discard(&mut self, frame: CpuFrame) {
+        self.pool.returner().give_back(frame);
     }
 }
 

@@ -4,22 +4,28 @@
 //! Talks to the rest only through channels: commands arrive on a `pipewire::channel`, events and
 //! frames leave on a tokio channel and the frame sink.
 
+mod gpu;
+mod negotiate;
 pub mod params;
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::Ordering;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use pipewire as pw;
 use pw::spa;
 use spa::buffer::meta::{MetaHeader, MetaHeaderFlags};
-use spa::param::video::VideoInfoRaw;
+use spa::param::video::{VideoFlags, VideoFormat, VideoInfoRaw};
 use spa::param::ParamType;
 use spa::pod::Pod;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::frame::PixelFormat;
+use crate::frame::{CpuFrame, PixelFormat};
 use crate::sink::FrameSink;
+use crate::CapturePath;
+use gpu::Gpu;
+use negotiate::{Negotiation, Negotiator};
+use zerocast_interop::{DmabufDesc, DmabufPlane, Fallback};
 
 /// Commands for the loop thread.
 #[derive(Debug)]
@@ -36,6 +42,7 @@ pub(crate) enum PwEvent {
         width: u32,
         height: u32,
         format: PixelFormat,
+        path: CapturePath,
     },
     /// The stream reached Streaming.
     Streaming,
@@ -97,6 +104,9 @@ struct StreamData {
     events: UnboundedSender<PwEvent>,
     format: Option<(PixelFormat, u32, u32)>,
     streamed: bool,
+    negotiator: Negotiator,
+    /// `None`: no usable Vulkan dma-buf import here; SHM only.
+    gpu: Option<Gpu>,
 }
 
 fn run(
@@ -150,6 +160,29 @@ fn run(
         })
         .register();
 
+    let gpu = if std::env::var_os(gpu::DISABLE_ENV).is_some() {
+        tracing::info!(
+            "DMA-BUF disabled by {}; offering SHM only",
+            gpu::DISABLE_ENV
+        );
+        None
+    } else {
+        match Gpu::new() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::info!(reason = %e, "no DMA-BUF import path; offering SHM only");
+                None
+            }
+        }
+    };
+    let negotiator = Negotiator::new(gpu.as_ref().map(Gpu::offer).unwrap_or_default());
+    let enum_formats = negotiator.enum_formats();
+    tracing::info!(
+        dmabuf = negotiator.offers_dmabuf(),
+        pods = enum_formats.len(),
+        "offering formats"
+    );
+
     let stream = pw::stream::StreamRc::new(
         core.clone(),
         "zerocast",
@@ -166,6 +199,8 @@ fn run(
         events: events.clone(),
         format: None,
         streamed: false,
+        negotiator,
+        gpu,
     };
     let quit_on_end = mainloop.downgrade();
     // Listener before stream in drop order: it must not outlive the stream it points into.
@@ -202,12 +237,16 @@ fn run(
             let Some(param) = param else { return };
             on_format(stream, data, param);
         })
+        .remove_buffer(|_stream, data, buffer| {
+            if let Some(gpu) = data.gpu.as_mut() {
+                gpu.forget(buffer as u64);
+            }
+        })
         .process(on_process)
         .register()
         .map_err(|e| e.to_string())?;
 
-    let enum_format = params::shm_enum_format();
-    let mut pods = [Pod::from_bytes(&enum_format).expect("valid pod")];
+    let mut pods = pods(&enum_formats);
     stream
         .connect(
             spa::utils::Direction::Input,
@@ -232,49 +271,120 @@ fn run(
     Ok(())
 }
 
+/// Borrows pod bytes as `&Pod`s for `connect`/`update_params`.
+fn pods(bytes: &[Vec<u8>]) -> Vec<&Pod> {
+    bytes
+        .iter()
+        .map(|b| Pod::from_bytes(b).expect("our serializer writes valid pods"))
+        .collect()
+}
+
 fn on_format(stream: &pw::stream::Stream, data: &mut StreamData, param: &Pod) {
     let mut info = VideoInfoRaw::default();
     if let Err(e) = info.parse(param) {
         tracing::warn!(error = ?e, "unparsable format");
         return;
     }
-    let size = info.size();
-    let Some(format) = params::pixel_format(info.format()) else {
-        tracing::warn!(format = ?info.format(), "compositor chose a format we did not offer");
+    let flags = info.flags();
+    if flags.contains(VideoFlags::MODIFIER_FIXATION_REQUIRED) {
+        // The producer still has to pick one modifier of the list and will send the fixed
+        // format again; buffers are negotiated then.
+        tracing::debug!("format with an unfixed modifier; waiting for the producer to fixate");
         return;
+    }
+    let modifier = flags
+        .contains(VideoFlags::MODIFIER)
+        .then(|| info.modifier());
+    let size = info.size();
+    let (width, height) = (size.width, size.height);
+    let negotiated = match data.negotiator.on_format(info.format(), modifier) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "the producer chose a format we did not offer");
+            return;
+        }
+    };
+    let (format, path, dmabuf) = match negotiated {
+        Negotiation::Dmabuf { .. } => {
+            let gpu = data
+                .gpu
+                .as_mut()
+                .expect("DMA-BUF is only offered with a GPU");
+            if let Err(e) = gpu.configure(width, height) {
+                tracing::warn!(error = %e, "cannot set up the GPU converter");
+                renegotiate(stream, data, e.fallback());
+                return;
+            }
+            (PixelFormat::Nv12, CapturePath::DmabufVulkanCpu, true)
+        }
+        Negotiation::Shm { format } => {
+            if data.negotiator.offers_dmabuf() {
+                tracing::info!(
+                    "producer chose SHM although DMA-BUF was offered: no format/modifier in common"
+                );
+            }
+            let f = params::pixel_format(format).expect("negotiator checked the format");
+            (f, CapturePath::ShmCpu, false)
+        }
+        Negotiation::Offered => unreachable!("on_format never returns Offered"),
     };
     tracing::info!(
-        ?format,
-        width = size.width,
-        height = size.height,
+        format = ?info.format(),
+        width,
+        height,
         framerate = format_args!("{}/{}", info.framerate().num, info.framerate().denom),
         max_framerate = format_args!(
             "{}/{}",
             info.max_framerate().num,
             info.max_framerate().denom
         ),
-        modifier = info.modifier(),
+        modifier = ?modifier.map(zerocast_interop::Modifier),
+        %path,
+        renegotiations = data.negotiator.renegotiations(),
         "negotiated format"
     );
-    data.format = Some((format, size.width, size.height));
-    data.sink.configure(size.width, size.height);
+    data.format = Some((format, width, height));
+    data.sink.configure(width, height);
     let _ = data.events.send(PwEvent::Format {
-        width: size.width,
-        height: size.height,
+        width,
+        height,
         format,
+        path,
     });
-    let buffers = params::shm_buffers();
-    let meta = params::header_meta();
-    let mut pods = [
-        Pod::from_bytes(&buffers).expect("valid pod"),
-        Pod::from_bytes(&meta).expect("valid pod"),
-    ];
-    if let Err(e) = stream.update_params(&mut pods) {
+    let bytes = params::after_format(dmabuf, false);
+    if let Err(e) = stream.update_params(&mut pods(&bytes)) {
         tracing::warn!(error = %e, "update_params failed");
     }
 }
 
+/// Takes the recovery an interop error asks for; renegotiates when it means a new offer.
+fn renegotiate(stream: &pw::stream::Stream, data: &mut StreamData, fallback: Fallback) {
+    let Some(enum_formats) = data.negotiator.on_import_failure(fallback) else {
+        return;
+    };
+    tracing::info!(
+        ?fallback,
+        dmabuf = data.negotiator.offers_dmabuf(),
+        renegotiation = data.negotiator.renegotiations(),
+        "renegotiating"
+    );
+    if let Err(e) = stream.update_params(&mut pods(&enum_formats)) {
+        tracing::warn!(error = %e, "update_params (renegotiation) failed");
+    }
+}
+
 fn on_process(stream: &pw::stream::Stream, data: &mut StreamData) {
+    match data.negotiator.state() {
+        Negotiation::Shm { .. } => on_process_shm(stream, data),
+        Negotiation::Dmabuf { format, modifier } => {
+            on_process_dmabuf(stream, data, format, modifier)
+        }
+        // Buffers of a format being replaced: give them straight back (Buffer requeues on drop).
+        Negotiation::Offered => while stream.dequeue_buffer().is_some() {},
+    }
+}
+
+fn on_process_shm(stream: &pw::stream::Stream, data: &mut StreamData) {
     // Drain to the newest buffer: older ones are stale frames we could only drop anyway.
     let mut newest = None;
     while let Some(buffer) = stream.dequeue_buffer() {
@@ -336,6 +446,201 @@ fn on_process(stream: &pw::stream::Stream, data: &mut StreamData) {
         stride,
         &bytes[offset..end],
     );
+}
+
+/// Memory planes a modifier may have (e.g. a colour plane plus CCS planes).
+const MAX_PLANES: usize = 4;
+
+/// One memory plane of a DMA-BUF buffer: fd, offset and stride from its `spa_data`/chunk.
+#[derive(Clone, Copy, Default)]
+struct RawPlane {
+    fd: RawFd,
+    offset: u32,
+    stride: i32,
+}
+
+/// What the DMA-BUF path needs from a `spa_buffer`.
+struct RawDmabuf {
+    planes: [RawPlane; MAX_PLANES],
+    n_planes: usize,
+    corrupted: bool,
+    /// Header PTS, if the buffer has a header.
+    pts: Option<i64>,
+}
+
+/// Dequeues every ready buffer, queues all but the newest straight back, returns the newest.
+///
+/// # Safety
+/// Must run on the loop thread of `stream`; the returned buffer must be queued back with
+/// `queue_raw_buffer` on the same stream.
+unsafe fn newest_raw(stream: &pw::stream::Stream, skipped: &AtomicU64) -> *mut pw::sys::pw_buffer {
+    let mut newest = std::ptr::null_mut();
+    loop {
+        // SAFETY: the caller runs on the loop thread; a null return ends the drain.
+        let b = unsafe { stream.dequeue_raw_buffer() };
+        if b.is_null() {
+            return newest;
+        }
+        if !newest.is_null() {
+            skipped.fetch_add(1, Ordering::Relaxed);
+            // SAFETY: `newest` was dequeued from this stream and is not used afterwards.
+            unsafe { stream.queue_raw_buffer(newest) };
+        }
+        newest = b;
+    }
+}
+
+/// Reads plane 0 and the header of a dequeued buffer.
+///
+/// # Safety
+/// `b` is a buffer dequeued from a live stream and not yet queued back.
+unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
+    // SAFETY: PipeWire keeps the pw_buffer, its spa_buffer, metas, datas and chunks valid while
+    // the buffer is dequeued (caller contract); every array is indexed within its n_* count.
+    unsafe {
+        let sb = (*b).buffer;
+        if sb.is_null() || (*sb).n_datas == 0 {
+            return None;
+        }
+        let mut pts = None;
+        let mut corrupted = false;
+        for i in 0..(*sb).n_metas as usize {
+            let m = &*(*sb).metas.add(i);
+            if m.type_ == spa::sys::SPA_META_Header
+                && m.size as usize >= std::mem::size_of::<spa::sys::spa_meta_header>()
+            {
+                let h = &*(m.data as *const spa::sys::spa_meta_header);
+                pts = Some(h.pts);
+                corrupted |= h.flags & spa::sys::SPA_META_HEADER_FLAG_CORRUPTED != 0;
+            }
+        }
+        let n = ((*sb).n_datas as usize).min(MAX_PLANES);
+        let mut raw = RawDmabuf {
+            planes: [RawPlane::default(); MAX_PLANES],
+            n_planes: n,
+            corrupted,
+            pts,
+        };
+        for (i, plane) in raw.planes.iter_mut().enumerate().take(n) {
+            let d = &*(*sb).datas.add(i);
+            if d.type_ != spa::sys::SPA_DATA_DmaBuf || d.fd < 0 || d.chunk.is_null() {
+                return None;
+            }
+            let c = &*d.chunk;
+            raw.corrupted |= c.flags & spa::sys::SPA_CHUNK_FLAG_CORRUPTED as i32 != 0;
+            *plane = RawPlane {
+                fd: d.fd as RawFd,
+                offset: c.offset,
+                stride: c.stride,
+            };
+        }
+        Some(raw)
+    }
+}
+
+fn on_process_dmabuf(
+    stream: &pw::stream::Stream,
+    data: &mut StreamData,
+    format: VideoFormat,
+    modifier: zerocast_interop::Modifier,
+) {
+    // SAFETY: process runs on the loop thread; the buffer is queued back below on every path.
+    let b = unsafe { newest_raw(stream, &data.sink.counters.skipped_stale) };
+    if b.is_null() {
+        return;
+    }
+    process_dmabuf(stream, data, b, format, modifier);
+    // Safe to give back: `process_dmabuf` returns only after the GPU finished reading `b`
+    // (host read-back waited for the frame's timeline value), or without having used it.
+    // SAFETY: `b` came from `newest_raw` on this stream and is queued exactly once.
+    unsafe { stream.queue_raw_buffer(b) };
+}
+
+fn process_dmabuf(
+    stream: &pw::stream::Stream,
+    data: &mut StreamData,
+    b: *mut pw::sys::pw_buffer,
+    format: VideoFormat,
+    modifier: zerocast_interop::Modifier,
+) {
+    let Some((_, width, height)) = data.format else {
+        return;
+    };
+    // SAFETY: `b` is dequeued and stays so until our caller queues it back.
+    let Some(raw) = (unsafe { read_dmabuf(b) }) else {
+        return;
+    };
+    if raw.corrupted {
+        return;
+    }
+    let pts_ns = match raw.pts {
+        Some(pts) if pts > 0 => pts,
+        Some(_) => return,
+        None => monotonic_ns(),
+    };
+    let Some(fourcc) = params::drm_fourcc(format) else {
+        return;
+    };
+    // Ask before converting: a paused or fps-capped frame costs no GPU work.
+    let Some(mut frame) = data.sink.admit(pts_ns, monotonic_ns()) else {
+        return;
+    };
+    // An array, not a Vec: the per-frame path does not allocate. Entries past `n_planes`
+    // repeat plane 0 and are not passed on.
+    let planes: [DmabufPlane<'_>; MAX_PLANES] = std::array::from_fn(|i| {
+        let p = raw.planes[if i < raw.n_planes { i } else { 0 }];
+        DmabufPlane {
+            // SAFETY: the fd belongs to the dequeued buffer and stays open while it is
+            // dequeued; the importer dups it when it keeps it.
+            fd: unsafe { BorrowedFd::borrow_raw(p.fd) },
+            offset: p.offset,
+            // Some producers leave the stride 0 for LINEAR; the tightest packing is implied.
+            stride: if p.stride > 0 {
+                p.stride as u32
+            } else {
+                width * 4
+            },
+        }
+    });
+    let desc = DmabufDesc {
+        width,
+        height,
+        fourcc,
+        modifier,
+        planes: &planes[..raw.n_planes],
+        memory_size: None,
+    };
+    let gpu = data
+        .gpu
+        .as_mut()
+        .expect("DMA-BUF is only negotiated with a GPU");
+    match gpu.convert(b as u64, &desc, |bytes, layout| {
+        fill_nv12(&mut frame, bytes, layout)
+    }) {
+        Ok(()) => data.sink.send(frame),
+        Err(e) => {
+            data.sink.discard(frame);
+            tracing::warn!(error = %e, fallback = ?e.fallback(), "DMA-BUF frame not imported");
+            renegotiate(stream, data, e.fallback());
+        }
+    }
+}
+
+/// Copies the converter's NV12 (Y rows padded to an even count) into the encoder's layout
+/// (UV right after `height` Y rows).
+fn fill_nv12(frame: &mut CpuFrame, bytes: &[u8], layout: &zerocast_interop::FrameLayout) {
+    let pitch = layout.pitch as usize;
+    let h = layout.height as usize;
+    let uv = layout.uv_offset as usize;
+    frame.data.clear();
+    frame.data.extend_from_slice(&bytes[..pitch * h]);
+    frame
+        .data
+        .extend_from_slice(&bytes[uv..uv + pitch * h.div_ceil(2)]);
+    frame.width = layout.width;
+    frame.height = layout.height;
+    frame.format = PixelFormat::Nv12;
+    frame.stride = pitch;
 }
 
 /// CLOCK_MONOTONIC in nanoseconds — the clock compositors stamp PipeWire buffers with.

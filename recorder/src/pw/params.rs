@@ -11,6 +11,8 @@ use spa::pod::serialize::PodSerializer;
 use spa::pod::{ChoiceValue, Object, Property, PropertyFlags, Value};
 use spa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle, SpaTypes};
 
+use zerocast_interop::Fourcc;
+
 use crate::frame::PixelFormat;
 
 /// SHM formats we accept, in preference order. BGRx first: it is what wlroots and most
@@ -44,107 +46,203 @@ fn serialize(obj: Object) -> Vec<u8> {
         .into_inner()
 }
 
-/// EnumFormat for shared-memory buffers: raw video in any of [`SHM_FORMATS`], any size, any rate.
-pub fn shm_enum_format() -> Vec<u8> {
-    let mut formats: Vec<Id> = SHM_FORMATS.iter().map(|f| Id(f.as_raw())).collect();
-    let default = formats[0];
-    let alternatives = std::mem::take(&mut formats);
-    serialize(Object {
-        type_: SpaTypes::ObjectParamFormat.as_raw(),
-        id: ParamType::EnumFormat.as_raw(),
-        properties: vec![
-            Property::new(
-                FormatProperties::MediaType.as_raw(),
-                Value::Id(Id(MediaType::Video.as_raw())),
-            ),
-            Property::new(
-                FormatProperties::MediaSubtype.as_raw(),
-                Value::Id(Id(MediaSubtype::Raw.as_raw())),
-            ),
-            Property::new(
-                FormatProperties::VideoFormat.as_raw(),
-                Value::Choice(ChoiceValue::Id(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Enum {
-                        default,
-                        alternatives,
-                    },
-                ))),
-            ),
-            Property::new(
-                FormatProperties::VideoSize.as_raw(),
-                Value::Choice(ChoiceValue::Rectangle(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Range {
-                        default: Rectangle {
-                            width: 1920,
-                            height: 1080,
-                        },
-                        min: Rectangle {
-                            width: 1,
-                            height: 1,
-                        },
-                        max: Rectangle {
-                            width: 16384,
-                            height: 16384,
-                        },
-                    },
-                ))),
-            ),
-            Property::new(
-                FormatProperties::VideoFramerate.as_raw(),
-                Value::Choice(ChoiceValue::Fraction(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Range {
-                        default: Fraction { num: 60, denom: 1 },
-                        min: Fraction { num: 0, denom: 1 },
-                        max: Fraction {
-                            num: 1000,
-                            denom: 1,
-                        },
-                    },
-                ))),
-            ),
-        ],
+/// The DRM fourcc of a packed SPA format (SPA names bytes in memory order, DRM names a
+/// little-endian 32-bit word, so SPA BGRx is DRM XRGB8888).
+pub fn drm_fourcc(f: VideoFormat) -> Option<Fourcc> {
+    Some(match f {
+        VideoFormat::BGRx => Fourcc::XRGB8888,
+        VideoFormat::BGRA => Fourcc::ARGB8888,
+        VideoFormat::RGBx => Fourcc::XBGR8888,
+        VideoFormat::RGBA => Fourcc::ABGR8888,
+        _ => return None,
     })
 }
 
-/// Buffers param for the SHM path: memfd or plain pointers, which MAP_BUFFERS maps for us.
-pub fn shm_buffers() -> Vec<u8> {
-    let types = (1i32 << spa::sys::SPA_DATA_MemFd) | (1i32 << spa::sys::SPA_DATA_MemPtr);
+/// Properties every EnumFormat pod shares: raw video, any size, any rate.
+fn video_props(format: Value) -> Vec<Property> {
+    vec![
+        Property::new(
+            FormatProperties::MediaType.as_raw(),
+            Value::Id(Id(MediaType::Video.as_raw())),
+        ),
+        Property::new(
+            FormatProperties::MediaSubtype.as_raw(),
+            Value::Id(Id(MediaSubtype::Raw.as_raw())),
+        ),
+        Property::new(FormatProperties::VideoFormat.as_raw(), format),
+    ]
+}
+
+fn size_and_rate() -> [Property; 2] {
+    [
+        Property::new(
+            FormatProperties::VideoSize.as_raw(),
+            Value::Choice(ChoiceValue::Rectangle(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Range {
+                    default: Rectangle {
+                        width: 1920,
+                        height: 1080,
+                    },
+                    min: Rectangle {
+                        width: 1,
+                        height: 1,
+                    },
+                    max: Rectangle {
+                        width: 16384,
+                        height: 16384,
+                    },
+                },
+            ))),
+        ),
+        Property::new(
+            FormatProperties::VideoFramerate.as_raw(),
+            Value::Choice(ChoiceValue::Fraction(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Range {
+                    default: Fraction { num: 60, denom: 1 },
+                    min: Fraction { num: 0, denom: 1 },
+                    max: Fraction {
+                        num: 1000,
+                        denom: 1,
+                    },
+                },
+            ))),
+        ),
+    ]
+}
+
+/// EnumFormat for DMA-BUFs of one format with any of `modifiers` (non-empty, preference order).
+///
+/// The modifier is MANDATORY (a producer without DMA-BUF must not match this pod and falls
+/// through to the SHM pods) and DONT_FIXATE (the producer picks the modifier it can allocate,
+/// not PipeWire's default). Like libspa's C users (OBS), the default is written and then
+/// repeated as the first alternative.
+pub fn dmabuf_enum_format(format: VideoFormat, modifiers: &[u64]) -> Vec<u8> {
+    assert!(!modifiers.is_empty(), "a DMA-BUF pod needs a modifier");
+    let mut props = video_props(Value::Id(Id(format.as_raw())));
+    props.push(Property {
+        key: FormatProperties::VideoModifier.as_raw(),
+        flags: PropertyFlags::MANDATORY | PropertyFlags::DONT_FIXATE,
+        value: Value::Choice(ChoiceValue::Long(Choice(
+            ChoiceFlags::empty(),
+            ChoiceEnum::Enum {
+                default: modifiers[0] as i64,
+                alternatives: modifiers.iter().map(|&m| m as i64).collect(),
+            },
+        ))),
+    });
+    props.extend(size_and_rate());
+    serialize(Object {
+        type_: SpaTypes::ObjectParamFormat.as_raw(),
+        id: ParamType::EnumFormat.as_raw(),
+        properties: props,
+    })
+}
+
+/// EnumFormat for shared-memory buffers: raw video in any of [`SHM_FORMATS`], any size, any rate.
+pub fn shm_enum_format() -> Vec<u8> {
+    let formats: Vec<Id> = SHM_FORMATS.iter().map(|f| Id(f.as_raw())).collect();
+    let mut props = video_props(Value::Choice(ChoiceValue::Id(Choice(
+        ChoiceFlags::empty(),
+        ChoiceEnum::Enum {
+            default: formats[0],
+            alternatives: formats,
+        },
+    ))));
+    props.extend(size_and_rate());
+    serialize(Object {
+        type_: SpaTypes::ObjectParamFormat.as_raw(),
+        id: ParamType::EnumFormat.as_raw(),
+        properties: props,
+    })
+}
+
+/// The EnumFormat pods to offer: one DMA-BUF pod per format that has importable modifiers (in
+/// [`SHM_FORMATS`] order), then the SHM pod. An empty `modifiers` offers SHM only.
+pub fn enum_formats(modifiers: &[(VideoFormat, Vec<u64>)]) -> Vec<Vec<u8>> {
+    SHM_FORMATS
+        .iter()
+        .filter_map(|f| {
+            let (_, mods) = modifiers.iter().find(|(g, m)| g == f && !m.is_empty())?;
+            Some(dmabuf_enum_format(*f, mods))
+        })
+        .chain(std::iter::once(shm_enum_format()))
+        .collect()
+}
+
+/// Buffers param: `1<<DmaBuf` once a modifier was negotiated; otherwise memfd or plain pointers,
+/// which MAP_BUFFERS maps for us.
+pub fn buffers(dmabuf: bool) -> Vec<u8> {
+    let types = if dmabuf {
+        1i32 << spa::sys::SPA_DATA_DmaBuf
+    } else {
+        (1i32 << spa::sys::SPA_DATA_MemFd) | (1i32 << spa::sys::SPA_DATA_MemPtr)
+    };
     serialize(Object {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
         properties: vec![Property {
             key: spa::sys::SPA_PARAM_BUFFERS_dataType,
             flags: PropertyFlags::empty(),
+            // One value, as libspa's SPA_POD_CHOICE_FLAGS_Int writes it.
             value: Value::Choice(ChoiceValue::Int(Choice(
                 ChoiceFlags::empty(),
                 ChoiceEnum::Flags {
                     default: types,
-                    flags: vec![types],
+                    flags: vec![],
                 },
             ))),
         }],
     })
 }
 
-/// Meta param asking for the SPA header (PTS, CORRUPTED flag) on every buffer.
-pub fn header_meta() -> Vec<u8> {
+fn meta(type_: u32, size: usize) -> Vec<u8> {
     serialize(Object {
         type_: SpaTypes::ObjectParamMeta.as_raw(),
         id: ParamType::Meta.as_raw(),
         properties: vec![
-            Property::new(
-                spa::sys::SPA_PARAM_META_type,
-                Value::Id(Id(spa::sys::SPA_META_Header)),
-            ),
-            Property::new(
-                spa::sys::SPA_PARAM_META_size,
-                Value::Int(std::mem::size_of::<spa::sys::spa_meta_header>() as i32),
-            ),
+            Property::new(spa::sys::SPA_PARAM_META_type, Value::Id(Id(type_))),
+            Property::new(spa::sys::SPA_PARAM_META_size, Value::Int(size as i32)),
         ],
     })
+}
+
+/// Meta param asking for the SPA header (PTS, CORRUPTED flag) on every buffer.
+pub fn header_meta() -> Vec<u8> {
+    meta(
+        spa::sys::SPA_META_Header,
+        std::mem::size_of::<spa::sys::spa_meta_header>(),
+    )
+}
+
+/// Meta param for the crop region (window casts of a larger buffer).
+pub fn video_crop_meta() -> Vec<u8> {
+    meta(
+        spa::sys::SPA_META_VideoCrop,
+        std::mem::size_of::<spa::sys::spa_meta_region>(),
+    )
+}
+
+/// Largest cursor bitmap we accept as metadata (what OBS asks for too).
+pub const CURSOR_MAX: u32 = 64;
+
+/// Meta param for cursor metadata (portal cursor mode "metadata"): position plus a bitmap of
+/// up to [`CURSOR_MAX`]² BGRA pixels.
+pub fn cursor_meta() -> Vec<u8> {
+    let size = std::mem::size_of::<spa::sys::spa_meta_cursor>()
+        + std::mem::size_of::<spa::sys::spa_meta_bitmap>()
+        + (CURSOR_MAX * CURSOR_MAX * 4) as usize;
+    meta(spa::sys::SPA_META_Cursor, size)
+}
+
+/// What to ask for once the format is fixed.
+pub fn after_format(dmabuf: bool, cursor: bool) -> Vec<Vec<u8>> {
+    let mut pods = vec![buffers(dmabuf), header_meta(), video_crop_meta()];
+    if cursor {
+        pods.push(cursor_meta());
+    }
+    pods
 }
 
 #[cfg(test)]
@@ -171,5 +269,105 @@ mod tests {
             panic!("format is not an enum choice: {:?}", fmt.value)
         };
         assert_eq!(alternatives.len(), SHM_FORMATS.len());
+    }
+}
+
+/// Byte-for-byte comparison with libspa's C builder (`golden.c`, compiled by build.rs).
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    extern "C" {
+        fn golden_dmabuf_enum_format(
+            buf: *mut u8,
+            len: usize,
+            format: u32,
+            mods: *const u64,
+            n_mods: u32,
+        ) -> usize;
+        fn golden_shm_enum_format(buf: *mut u8, len: usize) -> usize;
+        fn golden_buffers(buf: *mut u8, len: usize, data_types: i32) -> usize;
+        fn golden_meta(buf: *mut u8, len: usize, type_: u32, size: i32) -> usize;
+    }
+
+    /// Runs a C builder into a fresh buffer and returns the pod's bytes.
+    fn c_pod(build: impl FnOnce(*mut u8, usize) -> usize) -> Vec<u8> {
+        let mut buf = vec![0u8; 4096];
+        let n = build(buf.as_mut_ptr(), buf.len());
+        assert!(n > 0 && n <= buf.len(), "C builder overflowed");
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn dmabuf_enum_format_matches_libspa() {
+        for mods in [
+            vec![0u64],
+            vec![0, 0x0100_0000_0000_0002, 0x0300_0000_0060_6014],
+        ] {
+            let want = c_pod(|b, l| {
+                // SAFETY: `b` is valid for `l` bytes; `mods` outlives the call.
+                unsafe {
+                    golden_dmabuf_enum_format(
+                        b,
+                        l,
+                        VideoFormat::BGRx.as_raw(),
+                        mods.as_ptr(),
+                        mods.len() as u32,
+                    )
+                }
+            });
+            assert_eq!(dmabuf_enum_format(VideoFormat::BGRx, &mods), want);
+        }
+    }
+
+    #[test]
+    fn shm_enum_format_matches_libspa() {
+        // SAFETY: `b` is valid for `l` bytes.
+        let want = c_pod(|b, l| unsafe { golden_shm_enum_format(b, l) });
+        assert_eq!(shm_enum_format(), want);
+    }
+
+    #[test]
+    fn buffers_match_libspa() {
+        for (dmabuf, types) in [
+            (true, 1i32 << spa::sys::SPA_DATA_DmaBuf),
+            (
+                false,
+                (1 << spa::sys::SPA_DATA_MemFd) | (1 << spa::sys::SPA_DATA_MemPtr),
+            ),
+        ] {
+            // SAFETY: `b` is valid for `l` bytes.
+            let want = c_pod(|b, l| unsafe { golden_buffers(b, l, types) });
+            assert_eq!(buffers(dmabuf), want, "dmabuf={dmabuf}");
+        }
+    }
+
+    #[test]
+    fn metas_match_libspa() {
+        for (pod, ty) in [
+            (header_meta(), spa::sys::SPA_META_Header),
+            (video_crop_meta(), spa::sys::SPA_META_VideoCrop),
+            (cursor_meta(), spa::sys::SPA_META_Cursor),
+        ] {
+            let size = i32::from_ne_bytes(pod[pod.len() - 8..pod.len() - 4].try_into().unwrap());
+            // SAFETY: `b` is valid for `l` bytes.
+            let want = c_pod(|b, l| unsafe { golden_meta(b, l, ty, size) });
+            assert_eq!(pod, want, "meta type {ty}");
+        }
+    }
+
+    #[test]
+    fn offer_is_dmabuf_first_then_shm() {
+        let pods = enum_formats(&[
+            (VideoFormat::RGBx, vec![0]),
+            (VideoFormat::BGRx, vec![0, 5]),
+            (VideoFormat::BGRA, vec![]),
+        ]);
+        assert_eq!(pods.len(), 3);
+        assert_eq!(pods[0], dmabuf_enum_format(VideoFormat::BGRx, &[0, 5]));
+        assert_eq!(pods[1], dmabuf_enum_format(VideoFormat::RGBx, &[0]));
+        assert_eq!(pods[2], shm_enum_format());
+        assert_eq!(enum_formats(&[]), vec![shm_enum_format()]);
     }
 }

@@ -1,0 +1,249 @@
+//! The DMA-BUF capture path against a real PipeWire daemon and a test producer: negotiation,
+//! Vulkan import (lavapipe: memfd-backed LINEAR buffers), GPU NV12 conversion, fallbacks.
+//!
+//! Needs `pipewire`, `wireplumber`, `ffmpeg` and a Vulkan driver with dma-buf import
+//! (mesa-vulkan-drivers' lavapipe in CI).
+
+mod producer;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, Once, OnceLock};
+use std::time::Duration;
+
+use producer::{check_quadrants, decode_rgb, Daemon, Offer, Producer, ProducerOptions};
+use zerocast_recorder::{CapturePath, PipeWireSource, Recording, RecordingOptions, Summary};
+
+/// Everything the recorder logs, for assertions on negotiation messages.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+#[derive(Clone)]
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn setup() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // lavapipe wants a runtime dir; the daemon gets its own, passed explicitly.
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            let dir = std::env::temp_dir().join(format!("zerocast-xdg-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            // SAFETY: set before any other thread of this binary reads the environment (first
+            // thing every test does, under this Once).
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+        let w = LogWriter(Arc::clone(logs()));
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "zerocast_recorder=info".into()),
+            )
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .init();
+    });
+}
+
+fn logged(needle: &str) -> bool {
+    String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
+}
+
+async fn record(daemon: &Daemon, producer: &Producer, secs: f64) -> (Summary, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RecordingOptions::new(dir.path().join("out.mkv"));
+    let source = PipeWireSource {
+        fd: daemon.remote(),
+        node_id: producer.node_id,
+        size: None,
+    };
+    let rec = Recording::start(source, opts)
+        .await
+        .expect("recording starts");
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let summary = rec.stop().await.expect("recording finishes");
+    (summary, dir)
+}
+
+/// Every decoded frame shows what the producer drew.
+fn check_file(summary: &Summary, w: u32, h: u32) -> usize {
+    let frames = decode_rgb(&summary.path, w, h);
+    assert!(frames.len() >= 10, "only {} frames decoded", frames.len());
+    for (i, f) in frames.iter().enumerate() {
+        if let Err(e) = check_quadrants(f, w, h) {
+            panic!("frame {i} of {}: {e}", frames.len());
+        }
+    }
+    frames.len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dmabuf_linear_frames_reach_the_file() {
+    setup();
+    let daemon = Daemon::start();
+    let opts = ProducerOptions::default();
+    let producer = Producer::start(&daemon, opts.clone());
+    let (summary, _dir) = record(&daemon, &producer, 1.5).await;
+    assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCpu);
+    assert_eq!(
+        producer
+            .stats
+            .dmabuf_formats
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    let n = check_file(&summary, opts.width, opts.height);
+    eprintln!("dmabuf: {n} frames decoded, stats {:?}", summary.stats);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unimportable_modifiers_end_on_shm() {
+    setup();
+    let daemon = Daemon::start();
+    let opts = ProducerOptions {
+        offer: Offer::Both,
+        // I915_FORMAT_MOD_X_TILED: lavapipe imports LINEAR only.
+        modifiers: vec![0x0100_0000_0000_0001],
+        ..Default::default()
+    };
+    let producer = Producer::start(&daemon, opts.clone());
+    let (summary, _dir) = record(&daemon, &producer, 1.5).await;
+    assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
+    assert!(logged("producer chose SHM although DMA-BUF was offered"));
+    check_file(&summary, opts.width, opts.height);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_imports_renegotiate_once_to_shm() {
+    setup();
+    let daemon = Daemon::start();
+    let opts = ProducerOptions {
+        offer: Offer::Both,
+        bad_from: Some(2),
+        ..Default::default()
+    };
+    let producer = Producer::start(&daemon, opts.clone());
+    let (summary, _dir) = record(&daemon, &producer, 2.0).await;
+    let st = &producer.stats;
+    assert_eq!(
+        st.dmabuf_formats.load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(st.shm_formats.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
+    assert!(logged("renegotiating"));
+    // No frame of a failed import (half a memfd) made it into the file.
+    check_file(&summary, opts.width, opts.height);
+}
+
+/// CPU time (user + system) per thread name of this process, in clock ticks.
+fn thread_cpu() -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state ..." — comm may hold spaces, so split at the last ')'.
+        let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[a + 1..b];
+        let f: Vec<&str> = stat[b + 2..].split(' ').collect();
+        let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        let group = if comm.starts_with("llvmpipe") || comm.starts_with("lp:") {
+            "lavapipe (GPU emulation)".to_string()
+        } else {
+            comm.to_string()
+        };
+        *out.entry(group).or_default() += ticks;
+    }
+    out
+}
+
+/// User + system CPU time of the whole process (getrusage: threads that ended count too).
+fn process_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is valid; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// One run per path at 1080p30 on the test producer; prints CPU ms per frame per thread.
+/// `cargo test -p zerocast-recorder --test dmabuf -- --ignored --nocapture` (the recorder and
+/// interop crates are built with opt-level 3 even in the dev profile).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "benchmark: prints figures, asserts nothing about speed"]
+async fn bench_cpu_per_frame_dmabuf_vs_shm() {
+    setup();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    for (label, offer) in [("shm", Offer::Shm), ("dmabuf", Offer::Dmabuf)] {
+        let daemon = Daemon::start();
+        let opts = ProducerOptions {
+            width: 1920,
+            height: 1080,
+            fps: 30,
+            offer,
+            ..Default::default()
+        };
+        let producer = Producer::start(&daemon, opts);
+        let dir = tempfile::tempdir().unwrap();
+        let source = PipeWireSource {
+            fd: daemon.remote(),
+            node_id: producer.node_id,
+            size: None,
+        };
+        let rec = Recording::start(source, RecordingOptions::new(dir.path().join("b.mkv")))
+            .await
+            .unwrap();
+        // Let start-up (imports, encoder warm-up) settle before measuring.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (c0, s0, p0) = (thread_cpu(), rec.stats().borrow().clone(), process_cpu());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (c1, s1, p1) = (thread_cpu(), rec.stats().borrow().clone(), process_cpu());
+        let summary = rec.stop().await.unwrap();
+        let received = (s1.frames_received - s0.frames_received).max(1) as f64;
+        let written = (s1.frames_written - s0.frames_written).max(1) as f64;
+        println!(
+            "{label}: path {}, {} received / {} written in 5 s",
+            summary.stats.capture_path, received, written
+        );
+        let mut rows: Vec<_> = c1
+            .iter()
+            .map(|(k, v)| (k.clone(), v - c0.get(k).copied().unwrap_or(0)))
+            .filter(|(_, d)| *d > 0)
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+        let mut total = 0.0;
+        for (name, d) in rows {
+            let ms = d as f64 * 1000.0 / hz;
+            if name != "test-producer" {
+                total += ms;
+            }
+            println!("  {name:28} {:7.2} ms/frame received", ms / received);
+        }
+        println!(
+            "  {:28} {:7.2} ms/frame received (live threads, excl. test-producer)",
+            "TOTAL recorder",
+            total / received
+        );
+        // Includes threads that ended in between (the per-thread view misses those).
+        println!(
+            "  {:28} {:7.2} ms/frame received (getrusage, incl. test-producer)",
+            "TOTAL process",
+            (p1 - p0).as_secs_f64() * 1000.0 / received
+        );
+    }
+}

@@ -1,0 +1,587 @@
+//! Test support: a private PipeWire daemon (+ WirePlumber, which links streams) and a video
+//! producer stream offering DMA-BUF (memfd-backed LINEAR "dma-bufs", which lavapipe imports as
+//! DMA_BUF), SHM, or both. It can hand out buffers that fail to import.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipewire as pw;
+use pw::spa;
+use spa::param::format::{FormatProperties, MediaSubtype, MediaType};
+use spa::param::video::{VideoFlags, VideoFormat, VideoInfoRaw};
+use spa::param::ParamType;
+use spa::pod::serialize::PodSerializer;
+use spa::pod::{ChoiceValue, Object, Pod, Property, PropertyFlags, Value};
+use spa::utils::{Choice, ChoiceEnum, ChoiceFlags, Fraction, Id, Rectangle, SpaTypes};
+
+/// pipewire + wireplumber in a temp runtime dir; killed on drop.
+pub struct Daemon {
+    children: Vec<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("zerocast-pw-")
+            .tempdir()
+            .unwrap();
+        let env = |c: &mut Command| {
+            let log = dir
+                .path()
+                .join(format!("{}.log", c.get_program().to_string_lossy()));
+            c.env("XDG_RUNTIME_DIR", dir.path())
+                .env("PIPEWIRE_RUNTIME_DIR", dir.path())
+                .env("XDG_CONFIG_HOME", dir.path().join("config"))
+                .env("XDG_STATE_HOME", dir.path().join("state"))
+                // No session bus here; WirePlumber's D-Bus parts are optional.
+                .env("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(std::fs::File::create(log).unwrap()));
+        };
+        let mut pw = Command::new("pipewire");
+        env(&mut pw);
+        let mut children = vec![pw.spawn().expect("pipewire (apt: pipewire)")];
+        let socket = dir.path().join("pipewire-0");
+        let t0 = Instant::now();
+        while UnixStream::connect(&socket).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "pipewire did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut wp = Command::new("wireplumber");
+        env(&mut wp);
+        children.push(wp.spawn().expect("wireplumber"));
+        Daemon { children, dir }
+    }
+
+    /// A new connection to the daemon, as the portal's OpenPipeWireRemote would hand out.
+    pub fn remote(&self) -> OwnedFd {
+        UnixStream::connect(self.dir.path().join("pipewire-0"))
+            .unwrap()
+            .into()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut().rev() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What the producer offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Dmabuf,
+    Shm,
+    Both,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProducerOptions {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub offer: Offer,
+    /// Modifiers of the DMA-BUF pod (LINEAR = 0 is what the memfds really are).
+    pub modifiers: Vec<u64>,
+    /// DMA-BUF buffers with this index or higher get a memfd too small for a frame, so their
+    /// import fails (SHM buffers are always good).
+    pub bad_from: Option<usize>,
+}
+
+impl Default for ProducerOptions {
+    fn default() -> Self {
+        ProducerOptions {
+            width: 320,
+            height: 240,
+            fps: 60,
+            offer: Offer::Dmabuf,
+            modifiers: vec![0],
+            bad_from: None,
+        }
+    }
+}
+
+/// Counters the test reads.
+#[derive(Debug, Default)]
+pub struct ProducerStats {
+    pub frames: AtomicU64,
+    /// Formats fixed with a modifier / without.
+    pub dmabuf_formats: AtomicU64,
+    pub shm_formats: AtomicU64,
+}
+
+pub struct Producer {
+    pub node_id: u32,
+    pub stats: Arc<ProducerStats>,
+    stop: pw::channel::Sender<()>,
+    join: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+/// The colour of the quadrant holding (x, y), as (R, G, B): red, green / blue, white.
+pub fn quadrant_rgb(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
+    match (x >= w / 2, y >= h / 2) {
+        (false, false) => [220, 30, 30],
+        (true, false) => [30, 200, 40],
+        (false, true) => [40, 40, 210],
+        (true, true) => [235, 235, 235],
+    }
+}
+
+fn draw(dst: &mut [u8], stride: usize, w: u32, h: u32) {
+    for y in 0..h {
+        for x in 0..w {
+            let [r, g, b] = quadrant_rgb(x, y, w, h);
+            let o = y as usize * stride + x as usize * 4;
+            dst[o..o + 4].copy_from_slice(&[b, g, r, 255]); // BGRx
+        }
+    }
+}
+
+fn serialize(obj: Object) -> Vec<u8> {
+    PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &Value::Object(obj))
+        .unwrap()
+        .0
+        .into_inner()
+}
+
+fn enum_format(o: &ProducerOptions, modifiers: Option<&[u64]>) -> Vec<u8> {
+    let mut props = vec![
+        Property::new(
+            FormatProperties::MediaType.as_raw(),
+            Value::Id(Id(MediaType::Video.as_raw())),
+        ),
+        Property::new(
+            FormatProperties::MediaSubtype.as_raw(),
+            Value::Id(Id(MediaSubtype::Raw.as_raw())),
+        ),
+        Property::new(
+            FormatProperties::VideoFormat.as_raw(),
+            Value::Id(Id(VideoFormat::BGRx.as_raw())),
+        ),
+        Property::new(
+            FormatProperties::VideoSize.as_raw(),
+            Value::Rectangle(Rectangle {
+                width: o.width,
+                height: o.height,
+            }),
+        ),
+        Property::new(
+            FormatProperties::VideoFramerate.as_raw(),
+            Value::Fraction(Fraction { num: 0, denom: 1 }),
+        ),
+        Property::new(
+            FormatProperties::VideoMaxFramerate.as_raw(),
+            Value::Fraction(Fraction {
+                num: o.fps,
+                denom: 1,
+            }),
+        ),
+    ];
+    if let Some(m) = modifiers {
+        props.push(Property {
+            key: FormatProperties::VideoModifier.as_raw(),
+            flags: PropertyFlags::MANDATORY,
+            value: Value::Choice(ChoiceValue::Long(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Enum {
+                    default: m[0] as i64,
+                    alternatives: m.iter().map(|&v| v as i64).collect(),
+                },
+            ))),
+        });
+    }
+    serialize(Object {
+        type_: SpaTypes::ObjectParamFormat.as_raw(),
+        id: ParamType::EnumFormat.as_raw(),
+        properties: props,
+    })
+}
+
+fn buffers_param(o: &ProducerOptions, dmabuf: bool) -> Vec<u8> {
+    let stride = o.width as i32 * 4;
+    let ty = if dmabuf {
+        spa::sys::SPA_DATA_DmaBuf
+    } else {
+        spa::sys::SPA_DATA_MemFd
+    };
+    let int = |v: i32| Value::Int(v);
+    serialize(Object {
+        type_: SpaTypes::ObjectParamBuffers.as_raw(),
+        id: ParamType::Buffers.as_raw(),
+        properties: vec![
+            Property::new(
+                spa::sys::SPA_PARAM_BUFFERS_buffers,
+                Value::Choice(ChoiceValue::Int(Choice(
+                    ChoiceFlags::empty(),
+                    ChoiceEnum::Range {
+                        default: 4,
+                        min: 2,
+                        max: 8,
+                    },
+                ))),
+            ),
+            Property::new(spa::sys::SPA_PARAM_BUFFERS_blocks, int(1)),
+            Property::new(
+                spa::sys::SPA_PARAM_BUFFERS_size,
+                int(stride * o.height as i32),
+            ),
+            Property::new(spa::sys::SPA_PARAM_BUFFERS_stride, int(stride)),
+            Property::new(
+                spa::sys::SPA_PARAM_BUFFERS_dataType,
+                Value::Choice(ChoiceValue::Int(Choice(
+                    ChoiceFlags::empty(),
+                    ChoiceEnum::Flags {
+                        default: 1 << ty,
+                        flags: vec![],
+                    },
+                ))),
+            ),
+        ],
+    })
+}
+
+fn header_meta() -> Vec<u8> {
+    serialize(Object {
+        type_: SpaTypes::ObjectParamMeta.as_raw(),
+        id: ParamType::Meta.as_raw(),
+        properties: vec![
+            Property::new(
+                spa::sys::SPA_PARAM_META_type,
+                Value::Id(Id(spa::sys::SPA_META_Header)),
+            ),
+            Property::new(
+                spa::sys::SPA_PARAM_META_size,
+                Value::Int(std::mem::size_of::<spa::sys::spa_meta_header>() as i32),
+            ),
+        ],
+    })
+}
+
+/// A buffer's memory: a memfd the producer mapped once and drew into.
+struct Slot {
+    _fd: OwnedFd,
+    map: *mut libc::c_void,
+    len: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // SAFETY: `map` is our own mapping of `len` bytes.
+        unsafe { libc::munmap(self.map, self.len) };
+    }
+}
+
+struct State {
+    opts: ProducerOptions,
+    stats: Arc<ProducerStats>,
+    dmabuf: Option<bool>,
+    slots: HashMap<usize, Slot>,
+    /// Buffers added since the last format (the index `bad_from` counts).
+    added: usize,
+    next_key: usize,
+}
+
+fn memfd(len: usize) -> OwnedFd {
+    // SAFETY: static name; returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(c"zerocast-producer".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0);
+    // SAFETY: a new fd we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: valid fd.
+    assert_eq!(unsafe { libc::ftruncate(fd.as_raw_fd(), len as i64) }, 0);
+    fd
+}
+
+/// Fills a buffer PipeWire allocated the skeleton of (ALLOC_BUFFERS): one memfd per buffer.
+///
+/// # Safety
+/// `b` is a live buffer of the stream, in add_buffer.
+unsafe fn add_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
+    let dmabuf = st.dmabuf.unwrap_or(false);
+    let (w, h) = (st.opts.width, st.opts.height);
+    let stride = w as usize * 4;
+    let full = stride * h as usize;
+    let bad = dmabuf && st.opts.bad_from.is_some_and(|n| st.added >= n);
+    st.added += 1;
+    let len = if bad { full / 2 } else { full };
+    let fd = memfd(len);
+    // SAFETY: mapping our own memfd of `len` bytes.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    if !bad {
+        // SAFETY: the mapping is `len` = `full` bytes.
+        draw(
+            unsafe { std::slice::from_raw_parts_mut(map as *mut u8, len) },
+            stride,
+            w,
+            h,
+        );
+    }
+    // SAFETY: add_buffer runs before the buffer is used; datas has n_datas (1) entries.
+    unsafe {
+        let d = &mut *(*(*b).buffer).datas;
+        d.type_ = if dmabuf {
+            spa::sys::SPA_DATA_DmaBuf
+        } else {
+            spa::sys::SPA_DATA_MemFd
+        };
+        d.flags = spa::sys::SPA_DATA_FLAG_READABLE;
+        d.fd = fd.as_raw_fd() as i64;
+        d.mapoffset = 0;
+        // Bad buffers claim the full size: only the importer, which sizes the fd, notices.
+        d.maxsize = full as u32;
+        d.data = if dmabuf { std::ptr::null_mut() } else { map };
+        (*b).user_data = st.next_key as *mut libc::c_void;
+    }
+    st.slots.insert(st.next_key, Slot { _fd: fd, map, len });
+    st.next_key += 1;
+}
+
+impl Producer {
+    /// Starts the producer on its own thread and waits until its node exists.
+    pub fn start(daemon: &Daemon, opts: ProducerOptions) -> Producer {
+        let fd = daemon.remote();
+        let stats = Arc::new(ProducerStats::default());
+        let (stop_tx, stop_rx) = pw::channel::channel::<()>();
+        let (id_tx, id_rx) = std::sync::mpsc::channel();
+        let st = Arc::clone(&stats);
+        let join = std::thread::Builder::new()
+            .name("test-producer".into())
+            .spawn(move || run(fd, opts, st, stop_rx, id_tx))
+            .unwrap();
+        let node_id = id_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("producer node");
+        Producer {
+            node_id,
+            stats,
+            stop: stop_tx,
+            join: Some(join),
+        }
+    }
+}
+
+fn run(
+    fd: OwnedFd,
+    opts: ProducerOptions,
+    stats: Arc<ProducerStats>,
+    stop: pw::channel::Receiver<()>,
+    id_tx: std::sync::mpsc::Sender<u32>,
+) {
+    pw::init();
+    let mainloop = pw::main_loop::MainLoopRc::new(None).unwrap();
+    let context = pw::context::ContextRc::new(&mainloop, None).unwrap();
+    let core = context.connect_fd_rc(fd, None).unwrap();
+    let stream = pw::stream::StreamRc::new(
+        core,
+        "zerocast-test-producer",
+        pw::properties::properties! {
+            *pw::keys::MEDIA_CLASS => "Video/Source",
+            *pw::keys::MEDIA_TYPE => "Video",
+            *pw::keys::MEDIA_CATEGORY => "Source",
+            *pw::keys::MEDIA_ROLE => "Screen",
+            *pw::keys::NODE_NAME => "zerocast-test-producer",
+        },
+    )
+    .unwrap();
+    let sent_id = Arc::new(AtomicBool::new(false));
+    let state = State {
+        opts: opts.clone(),
+        stats,
+        dmabuf: None,
+        slots: HashMap::new(),
+        added: 0,
+        next_key: 1,
+    };
+    let _listener = stream
+        .add_local_listener_with_user_data(state)
+        .state_changed(move |s, _, _, new| {
+            if matches!(new, pw::stream::StreamState::Paused)
+                && !sent_id.swap(true, Ordering::Relaxed)
+            {
+                let _ = id_tx.send(s.node_id());
+            }
+        })
+        .param_changed(|s, st, id, param| {
+            if id != ParamType::Format.as_raw() {
+                return;
+            }
+            let Some(param) = param else { return };
+            let mut info = VideoInfoRaw::default();
+            if info.parse(param).is_err() {
+                return;
+            }
+            let dmabuf = info.flags().contains(VideoFlags::MODIFIER);
+            if dmabuf {
+                st.stats.dmabuf_formats.fetch_add(1, Ordering::Relaxed);
+            } else {
+                st.stats.shm_formats.fetch_add(1, Ordering::Relaxed);
+            }
+            st.dmabuf = Some(dmabuf);
+            st.added = 0;
+            let b = buffers_param(&st.opts, dmabuf);
+            let m = header_meta();
+            let mut pods = [Pod::from_bytes(&b).unwrap(), Pod::from_bytes(&m).unwrap()];
+            s.update_params(&mut pods).unwrap();
+        })
+        // SAFETY (both): PipeWire calls these with a live buffer of this stream.
+        .add_buffer(|_, st, b| unsafe { add_buffer(st, b) })
+        .remove_buffer(|_, st, b| {
+            // SAFETY: a live buffer; user_data is the slot key set in add_buffer.
+            let key = unsafe { (*b).user_data } as usize;
+            st.slots.remove(&key);
+        })
+        .process(|s, st| {
+            // SAFETY: loop thread; the buffer is queued back below.
+            let b = unsafe { s.dequeue_raw_buffer() };
+            if b.is_null() {
+                return;
+            }
+            // SAFETY: dequeued, valid until queued; metas/datas within their counts.
+            unsafe {
+                let sb = (*b).buffer;
+                for i in 0..(*sb).n_metas as usize {
+                    let m = &*(*sb).metas.add(i);
+                    if m.type_ == spa::sys::SPA_META_Header {
+                        let h = &mut *(m.data as *mut spa::sys::spa_meta_header);
+                        h.pts = monotonic_ns();
+                        h.flags = 0;
+                        h.seq = st.stats.frames.load(Ordering::Relaxed);
+                    }
+                }
+                let d = &mut *(*sb).datas;
+                let c = &mut *d.chunk;
+                c.offset = 0;
+                c.stride = st.opts.width as i32 * 4;
+                c.size = st.opts.width * 4 * st.opts.height;
+                c.flags = 0;
+                s.queue_raw_buffer(b);
+            }
+            st.stats.frames.fetch_add(1, Ordering::Relaxed);
+        })
+        .register()
+        .unwrap();
+
+    let dmabuf = enum_format(&opts, Some(&opts.modifiers));
+    let shm = enum_format(&opts, None);
+    let bytes: Vec<&Vec<u8>> = match opts.offer {
+        Offer::Dmabuf => vec![&dmabuf],
+        Offer::Shm => vec![&shm],
+        Offer::Both => vec![&dmabuf, &shm],
+    };
+    let mut pods: Vec<&Pod> = bytes.iter().map(|b| Pod::from_bytes(b).unwrap()).collect();
+    stream
+        .connect(
+            spa::utils::Direction::Output,
+            None,
+            pw::stream::StreamFlags::DRIVER | pw::stream::StreamFlags::ALLOC_BUFFERS,
+            &mut pods,
+        )
+        .unwrap();
+
+    let s2 = stream.clone();
+    let timer = mainloop.loop_().add_timer(move |_| {
+        if s2.state() == pw::stream::StreamState::Streaming {
+            let _ = s2.trigger_process();
+        }
+    });
+    let period = Duration::from_secs_f64(1.0 / opts.fps as f64);
+    timer
+        .update_timer(Some(period), Some(period))
+        .into_result()
+        .unwrap();
+    let ml = mainloop.downgrade();
+    let _stop = stop.attach(mainloop.loop_(), move |()| {
+        if let Some(l) = ml.upgrade() {
+            l.quit();
+        }
+    });
+    mainloop.run();
+    let _ = stream.disconnect();
+}
+
+pub fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Decodes every frame of `path` to RGB24 (`ffmpeg` must be installed).
+pub fn decode_rgb(path: &Path, w: u32, h: u32) -> Vec<Vec<u8>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let n = (w * h * 3) as usize;
+    out.stdout.chunks_exact(n).map(|c| c.to_vec()).collect()
+}
+
+/// Checks the centre of each quadrant of a decoded frame against what the producer drew.
+pub fn check_quadrants(frame: &[u8], w: u32, h: u32) -> Result<(), String> {
+    for (qx, qy) in [(1, 1), (3, 1), (1, 3), (3, 3)] {
+        let (x, y) = (qx * w / 4, qy * h / 4);
+        let want = quadrant_rgb(x, y, w, h);
+        let o = (y * w + x) as usize * 3;
+        let got = &frame[o..o + 3];
+        if got
+            .iter()
+            .zip(want)
+            .any(|(&g, w)| (g as i32 - w as i32).abs() > 12)
+        {
+            return Err(format!("pixel ({x},{y}) is {got:?}, drawn {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+pub fn tmp_output(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
