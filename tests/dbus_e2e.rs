@@ -306,3 +306,37 @@ fn bench_start_latency() {
         median(&mut first_frame_ms)
     );
 }
+
+/// `zerocast ctl` is a thin client of the daemon: start → status --json → pause/resume → stop.
+#[test]
+fn ctl_drives_the_daemon() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let _daemon = start_daemon(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("ctl.mkv");
+    let ctl = |args: &[&str]| -> Output {
+        let mut c = zerocast(&desk);
+        c.arg("ctl").args(args);
+        run_ok(&mut c)
+    };
+    let started = ctl(&["start", "-o", file.to_str().unwrap()]);
+    let obj = String::from_utf8_lossy(&started.stdout).trim().to_string();
+    assert!(obj.starts_with("/org/zerocast/Recorder1/recording/"), "{obj}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let status = ctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
+    let text = v.to_string();
+    assert!(text.contains("recording") && text.contains(file.to_str().unwrap()), "{text}");
+    ctl(&["pause", &obj]);
+    ctl(&["resume", &obj]);
+    let stopped = ctl(&["stop", &obj]);
+    assert_eq!(
+        String::from_utf8_lossy(&stopped.stdout).trim(),
+        file.to_str().unwrap()
+    );
+    decodes(&file);
+    // Stopping again is a named error and a non-zero exit.
+    let again = zerocast(&desk).args(["ctl", "stop", &obj]).output().unwrap();
+    assert!(!again.status.success());
+}
