@@ -52,6 +52,11 @@ fn init_logging(verbose: u8) {
 }
 
 fn main() {
+    // SVT-AV1 logs info lines straight to stderr unless told otherwise; set before any thread
+    // exists (the environment is not thread-safe to modify later).
+    if std::env::var_os("SVT_LOG").is_none() {
+        std::env::set_var("SVT_LOG", "1");
+    }
     let cli = Cli::parse();
     if matches!(cli.command, Command::Daemon) {
         // The daemon logs to the journal when systemd started it, else to stderr.
