@@ -315,7 +315,8 @@ fn run_wf(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
     if let Some(t) = threads {
         cmd.args(["-p", &format!("threads={t}")]);
     }
-    cmd.args(["-x", "yuv420p", "-f"])
+    // wf-recorder 0.3 ignores -x for libx264 and encodes 4:4:4; the filter forces 4:2:0.
+    cmd.args(["-x", "yuv420p", "-F", "format=yuv420p", "-f"])
         .arg(&out)
         .stdin(Stdio::null())
         .stdout(log_file(dir, &name)?)
