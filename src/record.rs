@@ -53,6 +53,9 @@ pub struct RecordArgs {
     /// Don't use or store a restore token (always ask for the source).
     #[arg(long)]
     no_restore: bool,
+    /// Write the final stats as JSON to this file (benchmarks).
+    #[arg(long, hide = true)]
+    stats_json: Option<PathBuf>,
 }
 
 /// Everything validated, ready to ask the portal.
@@ -124,6 +127,7 @@ fn plan(args: RecordArgs) -> Result<Plan> {
 }
 
 pub async fn run(args: RecordArgs) -> Result<i32> {
+    let stats_json = args.stats_json.clone();
     let Plan { opts, source } = plan(args)?;
     let path = opts.path.clone();
     // Catch signals before the portal is asked so an early Ctrl-C still tears down cleanly.
@@ -179,6 +183,18 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
         human_bytes(s.bytes)
     );
     println!("{}", summary.path.display());
+    if let Some(p) = stats_json {
+        let j = serde_json::json!({
+            "frames_received": s.frames_received,
+            "frames_written": s.frames_written,
+            "frames_dropped": s.frames_dropped,
+            "bytes": s.bytes,
+            "duration_s": s.duration.as_secs_f64(),
+            "encoder": s.encoder,
+            "capture_path": s.capture_path.as_str(),
+        });
+        std::fs::write(&p, j.to_string()).with_context(|| format!("writing {}", p.display()))?;
+    }
     Ok(match summary.reason {
         EndReason::StreamLost(_) => 3,
         _ => 0,
