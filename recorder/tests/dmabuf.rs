@@ -43,6 +43,9 @@ fn setup() {
             // thing every test does, under this Once).
             unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
         }
+        // SAFETY: as above, under the Once, before any other thread reads the environment.
+        // lavapipe is a CPU device, which production skips; these tests are about the path.
+        unsafe { std::env::set_var("ZEROCAST_DMABUF_ON_CPU", "1") };
         let w = LogWriter(Arc::clone(logs()));
         tracing_subscriber::fmt()
             .with_env_filter(

@@ -12,6 +12,28 @@ use super::params;
 
 /// Set to disable the DMA-BUF path (offer SHM only), e.g. to compare the two paths.
 pub(crate) const DISABLE_ENV: &str = "ZEROCAST_NO_DMABUF";
+/// Set to use the DMA-BUF path even on a software Vulkan device (lavapipe): the tests do, to
+/// exercise the path without a GPU. In production a CPU "GPU" converts slower than the SHM path
+/// and loading it costs ~80 MB of memory and ~200 ms at start.
+pub(crate) const CPU_DEVICE_ENV: &str = "ZEROCAST_DMABUF_ON_CPU";
+
+/// Why the DMA-BUF path is not even tried, if it is not.
+pub(crate) fn skip_reason() -> Option<String> {
+    if std::env::var_os(DISABLE_ENV).is_some() {
+        return Some(format!("disabled by {DISABLE_ENV}"));
+    }
+    if std::env::var_os(CPU_DEVICE_ENV).is_some() {
+        return None;
+    }
+    // A dma-buf can only come from (and be imported into) a GPU with a DRM render node.
+    let has_render_node = std::fs::read_dir("/dev/dri")
+        .map(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+        })
+        .unwrap_or(false);
+    (!has_render_node).then(|| "no GPU render node in /dev/dri".to_string())
+}
 
 pub(crate) struct Gpu {
     // Drop order: the converter and importer free Vulkan objects of the context.
@@ -32,6 +54,14 @@ impl Gpu {
             drm_dev: None,
             handle_type: HandleType::DmaBuf,
         })?;
+        if ctx.device_info().device_type == zerocast_interop::ash::vk::PhysicalDeviceType::CPU
+            && std::env::var_os(CPU_DEVICE_ENV).is_none()
+        {
+            return Err(InteropError::NoDevice(format!(
+                "{} is a software renderer; SHM is cheaper (set {CPU_DEVICE_ENV}=1 to use it)",
+                ctx.device_info().name
+            )));
+        }
         let modifiers = ModifierSet::query(&ctx)?;
         let importer = DmabufImporter::new(&ctx)?;
         tracing::info!(

@@ -160,11 +160,8 @@ fn run(
         })
         .register();
 
-    let gpu = if std::env::var_os(gpu::DISABLE_ENV).is_some() {
-        tracing::info!(
-            "DMA-BUF disabled by {}; offering SHM only",
-            gpu::DISABLE_ENV
-        );
+    let gpu = if let Some(reason) = gpu::skip_reason() {
+        tracing::info!(%reason, "no DMA-BUF path; offering SHM only");
         None
     } else {
         match Gpu::new() {
