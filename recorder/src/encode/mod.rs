@@ -22,7 +22,9 @@
 //! the file (best effort).
 
 mod convert;
+pub mod hwframes;
 mod log;
+pub mod nvenc;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +35,17 @@ use crate::frame::CpuFrame;
 use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 
 pub use convert::ConverterChoice;
+pub use nvenc::{nvenc_status, GpuEncoder, Selection};
+
+/// What the encoder is fed.
+pub(crate) enum Input<'a> {
+    /// `CpuFrame`s converted into a reused YUV420P frame (`Encoder::push`).
+    Cpu,
+    /// An NV12 frame in host memory that the caller refills before each `encode_frame_at`.
+    Nv12Host(frame::Video),
+    /// CUDA frames of this pool (NVENC); the caller puts one in `frame_mut` per frame.
+    Cuda(&'a hwframes::CudaFrames),
+}
 
 /// Everything needed to open the output.
 #[derive(Debug, Clone)]
@@ -102,6 +115,17 @@ impl Encoder {
     pub fn open_tuned(cfg: &EncoderConfig, tuning: Tuning) -> Result<Encoder, RecorderError> {
         log::init();
         let name = check_encoder(cfg.codec, cfg.encoder, cfg.container)?;
+        Self::open_input(cfg, tuning, name, Input::Cpu)
+    }
+
+    /// Opens encoder `name` (already chosen) for frames of `input`.
+    pub(crate) fn open_input(
+        cfg: &EncoderConfig,
+        tuning: Tuning,
+        name: &'static str,
+        input: Input<'_>,
+    ) -> Result<Encoder, RecorderError> {
+        log::init();
         let unavailable = |reason: String| RecorderError::EncoderUnavailable {
             codec: cfg.codec,
             reason,
@@ -123,7 +147,18 @@ impl Encoder {
             .map_err(|e| unavailable(e.to_string()))?;
         ctx.set_width(width);
         ctx.set_height(height);
-        ctx.set_format(format::Pixel::YUV420P);
+        ctx.set_format(match input {
+            Input::Cpu => format::Pixel::YUV420P,
+            Input::Nv12Host(_) => format::Pixel::NV12,
+            Input::Cuda(_) => format::Pixel::CUDA,
+        });
+        if let Input::Cuda(frames) = &input {
+            // SAFETY: the context is not open yet; it takes its own reference to the pool
+            // (and through it to our CUDA context and stream).
+            unsafe {
+                (*ctx.as_mut_ptr()).hw_frames_ctx = ffi::av_buffer_ref(frames.frames_ref());
+            }
+        }
         ctx.set_time_base(TIME_BASE);
         // Nominal rate only: it informs the encoders' rate-control defaults; real timing is the
         // µs pts (VFR). Not copied to the stream, so players don't assume CFR.
@@ -147,9 +182,9 @@ impl Encoder {
                 ..Default::default()
             });
         }
-        let enc = ctx
-            .open_with(opts.0)
-            .map_err(|e| unavailable(format!("{name} failed to open: {e}")))?;
+        // FFmpeg's error lines become part of the reason (NVENC says why only there).
+        let (enc, lines) = log::capture(|| ctx.open_with(opts.0));
+        let enc = enc.map_err(|e| unavailable(nvenc::explain(name, &lines, &e.to_string())))?;
 
         // Only a file we create ourselves may be removed again (never e.g. a device node).
         let existed = cfg.path.exists();
@@ -184,7 +219,11 @@ impl Encoder {
             enc,
             name,
             path: cfg.path.clone(),
-            yuv: frame::Video::new(format::Pixel::YUV420P, width, height),
+            yuv: match input {
+                Input::Cpu => frame::Video::new(format::Pixel::YUV420P, width, height),
+                Input::Nv12Host(f) => f,
+                Input::Cuda(_) => frame::Video::empty(),
+            },
             conv: convert::Converter::new(tuning.converter),
             pkt: Packet::empty(),
             held: None,
@@ -199,10 +238,37 @@ impl Encoder {
     /// Converts and encodes one frame at `frame.pts`. A frame whose pts is not after the previous
     /// one is encoded 1 µs after it instead (timestamps must strictly increase).
     pub fn push(&mut self, frame: &CpuFrame) -> Result<(), RecorderError> {
+        let pts = self.next_pts(frame.pts)?;
+        make_writable(&mut self.yuv)?;
+        self.conv.convert(frame, &mut self.yuv)?;
+        self.encode_current(pts)
+    }
+
+    /// The frame the next `encode_frame_at` sends (GPU paths fill it).
+    pub(crate) fn frame_mut(&mut self) -> &mut frame::Video {
+        &mut self.yuv
+    }
+
+    /// Whether no one but us references the frame's buffer, so it may be overwritten.
+    pub(crate) fn frame_unshared(&self) -> bool {
+        // SAFETY: reading a valid AVFrame and, if set, its buffer's refcount.
+        unsafe {
+            let b = (*self.yuv.as_ptr()).buf[0];
+            b.is_null() || ffi::av_buffer_get_ref_count(b) == 1
+        }
+    }
+
+    /// Encodes `frame_mut()` at `pts` (same pts rules as `push`).
+    pub(crate) fn encode_frame_at(&mut self, pts: Duration) -> Result<(), RecorderError> {
+        let pts = self.next_pts(pts)?;
+        self.encode_current(pts)
+    }
+
+    fn next_pts(&mut self, pts: Duration) -> Result<i64, RecorderError> {
         if self.finished {
             return Err(RecorderError::Encode("encoder already finished".into()));
         }
-        let mut pts = i64::try_from(frame.pts.as_micros()).unwrap_or(i64::MAX);
+        let mut pts = i64::try_from(pts.as_micros()).unwrap_or(i64::MAX);
         if let Some(last) = self.last_pts {
             if pts <= last {
                 pts = last + 1;
@@ -215,9 +281,7 @@ impl Encoder {
                 }
             }
         }
-        make_writable(&mut self.yuv)?;
-        self.conv.convert(frame, &mut self.yuv)?;
-        self.encode_current(pts)
+        Ok(pts)
     }
 
     /// Makes the file last until `end`, flushes the encoder and writes the trailer. Returns the
@@ -524,6 +588,20 @@ fn encoder_options(
                 d.set("b", "0");
             }
         }
+        "h264_nvenc" | "hevc_nvenc" | "av1_nvenc" => {
+            // Fastest preset, low-latency tuning, no lookahead or reordering: a recorder wants
+            // each frame out before the next arrives.
+            d.set("preset", "p1");
+            d.set("tune", "ll");
+            d.set("zerolatency", "1");
+            d.set("rc-lookahead", "0");
+            d.set("rc", "vbr");
+            if let Some(q) = &q {
+                // Constant quality: VBR with a CQ target and no bitrate cap.
+                d.set("cq", q);
+                d.set("b", "0");
+            }
+        }
         _ => {}
     }
     (d, threads)
@@ -602,26 +680,36 @@ pub fn check_encoder(
             takes.join(", ")
         )));
     }
-    match choice {
-        EncoderChoice::Nvenc => Err(RecorderError::EncoderUnavailable {
+    if choice == EncoderChoice::Nvenc {
+        return nvenc::nvenc_status(codec).map_err(|reason| RecorderError::EncoderUnavailable {
             codec,
             reason: format!(
-                "NVENC encoding is not implemented yet; software encoders available: {}",
+                "{reason}; software encoders available: {}",
                 software_summary()
             ),
-        }),
-        EncoderChoice::Auto | EncoderChoice::Software => candidates(SOFTWARE, codec)
-            .iter()
-            .copied()
-            .find(|n| present(n))
-            .ok_or_else(|| RecorderError::EncoderUnavailable {
-                codec,
-                reason: format!(
-                    "none of {} is in this FFmpeg build; available: {}",
-                    candidates(SOFTWARE, codec).join(", "),
-                    software_summary()
-                ),
-            }),
+        });
+    }
+    if choice == EncoderChoice::Auto {
+        // NVENC also takes CPU frames (FFmpeg uploads them); the reason is logged once.
+        if let Ok(name) = nvenc::nvenc_status(codec) {
+            return Ok(name);
+        }
+    }
+    match choice {
+        EncoderChoice::Nvenc | EncoderChoice::Auto | EncoderChoice::Software => {
+            candidates(SOFTWARE, codec)
+                .iter()
+                .copied()
+                .find(|n| present(n))
+                .ok_or_else(|| RecorderError::EncoderUnavailable {
+                    codec,
+                    reason: format!(
+                        "none of {} is in this FFmpeg build; available: {}",
+                        candidates(SOFTWARE, codec).join(", "),
+                        software_summary()
+                    ),
+                })
+        }
     }
 }
 
