@@ -41,8 +41,9 @@ pub use nvenc::{nvenc_status, GpuEncoder, Selection};
 pub(crate) enum Input<'a> {
     /// `CpuFrame`s converted into a reused YUV420P frame (`Encoder::push`).
     Cpu,
-    /// An NV12 frame in host memory that the caller refills before each `encode_frame_at`.
-    Nv12Host(frame::Video),
+    /// A host frame (NV12, or YUV420P for encoders without NV12) that the caller refills
+    /// before each `encode_frame_at`.
+    Host(frame::Video),
     /// CUDA frames of this pool (NVENC); the caller puts one in `frame_mut` per frame.
     Cuda(&'a hwframes::CudaFrames),
 }
@@ -147,9 +148,9 @@ impl Encoder {
             .map_err(|e| unavailable(e.to_string()))?;
         ctx.set_width(width);
         ctx.set_height(height);
-        ctx.set_format(match input {
+        ctx.set_format(match &input {
             Input::Cpu => format::Pixel::YUV420P,
-            Input::Nv12Host(_) => format::Pixel::NV12,
+            Input::Host(f) => f.format(),
             Input::Cuda(_) => format::Pixel::CUDA,
         });
         if let Input::Cuda(frames) = &input {
@@ -221,7 +222,7 @@ impl Encoder {
             path: cfg.path.clone(),
             yuv: match input {
                 Input::Cpu => frame::Video::new(format::Pixel::YUV420P, width, height),
-                Input::Nv12Host(f) => f,
+                Input::Host(f) => f,
                 Input::Cuda(_) => frame::Video::empty(),
             },
             conv: convert::Converter::new(tuning.converter),

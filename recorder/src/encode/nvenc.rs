@@ -194,6 +194,9 @@ enum Path {
     Host {
         pinned: PinnedBuffer,
         done: CudaEvent,
+        /// The encoder takes no NV12 (libx265, libsvtav1): it reads Y straight from the pinned
+        /// buffer, and CbCr is split into its U/V planes on the CPU (a quarter of the bytes).
+        split: bool,
     },
 }
 
@@ -267,9 +270,21 @@ impl GpuEncoder {
             None => {
                 let mut pinned = PinnedBuffer::new(layout.size as usize).map_err(cuda_err)?;
                 let done = CudaEvent::new(false).map_err(cuda_err)?;
-                let f = wrap_nv12(&mut pinned, &layout)?;
-                let enc = Encoder::open_input(cfg, tuning, selection.name, Input::Nv12Host(f))?;
-                (enc, Path::Host { pinned, done })
+                let split = !takes_nv12(selection.name);
+                let f = if split {
+                    wrap_y(&mut pinned, &layout)
+                } else {
+                    wrap_nv12(&mut pinned, &layout)?
+                };
+                let enc = Encoder::open_input(cfg, tuning, selection.name, Input::Host(f))?;
+                (
+                    enc,
+                    Path::Host {
+                        pinned,
+                        done,
+                        split,
+                    },
+                )
             }
         };
         Ok(GpuEncoder {
@@ -315,7 +330,11 @@ impl GpuEncoder {
                 // while NVENC still encodes from the pool frame.
                 bridge.release(frame, self.stream).map_err(e)?;
             }
-            Path::Host { pinned, done } => {
+            Path::Host {
+                pinned,
+                done,
+                split,
+            } => {
                 if !self.enc.frame_unshared() {
                     return Err(RecorderError::Encode(
                         "encoder still holds the previous host frame".into(),
@@ -327,6 +346,9 @@ impl GpuEncoder {
                 done.record(self.stream).map_err(e)?;
                 // The CPU encoder reads the bytes: wait for this download only.
                 done.synchronize().map_err(e)?;
+                if *split {
+                    split_cbcr(pinned.as_slice(), &self.layout, self.enc.frame_mut());
+                }
             }
         }
         self.enc.encode_frame_at(pts)
@@ -342,6 +364,47 @@ impl GpuEncoder {
 
     pub fn bytes_written(&self) -> u64 {
         self.enc.bytes_written()
+    }
+}
+
+fn takes_nv12(name: &str) -> bool {
+    encoder::find_by_name(name)
+        .and_then(|c| c.video().ok())
+        .and_then(|v| v.formats().map(|mut f| f.any(|p| p == format::Pixel::NV12)))
+        .unwrap_or(false)
+}
+
+/// A YUV420P frame whose Y plane is the pinned buffer's (same pitch); U and V are its own.
+fn wrap_y(pinned: &mut PinnedBuffer, l: &FrameLayout) -> frame::Video {
+    let mut f = frame::Video::new(format::Pixel::YUV420P, l.width, l.height);
+    // SAFETY: only the Y pointer/pitch change; the frame's own buffer stays allocated (and
+    // keeps the refcount the writability check reads); the pinned memory outlives the frame.
+    unsafe {
+        let p = &mut *f.as_mut_ptr();
+        p.data[0] = pinned.as_mut_slice().as_mut_ptr();
+        p.linesize[0] = l.pitch as i32;
+    }
+    f
+}
+
+/// Deinterleaves the NV12 CbCr rows into the frame's U and V planes.
+fn split_cbcr(nv12: &[u8], l: &FrameLayout, f: &mut frame::Video) {
+    let (cw, ch, pitch) = (
+        l.width as usize / 2,
+        l.height as usize / 2,
+        l.pitch as usize,
+    );
+    let uv = &nv12[l.uv_offset as usize..];
+    for plane in 1..3 {
+        let stride = f.stride(plane);
+        let dst = f.data_mut(plane);
+        for y in 0..ch {
+            let src = &uv[y * pitch..][..2 * cw];
+            let d = &mut dst[y * stride..][..cw];
+            for (o, pair) in d.iter_mut().zip(src.chunks_exact(2)) {
+                *o = pair[plane - 1];
+            }
+        }
     }
 }
 
