@@ -144,17 +144,27 @@ pub struct DeviceNv12 {
 pub fn copy_nv12_async(src: &CudaFrame, dst: DeviceNv12, stream: CudaStream) -> Result<()> {
     let (w, h) = (src.width as usize, src.height as usize);
     for (s, d, rows) in [(src.y, dst.y, h), (src.uv, dst.uv, h.div_ceil(2))] {
-        // SAFETY: plain C struct, all-zero is valid (host pointers null, types set below).
-        let mut c: sys::CUDA_MEMCPY2D = unsafe { std::mem::zeroed() };
-        c.srcMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-        c.srcDevice = s;
-        c.srcPitch = src.pitch;
-        c.dstMemoryType = sys::CUmemorytype::CU_MEMORYTYPE_DEVICE;
-        c.dstDevice = d;
-        c.dstPitch = dst.pitch;
-        // Whole 4:2:0 rows: width rounded up to even bytes in both planes.
-        c.WidthInBytes = w.next_multiple_of(2);
-        c.Height = rows;
+        // Built field by field: the memory-type enum has no zero value, so mem::zeroed is
+        // invalid.
+        let c = sys::CUDA_MEMCPY2D {
+            srcXInBytes: 0,
+            srcY: 0,
+            srcMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            srcHost: std::ptr::null(),
+            srcDevice: s,
+            srcArray: std::ptr::null_mut(),
+            srcPitch: src.pitch,
+            dstXInBytes: 0,
+            dstY: 0,
+            dstMemoryType: sys::CUmemorytype::CU_MEMORYTYPE_DEVICE,
+            dstHost: std::ptr::null_mut(),
+            dstDevice: d,
+            dstArray: std::ptr::null_mut(),
+            dstPitch: dst.pitch,
+            // Whole 4:2:0 rows: width rounded up to even bytes in both planes.
+            WidthInBytes: w.next_multiple_of(2),
+            Height: rows,
+        };
         // SAFETY: both ranges are device allocations of at least pitch × rows bytes (a bridge
         // slot and a frame of the same size); the struct lives across the call.
         check("cuMemcpy2DAsync", unsafe {
