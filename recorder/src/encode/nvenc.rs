@@ -120,8 +120,13 @@ fn probe_session(name: &'static str) -> Result<(), String> {
 pub(crate) fn explain(name: &str, lines: &[String], err: &str) -> String {
     let all = lines.join("; ");
     let has = |s: &str| all.to_ascii_lowercase().contains(s);
+    // The session open itself failing with "unsupported device" (NVENCSTATUS 2,
+    // NV_ENC_ERR_UNSUPPORTED_DEVICE) is what H100/H200 report: the GPU has no encoder at all.
+    // Codec-level gaps show up later, as capability errors.
     if has("no encode device") {
         format!("this GPU has no NVENC engine (nvEncOpenEncodeSessionEx: NV_ENC_ERR_NO_ENCODE_DEVICE; {name})")
+    } else if has("openencodesessionex failed: unsupported device") {
+        format!("this GPU has no NVENC engine (nvEncOpenEncodeSessionEx: NV_ENC_ERR_UNSUPPORTED_DEVICE; {name})")
     } else if has("cannot load libnvidia-encode") {
         "the NVIDIA driver has no encode library (libnvidia-encode.so.1)".into()
     } else if has("cannot load libcuda") {
@@ -506,6 +511,11 @@ mod tests {
                 .to_string(),
         ];
         assert!(explain("hevc_nvenc", &l, "x").contains("this GPU has no NVENC engine"));
+        // Verbatim from FFmpeg 5.1 on an H200 (driver 580).
+        let l = vec!["[hevc_nvenc @ 0x562f245d35c0] OpenEncodeSessionEx failed: unsupported device (2): (no details)".to_string()];
+        let r = explain("hevc_nvenc", &l, "Function not implemented");
+        assert!(r.starts_with("this GPU has no NVENC engine"), "{r}");
+        assert!(r.contains("NV_ENC_ERR_UNSUPPORTED_DEVICE"), "{r}");
         let l = vec!["Cannot load libnvidia-encode.so.1".to_string()];
         assert!(explain("h264_nvenc", &l, "x").contains("libnvidia-encode.so.1"));
         assert!(explain("h264_nvenc", &[], "Invalid argument").contains("Invalid argument"));
