@@ -4,7 +4,7 @@
 //! Everything here is created once per encoder; the per-frame calls only queue work on a stream
 //! (no allocation, no context synchronisation).
 
-use crate::cuda::{cuda_init, CudaFrame, CudaStream, PinnedBuffer};
+use crate::cuda::{cuda_init, CudaBridge, CudaFrame, CudaStream, PinnedBuffer};
 use crate::error::{InteropError, Result};
 use cudarc::driver::sys;
 use std::time::Duration;
@@ -17,12 +17,14 @@ fn check(call: &'static str, r: sys::CUresult) -> Result<()> {
     }
 }
 
-/// Makes `ctx` current on this thread. One call per encoder operation, not per CUDA call: the
-/// context stays current, so there is no push/pop per frame.
-pub fn make_current(ctx: sys::CUcontext) -> Result<()> {
+/// Makes the bridge's context current on this thread. Set, not pushed: it stays current, so
+/// there is no push/pop per frame.
+pub fn make_current(bridge: &CudaBridge) -> Result<()> {
     cuda_init()?;
-    // SAFETY: the caller passes a live context (e.g. `CudaBridge::context`).
-    check("cuCtxSetCurrent", unsafe { sys::cuCtxSetCurrent(ctx) })
+    // SAFETY: the bridge keeps its (primary) context retained while it lives.
+    check("cuCtxSetCurrent", unsafe {
+        sys::cuCtxSetCurrent(bridge.context())
+    })
 }
 
 /// A non-blocking stream of one context, destroyed on drop.
@@ -35,9 +37,11 @@ pub struct OwnedStream {
 unsafe impl Send for OwnedStream {}
 
 impl OwnedStream {
-    /// Creates the stream in `ctx`, which must outlive it.
-    pub fn new(ctx: sys::CUcontext) -> Result<Self> {
-        make_current(ctx)?;
+    /// Creates the stream in the bridge's context. Drop it before the bridge (which holds the
+    /// context's last retain in the recorder).
+    pub fn new(bridge: &CudaBridge) -> Result<Self> {
+        make_current(bridge)?;
+        let ctx = bridge.context();
         let mut stream = std::ptr::null_mut();
         // SAFETY: out-pointer to a local; the context is current.
         check("cuStreamCreate", unsafe {

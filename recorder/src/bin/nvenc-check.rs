@@ -84,7 +84,7 @@ impl Pipe {
         let conv =
             Converter::new(consumer, ConverterConfig::new(OutputMode::Nv12, w, h)).map_err(s)?;
         let bridge = CudaBridge::new(consumer, &conv).map_err(s)?;
-        let stream = OwnedStream::new(bridge.context()).map_err(s)?;
+        let stream = OwnedStream::new(&bridge).map_err(s)?;
         let mut images = Vec::new();
         let mut want = Vec::new();
         for seed in SEEDS {

@@ -45,11 +45,14 @@ pub fn nvenc_name(codec: Codec) -> Result<&'static str, String> {
         .ok_or_else(|| format!("{} is not in this FFmpeg build", names.join("/")))
 }
 
+/// An NVENC encoder name, or why there is none.
+type Status = Result<&'static str, String>;
+
 /// Whether an NVENC session for `codec` can be opened on CUDA device 0, and why not. Probed once
 /// per encoder name per process (a session open takes a while on real hardware); the first
 /// failure is logged once.
 pub fn nvenc_status(codec: Codec) -> Result<&'static str, String> {
-    static CACHE: OnceLock<Mutex<Vec<(Codec, Result<&'static str, String>)>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<Vec<(Codec, Status)>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     if let Some((_, r)) = cache.iter().find(|(c, _)| *c == codec) {
@@ -215,7 +218,7 @@ pub struct GpuEncoder {
     selection: Selection,
 }
 
-// SAFETY-free marker: moved to the encoder thread once.
+// Moved to the encoder thread once.
 const _: () = {
     const fn assert_send<T: Send>() {}
     assert_send::<GpuEncoder>()
