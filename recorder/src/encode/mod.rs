@@ -10,6 +10,9 @@
 //!   `end` when the screen was static), flushes the encoder, writes the trailer.
 //! - `bytes_written()` and `name()` for stats.
 //! - `available_encoders(codec)` lists encoder names present in this FFmpeg build.
+//! - GPU frames (interop's CUDA NV12 slots) go through `nvenc::GpuEncoder`: NVENC on FFmpeg CUDA
+//!   hw frames sharing our context/stream, or a software encoder fed by one pinned download.
+//!   `check_encoder` tries NVENC first for `auto` and `nvenc` (`nvenc::nvenc_status` says why not).
 //!
 //! Timing: everything is in microseconds from the recording start. Frames arrive VFR (a static
 //! screen sends nothing for seconds); each packet's duration is the gap to the next packet, so
