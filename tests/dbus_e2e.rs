@@ -322,12 +322,18 @@ fn ctl_drives_the_daemon() {
     };
     let started = ctl(&["start", "-o", file.to_str().unwrap()]);
     let obj = String::from_utf8_lossy(&started.stdout).trim().to_string();
-    assert!(obj.starts_with("/org/zerocast/Recorder1/recording/"), "{obj}");
+    assert!(
+        obj.starts_with("/org/zerocast/Recorder1/recording/"),
+        "{obj}"
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let status = ctl(&["status", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
     let text = v.to_string();
-    assert!(text.contains("recording") && text.contains(file.to_str().unwrap()), "{text}");
+    assert!(
+        text.contains("recording") && text.contains(file.to_str().unwrap()),
+        "{text}"
+    );
     ctl(&["pause", &obj]);
     ctl(&["resume", &obj]);
     let stopped = ctl(&["stop", &obj]);
@@ -337,6 +343,9 @@ fn ctl_drives_the_daemon() {
     );
     decodes(&file);
     // Stopping again is a named error and a non-zero exit.
-    let again = zerocast(&desk).args(["ctl", "stop", &obj]).output().unwrap();
+    let again = zerocast(&desk)
+        .args(["ctl", "stop", &obj])
+        .output()
+        .unwrap();
     assert!(!again.status.success());
 }

@@ -56,6 +56,7 @@
 pub mod convert;
 pub mod cpu;
 pub mod cuda;
+pub mod cuda_ops;
 pub mod error;
 pub mod format;
 pub mod import;
@@ -70,6 +71,7 @@ pub use cuda::{
     cuda_init, CUcontext, CUdeviceptr, CUstream, CudaBridge, CudaFrame, CudaStream, FrameSync,
     PinnedBuffer,
 };
+pub use cuda_ops::{copy_nv12_async, download_nv12_async, CudaEvent, DeviceNv12, OwnedStream};
 pub use error::{Fallback, InteropError};
 pub use format::{Fourcc, Modifier};
 pub use import::{BufferId, DmabufDesc, DmabufImporter, DmabufPlane, ImportedFrame};

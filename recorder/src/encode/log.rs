@@ -1,5 +1,6 @@
 //! FFmpeg's log output goes through `tracing` instead of stderr, errors only.
 
+use std::cell::RefCell;
 use std::sync::Once;
 
 use ffmpeg_next::ffi;
@@ -16,6 +17,32 @@ pub(crate) fn init() {
             install_callback();
         }
     });
+}
+
+thread_local! {
+    /// Lines captured instead of logged while [`capture`] runs on this thread.
+    static CAPTURED: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, collecting FFmpeg's error lines from this thread instead of logging them: an
+/// expected failure (probing NVENC) becomes one reason string, not a burst of errors.
+pub(crate) fn capture<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    init();
+    let prev = CAPTURED.with(|c| c.replace(Some(Vec::new())));
+    let r = f();
+    let lines = CAPTURED.with(|c| c.replace(prev)).unwrap_or_default();
+    (r, lines)
+}
+
+/// Hands `text` to an active [`capture`]; false when none runs on this thread.
+fn captured(text: &str) -> bool {
+    CAPTURED.with(|c| match c.borrow_mut().as_mut() {
+        Some(lines) => {
+            lines.push(text.to_owned());
+            true
+        }
+        None => false,
+    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -56,6 +83,9 @@ unsafe extern "C" fn log_callback(
         );
         let text = std::ffi::CStr::from_ptr(line.as_ptr()).to_string_lossy();
         let text = text.trim_end();
+        if level <= ffi::AV_LOG_ERROR && captured(text) {
+            return;
+        }
         if level <= ffi::AV_LOG_ERROR {
             tracing::error!(target: "ffmpeg", "{text}");
         } else if level <= ffi::AV_LOG_WARNING {

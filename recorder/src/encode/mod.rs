@@ -10,6 +10,9 @@
 //!   `end` when the screen was static), flushes the encoder, writes the trailer.
 //! - `bytes_written()` and `name()` for stats.
 //! - `available_encoders(codec)` lists encoder names present in this FFmpeg build.
+//! - GPU frames (interop's CUDA NV12 slots) go through `nvenc::GpuEncoder`: NVENC on FFmpeg CUDA
+//!   hw frames sharing our context/stream, or a software encoder fed by one pinned download.
+//!   `check_encoder` tries NVENC first for `auto` and `nvenc` (`nvenc::nvenc_status` says why not).
 //!
 //! Timing: everything is in microseconds from the recording start. Frames arrive VFR (a static
 //! screen sends nothing for seconds); each packet's duration is the gap to the next packet, so
@@ -22,7 +25,9 @@
 //! the file (best effort).
 
 mod convert;
+pub mod hwframes;
 mod log;
+pub mod nvenc;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +40,18 @@ use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 #[doc(hidden)]
 pub use convert::Converter;
 pub use convert::ConverterChoice;
+pub use nvenc::{nvenc_status, GpuEncoder, Selection};
+
+/// What the encoder is fed.
+pub(crate) enum Input<'a> {
+    /// `CpuFrame`s converted into a reused YUV420P frame (`Encoder::push`).
+    Cpu,
+    /// A host frame (NV12, or YUV420P for encoders without NV12) that the caller refills
+    /// before each `encode_frame_at`.
+    Host(frame::Video),
+    /// CUDA frames of this pool (NVENC); the caller puts one in `frame_mut` per frame.
+    Cuda(&'a hwframes::CudaFrames),
+}
 
 /// Everything needed to open the output.
 #[derive(Debug, Clone)]
@@ -130,6 +147,17 @@ impl Encoder {
     pub fn open_tuned(cfg: &EncoderConfig, tuning: Tuning) -> Result<Encoder, RecorderError> {
         log::init();
         let name = check_encoder(cfg.codec, cfg.encoder, cfg.container)?;
+        Self::open_input(cfg, tuning, name, Input::Cpu)
+    }
+
+    /// Opens encoder `name` (already chosen) for frames of `input`.
+    pub(crate) fn open_input(
+        cfg: &EncoderConfig,
+        tuning: Tuning,
+        name: &'static str,
+        input: Input<'_>,
+    ) -> Result<Encoder, RecorderError> {
+        log::init();
         let unavailable = |reason: String| RecorderError::EncoderUnavailable {
             codec: cfg.codec,
             reason,
@@ -151,7 +179,18 @@ impl Encoder {
             .map_err(|e| unavailable(e.to_string()))?;
         ctx.set_width(width);
         ctx.set_height(height);
-        ctx.set_format(format::Pixel::YUV420P);
+        ctx.set_format(match &input {
+            Input::Cpu => format::Pixel::YUV420P,
+            Input::Host(f) => f.format(),
+            Input::Cuda(_) => format::Pixel::CUDA,
+        });
+        if let Input::Cuda(frames) = &input {
+            // SAFETY: the context is not open yet; it takes its own reference to the pool
+            // (and through it to our CUDA context and stream).
+            unsafe {
+                (*ctx.as_mut_ptr()).hw_frames_ctx = ffi::av_buffer_ref(frames.frames_ref());
+            }
+        }
         ctx.set_time_base(TIME_BASE);
         // Nominal rate only: it informs the encoders' rate-control defaults; real timing is the
         // µs pts (VFR). Not copied to the stream, so players don't assume CFR.
@@ -184,9 +223,9 @@ impl Encoder {
                 ..Default::default()
             });
         }
-        let enc = ctx
-            .open_with(opts.0)
-            .map_err(|e| unavailable(format!("{name} failed to open: {e}")))?;
+        // FFmpeg's error lines become part of the reason (NVENC says why only there).
+        let (enc, lines) = log::capture(|| ctx.open_with(opts.0));
+        let enc = enc.map_err(|e| unavailable(nvenc::explain(name, &lines, &e.to_string())))?;
 
         // Only a file we create ourselves may be removed again (never e.g. a device node).
         let existed = cfg.path.exists();
@@ -224,7 +263,11 @@ impl Encoder {
             enc,
             name,
             path: cfg.path.clone(),
-            yuv: frame::Video::new(format::Pixel::YUV420P, width, height),
+            yuv: match input {
+                Input::Cpu => frame::Video::new(format::Pixel::YUV420P, width, height),
+                Input::Host(f) => f,
+                Input::Cuda(_) => frame::Video::empty(),
+            },
             conv: convert::Converter::new(tuning.converter),
             pkt: Packet::empty(),
             held: None,
@@ -244,10 +287,37 @@ impl Encoder {
 
     /// `push` for pixels that are not in a `CpuFrame` (no copy needed first).
     pub fn push_ref(&mut self, frame: &FrameRef<'_>) -> Result<(), RecorderError> {
+        let pts = self.next_pts(frame.pts)?;
+        make_writable(&mut self.yuv)?;
+        self.conv.convert(frame, &mut self.yuv)?;
+        self.encode_current(pts)
+    }
+
+    /// The frame the next `encode_frame_at` sends (GPU paths fill it).
+    pub(crate) fn frame_mut(&mut self) -> &mut frame::Video {
+        &mut self.yuv
+    }
+
+    /// Whether no one but us references the frame's buffer, so it may be overwritten.
+    pub(crate) fn frame_unshared(&self) -> bool {
+        // SAFETY: reading a valid AVFrame and, if set, its buffer's refcount.
+        unsafe {
+            let b = (*self.yuv.as_ptr()).buf[0];
+            b.is_null() || ffi::av_buffer_get_ref_count(b) == 1
+        }
+    }
+
+    /// Encodes `frame_mut()` at `pts` (same pts rules as `push`).
+    pub(crate) fn encode_frame_at(&mut self, pts: Duration) -> Result<(), RecorderError> {
+        let pts = self.next_pts(pts)?;
+        self.encode_current(pts)
+    }
+
+    fn next_pts(&mut self, pts: Duration) -> Result<i64, RecorderError> {
         if self.finished {
             return Err(RecorderError::Encode("encoder already finished".into()));
         }
-        let mut pts = i64::try_from(frame.pts.as_micros()).unwrap_or(i64::MAX);
+        let mut pts = i64::try_from(pts.as_micros()).unwrap_or(i64::MAX);
         match self.last_pts {
             // The file starts at 0 even if the first frame arrived a little after the recording
             // started: it is the best picture of that moment, and a late start would shorten
@@ -265,9 +335,7 @@ impl Encoder {
             }
             Some(_) => {}
         }
-        make_writable(&mut self.yuv)?;
-        self.conv.convert(frame, &mut self.yuv)?;
-        self.encode_current(pts)
+        Ok(pts)
     }
 
     /// Makes the file last until `end`, flushes the encoder and writes the trailer. Returns the
@@ -611,6 +679,20 @@ fn encoder_options(
                 d.set("b", "0");
             }
         }
+        "h264_nvenc" | "hevc_nvenc" | "av1_nvenc" => {
+            // Fastest preset, low-latency tuning, no lookahead or reordering: a recorder wants
+            // each frame out before the next arrives.
+            d.set("preset", "p1");
+            d.set("tune", "ll");
+            d.set("zerolatency", "1");
+            d.set("rc-lookahead", "0");
+            d.set("rc", "vbr");
+            if let Some(q) = &q {
+                // Constant quality: VBR with a CQ target and no bitrate cap.
+                d.set("cq", q);
+                d.set("b", "0");
+            }
+        }
         _ => {}
     }
     (d, threads)
@@ -689,26 +771,36 @@ pub fn check_encoder(
             takes.join(", ")
         )));
     }
-    match choice {
-        EncoderChoice::Nvenc => Err(RecorderError::EncoderUnavailable {
+    if choice == EncoderChoice::Nvenc {
+        return nvenc::nvenc_status(codec).map_err(|reason| RecorderError::EncoderUnavailable {
             codec,
             reason: format!(
-                "NVENC encoding is not implemented yet; software encoders available: {}",
+                "{reason}; software encoders available: {}",
                 software_summary()
             ),
-        }),
-        EncoderChoice::Auto | EncoderChoice::Software => candidates(SOFTWARE, codec)
-            .iter()
-            .copied()
-            .find(|n| present(n))
-            .ok_or_else(|| RecorderError::EncoderUnavailable {
-                codec,
-                reason: format!(
-                    "none of {} is in this FFmpeg build; available: {}",
-                    candidates(SOFTWARE, codec).join(", "),
-                    software_summary()
-                ),
-            }),
+        });
+    }
+    if choice == EncoderChoice::Auto {
+        // NVENC also takes CPU frames (FFmpeg uploads them); the reason is logged once.
+        if let Ok(name) = nvenc::nvenc_status(codec) {
+            return Ok(name);
+        }
+    }
+    match choice {
+        EncoderChoice::Nvenc | EncoderChoice::Auto | EncoderChoice::Software => {
+            candidates(SOFTWARE, codec)
+                .iter()
+                .copied()
+                .find(|n| present(n))
+                .ok_or_else(|| RecorderError::EncoderUnavailable {
+                    codec,
+                    reason: format!(
+                        "none of {} is in this FFmpeg build; available: {}",
+                        candidates(SOFTWARE, codec).join(", "),
+                        software_summary()
+                    ),
+                })
+        }
     }
 }
 
