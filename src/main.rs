@@ -102,6 +102,14 @@ async fn probe(json: bool) -> Result<i32> {
             )
         })
         .collect();
+    // Opening an NVENC session loads the driver: off the async workers, once per codec.
+    let nvenc: Vec<(String, Result<&str, String>)> = tokio::task::spawn_blocking(|| {
+        zerocast_recorder::Codec::ALL
+            .iter()
+            .map(|c| (c.to_string(), zerocast_recorder::encode::nvenc_status(*c)))
+            .collect()
+    })
+    .await?;
     if json {
         let portal_json = match &portal {
             Ok(c) => serde_json::json!({
@@ -121,6 +129,10 @@ async fn probe(json: bool) -> Result<i32> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "portal": portal_json,
                 "encoders": enc,
+                "nvenc": nvenc.iter().map(|(c, r)| (c.clone(), match r {
+                    Ok(name) => serde_json::json!({"available": true, "encoder": name}),
+                    Err(why) => serde_json::json!({"available": false, "reason": why}),
+                })).collect::<serde_json::Map<_, _>>(),
                 "zero_copy": gpu.zero_copy,
                 "zero_copy_why_not": gpu.zero_copy_why_not,
                 "gpu_convert_cpu_encode": gpu.gpu_convert_cpu_encode,
@@ -138,6 +150,12 @@ async fn probe(json: bool) -> Result<i32> {
             Err(e) => println!("portal: unavailable — {e}"),
         }
         println!("{gpu}");
+        for (codec, r) in &nvenc {
+            match r {
+                Ok(name) => println!("NVENC {codec}: {name}"),
+                Err(why) => println!("NVENC {codec}: unavailable — {why}"),
+            }
+        }
         for (codec, names) in &encoders {
             println!(
                 "encoder {codec}: {}",
