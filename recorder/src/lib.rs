@@ -13,6 +13,7 @@ mod pw;
 mod recording;
 mod sink;
 mod stats;
+mod wayland;
 
 pub use options::{
     Codec, Container, EncoderChoice, ParseOptionError, RateControl, RecordingOptions,

@@ -48,10 +48,16 @@ impl Gpu {
     /// DMA-BUF path here": the caller offers SHM only.
     pub fn new() -> Result<Gpu, InteropError> {
         let t0 = std::time::Instant::now();
+        // PipeWire does not say which GPU made the buffers; the compositor's Wayland dma-buf
+        // feedback does. Without it (no Wayland session) interop picks the best device, and a
+        // foreign dma-buf that fails to import makes us renegotiate without that modifier.
+        let drm_dev = crate::wayland::compositor_drm_device();
+        tracing::info!(
+            drm_dev = drm_dev.map(|d| format!("{}:{}", libc::major(d), libc::minor(d))),
+            "compositor's DRM device (Wayland dma-buf feedback)"
+        );
         let ctx = VulkanContext::new(DeviceSelector {
-            // PipeWire does not tell us the compositor's DRM device before negotiation; with
-            // several GPUs a foreign dma-buf fails to import and we renegotiate without it.
-            drm_dev: None,
+            drm_dev,
             handle_type: HandleType::DmaBuf,
         })?;
         if ctx.device_info().device_type == zerocast_interop::ash::vk::PhysicalDeviceType::CPU
