@@ -55,7 +55,7 @@ impl DmabufHandler for Feedback {
         _proxy: &zwp_linux_dmabuf_feedback_v1::ZwpLinuxDmabufFeedbackV1,
         feedback: DmabufFeedback,
     ) {
-        self.device = Some(feedback.main_device() as u64);
+        self.device = Some(feedback.main_device());
     }
 
     fn created(
