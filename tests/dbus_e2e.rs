@@ -349,3 +349,37 @@ fn ctl_drives_the_daemon() {
         .unwrap();
     assert!(!again.status.success());
 }
+
+/// The user cancels the portal's source selection: `Start` fails with `PortalCancelled`, no file
+/// is left behind, and the next `Start` (selection allowed again) records.
+#[test]
+fn cancelled_selection_is_portal_cancelled() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let _daemon = start_daemon(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("x.mkv");
+    desk.cancel_source_selection(true).unwrap();
+    let conn = zbus::blocking::connection::Builder::address(desk.bus_address())
+        .unwrap()
+        .build()
+        .unwrap();
+    let m = zbus::blocking::Proxy::new(&conn, NAME, MANAGER, NAME).unwrap();
+    let opts: HashMap<&str, Value<'_>> = HashMap::from([
+        ("path", Value::from(file.to_str().unwrap())),
+        ("restore", Value::from(false)),
+    ]);
+    match m.call::<_, _, OwnedObjectPath>("Start", &(opts.clone(),)) {
+        Err(zbus::Error::MethodError(n, msg, _)) => {
+            assert_eq!(n.as_str(), "org.zerocast.Error.PortalCancelled", "{msg:?}")
+        }
+        r => panic!("expected PortalCancelled, got {r:?}"),
+    }
+    assert!(!file.exists());
+    desk.cancel_source_selection(false).unwrap();
+    let obj: OwnedObjectPath = m.call("Start", &(opts,)).expect("second Start records");
+    std::thread::sleep(Duration::from_millis(1000));
+    let (ok, reply) = call(&desk, obj.as_str(), "org.zerocast.Recording1", "Stop", &[]);
+    assert!(ok, "{reply}");
+    decodes(&file);
+}
