@@ -5,7 +5,7 @@
 //! free the encoder is behind and the frame is dropped (and counted) — the pool *is* the bounded
 //! queue, and steady state allocates nothing.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Packed pixel layouts the SHM path accepts (SPA names; byte order in memory).
@@ -60,42 +60,59 @@ impl CpuFrame {
 }
 
 /// The fixed set of frame buffers shared by producer and encoder.
+///
+/// A LIFO free list: the buffer given back last is taken next, so in steady state (encoder
+/// keeping up) the same one or two buffers cycle — cache-warm, and the others are never touched,
+/// which keeps a 4K pool from costing its full size in resident memory.
 pub struct FramePool {
-    free_tx: mpsc::SyncSender<CpuFrame>,
-    free_rx: mpsc::Receiver<CpuFrame>,
+    free: Arc<Mutex<Vec<CpuFrame>>>,
 }
 
 impl FramePool {
     /// `n` buffers; they grow to the frame size on first use and are then reused.
     pub fn new(n: usize) -> Self {
-        let (free_tx, free_rx) = mpsc::sync_channel(n);
-        for _ in 0..n {
-            free_tx
-                .send(CpuFrame::empty())
-                .expect("pool has room for its own buffers");
+        let free = (0..n).map(|_| CpuFrame::empty()).collect();
+        FramePool {
+            free: Arc::new(Mutex::new(free)),
         }
-        FramePool { free_tx, free_rx }
     }
 
     /// A free buffer, or `None` when all are queued or being encoded.
     pub fn try_take(&self) -> Option<CpuFrame> {
-        self.free_rx.try_recv().ok()
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
     /// Handle the encoder uses to give buffers back.
     pub fn returner(&self) -> FrameReturn {
-        FrameReturn(self.free_tx.clone())
+        FrameReturn(Arc::clone(&self.free))
     }
 }
 
 /// Gives frame buffers back to their pool.
 #[derive(Clone)]
-pub struct FrameReturn(mpsc::SyncSender<CpuFrame>);
+pub struct FrameReturn(Arc<Mutex<Vec<CpuFrame>>>);
 
 impl FrameReturn {
     pub fn give_back(&self, frame: CpuFrame) {
-        // The pool is sized for every buffer, so this never blocks; if the pool is gone the
-        // recording is over and the buffer is simply freed.
-        let _ = self.0.try_send(frame);
+        // The Vec was created with room for every buffer, so this never allocates.
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_is_bounded_and_lifo() {
+        let pool = FramePool::new(2);
+        let mut a = pool.try_take().unwrap();
+        let b = pool.try_take().unwrap();
+        assert!(pool.try_take().is_none(), "only two buffers");
+        a.data.extend_from_slice(&[1, 2, 3]);
+        pool.returner().give_back(b);
+        pool.returner().give_back(a);
+        // The last one given back comes out first (it is the warm one).
+        assert_eq!(pool.try_take().unwrap().data, vec![1, 2, 3]);
     }
 }
