@@ -263,3 +263,47 @@ fn cancelled_selection_is_reported_and_writes_nothing() {
     assert!(err.contains("cancelled"), "{err}");
     assert!(!file.exists());
 }
+
+/// A full disk ends the recording with a clear error, and what was written stays playable.
+/// Needs a small filesystem to fill: a tmpfs, which only root can mount.
+#[test]
+fn full_disk_keeps_a_playable_file() {
+    let _g = lock();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: full_disk_keeps_a_playable_file needs root to mount a small tmpfs");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96k", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: full_disk_keeps_a_playable_file could not mount a tmpfs here");
+        return;
+    }
+    struct Unmount<'a>(&'a std::path::Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.path());
+    let desk = desktop();
+    let file = dir.path().join("full.mkv");
+    let res = zerocast(&desk)
+        .env("ZEROCAST_LOG", "off")
+        .args(["record", "--duration", "30", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!res.status.success());
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("out of disk space"), "{err}");
+    let p = ffprobe(&file);
+    assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
+    assert!(p.frames > 10, "{p:?}");
+}

@@ -30,7 +30,7 @@ pub enum RecorderError {
     EncoderUnavailable { codec: Codec, reason: String },
     #[error("cannot write {path}: {reason}")]
     OutputNotWritable { path: PathBuf, reason: String },
-    #[error("out of disk space writing {path}")]
+    #[error("out of disk space writing {path}; everything recorded until then is kept there")]
     OutOfDiskSpace { path: PathBuf },
     #[error("the screen-cast stream was lost: {0}")]
     StreamLost(String),
