@@ -307,3 +307,34 @@ fn full_disk_keeps_a_playable_file() {
     assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
     assert!(p.frames > 10, "{p:?}");
 }
+
+/// Faults on the compositor side — the PipeWire daemon or the compositor itself dies — end the
+/// recording with the file finalized and playable, and exit status 3 ("saved, stream ended").
+#[test]
+fn pipewire_or_compositor_dying_keeps_a_playable_file() {
+    let _g = lock();
+    for victim in [Component::PipeWire, Component::Sway] {
+        let mut desk = desktop();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("lost.mkv");
+        let child = zerocast(&desk)
+            .args(["record", "--duration", "30", "-o"])
+            .arg(&file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2000));
+        desk.stop(victim).unwrap();
+        let t0 = Instant::now();
+        let res = child.wait_with_output().unwrap();
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{victim:?}: recording did not end"
+        );
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(3), "{victim:?}: {err}");
+        let p = ffprobe(&file);
+        assert!(p.frames > 30 && p.duration > 1.0, "{victim:?}: {p:?}");
+    }
+}
