@@ -67,7 +67,14 @@ struct Plan {
 fn plan(args: RecordArgs) -> Result<Plan> {
     let path = match &args.output {
         Some(p) => PathBuf::from(output::expand_template(p)),
-        None => output::videos_dir().join(output::expand_template("zerocast-%d_%t.mkv")),
+        None => {
+            // The default folder may not exist yet on a fresh account; an explicit -o directory
+            // must (a typo there should not silently create folders).
+            let dir = output::videos_dir();
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            dir.join(output::expand_template("zerocast-%d_%t.mkv"))
+        }
     };
     let codec: Codec = args.codec.parse()?;
     let encoder: EncoderChoice = args.encoder.parse()?;
@@ -134,13 +141,18 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
 
-    let (session, recording) = zerocast_dbus::start_recording(zerocast_dbus::StartRequest {
+    let start = zerocast_dbus::start_recording(zerocast_dbus::StartRequest {
         recording: opts,
         source,
         stop_on_disconnect: false,
-    })
-    .await
-    .with_context(|| format!("recording to {}", path.display()))?;
+    });
+    // Ctrl-C while the portal dialog is open (or the stream is starting) abandons the start:
+    // our handlers replaced the default "terminate", so they must act here too.
+    let (session, recording) = tokio::select! {
+        r = start => r.with_context(|| format!("recording to {}", path.display()))?,
+        _ = sigint.recv() => anyhow::bail!("interrupted before recording started"),
+        _ = sigterm.recv() => anyhow::bail!("terminated before recording started"),
+    };
 
     let tty = std::io::stderr().is_terminal();
     let mut stats = recording.stats();
