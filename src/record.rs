@@ -71,8 +71,7 @@ fn plan(args: RecordArgs) -> Result<Plan> {
             // The default folder may not exist yet on a fresh account; an explicit -o directory
             // must (a typo there should not silently create folders).
             let dir = output::videos_dir();
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             dir.join(output::expand_template("zerocast-%d_%t.mkv"))
         }
     };
