@@ -139,6 +139,7 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
     // Catch signals before the portal is asked so an early Ctrl-C still tears down cleanly.
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
 
     let start = zerocast_dbus::start_recording(zerocast_dbus::StartRequest {
         recording: opts,
@@ -162,6 +163,18 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
         tokio::select! {
             _ = sigint.recv() => break recording.stop().await,
             _ = sigterm.recv() => break recording.stop().await,
+            // SIGUSR1 toggles pause (for hotkeys: `pkill -USR1 -x zerocast`); the paused time
+            // is left out of the file.
+            _ = sigusr1.recv() => {
+                let r = if recording.state() == RecordingState::Paused {
+                    recording.resume()
+                } else {
+                    recording.pause()
+                };
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "pause/resume ignored");
+                }
+            }
             r = recording.finished() => break r,
             _ = ticker.tick(), if tty => {
                 let s = stats.borrow_and_update().clone();

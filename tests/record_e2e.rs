@@ -338,3 +338,54 @@ fn pipewire_or_compositor_dying_keeps_a_playable_file() {
         assert!(p.frames > 30 && p.duration > 1.0, "{victim:?}: {p:?}");
     }
 }
+
+/// `--fps` caps the rate (the painter draws 60 fps), and SIGUSR1 pauses/resumes: the paused
+/// time is absent from the file.
+#[test]
+fn fps_cap_and_sigusr1_pause() {
+    let _g = lock();
+    let desk = desktop();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("capped.mkv");
+    run_ok(
+        zerocast(&desk)
+            .args(["record", "--fps", "30", "--duration", "2", "-o"])
+            .arg(&file),
+    );
+    let p = ffprobe(&file);
+    assert!((45..=75).contains(&p.frames), "30 fps for 2 s: {p:?}");
+
+    let file = out.path().join("paused.mkv");
+    let mut child = zerocast(&desk)
+        .args(["record", "-o"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let t0 = Instant::now();
+    while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no data written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(2000));
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(1000));
+    let res = signal_and_wait(&mut child, libc::SIGINT, Duration::from_secs(20));
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let p = ffprobe(&file);
+    // ~1 s + ~1 s recorded, 2 s paused.
+    assert!(
+        p.duration > 1.5 && p.duration < 3.0,
+        "pause not removed: {p:?}"
+    );
+}
