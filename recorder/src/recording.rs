@@ -163,6 +163,7 @@ impl Recording {
                 .map(|f| Duration::from_secs_f64(1.0 / f as f64)),
             last_kept: None,
             configured: None,
+            encoder_sized: false,
             limit: opts.duration,
         };
         let (pw_events_tx, pw_events) = tmpsc::unbounded_channel();

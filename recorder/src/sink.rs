@@ -101,17 +101,17 @@ pub(crate) struct FrameSink {
     pub min_interval: Option<Duration>,
     pub last_kept: Option<Duration>,
     pub configured: Option<(u32, u32)>,
+    /// Whether the encoder was told the output size (done with the first frame).
+    pub encoder_sized: bool,
     /// Requested recording length: frames stamped after it are not part of the file.
     pub limit: Option<Duration>,
 }
 
 impl FrameSink {
-    /// The stream's size is known (or changed).
+    /// The stream's size is known (or changed). The encoder is sized by the first *frame*
+    /// instead: with a crop region (window casts) frames are smaller than the buffers.
     pub fn configure(&mut self, width: u32, height: u32) {
-        if self.configured != Some((width, height)) {
-            self.configured = Some((width, height));
-            let _ = self.tx.send(EncMsg::Configure { width, height });
-        }
+        self.configured = Some((width, height));
     }
 
     /// A frame arrived from the compositor.
@@ -169,6 +169,14 @@ impl FrameSink {
 
     /// Queues a frame from [`FrameSink::admit`] for the encoder.
     pub fn send(&mut self, frame: CpuFrame) {
+        if !self.encoder_sized {
+            self.encoder_sized = true;
+            // Nothing is queued before the first frame, so this cannot block.
+            let _ = self.tx.send(EncMsg::Configure {
+                width: frame.width,
+                height: frame.height,
+            });
+        }
         self.last_kept = Some(frame.pts);
         if let Err(e) = self.tx.try_send(EncMsg::Frame(frame)) {
             // The encoder thread is gone (failed or finishing): the frame cannot be recorded.

@@ -10,7 +10,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, Once, OnceLock};
 use std::time::Duration;
 
-use producer::{check_quadrants, decode_rgb, Daemon, Offer, Producer, ProducerOptions};
+use producer::{
+    check_quadrants, decode_rgb, quadrant_rgb, Daemon, Offer, Producer, ProducerOptions,
+};
 use zerocast_recorder::{CapturePath, PipeWireSource, Recording, RecordingOptions, Summary};
 
 /// Everything the recorder logs, for assertions on negotiation messages.
@@ -249,4 +251,54 @@ async fn bench_cpu_per_frame_dmabuf_vs_shm() {
             (p1 - p0).as_secs_f64() * 1000.0 / received
         );
     }
+}
+
+/// Window casts send a crop region: the file holds just that region, at its size.
+#[tokio::test(flavor = "multi_thread")]
+async fn shm_crop_region_is_recorded_at_its_size() {
+    setup();
+    let daemon = Daemon::start();
+    let producer = Producer::start(
+        &daemon,
+        ProducerOptions {
+            offer: Offer::Shm,
+            // The top-left 96x64 of the 320x240 frame sits inside the red quadrant, plus a
+            // 64-pixel-wide part of the green one: x 128..224 straddles the middle (160).
+            crop: Some((128, 16, 96, 64)),
+            ..Default::default()
+        },
+    );
+    let (summary, _dir) = record(&daemon, &producer, 1.5).await;
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=width,height",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&summary.path)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "96,64");
+    let frames = decode_rgb(&summary.path, 96, 64);
+    assert!(frames.len() > 10, "{} frames", frames.len());
+    let f = &frames[frames.len() / 2];
+    let px = |x: u32, y: u32| {
+        let i = ((y * 96 + x) * 3) as usize;
+        [f[i], f[i + 1], f[i + 2]]
+    };
+    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
+    // Left part of the crop: the red quadrant; right part: the green one.
+    assert!(
+        close(px(8, 32), quadrant_rgb(0, 0, 320, 240)),
+        "{:?}",
+        px(8, 32)
+    );
+    assert!(
+        close(px(88, 32), quadrant_rgb(319, 0, 320, 240)),
+        "{:?}",
+        px(88, 32)
+    );
 }

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use pipewire as pw;
 use pw::spa;
-use spa::buffer::meta::{MetaHeader, MetaHeaderFlags};
+use spa::buffer::meta::{MetaHeader, MetaHeaderFlags, MetaVideoCrop};
 use spa::param::video::{VideoFlags, VideoFormat, VideoInfoRaw};
 use spa::param::ParamType;
 use spa::pod::Pod;
@@ -400,6 +400,13 @@ fn on_process_shm(stream: &pw::stream::Stream, data: &mut StreamData) {
     let header = buffer
         .find_meta::<MetaHeader>()
         .map(|h| (h.flags(), h.pts()));
+    // Window casts (GNOME, KDE) send buffers sized for the largest window and say which part
+    // holds the window in the crop region; recording the whole buffer would add garbage borders.
+    let crop = buffer
+        .find_meta::<MetaVideoCrop>()
+        .map(|c| c.meta_region().clone())
+        .filter(|r| r.is_valid())
+        .map(|r| (r.position(), r.size()));
     if let Some((flags, _)) = header {
         if flags.contains(MetaHeaderFlags::CORRUPTED) {
             return;
@@ -433,6 +440,8 @@ fn on_process_shm(stream: &pw::stream::Stream, data: &mut StreamData) {
         tracing::warn!(len = bytes.len(), offset, needed, "short buffer skipped");
         return;
     }
+    let (x, y, width, height) = crop_rect(crop, width, height);
+    let offset = offset + y as usize * stride + x as usize * format.bytes_per_pixel();
     let end = (offset + stride * height as usize).min(bytes.len());
     data.sink.submit(
         pts_ns,
@@ -443,6 +452,28 @@ fn on_process_shm(stream: &pw::stream::Stream, data: &mut StreamData) {
         stride,
         &bytes[offset..end],
     );
+}
+
+/// The part of a `width`×`height` frame to record: the crop region when it is valid and inside
+/// the frame, else the whole frame.
+fn crop_rect(
+    crop: Option<(spa::utils::Point, spa::utils::Rectangle)>,
+    width: u32,
+    height: u32,
+) -> (u32, u32, u32, u32) {
+    match crop {
+        Some((pos, size))
+            if pos.x >= 0
+                && pos.y >= 0
+                && size.width > 0
+                && size.height > 0
+                && pos.x as u64 + size.width as u64 <= width as u64
+                && pos.y as u64 + size.height as u64 <= height as u64 =>
+        {
+            (pos.x as u32, pos.y as u32, size.width, size.height)
+        }
+        _ => (0, 0, width, height),
+    }
 }
 
 /// Memory planes a modifier may have (e.g. a colour plane plus CCS planes).

@@ -105,6 +105,8 @@ pub struct ProducerOptions {
     /// DMA-BUF buffers with this index or higher get a memfd too small for a frame, so their
     /// import fails (SHM buffers are always good).
     pub bad_from: Option<usize>,
+    /// Crop region (x, y, w, h) sent as VideoCrop meta, as window casts do.
+    pub crop: Option<(u32, u32, u32, u32)>,
 }
 
 impl Default for ProducerOptions {
@@ -116,6 +118,7 @@ impl Default for ProducerOptions {
             offer: Offer::Dmabuf,
             modifiers: vec![0],
             bad_from: None,
+            crop: None,
         }
     }
 }
@@ -263,6 +266,23 @@ fn buffers_param(o: &ProducerOptions, dmabuf: bool) -> Vec<u8> {
                         flags: vec![],
                     },
                 ))),
+            ),
+        ],
+    })
+}
+
+fn crop_meta() -> Vec<u8> {
+    serialize(Object {
+        type_: SpaTypes::ObjectParamMeta.as_raw(),
+        id: ParamType::Meta.as_raw(),
+        properties: vec![
+            Property::new(
+                spa::sys::SPA_PARAM_META_type,
+                Value::Id(Id(spa::sys::SPA_META_VideoCrop)),
+            ),
+            Property::new(
+                spa::sys::SPA_PARAM_META_size,
+                Value::Int(std::mem::size_of::<spa::sys::spa_meta_region>() as i32),
             ),
         ],
     })
@@ -458,7 +478,11 @@ fn run(
             st.added = 0;
             let b = buffers_param(&st.opts, dmabuf);
             let m = header_meta();
-            let mut pods = [Pod::from_bytes(&b).unwrap(), Pod::from_bytes(&m).unwrap()];
+            let c = crop_meta();
+            let mut pods = vec![Pod::from_bytes(&b).unwrap(), Pod::from_bytes(&m).unwrap()];
+            if st.opts.crop.is_some() {
+                pods.push(Pod::from_bytes(&c).unwrap());
+            }
             s.update_params(&mut pods).unwrap();
         })
         // SAFETY (both): PipeWire calls these with a live buffer of this stream.
@@ -484,6 +508,15 @@ fn run(
                         h.pts = monotonic_ns();
                         h.flags = 0;
                         h.seq = st.stats.frames.load(Ordering::Relaxed);
+                    }
+                    if m.type_ == spa::sys::SPA_META_VideoCrop {
+                        if let Some((x, y, w, h)) = st.opts.crop {
+                            let r = &mut *(m.data as *mut spa::sys::spa_meta_region);
+                            r.region.position.x = x as i32;
+                            r.region.position.y = y as i32;
+                            r.region.size.width = w;
+                            r.region.size.height = h;
+                        }
                     }
                 }
                 let d = &mut *(*sb).datas;
