@@ -1,12 +1,14 @@
 //! Log destination: the journal when systemd started us (`JOURNAL_STREAM` names our stderr),
-//! stderr otherwise. `RUST_LOG` filters as usual.
+//! stderr otherwise. `ZEROCAST_LOG` (else `RUST_LOG`) filters, as for the CLI.
 
 use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt, EnvFilter};
 
-/// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
+/// Installs the global subscriber. `default_filter` applies when neither `ZEROCAST_LOG` nor
+/// `RUST_LOG` is set.
 pub fn init(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter = EnvFilter::try_from_env("ZEROCAST_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     if stderr_is_journal() {
         match tracing_journald::layer() {
