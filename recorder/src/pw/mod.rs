@@ -681,3 +681,28 @@ pub(crate) fn monotonic_ns() -> i64 {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
+
+#[cfg(test)]
+mod crop_tests {
+    use super::crop_rect;
+    use pipewire::spa::utils::{Point, Rectangle};
+
+    #[test]
+    fn crop_inside_is_used_and_anything_else_means_the_whole_frame() {
+        let r = |x, y, w, h| {
+            Some((
+                Point { x, y },
+                Rectangle {
+                    width: w,
+                    height: h,
+                },
+            ))
+        };
+        assert_eq!(crop_rect(r(10, 20, 100, 50), 640, 480), (10, 20, 100, 50));
+        assert_eq!(crop_rect(None, 640, 480), (0, 0, 640, 480));
+        // Out of bounds, negative, empty: a compositor bug must not make us read past the buffer.
+        assert_eq!(crop_rect(r(600, 0, 100, 50), 640, 480), (0, 0, 640, 480));
+        assert_eq!(crop_rect(r(-1, 0, 100, 50), 640, 480), (0, 0, 640, 480));
+        assert_eq!(crop_rect(r(0, 0, 0, 50), 640, 480), (0, 0, 640, 480));
+    }
+}
