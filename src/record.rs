@@ -26,9 +26,9 @@ pub struct RecordArgs {
     /// Container (default: from the extension, else mkv).
     #[arg(long)]
     container: Option<String>,
-    /// Video codec: h264, hevc, av1, vp9.
-    #[arg(long, default_value = "h264")]
-    codec: String,
+    /// Video codec: h264, hevc, av1, vp9 (default: hevc with NVENC, vp9 in webm, else h264).
+    #[arg(long)]
+    codec: Option<String>,
     /// Encoder: auto, nvenc, software.
     #[arg(long, default_value = "auto")]
     encoder: String,
@@ -75,11 +75,14 @@ fn plan(args: RecordArgs) -> Result<Plan> {
             dir.join(output::expand_template("zerocast-%d_%t.mkv"))
         }
     };
-    let codec: Codec = args.codec.parse()?;
     let encoder: EncoderChoice = args.encoder.parse()?;
     let container = match &args.container {
         Some(c) => c.parse::<Container>()?,
         None => Container::from_path(&path).unwrap_or(Container::Mkv),
+    };
+    let codec: Codec = match &args.codec {
+        Some(c) => c.parse()?,
+        None => encode::default_codec(container, encoder),
     };
     if !container.supports(codec) {
         let ok: Vec<&str> = Codec::ALL

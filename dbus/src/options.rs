@@ -233,11 +233,8 @@ pub fn parse_options_in(
 
     let template = path_template.unwrap_or("zerocast-%d-%t");
     let (path, container) = resolve_path(template, container, ctx)?;
-    let codec = codec.unwrap_or(match container {
-        // webm carries only VP9/AV1; VP9 encodes fastest in software.
-        Container::Webm => Codec::Vp9,
-        _ => Codec::H264,
-    });
+    let codec =
+        codec.unwrap_or_else(|| zerocast_recorder::encode::default_codec(container, encoder));
     if !container.supports(codec) {
         return Err(OptionError::invalid(
             "codec",

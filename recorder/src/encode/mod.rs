@@ -809,6 +809,19 @@ pub fn check_encoder(
     }
 }
 
+/// The codec when the user names none: webm carries VP9 (the fastest software choice there);
+/// with NVENC available HEVC (same cost on the GPU, smaller files); else H.264, the cheapest
+/// software encoder and the most widely playable.
+pub fn default_codec(container: Container, choice: EncoderChoice) -> Codec {
+    match container {
+        Container::Webm => Codec::Vp9,
+        _ if choice != EncoderChoice::Software && nvenc::nvenc_status(Codec::Hevc).is_ok() => {
+            Codec::Hevc
+        }
+        _ => Codec::H264,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
