@@ -824,6 +824,21 @@ pub fn default_codec(container: Container, choice: EncoderChoice) -> Codec {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn default_codec_follows_container_and_nvenc() {
+        assert_eq!(
+            default_codec(Container::Webm, EncoderChoice::Auto),
+            Codec::Vp9
+        );
+        assert_eq!(
+            default_codec(Container::Mkv, EncoderChoice::Software),
+            Codec::H264
+        );
+        let with_nvenc = nvenc::nvenc_status(Codec::Hevc).is_ok();
+        let expected = if with_nvenc { Codec::Hevc } else { Codec::H264 };
+        assert_eq!(default_codec(Container::Mp4, EncoderChoice::Auto), expected);
+    }
+
     use super::*;
 
     #[test]
