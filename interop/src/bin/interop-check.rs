@@ -9,38 +9,16 @@
 //! `interop-check --bench`  per-frame GPU time, CPU time and allocations at 1080p/1440p/4K,
 //!                          against the CPU path (map, copy to host, convert, cuMemcpyHtoD).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use zerocast_interop::cpu::{self, SrcFrame};
 use zerocast_interop::cuda::cuda_init;
 use zerocast_interop::testing::{HostFrame, ProducerImage};
 use zerocast_interop::*;
 
-/// Counts allocations so the benchmark can show the steady state allocates nothing.
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-// SAFETY: forwards to the system allocator, only adding a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: zerocast_interop::testing::CountingAlloc = zerocast_interop::testing::CountingAlloc;
 
 mod cu {
     //! The few raw CUDA calls the check needs beyond the library.
@@ -339,15 +317,15 @@ fn bench(rig: &mut Rig) -> bool {
         let mut cpu_times = Vec::with_capacity(n);
         let mut alloc_frames = Vec::with_capacity(n);
         let mut last = [None; 3];
-        let allocs0 = ALLOCS.load(Ordering::Relaxed);
+        let allocs0 = zerocast_interop::testing::CountingAlloc::count();
         let wall0 = Instant::now();
         for i in 0..n {
-            let a0 = ALLOCS.load(Ordering::Relaxed);
+            let a0 = zerocast_interop::testing::CountingAlloc::count();
             let t0 = thread_cpu();
             let f = frame_once!();
             cpu_times.push((thread_cpu() - t0).as_secs_f64() * 1e6);
             last[i % 3] = Some(f);
-            if ALLOCS.load(Ordering::Relaxed) != a0 {
+            if zerocast_interop::testing::CountingAlloc::count() != a0 {
                 alloc_frames.push(i);
             }
         }
@@ -356,7 +334,7 @@ fn bench(rig: &mut Rig) -> bool {
             cu::cuStreamSynchronize(stream)
         });
         let wall = wall0.elapsed().as_secs_f64() * 1e6 / n as f64;
-        let allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
+        let allocs = zerocast_interop::testing::CountingAlloc::count() - allocs0;
         // GPU time of the last frames of the pipelined run (GPU busy, clocks up).
         let mut piped = Vec::new();
         for f in last.iter().flatten() {

@@ -11,10 +11,8 @@
 //!                        (pool copy, zero-copy wrap, pinned download) and fallback fps at
 //!                        1080p and 4K.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::os::fd::AsFd;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ffmpeg_next::{format, frame, media};
@@ -25,28 +23,8 @@ use zerocast_recorder::encode::hwframes::{self, CudaFrames};
 use zerocast_recorder::encode::{nvenc, EncoderConfig, GpuEncoder, Tuning};
 use zerocast_recorder::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 
-/// Counts allocations so the benchmark shows what the steady state allocates.
-struct Counting;
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-// SAFETY: forwards to the system allocator, only adding a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(p, l, n) }
-    }
-}
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: zerocast_interop::testing::CountingAlloc = zerocast_interop::testing::CountingAlloc;
 
 type Res<T> = Result<T, String>;
 
@@ -419,7 +397,7 @@ fn bench_input(p: &mut Pipe) -> Res<()> {
             // Let the conversion finish first so the GPU timing is the copy alone.
             p.bridge.wait(&cf, stream).map_err(s)?;
             p.stream.synchronize().map_err(s)?;
-            let a0 = ALLOCS.load(Ordering::Relaxed);
+            let a0 = zerocast_interop::testing::CountingAlloc::count();
             let t0 = thread_cpu();
             p.bridge.wait(&cf, stream).map_err(s)?;
             e0.record(stream).map_err(s)?;
@@ -435,7 +413,7 @@ fn bench_input(p: &mut Pipe) -> Res<()> {
             }
             e1.record(stream).map_err(s)?;
             let t1 = thread_cpu();
-            let a1 = ALLOCS.load(Ordering::Relaxed);
+            let a1 = zerocast_interop::testing::CountingAlloc::count();
             e1.synchronize().map_err(s)?;
             p.bridge.release(&cf, stream).map_err(s)?;
             if i >= 20 {
