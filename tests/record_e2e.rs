@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -65,19 +64,9 @@ fn sigterm_finalizes_a_playable_mp4() {
     let desk = desktop();
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("clip.mp4");
-    let mut child = zerocast(&desk)
-        .args(["record", "-o"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_record(&desk, &[], &file);
     // Wait until frames are being written, then record ~2 s more.
-    let t0 = Instant::now();
-    while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < 10_000 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no data written");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_data(&file, 10_000);
     std::thread::sleep(Duration::from_secs(2));
     let res = signal_and_wait(&mut child, libc::SIGTERM, Duration::from_secs(20));
     assert!(
@@ -151,13 +140,7 @@ fn static_screen_still_gets_the_wall_clock_duration() {
     let mut desk = desktop();
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("static.mkv");
-    let child = zerocast(&desk)
-        .args(["record", "--duration", "3", "-o"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_record(&desk, &["--duration", "3"], &file);
     std::thread::sleep(Duration::from_millis(1500));
     // No more damage: the compositor sends no frames for the rest of the recording.
     desk.stop(Component::Painter).unwrap();
@@ -317,13 +300,7 @@ fn pipewire_or_compositor_dying_keeps_a_playable_file() {
         let mut desk = desktop();
         let out = tempfile::tempdir().unwrap();
         let file = out.path().join("lost.mkv");
-        let child = zerocast(&desk)
-            .args(["record", "--duration", "30", "-o"])
-            .arg(&file)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = spawn_record(&desk, &["--duration", "30"], &file);
         std::thread::sleep(Duration::from_millis(2000));
         desk.stop(victim).unwrap();
         let t0 = Instant::now();
@@ -356,19 +333,9 @@ fn fps_cap_and_sigusr1_pause() {
     assert!((45..=75).contains(&p.frames), "30 fps for 2 s: {p:?}");
 
     let file = out.path().join("paused.mkv");
-    let mut child = zerocast(&desk)
-        .args(["record", "-o"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_record(&desk, &[], &file);
     let pid = child.id() as i32;
-    let t0 = Instant::now();
-    while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(20), "no data written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_data(&file, 1);
     std::thread::sleep(Duration::from_millis(1000));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(pid, libc::SIGUSR1) };

@@ -19,6 +19,32 @@ pub fn zerocast(desk: &Desktop) -> Command {
     c
 }
 
+/// `zerocast record <args> -o <file>` in the background, output captured.
+pub fn spawn_record(desk: &Desktop, args: &[&str], file: &Path) -> std::process::Child {
+    zerocast(desk)
+        .arg("record")
+        .args(args)
+        .arg("-o")
+        .arg(file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn zerocast record")
+}
+
+/// Waits until `file` holds at least `bytes` bytes (frames are being written).
+pub fn wait_for_data(file: &Path, bytes: u64) {
+    let t0 = std::time::Instant::now();
+    while std::fs::metadata(file).map(|m| m.len()).unwrap_or(0) < bytes {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no data written to {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs a command and fails the test with its output if it did not exit 0.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
