@@ -262,6 +262,11 @@ impl CudaBridge {
         check("cuCtxSetCurrent", unsafe { sys::cuCtxSetCurrent(self.ctx) })
     }
 
+    /// Layout of every slot (the converter's output).
+    pub fn layout(&self) -> &FrameLayout {
+        &self.layout
+    }
+
     /// The CUDA context (the device's primary context), e.g. for FFmpeg's AVCUDADeviceContext.
     pub fn context(&self) -> CUcontext {
         self.ctx

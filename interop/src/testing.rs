@@ -98,6 +98,21 @@ impl ProducerImage {
         height: u32,
         seed: u32,
     ) -> Result<Self> {
+        Self::with_pixels(ctx, fourcc, modifier, width, height, |bytes, stride| {
+            fill_pattern(bytes, stride, width, height, seed)
+        })
+    }
+
+    /// Like [`ProducerImage::new`], with the pixels written by `fill(bytes, stride)` (LINEAR,
+    /// 4 bytes per pixel, in `fourcc`'s byte order).
+    pub fn with_pixels(
+        ctx: &VulkanContext,
+        fourcc: Fourcc,
+        modifier: Modifier,
+        width: u32,
+        height: u32,
+        fill: impl FnOnce(&mut [u8], usize),
+    ) -> Result<Self> {
         let s = &ctx.shared;
         let d = &s.device;
         let drm = s
@@ -176,13 +191,7 @@ impl ProducerImage {
             vk::BufferUsageFlags::TRANSFER_SRC,
             Placement::Host,
         )?;
-        fill_pattern(
-            staging.host_bytes_mut(),
-            stride as usize,
-            width,
-            height,
-            seed,
-        );
+        fill(staging.host_bytes_mut(), stride as usize);
         staging.flush()?;
         let range = vk::ImageSubresourceRange {
             aspect_mask: vk::ImageAspectFlags::COLOR,

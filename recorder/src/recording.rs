@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc as tmpsc, oneshot, watch};
 use tracing::Instrument;
 
-use crate::encode::{Encoder, EncoderConfig};
+use zerocast_interop::{CudaBridge, FrameReleaser, OwnedStream};
+
+use crate::encode::{Encoder, EncoderConfig, GpuEncoder};
 use crate::frame::{FramePool, FrameReturn};
 use crate::pw::{monotonic_ns, PwEvent, PwThread};
 use crate::sink::{Counters, EncMsg, FrameSink, Timeline};
@@ -479,6 +481,71 @@ impl ControlTask {
     }
 }
 
+/// The encoder the first frame chose: CPU frames, or CUDA slots of a bridge.
+enum Active {
+    Cpu(Encoder),
+    Gpu {
+        // Field order is drop order: the encoder (and its CUDA stream) before the bridge.
+        enc: GpuEncoder,
+        _stream: OwnedStream,
+        bridge: Box<CudaBridge>,
+        releaser: FrameReleaser,
+    },
+}
+
+impl Active {
+    fn name(&self) -> String {
+        match self {
+            Active::Cpu(e) => e.name().to_string(),
+            Active::Gpu { enc, .. } => enc.name().to_string(),
+        }
+    }
+
+    fn bytes_written(&self) -> u64 {
+        match self {
+            Active::Cpu(e) => e.bytes_written(),
+            Active::Gpu { enc, .. } => enc.bytes_written(),
+        }
+    }
+
+    fn finish(self, end: Duration) -> Result<u64, RecorderError> {
+        match self {
+            Active::Cpu(e) => e.finish(end),
+            Active::Gpu {
+                enc,
+                _stream,
+                bridge,
+                ..
+            } => {
+                let r = enc.finish(end);
+                // The stream finishes its queued copies before the bridge unmaps the slots.
+                drop(_stream);
+                drop(bridge);
+                r
+            }
+        }
+    }
+}
+
+fn open_gpu(
+    cfg: &mut EncoderConfig,
+    bridge: Box<CudaBridge>,
+    releaser: FrameReleaser,
+) -> Result<Active, RecorderError> {
+    let layout = *bridge.layout();
+    cfg.width = layout.width;
+    cfg.height = layout.height;
+    let stream = OwnedStream::new(&bridge)
+        .map_err(|e| RecorderError::Encode(format!("CUDA stream: {e}")))?;
+    let enc = GpuEncoder::open(cfg, &bridge, stream.handle())?;
+    Ok(Active::Gpu {
+        enc,
+        _stream: stream,
+        bridge,
+        releaser,
+    })
+}
+
 /// Body of the encoder thread: opens the encoder when the stream's size is known, encodes
 /// frames in order, gives their buffers back, finalizes on `Finish`.
 fn encoder_thread(
@@ -488,8 +555,16 @@ fn encoder_thread(
     counters: Arc<Counters>,
     events: tmpsc::UnboundedSender<EncEvent>,
 ) {
-    let mut encoder: Option<Encoder> = None;
+    let mut encoder: Option<Active> = None;
+    // What the PipeWire thread retired (the converter behind the bridge): dropped last.
+    let mut retired: Vec<Box<dyn Send>> = Vec::new();
     let mut failed = false;
+    let written = |enc: &Active| {
+        if counters.written.fetch_add(1, Ordering::Relaxed) == 0 {
+            let _ = events.send(EncEvent::FirstFrame);
+        }
+        counters.bytes.store(enc.bytes_written(), Ordering::Relaxed);
+    };
     while let Ok(msg) = rx.recv() {
         match msg {
             EncMsg::Configure { width, height } => {
@@ -501,6 +576,21 @@ fn encoder_thread(
                 match Encoder::open(&cfg) {
                     Ok(enc) => {
                         let _ = events.send(EncEvent::Opened(enc.name().to_string()));
+                        encoder = Some(Active::Cpu(enc));
+                    }
+                    Err(e) => {
+                        failed = true;
+                        let _ = events.send(EncEvent::Failed(e));
+                    }
+                }
+            }
+            EncMsg::GpuConfigure { bridge, releaser } => {
+                if encoder.is_some() || failed {
+                    continue;
+                }
+                match open_gpu(&mut cfg, bridge, releaser) {
+                    Ok(enc) => {
+                        let _ = events.send(EncEvent::Opened(enc.name()));
                         encoder = Some(enc);
                     }
                     Err(e) => {
@@ -510,22 +600,45 @@ fn encoder_thread(
                 }
             }
             EncMsg::Frame(frame) => {
-                if let Some(enc) = encoder.as_mut() {
-                    match enc.push(&frame) {
-                        Ok(()) => {
-                            if counters.written.fetch_add(1, Ordering::Relaxed) == 0 {
-                                let _ = events.send(EncEvent::FirstFrame);
-                            }
-                            counters.bytes.store(enc.bytes_written(), Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            failed = true;
-                            let _ = events.send(EncEvent::Failed(e));
-                        }
+                let r = match encoder.as_mut() {
+                    Some(Active::Cpu(enc)) => Some(enc.push(&frame)),
+                    // After a renegotiation from DMA-BUF to SHM the GPU encoder takes CPU frames.
+                    Some(Active::Gpu { enc, .. }) => Some(enc.push_cpu(&frame)),
+                    None => None,
+                };
+                match r {
+                    Some(Ok(())) => written(encoder.as_ref().expect("pushed")),
+                    Some(Err(e)) => {
+                        failed = true;
+                        encoder = None;
+                        let _ = events.send(EncEvent::Failed(e));
                     }
+                    None => {}
                 }
                 returner.give_back(frame);
             }
+            EncMsg::GpuFrame { frame, pts } => match encoder.as_mut() {
+                Some(Active::Gpu {
+                    enc,
+                    bridge,
+                    releaser,
+                    ..
+                }) => match enc.push(bridge, &frame, pts) {
+                    Ok(()) => written(encoder.as_ref().expect("pushed")),
+                    Err(e) => {
+                        releaser.release(&frame);
+                        failed = true;
+                        let _ = events.send(EncEvent::Failed(e));
+                    }
+                },
+                // No GPU encoder (it failed to open): nothing can encode this slot. The
+                // PipeWire thread only sends GPU frames after GpuConfigure, so a CPU encoder
+                // never sees one.
+                _ => {
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            EncMsg::Retire(objects) => retired.push(objects),
             EncMsg::Finish { end } => {
                 let result = match encoder.take() {
                     Some(enc) => enc.finish(end),
@@ -534,6 +647,7 @@ fn encoder_thread(
                     )),
                 };
                 let _ = events.send(EncEvent::Finished(result));
+                drop(retired);
                 return;
             }
         }
@@ -543,4 +657,5 @@ fn encoder_thread(
         let end = Duration::ZERO;
         let _ = enc.finish(end);
     }
+    drop(retired);
 }

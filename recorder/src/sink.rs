@@ -7,6 +7,8 @@ use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use zerocast_interop::{ConvertedFrame, CudaBridge, FrameReleaser};
+
 use crate::frame::{CpuFrame, FramePool, PixelFormat};
 
 /// Messages to the encoder thread, in stream order.
@@ -17,6 +19,22 @@ pub(crate) enum EncMsg {
         height: u32,
     },
     Frame(CpuFrame),
+    /// Frames will come as CUDA NV12 slots of `bridge`: open a [`GpuEncoder`] on it (if no
+    /// encoder is open yet). `releaser` gives slots back when a frame cannot be encoded.
+    ///
+    /// [`GpuEncoder`]: crate::encode::GpuEncoder
+    GpuConfigure {
+        bridge: Box<CudaBridge>,
+        releaser: FrameReleaser,
+    },
+    /// A converted frame in a slot of the bridge; the encoder thread releases the slot.
+    GpuFrame {
+        frame: ConvertedFrame,
+        pts: Duration,
+    },
+    /// GPU objects the bridge's memory belongs to (the Vulkan converter), handed over by the
+    /// PipeWire thread when it ends: dropped only after the encoder is done with the bridge.
+    Retire(Box<dyn Send>),
     /// Flush and finalize so the file lasts until `end`.
     Finish {
         end: Duration,
@@ -143,6 +161,20 @@ impl FrameSink {
     /// buffer with `pts` set, to be filled and passed to [`FrameSink::send`]. Callers with
     /// costly frames (GPU conversion) ask before doing the work.
     pub fn admit(&mut self, pts_ns: i64, now_mono: i64) -> Option<CpuFrame> {
+        let pts = self.admit_pts(pts_ns, now_mono)?;
+        let Some(mut frame) = self.pool.try_take() else {
+            // Every buffer is queued or being encoded: the encoder is behind.
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        frame.pts = pts;
+        Some(frame)
+    }
+
+    /// The timing half of [`FrameSink::admit`]: the frame's position in the file, or `None`
+    /// when it is not recorded (paused, past the duration, over the fps cap). Frames that do
+    /// not travel in a pooled buffer (CUDA slots) use this directly.
+    pub fn admit_pts(&mut self, pts_ns: i64, now_mono: i64) -> Option<Duration> {
         self.counters.received.fetch_add(1, Ordering::Relaxed);
         let pts = {
             let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
@@ -158,13 +190,41 @@ impl FrameSink {
                 return None;
             }
         }
-        let Some(mut frame) = self.pool.try_take() else {
-            // Every buffer is queued or being encoded: the encoder is behind.
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            return None;
-        };
-        frame.pts = pts;
-        Some(frame)
+        Some(pts)
+    }
+
+    /// The converted GPU frame could not be had because every slot is still being encoded.
+    pub fn dropped(&mut self) {
+        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Queues a CUDA frame for the encoder; the first one is preceded by the bridge (whose
+    /// layout sizes the encoder). A frame that cannot be queued gives its slot back.
+    pub fn send_gpu(
+        &mut self,
+        frame: ConvertedFrame,
+        pts: Duration,
+        bridge: impl FnOnce() -> Option<(Box<CudaBridge>, FrameReleaser)>,
+        releaser: &FrameReleaser,
+    ) {
+        if !self.encoder_sized {
+            let Some((bridge, r)) = bridge() else {
+                releaser.release(&frame);
+                self.dropped();
+                return;
+            };
+            self.encoder_sized = true;
+            // Nothing is queued before the first frame, so this cannot block.
+            let _ = self.tx.send(EncMsg::GpuConfigure {
+                bridge,
+                releaser: r,
+            });
+        }
+        self.last_kept = Some(pts);
+        if self.tx.try_send(EncMsg::GpuFrame { frame, pts }).is_err() {
+            releaser.release(&frame);
+            self.dropped();
+        }
     }
 
     /// Queues a frame from [`FrameSink::admit`] for the encoder.

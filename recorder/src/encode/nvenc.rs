@@ -29,6 +29,7 @@ use zerocast_interop::{
 
 use super::hwframes::{self, CudaFrames};
 use super::{candidates, present, Encoder, EncoderConfig, Input, Tuning, HARDWARE, SOFTWARE};
+use crate::frame::CpuFrame;
 use crate::{Codec, EncoderChoice, RecorderError};
 
 /// The NVENC encoder FFmpeg would use for `codec` (first of [`HARDWARE`] in the build), or why
@@ -216,6 +217,8 @@ pub struct GpuEncoder {
     stream: CudaStream,
     layout: FrameLayout,
     selection: Selection,
+    /// Host frames for NVENC (after a fall back to SHM): a staging frame and its converter.
+    upload: Option<(frame::Video, super::convert::Converter)>,
 }
 
 // Moved to the encoder thread once.
@@ -301,6 +304,7 @@ impl GpuEncoder {
             stream,
             layout,
             selection,
+            upload: None,
         })
     }
 
@@ -360,6 +364,47 @@ impl GpuEncoder {
             }
         }
         self.enc.encode_frame_at(pts)
+    }
+
+    /// Encodes a host frame (after the capture fell back from DMA-BUF to SHM mid-recording):
+    /// converted on the CPU into the encoder's input; for NVENC, uploaded into a pool frame.
+    pub fn push_cpu(&mut self, frame: &CpuFrame) -> Result<(), RecorderError> {
+        match &mut self.path {
+            Path::Host { .. } => {
+                if !self.enc.frame_unshared() {
+                    return Err(RecorderError::Encode(
+                        "encoder still holds the previous host frame".into(),
+                    ));
+                }
+                // Converts into the pinned-backed frame the GPU downloads also land in.
+                self.enc.push(frame)
+            }
+            Path::Nvenc(frames) => {
+                let (w, h) = (self.layout.width, self.layout.height);
+                // Allocated once, on the first host frame: only a recording that lost its
+                // DMA-BUF path pays for it.
+                let (staging, conv) = self.upload.get_or_insert_with(|| {
+                    (
+                        frame::Video::new(format::Pixel::NV12, w, h),
+                        super::convert::Converter::new(Default::default()),
+                    )
+                });
+                conv.convert(&frame.into(), staging)?;
+                let dst = self.enc.frame_mut();
+                frames.get(dst)?;
+                // SAFETY: `dst` is a CUDA frame of the encoder's pool and `staging` a host NV12
+                // frame of the same size; FFmpeg copies on the pool's device context.
+                let r =
+                    unsafe { ffi::av_hwframe_transfer_data(dst.as_mut_ptr(), staging.as_ptr(), 0) };
+                if r < 0 {
+                    return Err(RecorderError::Encode(format!(
+                        "uploading a host frame to CUDA failed: {}",
+                        ffmpeg_next::Error::from(r)
+                    )));
+                }
+                self.enc.encode_frame_at(frame.pts)
+            }
+        }
     }
 
     /// See [`Encoder::finish`].

@@ -1,12 +1,18 @@
 //! The DMA-BUF capture path on the loop thread: Vulkan import (cached per `pw_buffer`), NV12
-//! conversion on the GPU, and read-back into host memory for the CPU encoder.
+//! conversion on the GPU into slots that CUDA maps (`dmabuf-vulkan-cuda`), or — where CUDA
+//! cannot see the Vulkan device — read back into host memory for the CPU encoder
+//! (`dmabuf-vulkan-cpu`).
+
+use std::time::Duration;
 
 use pipewire::spa::param::video::VideoFormat;
 use zerocast_interop::{
-    BufferId, ConvertedFrame, Converter, ConverterConfig, DeviceSelector, DmabufDesc,
+    BufferId, ConvertedFrame, Converter, ConverterConfig, CudaBridge, DeviceSelector, DmabufDesc,
     DmabufImporter, FrameReleaser, HandleType, InteropError, ModifierSet, OutputMode,
     VulkanContext,
 };
+
+use crate::CapturePath;
 
 use super::params;
 
@@ -16,6 +22,17 @@ pub(crate) const DISABLE_ENV: &str = "ZEROCAST_NO_DMABUF";
 /// exercise the path without a GPU. In production a CPU "GPU" converts slower than the SHM path
 /// and loading it costs ~80 MB of memory and ~200 ms at start.
 pub(crate) const CPU_DEVICE_ENV: &str = "ZEROCAST_DMABUF_ON_CPU";
+/// Set to keep converted frames away from CUDA (read them back for the CPU encoder instead).
+pub(crate) const NO_CUDA_ENV: &str = "ZEROCAST_NO_CUDA";
+/// Test stand-in for machines whose Vulkan driver has no dma-buf import (headless NVIDIA
+/// without nvidia-drm): the producer's "dma-bufs" are Vulkan OPAQUE_FD exports, imported with
+/// the same explicit-modifier call and another handle type; `spa_data.maxsize` carries the
+/// allocation size OPAQUE_FD imports need. Never set in production.
+pub(crate) const OPAQUE_FD_ENV: &str = "ZEROCAST_IMPORT_OPAQUE_FD";
+/// Output slots: frames the encoder may hold (queued or being copied) plus one being written.
+const SLOTS: usize = 4;
+/// Longest wait for the GPU to finish reading a compositor buffer before it is given back.
+const GPU_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the DMA-BUF path is not even tried, if it is not.
 pub(crate) fn skip_reason() -> Option<String> {
@@ -35,13 +52,45 @@ pub(crate) fn skip_reason() -> Option<String> {
     (!has_render_node).then(|| "no GPU render node in /dev/dri".to_string())
 }
 
+/// Where converted frames go.
+enum Sink {
+    /// NV12 read back into host memory (`dmabuf-vulkan-cpu`).
+    Host,
+    /// CUDA maps the slots (`dmabuf-vulkan-cuda`). The bridge travels to the encoder thread
+    /// with the first frame; until then it is kept here.
+    Cuda(Option<Box<CudaBridge>>),
+}
+
+struct Output {
+    conv: Converter,
+    releaser: FrameReleaser,
+    sink: Sink,
+}
+
+/// A converted frame, as [`Gpu::convert`] hands it on.
+pub(crate) enum Converted {
+    /// Read back and passed to `fill`; the slot is free again.
+    Host,
+    /// In a CUDA-mapped slot, complete on the GPU; the encoder thread releases the slot.
+    Cuda(ConvertedFrame),
+}
+
 pub(crate) struct Gpu {
     // Drop order: the converter and importer free Vulkan objects of the context.
-    converter: Option<(Converter, FrameReleaser)>,
+    out: Option<Output>,
     importer: DmabufImporter,
     modifiers: ModifierSet,
     ctx: VulkanContext,
+    handle_type: HandleType,
+    /// Why CUDA is not used (logged once), if it is not.
+    no_cuda: Option<String>,
 }
+
+// The PipeWire thread hands the converter to the encoder thread when it ends (`EncMsg::Retire`).
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<Gpu>()
+};
 
 impl Gpu {
     /// Opens the Vulkan device and asks which modifiers it imports. Any error means "no
@@ -56,9 +105,17 @@ impl Gpu {
             drm_dev = drm_dev.map(|d| format!("{}:{}", libc::major(d), libc::minor(d))),
             "compositor's DRM device (Wayland dma-buf feedback)"
         );
+        let handle_type = if std::env::var_os(OPAQUE_FD_ENV).is_some() {
+            tracing::warn!(
+                "{OPAQUE_FD_ENV} is set: importing OPAQUE_FD test buffers, not dma-bufs"
+            );
+            HandleType::OpaqueFd
+        } else {
+            HandleType::DmaBuf
+        };
         let ctx = VulkanContext::new(DeviceSelector {
             drm_dev,
-            handle_type: HandleType::DmaBuf,
+            handle_type,
         })?;
         if ctx.device_info().device_type == zerocast_interop::ash::vk::PhysicalDeviceType::CPU
             && std::env::var_os(CPU_DEVICE_ENV).is_none()
@@ -75,11 +132,16 @@ impl Gpu {
             setup_ms = t0.elapsed().as_millis() as u64,
             "importable modifiers:\n{modifiers}"
         );
+        let no_cuda = std::env::var_os(NO_CUDA_ENV)
+            .is_some()
+            .then(|| format!("disabled by {NO_CUDA_ENV}"));
         Ok(Gpu {
-            converter: None,
+            out: None,
             importer,
             modifiers,
             ctx,
+            handle_type,
+            no_cuda,
         })
     }
 
@@ -95,27 +157,77 @@ impl Gpu {
             .collect()
     }
 
-    /// A new DMA-BUF format: drop imports of the old one, (re)build the converter for `size`.
-    pub fn configure(&mut self, width: u32, height: u32) -> Result<(), InteropError> {
+    /// Whether buffers carry their allocation size in `maxsize` (OPAQUE_FD stand-ins).
+    pub fn wants_memory_size(&self) -> bool {
+        self.handle_type == HandleType::OpaqueFd
+    }
+
+    /// A new DMA-BUF format: drop imports of the old one; build the converter (and, where CUDA
+    /// sees this device, the bridge) for `size` unless the recording already has one. Returns
+    /// the capture path frames will take.
+    pub fn configure(&mut self, width: u32, height: u32) -> Result<CapturePath, InteropError> {
         self.importer.clear()?;
-        if self
-            .converter
-            .as_ref()
-            .is_some_and(|(c, _)| (c.config().width, c.config().height) == (width, height))
-        {
-            return Ok(());
+        if let Some(out) = &self.out {
+            let c = out.conv.config();
+            if (c.width, c.height) == (width, height) {
+                return Ok(out.path());
+            }
+            if !matches!(out.sink, Sink::Cuda(Some(_)) | Sink::Host) {
+                // The encoder already holds this bridge: its size is the recording's.
+                // TODO(crop/scale): frames of the new size are rejected by the converter.
+                return Ok(out.path());
+            }
         }
-        self.converter = None;
+        self.out = None;
+        let cuda = match &self.no_cuda {
+            None => match self.cuda_output(width, height) {
+                Ok(out) => Some(out),
+                Err(e) => {
+                    tracing::info!(reason = %e, "CUDA cannot take the GPU frames; reading NV12 back for the CPU encoder");
+                    self.no_cuda = Some(e.to_string());
+                    None
+                }
+            },
+            Some(_) => None,
+        };
+        let out = match cuda {
+            Some(out) => out,
+            None => {
+                let conv = Converter::new(
+                    &self.ctx,
+                    ConverterConfig {
+                        host_readback: true,
+                        ..ConverterConfig::new(OutputMode::Nv12, width, height)
+                    },
+                )?;
+                Output {
+                    releaser: conv.releaser(),
+                    conv,
+                    sink: Sink::Host,
+                }
+            }
+        };
+        let path = out.path();
+        self.out = Some(out);
+        Ok(path)
+    }
+
+    fn cuda_output(&self, width: u32, height: u32) -> Result<Output, InteropError> {
+        // Before allocating exportable slots: most machines have no CUDA driver at all.
+        zerocast_interop::cuda_init()?;
         let conv = Converter::new(
             &self.ctx,
             ConverterConfig {
-                host_readback: true,
+                slots: SLOTS,
                 ..ConverterConfig::new(OutputMode::Nv12, width, height)
             },
         )?;
-        let releaser = conv.releaser();
-        self.converter = Some((conv, releaser));
-        Ok(())
+        let bridge = CudaBridge::new(&self.ctx, &conv)?;
+        Ok(Output {
+            releaser: conv.releaser(),
+            conv,
+            sink: Sink::Cuda(Some(Box::new(bridge))),
+        })
     }
 
     /// PipeWire removed the buffer (or the format changed).
@@ -125,28 +237,87 @@ impl Gpu {
         }
     }
 
-    /// Imports (once per buffer) and converts one frame; returns the NV12 read-back, complete:
-    /// when this returns the GPU no longer reads the compositor's buffer, so it may be queued
-    /// back at once. `fill` gets the frame's bytes and layout before the slot is reused.
+    /// Gives the encoder thread the bridge (once, with the first CUDA frame).
+    pub fn take_bridge(&mut self) -> Option<(Box<CudaBridge>, FrameReleaser)> {
+        let out = self.out.as_mut()?;
+        match &mut out.sink {
+            Sink::Cuda(b) => b.take().map(|b| (b, out.releaser.clone())),
+            Sink::Host => None,
+        }
+    }
+
+    /// Whether frames go to CUDA (no host buffer needed).
+    pub fn bridge_in_use(&self) -> bool {
+        self.out
+            .as_ref()
+            .is_some_and(|o| matches!(o.sink, Sink::Cuda(_)))
+    }
+
+    /// Gives a converted slot back without encoding it.
+    pub fn releaser(&self) -> Option<&FrameReleaser> {
+        self.out.as_ref().map(|o| &o.releaser)
+    }
+
+    /// Whether CUDA frames went to the encoder thread, which must then outlive our converter.
+    pub fn bridge_handed_over(&self) -> bool {
+        self.out
+            .as_ref()
+            .is_some_and(|o| matches!(o.sink, Sink::Cuda(None)))
+    }
+
+    /// Imports (once per buffer) and converts one frame. When this returns the GPU no longer
+    /// reads the compositor's buffer, so it may be queued back at once.
+    ///
+    /// Host path: `fill` gets the NV12 bytes and layout before the slot is reused. CUDA path:
+    /// the frame stays in its slot for the encoder thread; `fill` is not called.
     pub fn convert(
         &mut self,
         id: BufferId,
         desc: &DmabufDesc<'_>,
         fill: impl FnOnce(&[u8], &zerocast_interop::FrameLayout),
-    ) -> Result<(), InteropError> {
-        let Some((conv, releaser)) = self.converter.as_mut() else {
+    ) -> Result<Converted, InteropError> {
+        let Some(out) = self.out.as_mut() else {
             return Err(InteropError::InvalidDmabuf(
                 "no converter configured".into(),
             ));
         };
         let imported = self.importer.import(id, desc)?;
-        let frame: ConvertedFrame = conv.convert(imported)?;
-        // host_frame waits for the frame's timeline value: the CPU path needs the bytes now, and
-        // that same wait is what makes it safe to give the pw_buffer back afterwards.
-        let result = conv
-            .host_frame(&frame)
-            .map(|bytes| fill(bytes, &frame.layout));
-        releaser.release(&frame);
-        result
+        let frame: ConvertedFrame = out.conv.convert(imported)?;
+        match out.sink {
+            Sink::Host => {
+                // host_frame waits for the frame's timeline value: the CPU path needs the bytes
+                // now, and that same wait is what makes it safe to give the pw_buffer back.
+                let result = out
+                    .conv
+                    .host_frame(&frame)
+                    .map(|bytes| fill(bytes, &frame.layout));
+                out.releaser.release(&frame);
+                result.map(|()| Converted::Host)
+            }
+            Sink::Cuda(_) => {
+                // The compositor's buffer goes back as soon as the conversion (tens of µs on a
+                // GPU) has read it; the NV12 slot lives on for CUDA, which waits on the GPU.
+                match out.conv.wait(&frame, GPU_TIMEOUT) {
+                    Ok(true) => Ok(Converted::Cuda(frame)),
+                    Ok(false) => {
+                        out.releaser.release(&frame);
+                        Err(InteropError::DeviceLost)
+                    }
+                    Err(e) => {
+                        out.releaser.release(&frame);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Output {
+    fn path(&self) -> CapturePath {
+        match self.sink {
+            Sink::Host => CapturePath::DmabufVulkanCpu,
+            Sink::Cuda(_) => CapturePath::DmabufVulkanCuda,
+        }
     }
 }

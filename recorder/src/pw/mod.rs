@@ -23,7 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::frame::{CpuFrame, PixelFormat};
 use crate::sink::FrameSink;
 use crate::CapturePath;
-use gpu::Gpu;
+use gpu::{Converted, Gpu};
 use negotiate::{Negotiation, Negotiator};
 use zerocast_interop::{DmabufDesc, DmabufPlane, Fallback};
 
@@ -107,6 +107,26 @@ struct StreamData {
     negotiator: Negotiator,
     /// `None`: no usable Vulkan dma-buf import here; SHM only.
     gpu: Option<Gpu>,
+}
+
+impl Drop for StreamData {
+    fn drop(&mut self) {
+        // The encoder thread may still be encoding from CUDA mappings of the converter's slots:
+        // it drops the converter after its last frame. Blocking send: the encoder drains its
+        // queue until it is told to finish, which happens only after this thread has ended.
+        if let Some(gpu) = self.gpu.take() {
+            if gpu.bridge_handed_over() {
+                if let Err(e) = self
+                    .sink
+                    .tx
+                    .send(crate::sink::EncMsg::Retire(Box::new(gpu)))
+                {
+                    // The encoder thread is gone, and with it every use of the bridge.
+                    drop(e);
+                }
+            }
+        }
+    }
 }
 
 fn run(
@@ -307,12 +327,14 @@ fn on_format(stream: &pw::stream::Stream, data: &mut StreamData, param: &Pod) {
                 .gpu
                 .as_mut()
                 .expect("DMA-BUF is only offered with a GPU");
-            if let Err(e) = gpu.configure(width, height) {
-                tracing::warn!(error = %e, "cannot set up the GPU converter");
-                renegotiate(stream, data, e.fallback());
-                return;
+            match gpu.configure(width, height) {
+                Ok(path) => (PixelFormat::Nv12, path, true),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot set up the GPU converter");
+                    renegotiate(stream, data, e.fallback());
+                    return;
+                }
             }
-            (PixelFormat::Nv12, CapturePath::DmabufVulkanCpu, true)
         }
         Negotiation::Shm { format } => {
             if data.negotiator.offers_dmabuf() {
@@ -494,6 +516,8 @@ struct RawDmabuf {
     corrupted: bool,
     /// Header PTS, if the buffer has a header.
     pts: Option<i64>,
+    /// `maxsize` of plane 0: the allocation size for OPAQUE_FD test buffers.
+    maxsize: u32,
 }
 
 /// Dequeues every ready buffer, queues all but the newest straight back, returns the newest.
@@ -548,6 +572,7 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
             n_planes: n,
             corrupted,
             pts,
+            maxsize: (*(*sb).datas).maxsize,
         };
         for (i, plane) in raw.planes.iter_mut().enumerate().take(n) {
             let d = &*(*sb).datas.add(i);
@@ -610,7 +635,7 @@ fn process_dmabuf(
         return;
     };
     // Ask before converting: a paused or fps-capped frame costs no GPU work.
-    let Some(mut frame) = data.sink.admit(pts_ns, monotonic_ns()) else {
+    let Some(pts) = data.sink.admit_pts(pts_ns, monotonic_ns()) else {
         return;
     };
     // An array, not a Vec: the per-frame path does not allocate. Entries past `n_planes`
@@ -630,24 +655,63 @@ fn process_dmabuf(
             },
         }
     });
+    let gpu = data
+        .gpu
+        .as_mut()
+        .expect("DMA-BUF is only negotiated with a GPU");
     let desc = DmabufDesc {
         width,
         height,
         fourcc,
         modifier,
         planes: &planes[..raw.n_planes],
-        memory_size: None,
+        memory_size: gpu.wants_memory_size().then_some(raw.maxsize as u64),
     };
-    let gpu = data
-        .gpu
-        .as_mut()
-        .expect("DMA-BUF is only negotiated with a GPU");
-    match gpu.convert(b as u64, &desc, |bytes, layout| {
-        fill_nv12(&mut frame, bytes, layout)
-    }) {
-        Ok(()) => data.sink.send(frame),
+    // The host path reads back into a pooled buffer: take it first, so a busy encoder costs
+    // no GPU work. CUDA frames stay in the converter's slots.
+    let mut host = None;
+    if !gpu.bridge_in_use() {
+        match data.sink.pool.try_take() {
+            Some(mut f) => {
+                f.pts = pts;
+                host = Some(f);
+            }
+            None => {
+                data.sink.dropped();
+                return;
+            }
+        }
+    }
+    let result = gpu.convert(b as u64, &desc, |bytes, layout| {
+        if let Some(f) = host.as_mut() {
+            fill_nv12(f, bytes, layout);
+        }
+    });
+    match result {
+        Ok(Converted::Host) => {
+            if let Some(f) = host {
+                data.sink.send(f);
+            }
+        }
+        Ok(Converted::Cuda(frame)) => {
+            if let Some(f) = host {
+                data.sink.discard(f);
+            }
+            let releaser = gpu.releaser().expect("a frame was converted").clone();
+            data.sink
+                .send_gpu(frame, pts, || gpu.take_bridge(), &releaser);
+        }
         Err(e) => {
-            data.sink.discard(frame);
+            if let Some(f) = host {
+                data.sink.discard(f);
+            }
+            if e.fallback() == Fallback::DropFrame {
+                // Every slot is still being encoded (or a transient GPU memory shortage): the
+                // encoder is behind, like a full frame pool on the host path.
+                tracing::debug!(error = %e, "GPU frame dropped");
+                data.sink.dropped();
+                return;
+            }
             tracing::warn!(error = %e, fallback = ?e.fallback(), "DMA-BUF frame not imported");
             renegotiate(stream, data, e.fallback());
         }

@@ -107,6 +107,7 @@ pub struct ProducerOptions {
     pub bad_from: Option<usize>,
     /// Crop region (x, y, w, h) sent as VideoCrop meta, as window casts do.
     pub crop: Option<(u32, u32, u32, u32)>,
+    pub backing: Backing,
 }
 
 impl Default for ProducerOptions {
@@ -119,8 +120,20 @@ impl Default for ProducerOptions {
             modifiers: vec![0],
             bad_from: None,
             crop: None,
+            backing: Backing::Memfd,
         }
     }
+}
+
+/// What the producer's DMA-BUF buffers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backing {
+    /// memfds holding LINEAR pixels (lavapipe imports them as DMA_BUF).
+    Memfd,
+    /// Images of the Vulkan device with the negotiated modifier (tiled on NVIDIA), exported as
+    /// OPAQUE_FD: the stand-in for a compositor's dma-bufs where the driver has no dma-buf
+    /// import (the recorder must run with `ZEROCAST_IMPORT_OPAQUE_FD=1`).
+    VulkanOpaque,
 }
 
 /// Counters the test reads.
@@ -305,17 +318,22 @@ fn header_meta() -> Vec<u8> {
     })
 }
 
-/// A buffer's memory: a memfd the producer mapped once and drew into.
+/// A buffer's memory: a memfd the producer mapped once and drew into, or a Vulkan image.
 struct Slot {
-    _fd: OwnedFd,
+    _fd: Option<OwnedFd>,
     map: *mut libc::c_void,
     len: usize,
+    _image: Option<zerocast_interop::testing::ProducerImage>,
+    offset: u32,
+    stride: u32,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // SAFETY: `map` is our own mapping of `len` bytes.
-        unsafe { libc::munmap(self.map, self.len) };
+        if !self.map.is_null() {
+            // SAFETY: `map` is our own mapping of `len` bytes.
+            unsafe { libc::munmap(self.map, self.len) };
+        }
     }
 }
 
@@ -324,6 +342,10 @@ struct State {
     stats: Arc<ProducerStats>,
     dmabuf: Option<bool>,
     slots: HashMap<usize, Slot>,
+    /// The fixed modifier of the current DMA-BUF format.
+    modifier: u64,
+    /// Backing::VulkanOpaque: the "compositor's" device.
+    vk: Option<zerocast_interop::VulkanContext>,
     /// Buffers added since the last format (the index `bad_from` counts).
     added: usize,
     next_key: usize,
@@ -346,6 +368,11 @@ fn memfd(len: usize) -> OwnedFd {
 /// `b` is a live buffer of the stream, in add_buffer.
 unsafe fn add_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
     let dmabuf = st.dmabuf.unwrap_or(false);
+    if dmabuf && st.opts.backing == Backing::VulkanOpaque {
+        // SAFETY: forwarded caller contract.
+        unsafe { add_vulkan_buffer(st, b) };
+        return;
+    }
     let (w, h) = (st.opts.width, st.opts.height);
     let stride = w as usize * 4;
     let full = stride * h as usize;
@@ -390,7 +417,60 @@ unsafe fn add_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
         d.data = if dmabuf { std::ptr::null_mut() } else { map };
         (*b).user_data = st.next_key as *mut libc::c_void;
     }
-    st.slots.insert(st.next_key, Slot { _fd: fd, map, len });
+    st.slots.insert(
+        st.next_key,
+        Slot {
+            _fd: Some(fd),
+            map,
+            len,
+            _image: None,
+            offset: 0,
+            stride: stride as u32,
+        },
+    );
+    st.next_key += 1;
+}
+
+/// A tiled Vulkan image with the quadrants, exported as OPAQUE_FD, as the buffer's one plane.
+///
+/// # Safety
+/// As [`add_buffer`].
+unsafe fn add_vulkan_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
+    let ctx = st.vk.as_ref().expect("Backing::VulkanOpaque has a device");
+    let (w, h) = (st.opts.width, st.opts.height);
+    let image = zerocast_interop::testing::ProducerImage::with_pixels(
+        ctx,
+        zerocast_interop::Fourcc::XRGB8888,
+        zerocast_interop::Modifier(st.modifier),
+        w,
+        h,
+        |bytes, stride| draw(bytes, stride, w, h),
+    )
+    .expect("producer image");
+    // SAFETY: add_buffer runs before the buffer is used; datas has n_datas (1) entries.
+    unsafe {
+        let d = &mut *(*(*b).buffer).datas;
+        d.type_ = spa::sys::SPA_DATA_DmaBuf;
+        d.flags = spa::sys::SPA_DATA_FLAG_READABLE;
+        d.fd = image.fd.as_raw_fd() as i64;
+        d.mapoffset = 0;
+        // OPAQUE_FD imports need the exporter's allocation size.
+        d.maxsize = image.alloc_size as u32;
+        d.data = std::ptr::null_mut();
+        (*b).user_data = st.next_key as *mut libc::c_void;
+    }
+    st.added += 1;
+    st.slots.insert(
+        st.next_key,
+        Slot {
+            _fd: None,
+            map: std::ptr::null_mut(),
+            len: 0,
+            offset: image.offset,
+            stride: image.stride,
+            _image: Some(image),
+        },
+    );
     st.next_key += 1;
 }
 
@@ -447,6 +527,14 @@ fn run(
         stats,
         dmabuf: None,
         slots: HashMap::new(),
+        modifier: 0,
+        vk: (opts.backing == Backing::VulkanOpaque).then(|| {
+            zerocast_interop::VulkanContext::new(zerocast_interop::DeviceSelector {
+                drm_dev: None,
+                handle_type: zerocast_interop::HandleType::OpaqueFd,
+            })
+            .expect("producer Vulkan device")
+        }),
         added: 0,
         next_key: 1,
     };
@@ -475,6 +563,9 @@ fn run(
                 st.stats.shm_formats.fetch_add(1, Ordering::Relaxed);
             }
             st.dmabuf = Some(dmabuf);
+            if dmabuf {
+                st.modifier = info.modifier();
+            }
             st.added = 0;
             let b = buffers_param(&st.opts, dmabuf);
             let m = header_meta();
@@ -521,9 +612,14 @@ fn run(
                 }
                 let d = &mut *(*sb).datas;
                 let c = &mut *d.chunk;
-                c.offset = 0;
-                c.stride = st.opts.width as i32 * 4;
-                c.size = st.opts.width * 4 * st.opts.height;
+                let key = (*b).user_data as usize;
+                let (offset, stride) = st
+                    .slots
+                    .get(&key)
+                    .map_or((0, st.opts.width * 4), |s| (s.offset, s.stride));
+                c.offset = offset;
+                c.stride = stride as i32;
+                c.size = stride * st.opts.height;
                 c.flags = 0;
                 s.queue_raw_buffer(b);
             }
@@ -580,21 +676,75 @@ pub fn monotonic_ns() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
-/// Decodes every frame of `path` to RGB24 (`ffmpeg` must be installed).
+/// Decodes every frame of `path` to packed RGB24 at `w`×`h`, in process (FFmpeg's libraries:
+/// no `ffmpeg` program needed, so this also runs on the GPU machine).
 pub fn decode_rgb(path: &Path, w: u32, h: u32) -> Vec<Vec<u8>> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let n = (w * h * 3) as usize;
-    out.stdout.chunks_exact(n).map(|c| c.to_vec()).collect()
+    use ffmpeg_next as ff;
+    ff::init().unwrap();
+    let mut input = ff::format::input(&path).expect("open the recording");
+    let stream = input
+        .streams()
+        .best(ff::media::Type::Video)
+        .expect("a video stream");
+    let index = stream.index();
+    let mut dec = ff::codec::context::Context::from_parameters(stream.parameters())
+        .unwrap()
+        .decoder()
+        .video()
+        .unwrap();
+    let mut frames = Vec::new();
+    let mut sws: Option<ff::software::scaling::Context> = None;
+    let mut decoded = ff::frame::Video::empty();
+    let mut rgb = ff::frame::Video::empty();
+    let mut drain = |dec: &mut ff::decoder::Video, frames: &mut Vec<Vec<u8>>| {
+        while dec.receive_frame(&mut decoded).is_ok() {
+            let s = sws.get_or_insert_with(|| {
+                let mut c = ff::software::scaling::Context::get(
+                    decoded.format(),
+                    decoded.width(),
+                    decoded.height(),
+                    ff::format::Pixel::RGB24,
+                    w,
+                    h,
+                    ff::software::scaling::Flags::BILINEAR,
+                )
+                .unwrap();
+                // The recordings are BT.709 limited range (the GPU converter's and the CPU
+                // path's matrix); swscale assumes BT.601 unless told.
+                // SAFETY: a live context; coefficient tables are static.
+                unsafe {
+                    let bt709 = ff::ffi::sws_getCoefficients(ff::ffi::SWS_CS_ITU709);
+                    ff::ffi::sws_setColorspaceDetails(
+                        c.as_mut_ptr(),
+                        bt709,
+                        0,
+                        bt709,
+                        1,
+                        0,
+                        1 << 16,
+                        1 << 16,
+                    );
+                }
+                c
+            });
+            s.run(&decoded, &mut rgb).unwrap();
+            let stride = rgb.stride(0);
+            let mut packed = Vec::with_capacity((w * h * 3) as usize);
+            for row in rgb.data(0).chunks(stride).take(h as usize) {
+                packed.extend_from_slice(&row[..(w * 3) as usize]);
+            }
+            frames.push(packed);
+        }
+    };
+    for (s, packet) in input.packets() {
+        if s.index() == index {
+            dec.send_packet(&packet).unwrap();
+            drain(&mut dec, &mut frames);
+        }
+    }
+    dec.send_eof().unwrap();
+    drain(&mut dec, &mut frames);
+    frames
 }
 
 /// Checks the centre of each quadrant of a decoded frame against what the producer drew.
