@@ -151,40 +151,6 @@ async fn failing_imports_renegotiate_once_to_shm() {
     check_file(&summary, opts.width, opts.height);
 }
 
-/// CPU time (user + system) per thread name of this process, in clock ticks.
-fn thread_cpu() -> std::collections::HashMap<String, u64> {
-    let mut out = std::collections::HashMap::new();
-    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
-            continue;
-        };
-        // "tid (comm) state ..." — comm may hold spaces, so split at the last ')'.
-        let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[a + 1..b];
-        let f: Vec<&str> = stat[b + 2..].split(' ').collect();
-        let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-        let group = if comm.starts_with("llvmpipe") || comm.starts_with("lp:") {
-            "lavapipe (GPU emulation)".to_string()
-        } else {
-            comm.to_string()
-        };
-        *out.entry(group).or_default() += ticks;
-    }
-    out
-}
-
-/// User + system CPU time of the whole process (getrusage: threads that ended count too).
-fn process_cpu() -> Duration {
-    // SAFETY: an all-zero rusage is valid; getrusage only writes into it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer to a rusage.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
 /// One run per path at 1080p30 on the test producer; prints CPU ms per frame per thread.
 /// `cargo test -p zerocast-recorder --test dmabuf -- --ignored --nocapture` (the recorder and
 /// interop crates are built with opt-level 3 even in the dev profile).
@@ -192,65 +158,14 @@ fn process_cpu() -> Duration {
 #[ignore = "benchmark: prints figures, asserts nothing about speed"]
 async fn bench_cpu_per_frame_dmabuf_vs_shm() {
     setup();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    for (label, offer) in [("shm", Offer::Shm), ("dmabuf", Offer::Dmabuf)] {
-        let daemon = Daemon::start();
-        let opts = ProducerOptions {
-            width: 1920,
-            height: 1080,
-            fps: 30,
-            offer,
-            ..Default::default()
-        };
-        let producer = Producer::start(&daemon, opts);
-        let dir = tempfile::tempdir().unwrap();
-        let source = PipeWireSource {
-            fd: daemon.remote(),
-            node_id: producer.node_id,
-            size: None,
-        };
-        let rec = Recording::start(source, RecordingOptions::new(dir.path().join("b.mkv")))
-            .await
-            .unwrap();
-        // Let start-up (imports, encoder warm-up) settle before measuring.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let (c0, s0, p0) = (thread_cpu(), rec.stats().borrow().clone(), process_cpu());
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let (c1, s1, p1) = (thread_cpu(), rec.stats().borrow().clone(), process_cpu());
-        let summary = rec.stop().await.unwrap();
-        let received = (s1.frames_received - s0.frames_received).max(1) as f64;
-        let written = (s1.frames_written - s0.frames_written).max(1) as f64;
-        println!(
-            "{label}: path {}, {} received / {} written in 5 s",
-            summary.stats.capture_path, received, written
-        );
-        let mut rows: Vec<_> = c1
-            .iter()
-            .map(|(k, v)| (k.clone(), v - c0.get(k).copied().unwrap_or(0)))
-            .filter(|(_, d)| *d > 0)
-            .collect();
-        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-        let mut total = 0.0;
-        for (name, d) in rows {
-            let ms = d as f64 * 1000.0 / hz;
-            if name != "test-producer" {
-                total += ms;
-            }
-            println!("  {name:28} {:7.2} ms/frame received", ms / received);
-        }
-        println!(
-            "  {:28} {:7.2} ms/frame received (live threads, excl. test-producer)",
-            "TOTAL recorder",
-            total / received
-        );
-        // Includes threads that ended in between (the per-thread view misses those).
-        println!(
-            "  {:28} {:7.2} ms/frame received (getrusage, incl. test-producer)",
-            "TOTAL process",
-            (p1 - p0).as_secs_f64() * 1000.0 / received
-        );
-    }
+    let opts = |offer| ProducerOptions {
+        width: 1920,
+        height: 1080,
+        fps: 30,
+        offer,
+        ..Default::default()
+    };
+    producer::bench_paths(&[("shm", opts(Offer::Shm)), ("dmabuf", opts(Offer::Dmabuf))]).await;
 }
 
 /// Window casts send a crop region: the file holds just that region, at its size.

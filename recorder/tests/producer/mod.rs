@@ -438,6 +438,9 @@ unsafe fn add_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
 unsafe fn add_vulkan_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
     let ctx = st.vk.as_ref().expect("Backing::VulkanOpaque has a device");
     let (w, h) = (st.opts.width, st.opts.height);
+    // A bad buffer hands out a memfd where the image's OPAQUE_FD should be: the import fails.
+    let bad = st.opts.bad_from.is_some_and(|n| st.added >= n);
+    let bogus = bad.then(|| memfd(4096));
     let image = zerocast_interop::testing::ProducerImage::with_pixels(
         ctx,
         zerocast_interop::Fourcc::XRGB8888,
@@ -452,7 +455,7 @@ unsafe fn add_vulkan_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
         let d = &mut *(*(*b).buffer).datas;
         d.type_ = spa::sys::SPA_DATA_DmaBuf;
         d.flags = spa::sys::SPA_DATA_FLAG_READABLE;
-        d.fd = image.fd.as_raw_fd() as i64;
+        d.fd = bogus.as_ref().unwrap_or(&image.fd).as_raw_fd() as i64;
         d.mapoffset = 0;
         // OPAQUE_FD imports need the exporter's allocation size.
         d.maxsize = image.alloc_size as u32;
@@ -463,7 +466,7 @@ unsafe fn add_vulkan_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
     st.slots.insert(
         st.next_key,
         Slot {
-            _fd: None,
+            _fd: bogus,
             map: std::ptr::null_mut(),
             len: 0,
             offset: image.offset,
@@ -767,4 +770,111 @@ pub fn check_quadrants(frame: &[u8], w: u32, h: u32) -> Result<(), String> {
 
 pub fn tmp_output(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
+}
+
+/// CPU time (user + system) per thread name of this process, in clock ticks.
+fn thread_cpu() -> HashMap<String, u64> {
+    let mut out = HashMap::new();
+    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // "tid (comm) state ..." — comm may hold spaces, so split at the last ')'.
+        let (Some(a), Some(b)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[a + 1..b];
+        let f: Vec<&str> = stat[b + 2..].split(' ').collect();
+        let ticks = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+        let group = if comm.starts_with("llvmpipe") || comm.starts_with("lp:") {
+            "lavapipe (GPU emulation)".to_string()
+        } else {
+            comm.to_string()
+        };
+        *out.entry(group).or_default() += ticks;
+    }
+    out
+}
+
+/// User + system CPU time of the whole process (getrusage: threads that ended count too).
+fn process_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is valid; getrusage only writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Records 5 s per producer configuration, one after the other in this process, and prints the
+/// CPU time per received frame of each recorder thread: the figures of one run are comparable.
+pub async fn bench_paths(runs: &[(&str, ProducerOptions)]) {
+    use zerocast_recorder::{PipeWireSource, Recording, RecordingOptions};
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut totals = Vec::new();
+    for (label, opts) in runs {
+        let daemon = Daemon::start();
+        let producer = Producer::start(&daemon, opts.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let source = PipeWireSource {
+            fd: daemon.remote(),
+            node_id: producer.node_id,
+            size: None,
+        };
+        let rec = Recording::start(source, RecordingOptions::new(dir.path().join("b.mkv")))
+            .await
+            .unwrap();
+        // Let start-up (imports, encoder warm-up) settle before measuring.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (c0, s0, p0) = (thread_cpu(), rec.stats().borrow().clone(), process_cpu());
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let (c1, s1, p1) = (thread_cpu(), rec.stats().borrow().clone(), process_cpu());
+        let summary = rec.stop().await.unwrap();
+        let received = (s1.frames_received - s0.frames_received).max(1) as f64;
+        let written = s1.frames_written - s0.frames_written;
+        let dropped = s1.frames_dropped - s0.frames_dropped;
+        println!(
+            "{label}: {}x{}, path {}, encoder {}, {received} received / {written} written / \
+             {dropped} dropped in 5 s",
+            opts.width, opts.height, summary.stats.capture_path, summary.stats.encoder
+        );
+        let mut rows: Vec<_> = c1
+            .iter()
+            .map(|(k, v)| (k.clone(), v - c0.get(k).copied().unwrap_or(0)))
+            .filter(|(_, d)| *d > 0)
+            .collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+        let mut total = 0.0;
+        let mut capture = 0.0;
+        for (name, d) in rows {
+            let ms = d as f64 * 1000.0 / hz;
+            if name != "test-producer" {
+                total += ms;
+            }
+            if name == "zerocast-pipewi" || name == "zerocast-pipewire" {
+                capture = ms / received;
+            }
+            println!("  {name:28} {:7.3} ms/frame received", ms / received);
+        }
+        println!(
+            "  {:28} {:7.3} ms/frame received (live threads, excl. test-producer)",
+            "TOTAL recorder",
+            total / received
+        );
+        // Includes threads that ended in between (the per-thread view misses those).
+        println!(
+            "  {:28} {:7.3} ms/frame received (getrusage, incl. test-producer)",
+            "TOTAL process",
+            (p1 - p0).as_secs_f64() * 1000.0 / received
+        );
+        totals.push((label.to_string(), capture, total / received));
+    }
+    if let [(a, ca, ta), (b, cb, tb)] = &totals[..] {
+        println!(
+            "ratio {a}/{b}: capture thread ×{:.2}, recorder total ×{:.2}",
+            ca / cb.max(1e-9),
+            ta / tb.max(1e-9)
+        );
+    }
 }
