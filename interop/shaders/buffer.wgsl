@@ -3,10 +3,8 @@
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 
 fn load_px(x: u32, y: u32) -> vec3<i32> {
-    // Clamp: odd sizes replicate the last column/row into the padding, like the CPU reference.
-    let xc = min(x, p.width - 1u);
-    let yc = min(y, p.height - 1u);
-    return unpack_word(src[p.src_offset + yc * p.src_stride + xc]);
+    let s = src_px(x, y);
+    return unpack_word(src[p.src_offset + s.y * p.src_stride + s.x]);
 }
 
 @compute @workgroup_size(16, 8, 1)

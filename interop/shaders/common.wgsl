@@ -15,10 +15,25 @@ struct Params {
     dst_uv_offset: u32,
     // 0: XR24/AR24, 1: XB24/AB24, 2: XR30/AR30, 3: XB30/AB30 (see src/format.rs, PixelCode).
     fmt: u32,
+    // The source region read (x | y << 16, w | h << 16): a crop region (window casts), scaled
+    // nearest-neighbour to width x height when the sizes differ (a stream that changed size
+    // mid-recording). The whole source, unscaled, in the common case.
+    src_xy: u32,
+    src_wh: u32,
     _pad: u32,
 }
 
 var<immediate> p: Params;
+
+// Output pixel (x, y) -> source pixel. Clamped to the output first: odd sizes replicate the
+// last column/row into the padding, like the CPU reference. x * w fits in u32 (both < 2^16).
+fn src_px(x: u32, y: u32) -> vec2<u32> {
+    let xc = min(x, p.width - 1u);
+    let yc = min(y, p.height - 1u);
+    let sw = p.src_wh & 0xffffu;
+    let sh = p.src_wh >> 16u;
+    return vec2<u32>((p.src_xy & 0xffffu) + xc * sw / p.width, (p.src_xy >> 16u) + yc * sh / p.height);
+}
 
 fn unpack_word(w: u32) -> vec3<i32> {
     var r: u32;

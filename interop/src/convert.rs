@@ -68,6 +68,37 @@ pub struct ConvertedFrame {
     pub layout: FrameLayout,
 }
 
+/// The part of a source frame to convert, in source pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Region {
+    pub fn whole(width: u32, height: u32) -> Self {
+        Region {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+
+    /// Non-empty, inside a `width`×`height` frame, and small enough for the shader's 16-bit
+    /// fields.
+    pub fn fits(&self, width: u32, height: u32) -> bool {
+        self.width > 0
+            && self.height > 0
+            && self.x as u64 + self.width as u64 <= width as u64
+            && self.y as u64 + self.height as u64 <= height as u64
+            && width < 1 << 16
+            && height < 1 << 16
+    }
+}
+
 /// Memory of one output slot, as CUDA (or another Vulkan device) must import it.
 #[derive(Debug)]
 pub struct SlotExport {
@@ -302,14 +333,21 @@ impl Converter {
         self.release.export_fd(&self.shared)
     }
 
-    /// Records and submits the conversion of `src` into the next free slot.
+    /// Records and submits the conversion of all of `src` into the next free slot (scaled to
+    /// the output size if it differs).
     pub fn convert(&mut self, src: &ImportedFrame) -> Result<ConvertedFrame> {
-        if src.width() != self.layout.width || src.height() != self.layout.height {
+        self.convert_region(src, Region::whole(src.width(), src.height()))
+    }
+
+    /// Converts the `region` of `src` (a window cast's crop region), scaled nearest-neighbour
+    /// to the output size when the sizes differ.
+    pub fn convert_region(&mut self, src: &ImportedFrame, region: Region) -> Result<ConvertedFrame> {
+        if !region.fits(src.width(), src.height()) {
             return Err(InteropError::SizeMismatch {
                 width: src.width(),
                 height: src.height(),
-                expected_w: self.layout.width,
-                expected_h: self.layout.height,
+                expected_w: region.x + region.width,
+                expected_h: region.y + region.height,
             });
         }
         let i = self.next;
@@ -327,7 +365,7 @@ impl Converter {
             return Err(InteropError::DeviceLost);
         }
         let cmd = self.slots[i].cmd;
-        self.record(i, src)?;
+        self.record(i, src, region)?;
         let reuse_wait = self.state[i].reuse_wait.swap(0, Ordering::AcqRel);
         let wait = (reuse_wait > 0).then_some((self.release.sem, reuse_wait));
         let value = self.shared.submit_frame(cmd, wait)?;
@@ -345,7 +383,7 @@ impl Converter {
         })
     }
 
-    fn record(&self, i: usize, src: &ImportedFrame) -> Result<()> {
+    fn record(&self, i: usize, src: &ImportedFrame, region: Region) -> Result<()> {
         let d = &self.shared.device;
         let slot = &self.slots[i];
         let cmd = slot.cmd;
@@ -382,6 +420,8 @@ impl Converter {
                 dst_pitch: self.layout.pitch / 4,
                 dst_uv_offset: (self.layout.uv_offset / 4) as u32,
                 fmt: src.code as u32,
+                src_xy: region.x | (region.y << 16),
+                src_wh: region.width | (region.height << 16),
                 ..Default::default()
             };
             match &src.source {

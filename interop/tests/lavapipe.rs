@@ -296,3 +296,89 @@ fn cuda_bridge_needs_nvidia() {
         Err(e) => println!("skipped: no CUDA device shares the Vulkan device's UUID ({e})"),
     }
 }
+
+/// A crop region (window casts) is converted at its own size byte-exact, and a region of
+/// another size than the output is scaled nearest-neighbour — exactly as the CPU reference of
+/// the same pixel selection.
+#[test]
+fn crop_region_and_scaling_match_the_cpu_reference() {
+    let vk = ctx(HandleType::DmaBuf);
+    let (w, h, stride) = (320u32, 240u32, 320 * 4);
+    let fourcc = Fourcc::XRGB8888;
+    let seed = 77;
+    let fd = memfd_frame(w, h, stride, seed).unwrap();
+    let mut src = vec![0u8; (stride * h) as usize];
+    cpu::fill_pattern(&mut src, stride as usize, w, h, seed);
+    let planes = [DmabufPlane {
+        fd: fd.as_fd(),
+        offset: 0,
+        stride,
+    }];
+    let desc = DmabufDesc {
+        width: w,
+        height: h,
+        fourcc,
+        modifier: Modifier::LINEAR,
+        planes: &planes,
+        memory_size: None,
+    };
+    let mut importer = DmabufImporter::new(&vk).unwrap();
+    let region = Region {
+        x: 40,
+        y: 30,
+        width: 160,
+        height: 120,
+    };
+    // (output size) — same as the region: a pure crop; half and odd: scaled.
+    for (ow, oh) in [(160, 120), (80, 60), (101, 77)] {
+        let mut conv = Converter::new(
+            &vk,
+            ConverterConfig {
+                host_readback: true,
+                ..ConverterConfig::new(OutputMode::Nv12, ow, oh)
+            },
+        )
+        .unwrap();
+        // The pixels the shader is specified to read: rx + x * rw / ow (x clamped to ow - 1).
+        let (cw, ch) = (ow + (ow & 1), oh + (oh & 1));
+        let mut picked = vec![0u8; (cw * ch * 4) as usize];
+        for y in 0..ch {
+            for x in 0..cw {
+                let sx = region.x + x.min(ow - 1) * region.width / ow;
+                let sy = region.y + y.min(oh - 1) * region.height / oh;
+                let s = (sy * stride + sx * 4) as usize;
+                let d = ((y * cw + x) * 4) as usize;
+                picked[d..d + 4].copy_from_slice(&src[s..s + 4]);
+            }
+        }
+        let mut want = vec![0u8; conv.layout().size as usize];
+        cpu::convert(
+            &SrcFrame {
+                data: &picked,
+                stride: (cw * 4) as usize,
+                width: ow,
+                height: oh,
+                code: fourcc.pixel_code().unwrap(),
+            },
+            conv.layout(),
+            &mut want,
+        );
+        let imported = importer.import(1, &desc).unwrap();
+        let frame = conv.convert_region(imported, region).unwrap();
+        let got = conv.host_frame(&frame).unwrap();
+        if let Err(e) = cpu::compare(&frame.layout, got, &want) {
+            panic!("region {region:?} → {ow}x{oh}: {e}");
+        }
+        conv.releaser().release(&frame);
+    }
+    // A region outside the frame is refused, not read out of bounds.
+    let mut conv = Converter::new(&vk, ConverterConfig::new(OutputMode::Nv12, 64, 64)).unwrap();
+    let imported = importer.import(1, &desc).unwrap();
+    let outside = Region {
+        x: 300,
+        y: 0,
+        width: 64,
+        height: 64,
+    };
+    assert!(conv.convert_region(imported, outside).is_err());
+}

@@ -193,6 +193,17 @@ impl FrameSink {
         Some(pts)
     }
 
+    /// Opens the encoder on the CUDA bridge now (at format time), so that the encoder is ready
+    /// when the first frame arrives instead of dropping frames while it opens.
+    pub fn configure_gpu(&mut self, bridge: Box<CudaBridge>, releaser: FrameReleaser) {
+        if self.encoder_sized {
+            return;
+        }
+        self.encoder_sized = true;
+        // The first message of the recording: the queue is empty, this does not block.
+        let _ = self.tx.send(EncMsg::GpuConfigure { bridge, releaser });
+    }
+
     /// The converted GPU frame could not be had because every slot is still being encoded.
     pub fn dropped(&mut self) {
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);

@@ -24,11 +24,16 @@ pub(crate) struct Params {
     pub dst_pitch: u32,
     pub dst_uv_offset: u32,
     pub fmt: u32,
+    pub src_xy: u32,
+    pub src_wh: u32,
     pub _pad: u32,
 }
 
+/// Size of [`Params`] as pushed.
+pub(crate) const PARAMS_SIZE: usize = 40;
+
 impl Params {
-    pub fn bytes(&self) -> [u8; 32] {
+    pub fn bytes(&self) -> [u8; PARAMS_SIZE] {
         let w = [
             self.width,
             self.height,
@@ -37,9 +42,11 @@ impl Params {
             self.dst_pitch,
             self.dst_uv_offset,
             self.fmt,
+            self.src_xy,
+            self.src_wh,
             self._pad,
         ];
-        let mut out = [0u8; 32];
+        let mut out = [0u8; PARAMS_SIZE];
         for (i, v) in w.iter().enumerate() {
             out[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
@@ -117,7 +124,7 @@ impl Kernels {
         let push = [vk::PushConstantRange::default()
             .stage_flags(vk::ShaderStageFlags::COMPUTE)
             .offset(0)
-            .size(32)];
+            .size(PARAMS_SIZE as u32)];
         for i in 0..2 {
             let sets = [self.src_layouts[i], self.dst_layout];
             let info = vk::PipelineLayoutCreateInfo::default()

@@ -328,7 +328,12 @@ fn on_format(stream: &pw::stream::Stream, data: &mut StreamData, param: &Pod) {
                 .as_mut()
                 .expect("DMA-BUF is only offered with a GPU");
             match gpu.configure(width, height) {
-                Ok(path) => (PixelFormat::Nv12, path, true),
+                Ok(path) => {
+                    if let Some((bridge, releaser)) = gpu.take_bridge() {
+                        data.sink.configure_gpu(bridge, releaser);
+                    }
+                    (PixelFormat::Nv12, path, true)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot set up the GPU converter");
                     renegotiate(stream, data, e.fallback());
