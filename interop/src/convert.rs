@@ -341,7 +341,11 @@ impl Converter {
 
     /// Converts the `region` of `src` (a window cast's crop region), scaled nearest-neighbour
     /// to the output size when the sizes differ.
-    pub fn convert_region(&mut self, src: &ImportedFrame, region: Region) -> Result<ConvertedFrame> {
+    pub fn convert_region(
+        &mut self,
+        src: &ImportedFrame,
+        region: Region,
+    ) -> Result<ConvertedFrame> {
         if !region.fits(src.width(), src.height()) {
             return Err(InteropError::SizeMismatch {
                 width: src.width(),

@@ -65,9 +65,7 @@ pub mod probe;
 pub mod testing;
 mod vk;
 
-pub use convert::{
-    ConvertedFrame, Converter, ConverterConfig, FrameReleaser, Region, SlotExport,
-};
+pub use convert::{ConvertedFrame, Converter, ConverterConfig, FrameReleaser, Region, SlotExport};
 pub use cpu::{FrameLayout, OutputMode};
 pub use cuda::{
     cuda_init, CUcontext, CUdeviceptr, CUstream, CudaBridge, CudaFrame, CudaStream, FrameSync,

@@ -555,6 +555,12 @@ fn encoder_thread(
     counters: Arc<Counters>,
     events: tmpsc::UnboundedSender<EncEvent>,
 ) {
+    // Ask the driver about NVENC now, while the portal and PipeWire negotiate: a session
+    // attempt takes ~0.25 s, which would otherwise be spent (and frames dropped) when the
+    // first GPU frames are already arriving.
+    if cfg.encoder != crate::EncoderChoice::Software && crate::encode::nvenc::cuda_present() {
+        let _ = crate::encode::nvenc_status(cfg.codec);
+    }
     let mut encoder: Option<Active> = None;
     // What the PipeWire thread retired (the converter behind the bridge): dropped last.
     let mut retired: Vec<Box<dyn Send>> = Vec::new();

@@ -168,15 +168,15 @@ async fn bench_cpu_per_frame_dmabuf_vs_shm() {
     producer::bench_paths(&[("shm", opts(Offer::Shm)), ("dmabuf", opts(Offer::Dmabuf))]).await;
 }
 
-/// Window casts send a crop region: the file holds just that region, at its size.
-#[tokio::test(flavor = "multi_thread")]
-async fn shm_crop_region_is_recorded_at_its_size() {
+/// Window casts send a crop region: the file holds just that region, at its size — on the SHM
+/// path (CPU crop) and on the DMA-BUF path (the GPU converter reads only the region).
+async fn crop_region_is_recorded_at_its_size(offer: Offer, path: CapturePath) {
     setup();
     let daemon = Daemon::start();
     let producer = Producer::start(
         &daemon,
         ProducerOptions {
-            offer: Offer::Shm,
+            offer,
             // The top-left 96x64 of the 320x240 frame sits inside the red quadrant, plus a
             // 64-pixel-wide part of the green one: x 128..224 straddles the middle (160).
             crop: Some((128, 16, 96, 64)),
@@ -184,6 +184,7 @@ async fn shm_crop_region_is_recorded_at_its_size() {
         },
     );
     let (summary, _dir) = record(&daemon, &producer, 1.5).await;
+    assert_eq!(summary.stats.capture_path, path);
     let probe = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -199,21 +200,32 @@ async fn shm_crop_region_is_recorded_at_its_size() {
     assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "96,64");
     let frames = decode_rgb(&summary.path, 96, 64);
     assert!(frames.len() > 10, "{} frames", frames.len());
-    let f = &frames[frames.len() / 2];
-    let px = |x: u32, y: u32| {
-        let i = ((y * 96 + x) * 3) as usize;
-        [f[i], f[i + 1], f[i + 2]]
-    };
-    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
-    // Left part of the crop: the red quadrant; right part: the green one.
-    assert!(
-        close(px(8, 32), quadrant_rgb(0, 0, 320, 240)),
-        "{:?}",
-        px(8, 32)
-    );
-    assert!(
-        close(px(88, 32), quadrant_rgb(319, 0, 320, 240)),
-        "{:?}",
-        px(88, 32)
-    );
+    for f in &frames {
+        let px = |x: u32, y: u32| {
+            let i = ((y * 96 + x) * 3) as usize;
+            [f[i], f[i + 1], f[i + 2]]
+        };
+        let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
+        // Left part of the crop: the red quadrant; right part: the green one.
+        assert!(
+            close(px(8, 32), quadrant_rgb(0, 0, 320, 240)),
+            "{:?}",
+            px(8, 32)
+        );
+        assert!(
+            close(px(88, 32), quadrant_rgb(319, 0, 320, 240)),
+            "{:?}",
+            px(88, 32)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shm_crop_region_is_recorded_at_its_size() {
+    crop_region_is_recorded_at_its_size(Offer::Shm, CapturePath::ShmCpu).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dmabuf_crop_region_is_recorded_at_its_size() {
+    crop_region_is_recorded_at_its_size(Offer::Dmabuf, CapturePath::DmabufVulkanCpu).await;
 }

@@ -256,7 +256,9 @@ impl GpuEncoder {
                 cfg.codec,
                 cfg.encoder,
                 |codec| {
-                    let name = nvenc_name(codec)?;
+                    // Cached per process (and probed early by the recording's encoder thread):
+                    // where NVENC cannot work, we know without another slow session attempt.
+                    let name = nvenc_status(codec)?;
                     let frames = CudaFrames::new(bridge.context() as _, stream.as_raw() as _, w, h)
                         .map_err(|e| format!("CUDA frames: {e}"))?;
                     // The real session, on our context and stream.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use pipewire::spa::param::video::VideoFormat;
 use zerocast_interop::{
     BufferId, ConvertedFrame, Converter, ConverterConfig, CudaBridge, DeviceSelector, DmabufDesc,
-    DmabufImporter, FrameReleaser, HandleType, InteropError, ModifierSet, OutputMode,
+    DmabufImporter, FrameReleaser, HandleType, InteropError, ModifierSet, OutputMode, Region,
     VulkanContext,
 };
 
@@ -84,6 +84,10 @@ pub(crate) struct Gpu {
     handle_type: HandleType,
     /// Why CUDA is not used (logged once), if it is not.
     no_cuda: Option<String>,
+    /// Frames converted so far: the first one fixes the output size.
+    frames: u64,
+    /// A crop region was scaled to the output (logged once).
+    scaled_logged: bool,
 }
 
 // The PipeWire thread hands the converter to the encoder thread when it ends (`EncMsg::Retire`).
@@ -142,6 +146,8 @@ impl Gpu {
             ctx,
             handle_type,
             no_cuda,
+            frames: 0,
+            scaled_logged: false,
         })
     }
 
@@ -168,13 +174,14 @@ impl Gpu {
     pub fn configure(&mut self, width: u32, height: u32) -> Result<CapturePath, InteropError> {
         self.importer.clear()?;
         if let Some(out) = &self.out {
+            // Once frames were recorded the output size is the recording's: frames of a new
+            // stream size are scaled to it on the GPU (the encoder, and on the CUDA path the
+            // bridge's mappings of these slots, stay as they are).
             let c = out.conv.config();
-            if (c.width, c.height) == (width, height) {
-                return Ok(out.path());
-            }
-            if !matches!(out.sink, Sink::Cuda(Some(_)) | Sink::Host) {
-                // The encoder already holds this bridge: its size is the recording's.
-                // TODO(crop/scale): frames of the new size are rejected by the converter.
+            if (c.width, c.height) == (width, height)
+                || self.frames > 0
+                || self.bridge_handed_over()
+            {
                 return Ok(out.path());
             }
         }
@@ -270,19 +277,39 @@ impl Gpu {
     ///
     /// Host path: `fill` gets the NV12 bytes and layout before the slot is reused. CUDA path:
     /// the frame stays in its slot for the encoder thread; `fill` is not called.
+    ///
+    /// `region` is the part of the buffer to record (a window cast's crop region). The first
+    /// frame fixes the output size: on the host path it is the region's size (the CPU encoder
+    /// is sized by the first frame); on the CUDA path the encoder was opened at the stream's
+    /// size when the format was negotiated. Later regions of another size are scaled to it,
+    /// as the CPU path's encoder scales frames of another size.
     pub fn convert(
         &mut self,
         id: BufferId,
         desc: &DmabufDesc<'_>,
+        region: Region,
         fill: impl FnOnce(&[u8], &zerocast_interop::FrameLayout),
     ) -> Result<Converted, InteropError> {
+        if self.frames == 0 {
+            self.size_host_output(region)?;
+        }
         let Some(out) = self.out.as_mut() else {
             return Err(InteropError::InvalidDmabuf(
                 "no converter configured".into(),
             ));
         };
+        let c = out.conv.config();
+        if (c.width, c.height) != (region.width, region.height) && !self.scaled_logged {
+            self.scaled_logged = true;
+            tracing::info!(
+                region = ?region,
+                output = format_args!("{}x{}", c.width, c.height),
+                "frame region differs from the recording's size; scaling it on the GPU"
+            );
+        }
         let imported = self.importer.import(id, desc)?;
-        let frame: ConvertedFrame = out.conv.convert(imported)?;
+        let frame: ConvertedFrame = out.conv.convert_region(imported, region)?;
+        self.frames += 1;
         match out.sink {
             Sink::Host => {
                 // host_frame waits for the frame's timeline value: the CPU path needs the bytes
@@ -310,6 +337,30 @@ impl Gpu {
                 }
             }
         }
+    }
+}
+
+impl Gpu {
+    /// Host path, first frame: make the output the size of the recorded region.
+    fn size_host_output(&mut self, region: Region) -> Result<(), InteropError> {
+        let Some(out) = &self.out else { return Ok(()) };
+        let c = out.conv.config();
+        if !matches!(out.sink, Sink::Host) || (c.width, c.height) == (region.width, region.height) {
+            return Ok(());
+        }
+        let conv = Converter::new(
+            &self.ctx,
+            ConverterConfig {
+                host_readback: true,
+                ..ConverterConfig::new(OutputMode::Nv12, region.width, region.height)
+            },
+        )?;
+        self.out = Some(Output {
+            releaser: conv.releaser(),
+            conv,
+            sink: Sink::Host,
+        });
+        Ok(())
     }
 }
 

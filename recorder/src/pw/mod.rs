@@ -523,6 +523,8 @@ struct RawDmabuf {
     pts: Option<i64>,
     /// `maxsize` of plane 0: the allocation size for OPAQUE_FD test buffers.
     maxsize: u32,
+    /// VideoCrop region (x, y, w, h), if the buffer has one.
+    crop: Option<(spa::utils::Point, spa::utils::Rectangle)>,
 }
 
 /// Dequeues every ready buffer, queues all but the newest straight back, returns the newest.
@@ -561,6 +563,7 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
         }
         let mut pts = None;
         let mut corrupted = false;
+        let mut crop = None;
         for i in 0..(*sb).n_metas as usize {
             let m = &*(*sb).metas.add(i);
             if m.type_ == spa::sys::SPA_META_Header
@@ -570,6 +573,21 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
                 pts = Some(h.pts);
                 corrupted |= h.flags & spa::sys::SPA_META_HEADER_FLAG_CORRUPTED != 0;
             }
+            if m.type_ == spa::sys::SPA_META_VideoCrop
+                && m.size as usize >= std::mem::size_of::<spa::sys::spa_meta_region>()
+            {
+                let r = &(*(m.data as *const spa::sys::spa_meta_region)).region;
+                crop = Some((
+                    spa::utils::Point {
+                        x: r.position.x,
+                        y: r.position.y,
+                    },
+                    spa::utils::Rectangle {
+                        width: r.size.width,
+                        height: r.size.height,
+                    },
+                ));
+            }
         }
         let n = ((*sb).n_datas as usize).min(MAX_PLANES);
         let mut raw = RawDmabuf {
@@ -578,6 +596,7 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
             corrupted,
             pts,
             maxsize: (*(*sb).datas).maxsize,
+            crop,
         };
         for (i, plane) in raw.planes.iter_mut().enumerate().take(n) {
             let d = &*(*sb).datas.add(i);
@@ -687,7 +706,14 @@ fn process_dmabuf(
             }
         }
     }
-    let result = gpu.convert(b as u64, &desc, |bytes, layout| {
+    let (x, y, w, h) = crop_rect(raw.crop, width, height);
+    let region = zerocast_interop::Region {
+        x,
+        y,
+        width: w,
+        height: h,
+    };
+    let result = gpu.convert(b as u64, &desc, region, |bytes, layout| {
         if let Some(f) = host.as_mut() {
             fill_nv12(f, bytes, layout);
         }
