@@ -482,11 +482,12 @@ impl ControlTask {
 }
 
 /// The encoder the first frame chose: CPU frames, or CUDA slots of a bridge.
+/// Both encoders are boxed: allocated once per recording, and the enum stays small.
 enum Active {
-    Cpu(Encoder),
+    Cpu(Box<Encoder>),
     Gpu {
         // Field order is drop order: the encoder (and its CUDA stream) before the bridge.
-        enc: GpuEncoder,
+        enc: Box<GpuEncoder>,
         _stream: OwnedStream,
         bridge: Box<CudaBridge>,
         releaser: FrameReleaser,
@@ -510,14 +511,14 @@ impl Active {
 
     fn finish(self, end: Duration) -> Result<u64, RecorderError> {
         match self {
-            Active::Cpu(e) => e.finish(end),
+            Active::Cpu(e) => (*e).finish(end),
             Active::Gpu {
                 enc,
                 _stream,
                 bridge,
                 ..
             } => {
-                let r = enc.finish(end);
+                let r = (*enc).finish(end);
                 // The stream finishes its queued copies before the bridge unmaps the slots.
                 drop(_stream);
                 drop(bridge);
@@ -539,7 +540,7 @@ fn open_gpu(
         .map_err(|e| RecorderError::Encode(format!("CUDA stream: {e}")))?;
     let enc = GpuEncoder::open(cfg, &bridge, stream.handle())?;
     Ok(Active::Gpu {
-        enc,
+        enc: Box::new(enc),
         _stream: stream,
         bridge,
         releaser,
@@ -582,7 +583,7 @@ fn encoder_thread(
                 match Encoder::open(&cfg) {
                     Ok(enc) => {
                         let _ = events.send(EncEvent::Opened(enc.name().to_string()));
-                        encoder = Some(Active::Cpu(enc));
+                        encoder = Some(Active::Cpu(Box::new(enc)));
                     }
                     Err(e) => {
                         failed = true;
@@ -616,7 +617,6 @@ fn encoder_thread(
                     Some(Ok(())) => written(encoder.as_ref().expect("pushed")),
                     Some(Err(e)) => {
                         failed = true;
-                        encoder = None;
                         let _ = events.send(EncEvent::Failed(e));
                     }
                     None => {}
