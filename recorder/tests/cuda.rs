@@ -12,34 +12,13 @@ mod producer;
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Once, OnceLock};
-use std::time::Duration;
+use std::sync::{Once, OnceLock};
 
-use producer::{check_quadrants, decode_rgb, Backing, Daemon, Offer, Producer, ProducerOptions};
+use producer::{
+    check_file, decode_rgb, logged, record, Backing, Daemon, Offer, Producer, ProducerOptions,
+};
 use zerocast_interop::{DeviceSelector, Fourcc, HandleType, ModifierSet, VulkanContext};
-use zerocast_recorder::{CapturePath, PipeWireSource, Recording, RecordingOptions, Summary};
-
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(Default::default)
-}
-
-#[derive(Clone)]
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        std::io::stderr().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn logged(needle: &str) -> bool {
-    String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
-}
+use zerocast_recorder::CapturePath;
 
 /// The modifier to test with (a tiled one if the device has any), or why this machine cannot
 /// run the CUDA path.
@@ -93,15 +72,7 @@ fn setup(test: &str) -> Option<u64> {
         unsafe { std::env::set_var("ZEROCAST_IMPORT_OPAQUE_FD", "1") };
         // SAFETY: as above. No /dev/dri on the GPU machine (no nvidia-drm).
         unsafe { std::env::set_var("ZEROCAST_DMABUF_ON_CPU", "1") };
-        let w = LogWriter(Arc::clone(logs()));
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "zerocast_recorder=info,zerocast_interop=info".into()),
-            )
-            .with_ansi(false)
-            .with_writer(move || w.clone())
-            .init();
+        producer::init_logging("zerocast_recorder=info,zerocast_interop=info");
     });
     match gpu() {
         Ok(m) => Some(m),
@@ -129,32 +100,6 @@ fn opts(modifier: u64) -> ProducerOptions {
     }
 }
 
-async fn record(daemon: &Daemon, producer: &Producer, secs: f64) -> (Summary, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let source = PipeWireSource {
-        fd: daemon.remote(),
-        node_id: producer.node_id,
-        size: None,
-    };
-    let rec = Recording::start(source, RecordingOptions::new(dir.path().join("out.mkv")))
-        .await
-        .expect("recording starts");
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    let summary = rec.stop().await.expect("recording finishes");
-    (summary, dir)
-}
-
-fn check_file(summary: &Summary, w: u32, h: u32) -> usize {
-    let frames = decode_rgb(&summary.path, w, h);
-    assert!(frames.len() >= 30, "only {} frames decoded", frames.len());
-    for (i, f) in frames.iter().enumerate() {
-        if let Err(e) = check_quadrants(f, w, h) {
-            panic!("frame {i} of {}: {e}", frames.len());
-        }
-    }
-    frames.len()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn tiled_frames_travel_through_cuda_into_the_file() {
     let Some(modifier) = setup("tiled_frames_travel_through_cuda_into_the_file") else {
@@ -176,7 +121,7 @@ async fn tiled_frames_travel_through_cuda_into_the_file() {
     // 137 when it opened with the first frame.
     assert!(s.frames_dropped <= 3, "{s:?}");
     assert_eq!(producer.stats.dmabuf_formats.load(Ordering::Relaxed), 1);
-    let n = check_file(&summary, o.width, o.height);
+    let n = check_file(&summary, o.width, o.height, 30);
     println!("{n} frames decoded, every one with the producer's quadrants");
 }
 
@@ -200,7 +145,7 @@ async fn failing_imports_fall_back_to_shm_into_the_same_file() {
     assert_eq!(st.shm_formats.load(Ordering::Relaxed), 1);
     assert!(logged("renegotiating"));
     assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
-    check_file(&summary, o.width, o.height);
+    check_file(&summary, o.width, o.height, 30);
 }
 
 /// A window cast's crop region on the CUDA path: the GPU reads just the region. The encoder was

@@ -6,33 +6,12 @@
 
 mod producer;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, Once, OnceLock};
-use std::time::Duration;
+use std::sync::Once;
 
 use producer::{
-    check_quadrants, decode_rgb, quadrant_rgb, Daemon, Offer, Producer, ProducerOptions,
+    check_file, decode_rgb, logged, quadrant_rgb, record, Daemon, Offer, Producer, ProducerOptions,
 };
-use zerocast_recorder::{CapturePath, PipeWireSource, Recording, RecordingOptions, Summary};
-
-/// Everything the recorder logs, for assertions on negotiation messages.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(Default::default)
-}
-
-#[derive(Clone)]
-struct LogWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        std::io::stderr().write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use zerocast_recorder::CapturePath;
 
 fn setup() {
     static ONCE: Once = Once::new();
@@ -48,48 +27,8 @@ fn setup() {
         // SAFETY: as above, under the Once, before any other thread reads the environment.
         // lavapipe is a CPU device, which production skips; these tests are about the path.
         unsafe { std::env::set_var("ZEROCAST_DMABUF_ON_CPU", "1") };
-        let w = LogWriter(Arc::clone(logs()));
-        tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "zerocast_recorder=info".into()),
-            )
-            .with_ansi(false)
-            .with_writer(move || w.clone())
-            .init();
+        producer::init_logging("zerocast_recorder=info");
     });
-}
-
-fn logged(needle: &str) -> bool {
-    String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
-}
-
-async fn record(daemon: &Daemon, producer: &Producer, secs: f64) -> (Summary, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let opts = RecordingOptions::new(dir.path().join("out.mkv"));
-    let source = PipeWireSource {
-        fd: daemon.remote(),
-        node_id: producer.node_id,
-        size: None,
-    };
-    let rec = Recording::start(source, opts)
-        .await
-        .expect("recording starts");
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-    let summary = rec.stop().await.expect("recording finishes");
-    (summary, dir)
-}
-
-/// Every decoded frame shows what the producer drew.
-fn check_file(summary: &Summary, w: u32, h: u32) -> usize {
-    let frames = decode_rgb(&summary.path, w, h);
-    assert!(frames.len() >= 10, "only {} frames decoded", frames.len());
-    for (i, f) in frames.iter().enumerate() {
-        if let Err(e) = check_quadrants(f, w, h) {
-            panic!("frame {i} of {}: {e}", frames.len());
-        }
-    }
-    frames.len()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -107,7 +46,7 @@ async fn dmabuf_linear_frames_reach_the_file() {
             .load(std::sync::atomic::Ordering::Relaxed),
         1
     );
-    let n = check_file(&summary, opts.width, opts.height);
+    let n = check_file(&summary, opts.width, opts.height, 10);
     eprintln!("dmabuf: {n} frames decoded, stats {:?}", summary.stats);
 }
 
@@ -125,7 +64,7 @@ async fn unimportable_modifiers_end_on_shm() {
     let (summary, _dir) = record(&daemon, &producer, 1.5).await;
     assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
     assert!(logged("producer chose SHM although DMA-BUF was offered"));
-    check_file(&summary, opts.width, opts.height);
+    check_file(&summary, opts.width, opts.height, 10);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -148,7 +87,7 @@ async fn failing_imports_renegotiate_once_to_shm() {
     assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
     assert!(logged("renegotiating"));
     // No frame of a failed import (half a memfd) made it into the file.
-    check_file(&summary, opts.width, opts.height);
+    check_file(&summary, opts.width, opts.height, 10);
 }
 
 /// One run per path at 1080p30 on the test producer; prints CPU ms per frame per thread.

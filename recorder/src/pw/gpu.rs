@@ -199,24 +199,26 @@ impl Gpu {
         };
         let out = match cuda {
             Some(out) => out,
-            None => {
-                let conv = Converter::new(
-                    &self.ctx,
-                    ConverterConfig {
-                        host_readback: true,
-                        ..ConverterConfig::new(OutputMode::Nv12, width, height)
-                    },
-                )?;
-                Output {
-                    releaser: conv.releaser(),
-                    conv,
-                    sink: Sink::Host,
-                }
-            }
+            None => self.host_output(width, height)?,
         };
         let path = out.path();
         self.out = Some(out);
         Ok(path)
+    }
+
+    fn host_output(&self, width: u32, height: u32) -> Result<Output, InteropError> {
+        let conv = Converter::new(
+            &self.ctx,
+            ConverterConfig {
+                host_readback: true,
+                ..ConverterConfig::new(OutputMode::Nv12, width, height)
+            },
+        )?;
+        Ok(Output {
+            releaser: conv.releaser(),
+            conv,
+            sink: Sink::Host,
+        })
     }
 
     fn cuda_output(&self, width: u32, height: u32) -> Result<Output, InteropError> {
@@ -348,18 +350,7 @@ impl Gpu {
         if !matches!(out.sink, Sink::Host) || (c.width, c.height) == (region.width, region.height) {
             return Ok(());
         }
-        let conv = Converter::new(
-            &self.ctx,
-            ConverterConfig {
-                host_readback: true,
-                ..ConverterConfig::new(OutputMode::Nv12, region.width, region.height)
-            },
-        )?;
-        self.out = Some(Output {
-            releaser: conv.releaser(),
-            conv,
-            sink: Sink::Host,
-        });
+        self.out = Some(self.host_output(region.width, region.height)?);
         Ok(())
     }
 }

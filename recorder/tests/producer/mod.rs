@@ -878,3 +878,80 @@ pub async fn bench_paths(runs: &[(&str, ProducerOptions)]) {
         );
     }
 }
+
+/// Everything the recorder logs in this test process, for assertions on negotiation messages.
+fn logs() -> &'static Arc<std::sync::Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<std::sync::Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(Default::default)
+}
+
+#[derive(Clone)]
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        std::io::stderr().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs the log capture (once per process; `RUST_LOG` overrides `default_filter`).
+pub fn init_logging(default_filter: &str) {
+    let w = LogWriter(Arc::clone(logs()));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .try_init();
+}
+
+pub fn logged(needle: &str) -> bool {
+    String::from_utf8_lossy(&logs().lock().unwrap()).contains(needle)
+}
+
+/// Records `producer` for `secs` into a temporary mkv.
+pub async fn record(
+    daemon: &Daemon,
+    producer: &Producer,
+    secs: f64,
+) -> (zerocast_recorder::Summary, tempfile::TempDir) {
+    use zerocast_recorder::{PipeWireSource, Recording, RecordingOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let source = PipeWireSource {
+        fd: daemon.remote(),
+        node_id: producer.node_id,
+        size: None,
+    };
+    let rec = Recording::start(source, RecordingOptions::new(dir.path().join("out.mkv")))
+        .await
+        .expect("recording starts");
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    let summary = rec.stop().await.expect("recording finishes");
+    (summary, dir)
+}
+
+/// Every decoded frame (at least `min_frames`) shows what the producer drew.
+pub fn check_file(
+    summary: &zerocast_recorder::Summary,
+    w: u32,
+    h: u32,
+    min_frames: usize,
+) -> usize {
+    let frames = decode_rgb(&summary.path, w, h);
+    assert!(
+        frames.len() >= min_frames,
+        "only {} frames decoded",
+        frames.len()
+    );
+    for (i, f) in frames.iter().enumerate() {
+        if let Err(e) = check_quadrants(f, w, h) {
+            panic!("frame {i} of {}: {e}", frames.len());
+        }
+    }
+    frames.len()
+}
