@@ -7,6 +7,7 @@
 
 use crate::cpu::{FrameLayout, OutputMode};
 use crate::error::{InteropError, Result};
+use crate::explicit_sync::SyncPoints;
 use crate::import::{ImportedFrame, Source};
 use crate::modifiers::ImportKind;
 use crate::vk::context::{Shared, VulkanContext};
@@ -346,6 +347,17 @@ impl Converter {
         src: &ImportedFrame,
         region: Region,
     ) -> Result<ConvertedFrame> {
+        self.convert_synced(src, region, None)
+    }
+
+    /// [`Converter::convert_region`] under explicit sync: the GPU waits for the compositor's
+    /// acquire point before reading `src` and signals its release point when done.
+    pub fn convert_synced(
+        &mut self,
+        src: &ImportedFrame,
+        region: Region,
+        sync: Option<SyncPoints<'_>>,
+    ) -> Result<ConvertedFrame> {
         if !region.fits(src.width(), src.height()) {
             return Err(InteropError::SizeMismatch {
                 width: src.width(),
@@ -372,7 +384,12 @@ impl Converter {
         self.record(i, src, region)?;
         let reuse_wait = self.state[i].reuse_wait.swap(0, Ordering::AcqRel);
         let wait = (reuse_wait > 0).then_some((self.release.sem, reuse_wait));
-        let value = self.shared.submit_frame(cmd, wait)?;
+        let value = self.shared.submit_frame_sync(
+            cmd,
+            wait,
+            sync.map(|s| (s.acquire.0.raw(), s.acquire.1)),
+            sync.map(|s| (s.release.0.raw(), s.release.1)),
+        )?;
         self.slots[i].last_value = value;
         self.state[i].held.store(value, Ordering::Release);
         src.last_use.set(value);

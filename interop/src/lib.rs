@@ -58,6 +58,7 @@ pub mod cpu;
 pub mod cuda;
 pub mod cuda_ops;
 pub mod error;
+pub mod explicit_sync;
 pub mod format;
 pub mod import;
 pub mod modifiers;
@@ -73,6 +74,7 @@ pub use cuda::{
 };
 pub use cuda_ops::{copy_nv12_async, download_nv12_async, CudaEvent, DeviceNv12, OwnedStream};
 pub use error::{Fallback, InteropError};
+pub use explicit_sync::{ImportedTimeline, SyncPoints};
 pub use format::{Fourcc, Modifier};
 pub use import::{BufferId, DmabufDesc, DmabufImporter, DmabufPlane, ImportedFrame};
 pub use modifiers::{FormatModifiers, ImportKind, ModifierInfo, ModifierSet};

@@ -394,3 +394,66 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
         unsafe { std::alloc::System.realloc(p, l, n) }
     }
 }
+
+/// A "compositor" timeline for explicit-sync tests: a Vulkan timeline semaphore exported as
+/// OPAQUE_FD (the stand-in for a DRM syncobj where there is no DRM device), signalled and read
+/// from the CPU by the test producer.
+pub struct ProducerTimeline {
+    shared: Arc<Shared>,
+    timeline: crate::vk::sync::Timeline,
+    pub fd: OwnedFd,
+}
+
+impl ProducerTimeline {
+    pub fn new(ctx: &VulkanContext) -> Result<Self> {
+        let s = &ctx.shared;
+        let timeline = crate::vk::sync::Timeline::new(
+            &s.instance.instance,
+            s.physical,
+            &s.device,
+            s.sem_fd.is_some(),
+            true,
+        )?;
+        let fd = match timeline.export_fd(s) {
+            Ok(Some(fd)) => fd,
+            other => {
+                // SAFETY: unused semaphore.
+                unsafe { timeline.destroy(&s.device) };
+                return Err(other.err().unwrap_or(InteropError::MissingFeature {
+                    device: s.info.name.clone(),
+                    what: "exportable timeline semaphores",
+                }));
+            }
+        };
+        Ok(ProducerTimeline {
+            shared: Arc::clone(s),
+            timeline,
+            fd,
+        })
+    }
+
+    pub fn value(&self) -> Result<u64> {
+        self.timeline.value(&self.shared.device)
+    }
+
+    pub fn signal(&self, value: u64) -> Result<()> {
+        let info = vk::SemaphoreSignalInfo::default()
+            .semaphore(self.timeline.sem)
+            .value(value);
+        // SAFETY: the caller signals increasing values.
+        unsafe { self.shared.device.signal_semaphore(&info) }
+            .map_err(InteropError::vk("vkSignalSemaphore"))
+    }
+
+    /// Waits until the timeline reaches `value`; `Ok(false)` on timeout.
+    pub fn wait(&self, value: u64, timeout: std::time::Duration) -> Result<bool> {
+        self.timeline.wait(&self.shared.device, value, timeout)
+    }
+}
+
+impl Drop for ProducerTimeline {
+    fn drop(&mut self) {
+        // SAFETY: only the CPU used it on this device; importers hold their own references.
+        unsafe { self.timeline.destroy(&self.shared.device) };
+    }
+}

@@ -182,6 +182,45 @@ async fn crop_region_on_the_cuda_path() {
     }
 }
 
+/// Explicit sync (SyncTimeline): the producer's buffers carry acquire/release timelines
+/// (Vulkan OPAQUE_FD timelines standing in for DRM syncobjs). The recorder's conversion waits
+/// for the acquire point on the GPU and signals the release point on the GPU; buffers it does
+/// not convert (the fps cap keeps 1 in 4 here, and stale ones are drained) get their release
+/// point from the CPU. The producer checks every buffer it gets back was released.
+#[tokio::test(flavor = "multi_thread")]
+async fn explicit_sync_releases_every_buffer() {
+    let Some(modifier) = setup("explicit_sync_releases_every_buffer") else {
+        return;
+    };
+    let daemon = Daemon::start();
+    let o = ProducerOptions {
+        sync: true,
+        ..opts(modifier)
+    };
+    let producer = Producer::start(&daemon, o.clone());
+    let (summary, _dir) =
+        producer::record_with(&daemon, &producer, 2.0, |r| r.max_fps = Some(15)).await;
+    let st = &producer.stats;
+    let (frames, seen, missing) = (
+        st.sync_frames.load(Ordering::Relaxed),
+        st.releases_seen.load(Ordering::Relaxed),
+        st.releases_missing.load(Ordering::Relaxed),
+    );
+    println!(
+        "explicit sync: {frames} buffers with points, {seen} came back released, {missing} not; \
+         {:?}",
+        summary.stats
+    );
+    assert!(logged("offering explicit sync"));
+    assert!(frames >= 60, "{frames} synced buffers");
+    assert_eq!(missing, 0, "buffers reused without their release point");
+    assert!(seen >= frames - 8, "{seen} of {frames}");
+    assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCuda);
+    // 15 fps of 60: the rest were released unread from the CPU.
+    assert!(summary.stats.frames_written >= 20, "{:?}", summary.stats);
+    check_file(&summary, o.width, o.height, 20);
+}
+
 /// CPU per frame at 4K: the CUDA path vs the SHM path, one after the other in this process.
 /// `scripts/gpu/cuda-e2e.sh --bench` on the GPU machine.
 #[tokio::test(flavor = "multi_thread")]

@@ -461,6 +461,11 @@ impl VulkanContext {
         self.shared.handle_type
     }
 
+    /// Whether timeline semaphores can be imported from fds (explicit sync with a compositor).
+    pub fn can_import_semaphores(&self) -> bool {
+        self.shared.sem_fd.is_some()
+    }
+
     /// Whether a Vulkan semaphore can be shared with CUDA (else frames need a CPU wait).
     pub fn can_export_semaphores(&self) -> bool {
         self.shared.sem_fd.is_some()
@@ -529,26 +534,50 @@ impl Shared {
         cmd: vk::CommandBuffer,
         wait: Option<(vk::Semaphore, u64)>,
     ) -> Result<u64> {
+        self.submit_frame_sync(cmd, wait, None, None)
+    }
+
+    /// [`Shared::submit_frame`] that also waits for `acquire` (the compositor's rendering,
+    /// explicit sync) before the compute stage and signals `release` (the compositor may reuse
+    /// the buffer) with the frame's own value.
+    pub fn submit_frame_sync(
+        &self,
+        cmd: vk::CommandBuffer,
+        wait: Option<(vk::Semaphore, u64)>,
+        acquire: Option<(vk::Semaphore, u64)>,
+        release: Option<(vk::Semaphore, u64)>,
+    ) -> Result<u64> {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let value = q.last_value + 1;
         let cmds = [cmd];
-        let signal_sems = [self.timeline.sem];
-        let signal_values = [value];
-        let (wait_sems, wait_values) = match wait {
-            Some((s, v)) => ([s], [v]),
-            None => ([vk::Semaphore::null()], [0]),
-        };
-        let n_wait = wait.is_some() as usize;
-        let stages = [vk::PipelineStageFlags::COMPUTE_SHADER];
+        // Fixed arrays, used up to their counts: the per-frame submit does not allocate.
+        let mut wait_sems = [vk::Semaphore::null(); 2];
+        let mut wait_values = [0u64; 2];
+        let mut n_wait = 0;
+        for (s, v) in [wait, acquire].into_iter().flatten() {
+            wait_sems[n_wait] = s;
+            wait_values[n_wait] = v;
+            n_wait += 1;
+        }
+        let mut signal_sems = [self.timeline.sem, vk::Semaphore::null()];
+        let mut signal_values = [value, 0];
+        let mut n_signal = 1;
+        if let Some((s, v)) = release {
+            signal_sems[1] = s;
+            signal_values[1] = v;
+            n_signal = 2;
+        }
+        let stages = [vk::PipelineStageFlags::COMPUTE_SHADER; 2];
         let mut tl = vk::TimelineSemaphoreSubmitInfo::default()
             .wait_semaphore_values(&wait_values[..n_wait])
-            .signal_semaphore_values(&signal_values);
+            .signal_semaphore_values(&signal_values[..n_signal]);
         let submit = vk::SubmitInfo::default()
             .command_buffers(&cmds)
             .wait_semaphores(&wait_sems[..n_wait])
             .wait_dst_stage_mask(&stages[..n_wait])
-            .signal_semaphores(&signal_sems)
-            // VUID-VkSubmitInfo-pWaitSemaphores-03243: timeline values for timeline semaphores.
+            .signal_semaphores(&signal_sems[..n_signal])
+            // VUID-VkSubmitInfo-pWaitSemaphores-03243 / pSignalSemaphores-03244: timeline
+            // values for every timeline semaphore, in the same order.
             .push_next(&mut tl);
         // SAFETY: the queue is externally synchronised by the lock (VUID-vkQueueSubmit-queue-
         // parameter); callers keep the submitted objects alive until the value completes.

@@ -1,5 +1,6 @@
 /* The recorder's SPA pods built with libspa's own C builder: params.rs tests compare their
  * bytes with the Rust serializer's (same approach as pipewire-rs libspa/tests/pod.c). */
+#include <spa/buffer/meta.h>
 #include <spa/param/buffers.h>
 #include <spa/param/format.h>
 #include <spa/param/param.h>
@@ -79,5 +80,21 @@ size_t golden_meta(uint8_t *buf, size_t len, uint32_t type, int32_t size)
 		SPA_TYPE_OBJECT_ParamMeta, SPA_PARAM_Meta,
 		SPA_PARAM_META_type, SPA_POD_Id(type),
 		SPA_PARAM_META_size, SPA_POD_Int(size));
+	return pod && b.state.offset <= len ? SPA_POD_SIZE(pod) : 0;
+}
+
+/* Buffers that exist only if the SyncTimeline meta is negotiated too (explicit sync), as
+ * PipeWire's video-play-sync example and OBS build it. */
+size_t golden_buffers_sync(uint8_t *buf, size_t len, int32_t data_types)
+{
+	struct spa_pod_builder b = SPA_POD_BUILDER_INIT(buf, len);
+	struct spa_pod_frame f;
+	spa_pod_builder_push_object(&b, &f, SPA_TYPE_OBJECT_ParamBuffers, SPA_PARAM_Buffers);
+	spa_pod_builder_add(&b,
+		SPA_PARAM_BUFFERS_dataType, SPA_POD_CHOICE_FLAGS_Int(data_types),
+		0);
+	spa_pod_builder_prop(&b, SPA_PARAM_BUFFERS_metaType, SPA_POD_PROP_FLAG_MANDATORY);
+	spa_pod_builder_int(&b, 1 << SPA_META_SyncTimeline);
+	struct spa_pod *pod = spa_pod_builder_pop(&b, &f);
 	return pod && b.state.offset <= len ? SPA_POD_SIZE(pod) : 0;
 }

@@ -3,13 +3,15 @@
 //! cannot see the Vulkan device — read back into host memory for the CPU encoder
 //! (`dmabuf-vulkan-cpu`).
 
+use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use pipewire::spa::param::video::VideoFormat;
 use zerocast_interop::{
     BufferId, ConvertedFrame, Converter, ConverterConfig, CudaBridge, DeviceSelector, DmabufDesc,
-    DmabufImporter, FrameReleaser, HandleType, InteropError, ModifierSet, OutputMode, Region,
-    VulkanContext,
+    DmabufImporter, FrameReleaser, HandleType, ImportedTimeline, InteropError, ModifierSet,
+    OutputMode, Region, SyncPoints, VulkanContext,
 };
 
 use crate::CapturePath;
@@ -29,6 +31,8 @@ pub(crate) const NO_CUDA_ENV: &str = "ZEROCAST_NO_CUDA";
 /// the same explicit-modifier call and another handle type; `spa_data.maxsize` carries the
 /// allocation size OPAQUE_FD imports need. Never set in production.
 pub(crate) const OPAQUE_FD_ENV: &str = "ZEROCAST_IMPORT_OPAQUE_FD";
+/// Set to never offer explicit sync (SyncTimeline), e.g. to compare with implicit sync.
+pub(crate) const NO_SYNC_ENV: &str = "ZEROCAST_NO_EXPLICIT_SYNC";
 /// Output slots: frames the encoder may hold (queued or being copied) plus one being written.
 const SLOTS: usize = 4;
 /// Longest wait for the GPU to finish reading a compositor buffer before it is given back.
@@ -88,6 +92,19 @@ pub(crate) struct Gpu {
     frames: u64,
     /// A crop region was scaled to the output (logged once).
     scaled_logged: bool,
+    /// Explicit sync: each buffer's acquire and release timelines, imported once per buffer.
+    timelines: HashMap<BufferId, (ImportedTimeline, ImportedTimeline)>,
+    /// The last `convert` submitted GPU work that signals the buffer's release point.
+    released_by_gpu: bool,
+}
+
+/// A buffer's explicit-sync description (SyncTimeline meta + its two SyncObj datas).
+#[derive(Clone, Copy)]
+pub(crate) struct RawSync<'a> {
+    pub acquire_fd: BorrowedFd<'a>,
+    pub release_fd: BorrowedFd<'a>,
+    pub acquire_point: u64,
+    pub release_point: u64,
 }
 
 // The PipeWire thread hands the converter to the encoder thread when it ends (`EncMsg::Retire`).
@@ -148,6 +165,8 @@ impl Gpu {
             no_cuda,
             frames: 0,
             scaled_logged: false,
+            timelines: HashMap::new(),
+            released_by_gpu: false,
         })
     }
 
@@ -163,6 +182,43 @@ impl Gpu {
             .collect()
     }
 
+    /// Whether explicit sync can be offered: the device imports timeline semaphores from fds.
+    pub fn supports_sync(&self) -> bool {
+        self.ctx.can_import_semaphores() && std::env::var_os(NO_SYNC_ENV).is_none()
+    }
+
+    /// The buffer's timelines, imported on first use.
+    fn timelines(
+        &mut self,
+        id: BufferId,
+        sync: &RawSync<'_>,
+    ) -> Result<&(ImportedTimeline, ImportedTimeline), InteropError> {
+        if !self.timelines.contains_key(&id) {
+            let acquire = ImportedTimeline::import(&self.ctx, sync.acquire_fd)?;
+            let release = ImportedTimeline::import(&self.ctx, sync.release_fd)?;
+            tracing::debug!(buffer = id, "imported the buffer's sync timelines");
+            self.timelines.insert(id, (acquire, release));
+        }
+        Ok(&self.timelines[&id])
+    }
+
+    /// Imports the buffer's timelines (once); an error means explicit sync cannot work here.
+    pub fn import_sync(&mut self, id: BufferId, sync: &RawSync<'_>) -> Result<(), InteropError> {
+        self.timelines(id, sync).map(|_| ())
+    }
+
+    /// Whether the last [`Gpu::convert`] submitted work that signals the release point.
+    pub fn released_by_gpu(&self) -> bool {
+        self.released_by_gpu
+    }
+
+    /// A buffer given back unread (skipped, paused, failed): its release point is signalled
+    /// from the CPU, as explicit sync requires for every buffer.
+    pub fn release_unread(&mut self, id: BufferId, sync: &RawSync<'_>) -> Result<(), InteropError> {
+        let point = sync.release_point;
+        self.timelines(id, sync)?.1.signal(point)
+    }
+
     /// Whether buffers carry their allocation size in `maxsize` (OPAQUE_FD stand-ins).
     pub fn wants_memory_size(&self) -> bool {
         self.handle_type == HandleType::OpaqueFd
@@ -173,6 +229,7 @@ impl Gpu {
     /// the capture path frames will take.
     pub fn configure(&mut self, width: u32, height: u32) -> Result<CapturePath, InteropError> {
         self.importer.clear()?;
+        self.timelines.clear();
         if let Some(out) = &self.out {
             // Once frames were recorded the output size is the recording's: frames of a new
             // stream size are scaled to it on the GPU (the encoder, and on the CUDA path the
@@ -241,6 +298,7 @@ impl Gpu {
 
     /// PipeWire removed the buffer (or the format changed).
     pub fn forget(&mut self, id: BufferId) {
+        self.timelines.remove(&id);
         if let Err(e) = self.importer.forget(id) {
             tracing::warn!(error = %e, "releasing an imported buffer failed");
         }
@@ -290,8 +348,13 @@ impl Gpu {
         id: BufferId,
         desc: &DmabufDesc<'_>,
         region: Region,
+        sync: Option<&RawSync<'_>>,
         fill: impl FnOnce(&[u8], &zerocast_interop::FrameLayout),
     ) -> Result<Converted, InteropError> {
+        self.released_by_gpu = false;
+        if let Some(s) = sync {
+            self.timelines(id, s)?;
+        }
         if self.frames == 0 {
             self.size_host_output(region)?;
         }
@@ -310,7 +373,15 @@ impl Gpu {
             );
         }
         let imported = self.importer.import(id, desc)?;
-        let frame: ConvertedFrame = out.conv.convert_region(imported, region)?;
+        let points = sync.map(|s| {
+            let (a, r) = &self.timelines[&id];
+            SyncPoints {
+                acquire: (a, s.acquire_point),
+                release: (r, s.release_point),
+            }
+        });
+        let frame: ConvertedFrame = out.conv.convert_synced(imported, region, points)?;
+        self.released_by_gpu = points.is_some();
         self.frames += 1;
         match out.sink {
             Sink::Host => {
@@ -322,6 +393,11 @@ impl Gpu {
                     .map(|bytes| fill(bytes, &frame.layout));
                 out.releaser.release(&frame);
                 result.map(|()| Converted::Host)
+            }
+            Sink::Cuda(_) if sync.is_some() => {
+                // Explicit sync: the GPU signals the release point after reading; the buffer
+                // goes back at once and the CPU never waits.
+                Ok(Converted::Cuda(frame))
             }
             Sink::Cuda(_) => {
                 // The compositor's buffer goes back as soon as the conversion (tens of µs on a

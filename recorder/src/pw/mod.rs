@@ -23,7 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::frame::{CpuFrame, PixelFormat};
 use crate::sink::FrameSink;
 use crate::CapturePath;
-use gpu::{Converted, Gpu};
+use gpu::{Converted, Gpu, RawSync};
 use negotiate::{Negotiation, Negotiator};
 use zerocast_interop::{DmabufDesc, DmabufPlane, Fallback};
 
@@ -107,6 +107,9 @@ struct StreamData {
     negotiator: Negotiator,
     /// `None`: no usable Vulkan dma-buf import here; SHM only.
     gpu: Option<Gpu>,
+    /// Explicit sync is offered with DMA-BUF buffers (turned off for the stream when the
+    /// compositor's timelines cannot be imported).
+    sync_allowed: bool,
 }
 
 impl Drop for StreamData {
@@ -216,6 +219,7 @@ fn run(
         events: events.clone(),
         format: None,
         streamed: false,
+        sync_allowed: gpu.as_ref().is_some_and(Gpu::supports_sync),
         negotiator,
         gpu,
     };
@@ -375,7 +379,11 @@ fn on_format(stream: &pw::stream::Stream, data: &mut StreamData, param: &Pod) {
         format,
         path,
     });
-    let bytes = params::after_format(dmabuf, false);
+    let sync = dmabuf && data.sync_allowed;
+    if sync {
+        tracing::info!("offering explicit sync (SyncTimeline) with the DMA-BUF buffers");
+    }
+    let bytes = params::after_format(dmabuf, false, sync);
     if let Err(e) = stream.update_params(&mut pods(&bytes)) {
         tracing::warn!(error = %e, "update_params failed");
     }
@@ -525,6 +533,25 @@ struct RawDmabuf {
     maxsize: u32,
     /// VideoCrop region (x, y, w, h), if the buffer has one.
     crop: Option<(spa::utils::Point, spa::utils::Rectangle)>,
+    /// Explicit sync: (acquire fd, release fd, acquire point, release point).
+    sync: Option<(RawFd, RawFd, u64, u64)>,
+}
+
+impl RawDmabuf {
+    /// The explicit-sync description, borrowing the buffer's fds.
+    ///
+    /// # Safety
+    /// The buffer this was read from is still dequeued (its fds are open).
+    unsafe fn sync(&self) -> Option<RawSync<'_>> {
+        self.sync.map(|(a, r, ap, rp)| RawSync {
+            // SAFETY: per the caller's contract the fds stay open while we use them.
+            acquire_fd: unsafe { BorrowedFd::borrow_raw(a) },
+            // SAFETY: as above.
+            release_fd: unsafe { BorrowedFd::borrow_raw(r) },
+            acquire_point: ap,
+            release_point: rp,
+        })
+    }
 }
 
 /// Dequeues every ready buffer, queues all but the newest straight back, returns the newest.
@@ -532,7 +559,11 @@ struct RawDmabuf {
 /// # Safety
 /// Must run on the loop thread of `stream`; the returned buffer must be queued back with
 /// `queue_raw_buffer` on the same stream.
-unsafe fn newest_raw(stream: &pw::stream::Stream, skipped: &AtomicU64) -> *mut pw::sys::pw_buffer {
+unsafe fn newest_raw(
+    stream: &pw::stream::Stream,
+    skipped: &AtomicU64,
+    mut on_skip: impl FnMut(*mut pw::sys::pw_buffer),
+) -> *mut pw::sys::pw_buffer {
     let mut newest = std::ptr::null_mut();
     loop {
         // SAFETY: the caller runs on the loop thread; a null return ends the drain.
@@ -542,6 +573,7 @@ unsafe fn newest_raw(stream: &pw::stream::Stream, skipped: &AtomicU64) -> *mut p
         }
         if !newest.is_null() {
             skipped.fetch_add(1, Ordering::Relaxed);
+            on_skip(newest);
             // SAFETY: `newest` was dequeued from this stream and is not used afterwards.
             unsafe { stream.queue_raw_buffer(newest) };
         }
@@ -564,6 +596,7 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
         let mut pts = None;
         let mut corrupted = false;
         let mut crop = None;
+        let mut points = None;
         for i in 0..(*sb).n_metas as usize {
             let m = &*(*sb).metas.add(i);
             if m.type_ == spa::sys::SPA_META_Header
@@ -572,6 +605,12 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
                 let h = &*(m.data as *const spa::sys::spa_meta_header);
                 pts = Some(h.pts);
                 corrupted |= h.flags & spa::sys::SPA_META_HEADER_FLAG_CORRUPTED != 0;
+            }
+            if m.type_ == spa::sys::SPA_META_SyncTimeline
+                && m.size as usize >= std::mem::size_of::<spa::sys::spa_meta_sync_timeline>()
+            {
+                let t = &*(m.data as *const spa::sys::spa_meta_sync_timeline);
+                points = Some((t.acquire_point, t.release_point));
             }
             if m.type_ == spa::sys::SPA_META_VideoCrop
                 && m.size as usize >= std::mem::size_of::<spa::sys::spa_meta_region>()
@@ -589,7 +628,21 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
                 ));
             }
         }
-        let n = ((*sb).n_datas as usize).min(MAX_PLANES);
+        let n_datas = (*sb).n_datas as usize;
+        // With explicit sync the two SyncObj datas (acquire, release) follow the planes.
+        let data_type = |i: usize| (*(*sb).datas.add(i)).type_;
+        let sync = match points {
+            Some((ap, rp))
+                if n_datas >= 3
+                    && data_type(n_datas - 2) == spa::sys::SPA_DATA_SyncObj
+                    && data_type(n_datas - 1) == spa::sys::SPA_DATA_SyncObj =>
+            {
+                let fd = |i: usize| (*(*sb).datas.add(i)).fd as RawFd;
+                Some((fd(n_datas - 2), fd(n_datas - 1), ap, rp))
+            }
+            _ => None,
+        };
+        let n = (n_datas - if sync.is_some() { 2 } else { 0 }).min(MAX_PLANES);
         let mut raw = RawDmabuf {
             planes: [RawPlane::default(); MAX_PLANES],
             n_planes: n,
@@ -597,6 +650,7 @@ unsafe fn read_dmabuf(b: *mut pw::sys::pw_buffer) -> Option<RawDmabuf> {
             pts,
             maxsize: (*(*sb).datas).maxsize,
             crop,
+            sync,
         };
         for (i, plane) in raw.planes.iter_mut().enumerate().take(n) {
             let d = &*(*sb).datas.add(i);
@@ -621,47 +675,105 @@ fn on_process_dmabuf(
     format: VideoFormat,
     modifier: zerocast_interop::Modifier,
 ) {
-    // SAFETY: process runs on the loop thread; the buffer is queued back below on every path.
-    let b = unsafe { newest_raw(stream, &data.sink.counters.skipped_stale) };
+    // SAFETY: process runs on the loop thread; every buffer is queued back on every path.
+    let counters = std::sync::Arc::clone(&data.sink.counters);
+    let b = unsafe {
+        newest_raw(stream, &counters.skipped_stale, |old| {
+            release_unread(stream, data, old)
+        })
+    };
     if b.is_null() {
         return;
     }
-    process_dmabuf(stream, data, b, format, modifier);
+    // SAFETY: `b` is dequeued until queued back below.
+    let raw = unsafe { read_dmabuf(b) };
+    let gpu_releases = match &raw {
+        Some(raw) => process_dmabuf(stream, data, b, raw, format, modifier),
+        None => false,
+    };
+    if !gpu_releases {
+        release_unread(stream, data, b);
+    }
     // Safe to give back: `process_dmabuf` returns only after the GPU finished reading `b`
-    // (host read-back waited for the frame's timeline value), or without having used it.
+    // (host read-back or a wait for the frame's timeline value), after a submission that signals
+    // the buffer's release point (explicit sync), or without having used it.
     // SAFETY: `b` came from `newest_raw` on this stream and is queued exactly once.
     unsafe { stream.queue_raw_buffer(b) };
 }
 
+/// Explicit sync: a buffer given back without a GPU read still gets its release point, or the
+/// compositor would wait for it forever. A compositor whose timelines cannot be imported gets
+/// buffers without explicit sync from now on (renegotiated once).
+fn release_unread(stream: &pw::stream::Stream, data: &mut StreamData, b: *mut pw::sys::pw_buffer) {
+    // SAFETY: `b` is dequeued (our caller queues it back after this).
+    let Some(raw) = (unsafe { read_dmabuf(b) }) else {
+        return;
+    };
+    // SAFETY: as above, its fds are open.
+    let Some(sync) = (unsafe { raw.sync() }) else {
+        return;
+    };
+    let Some(gpu) = data.gpu.as_mut() else { return };
+    if let Err(e) = gpu.release_unread(b as u64, &sync) {
+        sync_failed(stream, data, &e);
+    }
+}
+
+fn sync_failed(
+    stream: &pw::stream::Stream,
+    data: &mut StreamData,
+    e: &zerocast_interop::InteropError,
+) {
+    if !data.sync_allowed {
+        return;
+    }
+    data.sync_allowed = false;
+    tracing::warn!(error = %e, "cannot use the compositor's sync timelines; renegotiating buffers without explicit sync");
+    if let Err(e) = stream.update_params(&mut pods(&params::after_format(true, false, false))) {
+        tracing::warn!(error = %e, "update_params (no explicit sync) failed");
+    }
+}
+
+/// Imports and converts the dequeued buffer `b`. Returns whether a GPU submission will signal
+/// the buffer's explicit-sync release point (else the caller signals it from the CPU).
 fn process_dmabuf(
     stream: &pw::stream::Stream,
     data: &mut StreamData,
     b: *mut pw::sys::pw_buffer,
+    raw: &RawDmabuf,
     format: VideoFormat,
     modifier: zerocast_interop::Modifier,
-) {
+) -> bool {
     let Some((_, width, height)) = data.format else {
-        return;
-    };
-    // SAFETY: `b` is dequeued and stays so until our caller queues it back.
-    let Some(raw) = (unsafe { read_dmabuf(b) }) else {
-        return;
+        return false;
     };
     if raw.corrupted {
-        return;
+        return false;
     }
     let pts_ns = match raw.pts {
         Some(pts) if pts > 0 => pts,
-        Some(_) => return,
+        Some(_) => return false,
         None => monotonic_ns(),
     };
     let Some(fourcc) = params::drm_fourcc(format) else {
-        return;
+        return false;
     };
     // Ask before converting: a paused or fps-capped frame costs no GPU work.
     let Some(pts) = data.sink.admit_pts(pts_ns, monotonic_ns()) else {
-        return;
+        return false;
     };
+    // SAFETY: `b` is dequeued, so the sync fds are open.
+    let sync = unsafe { raw.sync() };
+    if let Some(s) = &sync {
+        let gpu = data
+            .gpu
+            .as_mut()
+            .expect("DMA-BUF is only negotiated with a GPU");
+        if let Err(e) = gpu.import_sync(b as u64, s) {
+            sync_failed(stream, data, &e);
+            return false;
+        }
+    }
     // An array, not a Vec: the per-frame path does not allocate. Entries past `n_planes`
     // repeat plane 0 and are not passed on.
     let planes: [DmabufPlane<'_>; MAX_PLANES] = std::array::from_fn(|i| {
@@ -702,7 +814,7 @@ fn process_dmabuf(
             }
             None => {
                 data.sink.dropped();
-                return;
+                return false;
             }
         }
     }
@@ -713,11 +825,12 @@ fn process_dmabuf(
         width: w,
         height: h,
     };
-    let result = gpu.convert(b as u64, &desc, region, |bytes, layout| {
+    let result = gpu.convert(b as u64, &desc, region, sync.as_ref(), |bytes, layout| {
         if let Some(f) = host.as_mut() {
             fill_nv12(f, bytes, layout);
         }
     });
+    let released_by_gpu = gpu.released_by_gpu();
     match result {
         Ok(Converted::Host) => {
             if let Some(f) = host {
@@ -741,12 +854,13 @@ fn process_dmabuf(
                 // encoder is behind, like a full frame pool on the host path.
                 tracing::debug!(error = %e, "GPU frame dropped");
                 data.sink.dropped();
-                return;
+                return released_by_gpu;
             }
             tracing::warn!(error = %e, fallback = ?e.fallback(), "DMA-BUF frame not imported");
             renegotiate(stream, data, e.fallback());
         }
     }
+    released_by_gpu
 }
 
 /// Copies the converter's NV12 (Y rows padded to an even count) into the encoder's layout

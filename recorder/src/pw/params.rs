@@ -197,6 +197,42 @@ pub fn buffers(dmabuf: bool) -> Vec<u8> {
     })
 }
 
+/// Buffers param that applies only when the SyncTimeline meta is negotiated too (explicit
+/// sync): `metaType` = 1<<SyncTimeline, MANDATORY. Offered before the plain one, which is the
+/// fallback when the producer has no explicit sync.
+pub fn buffers_sync() -> Vec<u8> {
+    serialize(Object {
+        type_: SpaTypes::ObjectParamBuffers.as_raw(),
+        id: ParamType::Buffers.as_raw(),
+        properties: vec![
+            Property {
+                key: spa::sys::SPA_PARAM_BUFFERS_dataType,
+                flags: PropertyFlags::empty(),
+                value: Value::Choice(ChoiceValue::Int(Choice(
+                    ChoiceFlags::empty(),
+                    ChoiceEnum::Flags {
+                        default: 1i32 << spa::sys::SPA_DATA_DmaBuf,
+                        flags: vec![],
+                    },
+                ))),
+            },
+            Property {
+                key: spa::sys::SPA_PARAM_BUFFERS_metaType,
+                flags: PropertyFlags::MANDATORY,
+                value: Value::Int(1i32 << spa::sys::SPA_META_SyncTimeline),
+            },
+        ],
+    })
+}
+
+/// Meta param for explicit sync: acquire/release timeline points on every buffer.
+pub fn sync_timeline_meta() -> Vec<u8> {
+    meta(
+        spa::sys::SPA_META_SyncTimeline,
+        std::mem::size_of::<spa::sys::spa_meta_sync_timeline>(),
+    )
+}
+
 fn meta(type_: u32, size: usize) -> Vec<u8> {
     serialize(Object {
         type_: SpaTypes::ObjectParamMeta.as_raw(),
@@ -237,8 +273,15 @@ pub fn cursor_meta() -> Vec<u8> {
 }
 
 /// What to ask for once the format is fixed.
-pub fn after_format(dmabuf: bool, cursor: bool) -> Vec<Vec<u8>> {
-    let mut pods = vec![buffers(dmabuf), header_meta(), video_crop_meta()];
+pub fn after_format(dmabuf: bool, cursor: bool, sync: bool) -> Vec<Vec<u8>> {
+    let mut pods = Vec::with_capacity(6);
+    if dmabuf && sync {
+        pods.push(buffers_sync());
+    }
+    pods.extend([buffers(dmabuf), header_meta(), video_crop_meta()]);
+    if dmabuf && sync {
+        pods.push(sync_timeline_meta());
+    }
     if cursor {
         pods.push(cursor_meta());
     }
@@ -287,6 +330,7 @@ mod golden {
         ) -> usize;
         fn golden_shm_enum_format(buf: *mut u8, len: usize) -> usize;
         fn golden_buffers(buf: *mut u8, len: usize, data_types: i32) -> usize;
+        fn golden_buffers_sync(buf: *mut u8, len: usize, data_types: i32) -> usize;
         fn golden_meta(buf: *mut u8, len: usize, type_: u32, size: i32) -> usize;
     }
 
@@ -344,8 +388,26 @@ mod golden {
     }
 
     #[test]
+    fn sync_buffers_match_libspa() {
+        // SAFETY: `b` is valid for `l` bytes.
+        let want =
+            c_pod(|b, l| unsafe { golden_buffers_sync(b, l, 1 << spa::sys::SPA_DATA_DmaBuf) });
+        assert_eq!(buffers_sync(), want);
+        // Offered first, then the plain fallback; the meta last. Never for SHM.
+        let pods = after_format(true, false, true);
+        assert_eq!(pods[0], buffers_sync());
+        assert_eq!(pods[1], buffers(true));
+        assert_eq!(pods.last(), Some(&sync_timeline_meta()));
+        assert_eq!(
+            after_format(false, false, true),
+            after_format(false, false, false)
+        );
+    }
+
+    #[test]
     fn metas_match_libspa() {
         for (pod, ty) in [
+            (sync_timeline_meta(), spa::sys::SPA_META_SyncTimeline),
             (header_meta(), spa::sys::SPA_META_Header),
             (video_crop_meta(), spa::sys::SPA_META_VideoCrop),
             (cursor_meta(), spa::sys::SPA_META_Cursor),

@@ -108,6 +108,10 @@ pub struct ProducerOptions {
     /// Crop region (x, y, w, h) sent as VideoCrop meta, as window casts do.
     pub crop: Option<(u32, u32, u32, u32)>,
     pub backing: Backing,
+    /// Offer explicit sync (SyncTimeline meta, acquire/release timelines per buffer) with the
+    /// DMA-BUF buffers (`Backing::VulkanOpaque` only: the timelines are Vulkan OPAQUE_FD
+    /// exports standing in for DRM syncobjs).
+    pub sync: bool,
 }
 
 impl Default for ProducerOptions {
@@ -121,6 +125,7 @@ impl Default for ProducerOptions {
             bad_from: None,
             crop: None,
             backing: Backing::Memfd,
+            sync: false,
         }
     }
 }
@@ -143,6 +148,12 @@ pub struct ProducerStats {
     /// Formats fixed with a modifier / without.
     pub dmabuf_formats: AtomicU64,
     pub shm_formats: AtomicU64,
+    /// Explicit sync: buffers handed out with acquire/release points.
+    pub sync_frames: AtomicU64,
+    /// Buffers that came back and whose release point had been signalled by then (or within
+    /// a second), and those whose release point never came.
+    pub releases_seen: AtomicU64,
+    pub releases_missing: AtomicU64,
 }
 
 pub struct Producer {
@@ -241,7 +252,7 @@ fn enum_format(o: &ProducerOptions, modifiers: Option<&[u64]>) -> Vec<u8> {
     })
 }
 
-fn buffers_param(o: &ProducerOptions, dmabuf: bool) -> Vec<u8> {
+fn buffers_param(o: &ProducerOptions, dmabuf: bool, sync: bool) -> Vec<u8> {
     let stride = o.width as i32 * 4;
     let ty = if dmabuf {
         spa::sys::SPA_DATA_DmaBuf
@@ -249,36 +260,66 @@ fn buffers_param(o: &ProducerOptions, dmabuf: bool) -> Vec<u8> {
         spa::sys::SPA_DATA_MemFd
     };
     let int = |v: i32| Value::Int(v);
+    let mut properties = vec![
+        Property::new(
+            spa::sys::SPA_PARAM_BUFFERS_buffers,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Range {
+                    default: 4,
+                    min: 2,
+                    max: 8,
+                },
+            ))),
+        ),
+        // Explicit sync: the plane plus the acquire and release timelines.
+        Property::new(
+            spa::sys::SPA_PARAM_BUFFERS_blocks,
+            int(if sync { 3 } else { 1 }),
+        ),
+        Property::new(
+            spa::sys::SPA_PARAM_BUFFERS_size,
+            int(stride * o.height as i32),
+        ),
+        Property::new(spa::sys::SPA_PARAM_BUFFERS_stride, int(stride)),
+        Property::new(
+            spa::sys::SPA_PARAM_BUFFERS_dataType,
+            Value::Choice(ChoiceValue::Int(Choice(
+                ChoiceFlags::empty(),
+                ChoiceEnum::Flags {
+                    default: 1 << ty,
+                    flags: vec![],
+                },
+            ))),
+        ),
+    ];
+    if sync {
+        // Only valid together with the SyncTimeline meta, as compositors offer it.
+        properties.push(Property {
+            key: spa::sys::SPA_PARAM_BUFFERS_metaType,
+            flags: PropertyFlags::MANDATORY,
+            value: int(1 << spa::sys::SPA_META_SyncTimeline),
+        });
+    }
     serialize(Object {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
+        properties,
+    })
+}
+
+fn sync_meta() -> Vec<u8> {
+    serialize(Object {
+        type_: SpaTypes::ObjectParamMeta.as_raw(),
+        id: ParamType::Meta.as_raw(),
         properties: vec![
             Property::new(
-                spa::sys::SPA_PARAM_BUFFERS_buffers,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Range {
-                        default: 4,
-                        min: 2,
-                        max: 8,
-                    },
-                ))),
+                spa::sys::SPA_PARAM_META_type,
+                Value::Id(Id(spa::sys::SPA_META_SyncTimeline)),
             ),
-            Property::new(spa::sys::SPA_PARAM_BUFFERS_blocks, int(1)),
             Property::new(
-                spa::sys::SPA_PARAM_BUFFERS_size,
-                int(stride * o.height as i32),
-            ),
-            Property::new(spa::sys::SPA_PARAM_BUFFERS_stride, int(stride)),
-            Property::new(
-                spa::sys::SPA_PARAM_BUFFERS_dataType,
-                Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Flags {
-                        default: 1 << ty,
-                        flags: vec![],
-                    },
-                ))),
+                spa::sys::SPA_PARAM_META_size,
+                Value::Int(std::mem::size_of::<spa::sys::spa_meta_sync_timeline>() as i32),
             ),
         ],
     })
@@ -326,6 +367,12 @@ struct Slot {
     _image: Option<zerocast_interop::testing::ProducerImage>,
     offset: u32,
     stride: u32,
+    /// Explicit sync: (acquire, release) timelines and the release point last handed out.
+    sync: Option<(
+        zerocast_interop::testing::ProducerTimeline,
+        zerocast_interop::testing::ProducerTimeline,
+    )>,
+    last_release: u64,
 }
 
 impl Drop for Slot {
@@ -344,6 +391,9 @@ struct State {
     slots: HashMap<usize, Slot>,
     /// The fixed modifier of the current DMA-BUF format.
     modifier: u64,
+    /// Explicit sync: the last timeline point handed out (all timelines share the counter, so
+    /// each one only moves up).
+    next_point: u64,
     /// Backing::VulkanOpaque: the "compositor's" device.
     vk: Option<zerocast_interop::VulkanContext>,
     /// Buffers added since the last format (the index `bad_from` counts).
@@ -426,6 +476,8 @@ unsafe fn add_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
             _image: None,
             offset: 0,
             stride: stride as u32,
+            sync: None,
+            last_release: 0,
         },
     );
     st.next_key += 1;
@@ -450,7 +502,28 @@ unsafe fn add_vulkan_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
         |bytes, stride| draw(bytes, stride, w, h),
     )
     .expect("producer image");
-    // SAFETY: add_buffer runs before the buffer is used; datas has n_datas (1) entries.
+    // SAFETY: add_buffer runs before the buffer is used.
+    let n_datas = unsafe { (*(*b).buffer).n_datas };
+    let sync = (n_datas >= 3).then(|| {
+        let t = || zerocast_interop::testing::ProducerTimeline::new(ctx).expect("timeline");
+        (t(), t())
+    });
+    if let Some((acquire, release)) = &sync {
+        // SAFETY: datas has n_datas >= 3 entries: the plane, then acquire and release.
+        unsafe {
+            for (i, t) in [(1, acquire), (2, release)] {
+                let d = &mut *(*(*b).buffer).datas.add(i);
+                d.type_ = spa::sys::SPA_DATA_SyncObj;
+                // Not mappable memory: nobody may mmap a timeline fd.
+                d.flags = 0;
+                d.fd = t.fd.as_raw_fd() as i64;
+                d.mapoffset = 0;
+                d.maxsize = 0;
+                d.data = std::ptr::null_mut();
+            }
+        }
+    }
+    // SAFETY: add_buffer runs before the buffer is used; datas has at least one entry.
     unsafe {
         let d = &mut *(*(*b).buffer).datas;
         d.type_ = spa::sys::SPA_DATA_DmaBuf;
@@ -472,6 +545,8 @@ unsafe fn add_vulkan_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
             offset: image.offset,
             stride: image.stride,
             _image: Some(image),
+            sync,
+            last_release: 0,
         },
     );
     st.next_key += 1;
@@ -531,6 +606,7 @@ fn run(
         dmabuf: None,
         slots: HashMap::new(),
         modifier: 0,
+        next_point: 0,
         vk: (opts.backing == Backing::VulkanOpaque).then(|| {
             zerocast_interop::VulkanContext::new(zerocast_interop::DeviceSelector {
                 drm_dev: None,
@@ -570,12 +646,22 @@ fn run(
                 st.modifier = info.modifier();
             }
             st.added = 0;
-            let b = buffers_param(&st.opts, dmabuf);
+            let sync = dmabuf && st.opts.sync;
+            let bs = buffers_param(&st.opts, dmabuf, true);
+            let b = buffers_param(&st.opts, dmabuf, false);
             let m = header_meta();
             let c = crop_meta();
-            let mut pods = vec![Pod::from_bytes(&b).unwrap(), Pod::from_bytes(&m).unwrap()];
+            let sm = sync_meta();
+            let mut pods = Vec::new();
+            if sync {
+                pods.push(Pod::from_bytes(&bs).unwrap());
+            }
+            pods.extend([Pod::from_bytes(&b).unwrap(), Pod::from_bytes(&m).unwrap()]);
             if st.opts.crop.is_some() {
                 pods.push(Pod::from_bytes(&c).unwrap());
+            }
+            if sync {
+                pods.push(Pod::from_bytes(&sm).unwrap());
             }
             s.update_params(&mut pods).unwrap();
         })
@@ -613,9 +699,42 @@ fn run(
                         }
                     }
                 }
+                let key = (*b).user_data as usize;
+                if let Some(slot) = st.slots.get_mut(&key) {
+                    if let Some((acquire, release)) = &slot.sync {
+                        // The consumer must have signalled the release point we gave this
+                        // buffer last time (on the GPU after reading it, or from the CPU when
+                        // it skipped it) before we may draw into it again.
+                        if slot.last_release > 0 {
+                            let done = release
+                                .wait(slot.last_release, Duration::from_secs(1))
+                                .unwrap_or(false);
+                            let counter = if done {
+                                &st.stats.releases_seen
+                            } else {
+                                &st.stats.releases_missing
+                            };
+                            counter.fetch_add(1, Ordering::Relaxed);
+                        }
+                        st.next_point += 1;
+                        let point = st.next_point;
+                        for i in 0..(*sb).n_metas as usize {
+                            let m = &*(*sb).metas.add(i);
+                            if m.type_ == spa::sys::SPA_META_SyncTimeline {
+                                let t = &mut *(m.data as *mut spa::sys::spa_meta_sync_timeline);
+                                t.flags = 0;
+                                t.acquire_point = point;
+                                t.release_point = point;
+                            }
+                        }
+                        // "Rendering" is done: the consumer's GPU wait on it may pass.
+                        acquire.signal(point).expect("signal acquire");
+                        slot.last_release = point;
+                        st.stats.sync_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 let d = &mut *(*sb).datas;
                 let c = &mut *d.chunk;
-                let key = (*b).user_data as usize;
                 let (offset, stride) = st
                     .slots
                     .get(&key)
@@ -920,6 +1039,16 @@ pub async fn record(
     producer: &Producer,
     secs: f64,
 ) -> (zerocast_recorder::Summary, tempfile::TempDir) {
+    record_with(daemon, producer, secs, |_| {}).await
+}
+
+/// [`record`] with the recording's options adjusted by `adjust`.
+pub async fn record_with(
+    daemon: &Daemon,
+    producer: &Producer,
+    secs: f64,
+    adjust: impl FnOnce(&mut zerocast_recorder::RecordingOptions),
+) -> (zerocast_recorder::Summary, tempfile::TempDir) {
     use zerocast_recorder::{PipeWireSource, Recording, RecordingOptions};
     let dir = tempfile::tempdir().unwrap();
     let source = PipeWireSource {
@@ -927,7 +1056,9 @@ pub async fn record(
         node_id: producer.node_id,
         size: None,
     };
-    let rec = Recording::start(source, RecordingOptions::new(dir.path().join("out.mkv")))
+    let mut opts = RecordingOptions::new(dir.path().join("out.mkv"));
+    adjust(&mut opts);
+    let rec = Recording::start(source, opts)
         .await
         .expect("recording starts");
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
