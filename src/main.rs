@@ -137,6 +137,7 @@ async fn probe(json: bool) -> Result<i32> {
                 "zero_copy": gpu.zero_copy,
                 "zero_copy_why_not": gpu.zero_copy_why_not,
                 "gpu_convert_cpu_encode": gpu.gpu_convert_cpu_encode,
+                "explicit_sync": gpu.chosen.is_some() && gpu.semaphore_export,
                 "gpu_report": gpu.to_string(),
             }))?
         );

@@ -157,6 +157,18 @@ impl fmt::Display for ProbeReport {
                 }
             }
         }
+        if self.chosen.is_some() {
+            // The same extension imports the compositor's timelines and exports ours to CUDA.
+            writeln!(
+                f,
+                "Explicit sync (SyncTimeline): {}",
+                if self.semaphore_export {
+                    "offered with DMA-BUF buffers"
+                } else {
+                    "not offered (the device has no VK_KHR_external_semaphore_fd)"
+                }
+            )?;
+        }
         if self.zero_copy {
             writeln!(
                 f,
