@@ -20,12 +20,16 @@ pub enum PixelFormat {
     Xbgr,
     /// Planar Y then interleaved UV, 4:2:0 (output of the GPU convert path).
     Nv12,
+    /// Planar Y, U, V, 4:2:0, even size: Y rows at `stride`, then U and V rows at `stride / 2`.
+    /// What the SHM path converts into on the PipeWire thread (BT.709 limited), so the pool
+    /// holds 1.5 bytes per pixel instead of 4 and the encoder only copies planes.
+    I420,
 }
 
 impl PixelFormat {
     pub fn bytes_per_pixel(self) -> usize {
         match self {
-            PixelFormat::Nv12 => 1,
+            PixelFormat::Nv12 | PixelFormat::I420 => 1,
             _ => 4,
         }
     }

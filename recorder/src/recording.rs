@@ -167,6 +167,7 @@ impl Recording {
             configured: None,
             encoder_sized: false,
             limit: opts.duration,
+            conv: crate::encode::Converter::new(Default::default()),
         };
         let (pw_events_tx, pw_events) = tmpsc::unbounded_channel();
         let pw = PwThread::spawn(&source.fd, source.node_id, sink, pw_events_tx, span.clone())

@@ -53,6 +53,7 @@ pub(crate) fn av_pixel(format: PixelFormat) -> Pixel {
         PixelFormat::Xrgb => Pixel::ZRGB,
         PixelFormat::Xbgr => Pixel::ZBGR,
         PixelFormat::Nv12 => Pixel::NV12,
+        PixelFormat::I420 => Pixel::YUV420P,
     }
 }
 
@@ -64,12 +65,13 @@ fn validate(frame: &FrameRef<'_>) -> Result<(), RecorderError> {
         return Err(RecorderError::Encode(format!("empty frame {w}x{h}")));
     }
     let row = w * frame.format.bytes_per_pixel();
-    let rows = match frame.format {
+    let needed = match frame.format {
         // Y plane, then h/2 (rounded up) rows of interleaved UV with the same stride.
-        PixelFormat::Nv12 => h + h.div_ceil(2),
-        _ => h,
+        PixelFormat::Nv12 => frame.stride * (h + h.div_ceil(2) - 1) + row,
+        // Y plane, then U and V planes of h/2 rows at half the stride.
+        PixelFormat::I420 => frame.stride * h + 2 * (frame.stride / 2) * h.div_ceil(2),
+        _ => frame.stride * (h - 1) + row,
     };
-    let needed = frame.stride * (rows - 1) + row;
     if frame.stride < row || frame.data.len() < needed {
         return Err(RecorderError::Encode(format!(
             "frame buffer too small: {w}x{h} {:?} stride {} needs {needed} bytes, has {}",
@@ -119,7 +121,8 @@ impl Converter {
         let same_size = src.width & !1 == ow && src.height & !1 == oh;
         // Without SSSE3/SSE4.1 (or AVX2) the byte gathers cannot be vectorised and the hand
         // path is no faster than swscale (3.0 vs 2.9 ms at 720p): let swscale do it.
-        let hand = self.hand.simd != Simd::Baseline || src.format == PixelFormat::Nv12;
+        let hand = self.hand.simd != Simd::Baseline
+            || matches!(src.format, PixelFormat::Nv12 | PixelFormat::I420);
         // The hand path writes the three planes of YUV420P; any other destination (the GPU
         // encoder's NV12 frames) goes through swscale.
         let hand = hand && dst.format() == ffmpeg_next::format::Pixel::YUV420P;
@@ -130,6 +133,7 @@ impl Converter {
             let (y, u, v) = planes_mut(dst);
             match src.format {
                 PixelFormat::Nv12 => nv12_to_i420(src, w, h, (y, sy), (u, su), (v, sv)),
+                PixelFormat::I420 => i420_copy(src, w, h, (y, sy), (u, su), (v, sv)),
                 f => {
                     let order = rgb_order(f);
                     let planes = Planes {
@@ -147,6 +151,49 @@ impl Converter {
             return Ok(());
         }
         self.sws.scale(src, dst, same_size)
+    }
+}
+
+impl Converter {
+    /// Converts packed RGB `src` into `dst` as packed I420 at the even size below `src`'s
+    /// (the PipeWire thread's SHM path). Returns the Y stride, or `None` when this CPU has no
+    /// SIMD row loop (then the frame travels as RGB and swscale converts it in the encoder).
+    /// `dst` keeps its capacity: after the first frames this does not allocate.
+    pub(crate) fn rgb_to_i420_bytes(
+        &mut self,
+        src: &FrameRef<'_>,
+        dst: &mut Vec<u8>,
+    ) -> Result<Option<usize>, RecorderError> {
+        if self.hand.simd == Simd::Baseline
+            || self.choice != ConverterChoice::Auto
+            || matches!(src.format, PixelFormat::Nv12 | PixelFormat::I420)
+        {
+            return Ok(None);
+        }
+        validate(src)?;
+        let (w, h) = ((src.width & !1) as usize, (src.height & !1) as usize);
+        if w == 0 || h == 0 {
+            return Ok(None);
+        }
+        let (y_len, c_len) = (w * h, (w / 2) * (h / 2));
+        // Every byte is written below: only a size change touches the buffer first.
+        if dst.len() != y_len + 2 * c_len {
+            dst.clear();
+            dst.resize(y_len + 2 * c_len, 0);
+        }
+        let (y, rest) = dst.split_at_mut(y_len);
+        let (u, v) = rest.split_at_mut(c_len);
+        let planes = Planes {
+            y,
+            sy: w,
+            u,
+            su: w / 2,
+            v,
+            sv: w / 2,
+        };
+        self.hand
+            .rgb32_to_i420(src.data, src.stride, w, h, rgb_order(src.format), planes);
+        Ok(Some(w))
     }
 }
 
@@ -177,7 +224,7 @@ fn rgb_order(f: PixelFormat) -> [usize; 3] {
         PixelFormat::Rgbx | PixelFormat::Rgba => [0, 1, 2],
         PixelFormat::Xrgb => [1, 2, 3],
         PixelFormat::Xbgr => [3, 2, 1],
-        PixelFormat::Nv12 => unreachable!("NV12 is not packed RGB"),
+        PixelFormat::Nv12 | PixelFormat::I420 => unreachable!("{f:?} is not packed RGB"),
     }
 }
 
@@ -450,6 +497,28 @@ fn chroma_row(r: &[u16], g: &[u16], b: &[u16], u: &mut [u8], v: &mut [u8]) {
 }
 
 /// NV12 of the output size → I420: copy Y, de-interleave UV.
+/// Copies an I420 frame's planes into the encoder's frame (same size).
+fn i420_copy(
+    src: &FrameRef<'_>,
+    w: usize,
+    h: usize,
+    (y, sy): (&mut [u8], usize),
+    (u, su): (&mut [u8], usize),
+    (v, sv): (&mut [u8], usize),
+) {
+    let st = src.stride;
+    let (cw, ch, cst) = (w / 2, h / 2, st / 2);
+    let y_len = st * src.height as usize;
+    let c_len = cst * (src.height as usize).div_ceil(2);
+    for r in 0..h {
+        y[r * sy..][..w].copy_from_slice(&src.data[r * st..][..w]);
+    }
+    for r in 0..ch {
+        u[r * su..][..cw].copy_from_slice(&src.data[y_len + r * cst..][..cw]);
+        v[r * sv..][..cw].copy_from_slice(&src.data[y_len + c_len + r * cst..][..cw]);
+    }
+}
+
 fn nv12_to_i420(
     src: &FrameRef<'_>,
     w: usize,
@@ -577,8 +646,8 @@ fn sws_context(
             return None;
         }
         let bt709 = ffi::sws_getCoefficients(ffi::SWS_CS_ITU709);
-        // RGB input is full range (1); output limited "tv" range (0). NV12 input is limited.
-        let src_range = i32::from(format != PixelFormat::Nv12);
+        // RGB input is full range (1); output limited "tv" range (0). YUV input is limited.
+        let src_range = i32::from(!matches!(format, PixelFormat::Nv12 | PixelFormat::I420));
         ffi::sws_setColorspaceDetails(ctx, bt709, src_range, bt709, 0, 0, 1 << 16, 1 << 16);
         Some(ctx)
     }
@@ -599,6 +668,22 @@ fn sws_run(ctx: *mut ffi::SwsContext, src: &FrameRef<'_>, sh: u32, dst: &mut fra
             ],
             [stride, stride, 0, 0],
         ),
+        PixelFormat::I420 => {
+            let (y_len, c_len) = (
+                src.stride * src.height as usize,
+                (src.stride / 2) * (src.height as usize).div_ceil(2),
+            );
+            (
+                // SAFETY: `validate` checked the buffer holds both chroma planes after Y.
+                [
+                    base,
+                    unsafe { base.add(y_len) },
+                    unsafe { base.add(y_len + c_len) },
+                    ptr::null(),
+                ],
+                [stride, stride / 2, stride / 2, 0],
+            )
+        }
         _ => (
             [base, ptr::null(), ptr::null(), ptr::null()],
             [stride, 0, 0, 0],
@@ -780,5 +865,58 @@ mod tests {
         assert!(Converter::new(ConverterChoice::Swscale)
             .convert(&(&src).into(), &mut dst)
             .is_err());
+    }
+}
+
+#[cfg(test)]
+mod i420_tests {
+    use super::*;
+    use crate::frame::CpuFrame;
+
+    /// The SHM path converts on the PipeWire thread into packed I420; the encoder then copies
+    /// planes. The result must be byte for byte what the encoder's own conversion gives.
+    #[test]
+    fn i420_bytes_match_the_encoder_conversion() {
+        let mut c = Converter::new(ConverterChoice::Auto);
+        if c.hand.simd == Simd::Baseline {
+            return; // no SIMD row loop: the SHM path sends RGB, covered by the other tests
+        }
+        for (w, h) in [(66u32, 38u32), (67, 39), (1280, 720)] {
+            let mut f = CpuFrame::empty();
+            f.width = w;
+            f.height = h;
+            f.stride = w as usize * 4 + 8;
+            f.data = (0..f.stride * h as usize)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect();
+            let (ow, oh) = (w & !1, h & !1);
+            let mut want = frame::Video::new(Pixel::YUV420P, ow, oh);
+            c.convert(&(&f).into(), &mut want).unwrap();
+            let mut bytes = Vec::new();
+            let stride = c
+                .rgb_to_i420_bytes(&(&f).into(), &mut bytes)
+                .unwrap()
+                .expect("SIMD CPU converts");
+            let i420 = FrameRef {
+                width: ow,
+                height: oh,
+                format: PixelFormat::I420,
+                stride,
+                pts: std::time::Duration::ZERO,
+                data: &bytes,
+            };
+            let mut got = frame::Video::new(Pixel::YUV420P, ow, oh);
+            c.convert(&i420, &mut got).unwrap();
+            for (plane, (pw, ph)) in [(ow, oh), (ow / 2, oh / 2), (ow / 2, oh / 2)]
+                .into_iter()
+                .enumerate()
+            {
+                for r in 0..ph as usize {
+                    let a = &want.data(plane)[r * want.stride(plane)..][..pw as usize];
+                    let b = &got.data(plane)[r * got.stride(plane)..][..pw as usize];
+                    assert_eq!(a, b, "{w}x{h} plane {plane} row {r}");
+                }
+            }
+        }
     }
 }
