@@ -11,6 +11,10 @@ use zerocast_interop::{ConvertedFrame, CudaBridge, FrameReleaser};
 
 use crate::frame::{CpuFrame, FramePool, PixelFormat};
 
+/// Set to send SHM frames to the encoder as copied RGB (the pre-I420 behaviour), for A/B
+/// benchmarks of the conversion on the PipeWire thread.
+const SHM_COPY_ENV: &str = "ZEROCAST_SHM_COPY";
+
 /// Messages to the encoder thread, in stream order.
 pub(crate) enum EncMsg {
     /// The stream's (new) size: open the encoder at this size if not open yet.
@@ -161,7 +165,12 @@ impl FrameSink {
         // cost, saves the copy of the RGB frame, and the pooled frame holds 1.5 bytes per
         // pixel instead of 4. Capacity is kept across uses: no allocation after the first
         // frames.
-        match self.conv.rgb_to_i420_bytes(&src, &mut frame.data) {
+        let r = if std::env::var_os(SHM_COPY_ENV).is_some() {
+            Ok(None)
+        } else {
+            self.conv.rgb_to_i420_bytes(&src, &mut frame.data)
+        };
+        match r {
             Ok(Some(y_stride)) => {
                 frame.width = width & !1;
                 frame.height = height & !1;
