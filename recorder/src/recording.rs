@@ -593,8 +593,19 @@ fn encoder_thread(
                 }
             }
             EncMsg::GpuConfigure { bridge, releaser } => {
-                if encoder.is_some() || failed {
+                if failed {
                     continue;
+                }
+                match &encoder {
+                    None => {}
+                    // A window cast's first frame is smaller than the stream the encoder was
+                    // opened for: reopen at its size. Nothing was written yet; the old
+                    // encoder, stream and bridge go first (the old converter arrives next, in
+                    // `Retire`), and the new encoder truncates the file.
+                    Some(Active::Gpu { .. }) if counters.written.load(Ordering::Relaxed) == 0 => {
+                        encoder = None;
+                    }
+                    Some(_) => continue,
                 }
                 match open_gpu(&mut cfg, bridge, releaser) {
                     Ok(enc) => {

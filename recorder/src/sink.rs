@@ -238,6 +238,21 @@ impl FrameSink {
         let _ = self.tx.send(EncMsg::GpuConfigure { bridge, releaser });
     }
 
+    /// The encoder must reopen on a new bridge (the first frame's crop region), then drop
+    /// `old`, the converter behind its previous bridge.
+    pub fn reconfigure_gpu(
+        &mut self,
+        bridge: Box<CudaBridge>,
+        releaser: FrameReleaser,
+        old: Box<dyn Send>,
+    ) {
+        self.encoder_sized = true;
+        // Before the first frame: only the first GpuConfigure can be queued, this does not
+        // block for long. If the encoder thread is gone, so is every use of the old bridge.
+        let _ = self.tx.send(EncMsg::GpuConfigure { bridge, releaser });
+        let _ = self.tx.send(EncMsg::Retire(old));
+    }
+
     /// The converted GPU frame could not be had because every slot is still being encoded.
     pub fn dropped(&mut self) {
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);

@@ -148,9 +148,9 @@ async fn failing_imports_fall_back_to_shm_into_the_same_file() {
     check_file(&summary, o.width, o.height, 30);
 }
 
-/// A window cast's crop region on the CUDA path: the GPU reads just the region. The encoder was
-/// opened at the stream's size when the format was negotiated (so no frame is dropped while it
-/// opens), so the region is scaled to that size.
+/// A window cast's crop region on the CUDA path: the GPU reads just the region, and the file
+/// is the region's size (the encoder, opened at the stream's size when the format was
+/// negotiated, reopens at the first frame's region before anything is written).
 #[tokio::test(flavor = "multi_thread")]
 async fn crop_region_on_the_cuda_path() {
     let Some(modifier) = setup("crop_region_on_the_cuda_path") else {
@@ -165,7 +165,8 @@ async fn crop_region_on_the_cuda_path() {
     let producer = Producer::start(&daemon, o.clone());
     let (summary, _dir) = record(&daemon, &producer, 1.5).await;
     assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCuda);
-    let (w, h) = (o.width, o.height);
+    assert!(logged("recording it at its own size"));
+    let (w, h) = (320, 180);
     let frames = decode_rgb(&summary.path, w, h);
     assert!(frames.len() >= 30, "{} frames", frames.len());
     for f in &frames {
@@ -174,12 +175,18 @@ async fn crop_region_on_the_cuda_path() {
             [f[i], f[i + 1], f[i + 2]]
         };
         let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
-        assert!(close(px(w / 4, h / 2), producer::quadrant_rgb(0, 0, w, h)));
+        let (sw, sh) = (o.width, o.height);
+        assert!(close(
+            px(w / 4, h / 2),
+            producer::quadrant_rgb(0, 0, sw, sh)
+        ));
         assert!(close(
             px(3 * w / 4, h / 2),
-            producer::quadrant_rgb(w - 1, 0, w, h)
+            producer::quadrant_rgb(sw - 1, 0, sw, sh)
         ));
     }
+    let size = producer::video_size(&summary.path);
+    assert_eq!(size, (w, h), "the file is the crop region's size");
 }
 
 /// Explicit sync (SyncTimeline): the producer's buffers carry acquire/release timelines

@@ -66,9 +66,20 @@ enum Sink {
 }
 
 struct Output {
-    conv: Converter,
-    releaser: FrameReleaser,
+    // Field order is drop order: a bridge still here unmaps the slots before the converter
+    // frees them.
     sink: Sink,
+    releaser: FrameReleaser,
+    conv: Converter,
+}
+
+/// The CUDA output rebuilt for the first frame's region (see [`Gpu::resize_cuda_for`]).
+pub(crate) struct Resized {
+    pub bridge: Box<CudaBridge>,
+    pub releaser: FrameReleaser,
+    /// The previous converter: its slots are mapped by the encoder's previous bridge, so it
+    /// goes to the encoder thread and is dropped after that bridge.
+    pub old: Box<dyn Send>,
 }
 
 /// A converted frame, as [`Gpu::convert`] hands it on.
@@ -304,6 +315,42 @@ impl Gpu {
         }
     }
 
+    /// CUDA path, first frame: when its region (a window cast's crop) is not the size the
+    /// converter and the encoder were opened at (the stream's, at format time), rebuild the
+    /// converter and bridge at the region's size. `Some` means the encoder thread must reopen on
+    /// the new bridge; nothing was encoded yet, so the file starts at the right size.
+    pub fn resize_cuda_for(&mut self, region: Region) -> Result<Option<Resized>, InteropError> {
+        let Some(out) = &self.out else {
+            return Ok(None);
+        };
+        let c = out.conv.config();
+        if self.frames > 0
+            || !matches!(out.sink, Sink::Cuda(_))
+            || (c.width, c.height) == (region.width, region.height)
+        {
+            return Ok(None);
+        }
+        let new = self.cuda_output(region.width, region.height)?;
+        let old = self.out.replace(new).expect("checked above");
+        tracing::info!(
+            width = region.width,
+            height = region.height,
+            "first frame has a crop region: recording it at its own size"
+        );
+        if matches!(old.sink, Sink::Cuda(Some(_))) {
+            // The encoder never got the old bridge: nothing to reopen.
+            return Ok(None);
+        }
+        let (bridge, releaser) = self
+            .take_bridge()
+            .expect("a new CUDA output has its bridge");
+        Ok(Some(Resized {
+            bridge,
+            releaser,
+            old: Box::new(old),
+        }))
+    }
+
     /// Gives the encoder thread the bridge (once, with the first CUDA frame).
     pub fn take_bridge(&mut self) -> Option<(Box<CudaBridge>, FrameReleaser)> {
         let out = self.out.as_mut()?;
@@ -339,9 +386,8 @@ impl Gpu {
     /// the frame stays in its slot for the encoder thread; `fill` is not called.
     ///
     /// `region` is the part of the buffer to record (a window cast's crop region). The first
-    /// frame fixes the output size: on the host path it is the region's size (the CPU encoder
-    /// is sized by the first frame); on the CUDA path the encoder was opened at the stream's
-    /// size when the format was negotiated. Later regions of another size are scaled to it,
+    /// frame fixes the output size to the region's (on the CUDA path through
+    /// [`Gpu::resize_cuda_for`] before this). Later regions of another size are scaled to it,
     /// as the CPU path's encoder scales frames of another size.
     pub fn convert(
         &mut self,

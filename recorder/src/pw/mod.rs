@@ -825,6 +825,12 @@ fn process_dmabuf(
         width: w,
         height: h,
     };
+    match gpu.resize_cuda_for(region) {
+        Ok(Some(r)) => data.sink.reconfigure_gpu(r.bridge, r.releaser, r.old),
+        Ok(None) => {}
+        // Still recordable: the region is scaled to the stream's size.
+        Err(e) => tracing::warn!(error = %e, "cannot resize the GPU output for the crop region"),
+    }
     let result = gpu.convert(b as u64, &desc, region, sync.as_ref(), |bytes, layout| {
         if let Some(f) = host.as_mut() {
             fill_nv12(f, bytes, layout);

@@ -1086,3 +1086,17 @@ pub fn check_file(
     }
     frames.len()
 }
+
+/// Width and height of the video stream of `path` (FFmpeg's demuxer; no `ffprobe` needed).
+pub fn video_size(path: &Path) -> (u32, u32) {
+    use ffmpeg_next as ff;
+    ff::init().unwrap();
+    let input = ff::format::input(&path).expect("open the recording");
+    let stream = input
+        .streams()
+        .best(ff::media::Type::Video)
+        .expect("a video stream");
+    // SAFETY: codecpar of a live stream of an open input.
+    let par = unsafe { &*stream.parameters().as_ptr() };
+    (par.width as u32, par.height as u32)
+}
