@@ -168,6 +168,7 @@ impl Recording {
             encoder_sized: false,
             limit: opts.duration,
             conv: crate::encode::Converter::new(Default::default()),
+            shm_copy: std::env::var_os(crate::sink::SHM_COPY_ENV).is_some(),
         };
         let (pw_events_tx, pw_events) = tmpsc::unbounded_channel();
         let pw = PwThread::spawn(&source.fd, source.node_id, sink, pw_events_tx, span.clone())

@@ -13,7 +13,7 @@ use crate::frame::{CpuFrame, FramePool, PixelFormat};
 
 /// Set to send SHM frames to the encoder as copied RGB (the pre-I420 behaviour), for A/B
 /// benchmarks of the conversion on the PipeWire thread.
-const SHM_COPY_ENV: &str = "ZEROCAST_SHM_COPY";
+pub(crate) const SHM_COPY_ENV: &str = "ZEROCAST_SHM_COPY";
 
 /// Messages to the encoder thread, in stream order.
 pub(crate) enum EncMsg {
@@ -129,6 +129,8 @@ pub(crate) struct FrameSink {
     pub limit: Option<Duration>,
     /// Converts SHM frames to I420 here, on the PipeWire thread, instead of copying them.
     pub conv: crate::encode::Converter,
+    /// `ZEROCAST_SHM_COPY` was set: copy RGB frames as before (read once, not per frame).
+    pub shm_copy: bool,
 }
 
 impl FrameSink {
@@ -165,7 +167,7 @@ impl FrameSink {
         // cost, saves the copy of the RGB frame, and the pooled frame holds 1.5 bytes per
         // pixel instead of 4. Capacity is kept across uses: no allocation after the first
         // frames.
-        let r = if std::env::var_os(SHM_COPY_ENV).is_some() {
+        let r = if self.shm_copy {
             Ok(None)
         } else {
             self.conv.rgb_to_i420_bytes(&src, &mut frame.data)

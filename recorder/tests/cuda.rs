@@ -12,7 +12,7 @@ mod producer;
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Once, OnceLock};
+use std::sync::OnceLock;
 
 use producer::{
     check_file, decode_rgb, logged, record, Backing, Daemon, Offer, Producer, ProducerOptions,
@@ -59,30 +59,25 @@ fn gpu() -> Result<u64, String> {
 
 /// Sets the process up once; returns the modifier, or prints why the test is skipped.
 fn setup(test: &str) -> Option<u64> {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            let dir = std::env::temp_dir().join(format!("zerocast-xdg-{}", std::process::id()));
-            let _ = std::fs::create_dir_all(&dir);
-            // SAFETY: first thing every test does, under this Once, before other threads read
-            // the environment.
-            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
-        }
-        // SAFETY: as above. The producer's buffers are OPAQUE_FD exports, not dma-bufs.
-        unsafe { std::env::set_var("ZEROCAST_IMPORT_OPAQUE_FD", "1") };
-        // SAFETY: as above. No /dev/dri on the GPU machine (no nvidia-drm).
-        unsafe { std::env::set_var("ZEROCAST_DMABUF_ON_CPU", "1") };
-        producer::init_logging("zerocast_recorder=info,zerocast_interop=info");
-    });
+    producer::setup_process(
+        &[
+            // The producer's buffers are OPAQUE_FD exports, not dma-bufs.
+            ("ZEROCAST_IMPORT_OPAQUE_FD", "1"),
+            // No /dev/dri on the GPU machine (no nvidia-drm).
+            ("ZEROCAST_DMABUF_ON_CPU", "1"),
+        ],
+        "zerocast_recorder=info,zerocast_interop=info",
+    );
     match gpu() {
         Ok(m) => Some(m),
         Err(why) => {
             // Straight to stderr (not `eprintln!`, which the harness captures): a skip must be
             // visible in the suite's output, not look like a pass.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: SKIPPED: {why} (runs on the GPU machine: scripts/gpu/cuda-e2e.sh)"
+            // One write, so parallel tests do not interleave within the line.
+            let line = format!(
+                "{test}: SKIPPED: {why} (runs on the GPU machine: scripts/gpu/cuda-e2e.sh)\n"
             );
+            let _ = std::io::stderr().write_all(line.as_bytes());
             None
         }
     }

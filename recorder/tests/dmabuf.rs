@@ -6,29 +6,14 @@
 
 mod producer;
 
-use std::sync::Once;
-
 use producer::{
     check_file, decode_rgb, logged, quadrant_rgb, record, Daemon, Offer, Producer, ProducerOptions,
 };
 use zerocast_recorder::CapturePath;
 
 fn setup() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // lavapipe wants a runtime dir; the daemon gets its own, passed explicitly.
-        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
-            let dir = std::env::temp_dir().join(format!("zerocast-xdg-{}", std::process::id()));
-            let _ = std::fs::create_dir_all(&dir);
-            // SAFETY: set before any other thread of this binary reads the environment (first
-            // thing every test does, under this Once).
-            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
-        }
-        // SAFETY: as above, under the Once, before any other thread reads the environment.
-        // lavapipe is a CPU device, which production skips; these tests are about the path.
-        unsafe { std::env::set_var("ZEROCAST_DMABUF_ON_CPU", "1") };
-        producer::init_logging("zerocast_recorder=info");
-    });
+    // lavapipe is a CPU device, which production skips; these tests are about the path.
+    producer::setup_process(&[("ZEROCAST_DMABUF_ON_CPU", "1")], "zerocast_recorder=info");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -496,7 +496,14 @@ fn chroma_row(r: &[u16], g: &[u16], b: &[u16], u: &mut [u8], v: &mut [u8]) {
     }
 }
 
-/// NV12 of the output size → I420: copy Y, de-interleave UV.
+/// Copies the `w`×`h` luma plane (row by row: the strides differ).
+fn copy_y(src: &FrameRef<'_>, w: usize, h: usize, y: &mut [u8], sy: usize) {
+    let st = src.stride;
+    for r in 0..h {
+        y[r * sy..][..w].copy_from_slice(&src.data[r * st..][..w]);
+    }
+}
+
 /// Copies an I420 frame's planes into the encoder's frame (same size).
 fn i420_copy(
     src: &FrameRef<'_>,
@@ -510,15 +517,14 @@ fn i420_copy(
     let (cw, ch, cst) = (w / 2, h / 2, st / 2);
     let y_len = st * src.height as usize;
     let c_len = cst * (src.height as usize).div_ceil(2);
-    for r in 0..h {
-        y[r * sy..][..w].copy_from_slice(&src.data[r * st..][..w]);
-    }
+    copy_y(src, w, h, y, sy);
     for r in 0..ch {
         u[r * su..][..cw].copy_from_slice(&src.data[y_len + r * cst..][..cw]);
         v[r * sv..][..cw].copy_from_slice(&src.data[y_len + c_len + r * cst..][..cw]);
     }
 }
 
+/// NV12 of the output size → I420: copy Y, de-interleave UV.
 fn nv12_to_i420(
     src: &FrameRef<'_>,
     w: usize,
@@ -528,9 +534,7 @@ fn nv12_to_i420(
     (v, sv): (&mut [u8], usize),
 ) {
     let s = src.stride;
-    for j in 0..h {
-        y[j * sy..][..w].copy_from_slice(&src.data[j * s..][..w]);
-    }
+    copy_y(src, w, h, y, sy);
     let uv_base = s * src.height as usize;
     for j in 0..h / 2 {
         let uv = &src.data[uv_base + j * s..][..w];

@@ -1100,3 +1100,23 @@ pub fn video_size(path: &Path) -> (u32, u32) {
     let par = unsafe { &*stream.parameters().as_ptr() };
     (par.width as u32, par.height as u32)
 }
+
+/// Process-wide set-up, once per test binary, before any test thread reads the environment: a
+/// runtime dir (lavapipe and the recorder want one), the given variables, the log capture.
+pub fn setup_process(vars: &[(&str, &str)], log_filter: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+            let dir = std::env::temp_dir().join(format!("zerocast-xdg-{}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            // SAFETY: every test calls this first; under the Once no other thread of this
+            // binary reads the environment yet.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+        for (k, v) in vars {
+            // SAFETY: as above.
+            unsafe { std::env::set_var(k, v) };
+        }
+        init_logging(log_filter);
+    });
+}
