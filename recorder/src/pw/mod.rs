@@ -219,7 +219,7 @@ fn run(
         events: events.clone(),
         format: None,
         streamed: false,
-        sync_allowed: gpu.as_ref().is_some_and(Gpu::supports_sync),
+        sync_allowed: gpu.as_ref().is_some_and(Gpu::supports_sync) && pipewire_has_sync_timeline(),
         negotiator,
         gpu,
     };
@@ -290,6 +290,23 @@ fn run(
 
     mainloop.run();
     Ok(())
+}
+
+/// Whether the PipeWire library negotiates the SyncTimeline meta (1.2 and later).
+fn pipewire_has_sync_timeline() -> bool {
+    // SAFETY: returns a static NUL-terminated version string owned by libpipewire.
+    let v = unsafe { std::ffi::CStr::from_ptr(pw::sys::pw_get_library_version()) };
+    let mut parts = v
+        .to_str()
+        .unwrap_or("0")
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let ok = (major, minor) >= (1, 2);
+    if !ok {
+        tracing::info!(version = %v.to_string_lossy(), "PipeWire older than 1.2: no explicit sync");
+    }
+    ok
 }
 
 /// Borrows pod bytes as `&Pod`s for `connect`/`update_params`.
