@@ -44,7 +44,7 @@ pub struct RecordArgs {
     /// Stop after this many seconds.
     #[arg(long)]
     duration: Option<f64>,
-    /// Cursor: hidden, embedded, metadata.
+    /// Cursor: hidden, embedded (metadata is refused: it would leave the pointer out).
     #[arg(long, default_value = "embedded")]
     cursor: String,
     /// Source: monitor, window, virtual.
@@ -106,6 +106,12 @@ fn plan(args: RecordArgs) -> Result<Plan> {
         None => None,
     };
     let cursor: CursorMode = args.cursor.parse().map_err(|e: String| anyhow!(e))?;
+    if cursor == CursorMode::Metadata {
+        return Err(anyhow!(
+            "--cursor {}",
+            zerocast_dbus::options::METADATA_CURSOR
+        ));
+    }
     let source: SourceType = args.source.parse().map_err(|e: String| anyhow!(e))?;
 
     // Everything that can fail without the portal fails here, before any dialog appears.

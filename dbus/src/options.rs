@@ -82,6 +82,10 @@ impl StartRequest {
     }
 }
 
+/// Why `cursor=metadata` is refused (the CLI says the same).
+pub const METADATA_CURSOR: &str = "metadata is not supported yet: the compositor would send the \
+pointer beside the frames and it would be missing from the recording; use embedded or hidden";
+
 /// Why an options dict was rejected. Every variant names the key; `Display` is the message the
 /// D-Bus error carries.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -203,6 +207,9 @@ pub fn parse_options_in(
         .map(|v| as_enum::<CursorMode>("cursor", v, "hidden, embedded, metadata"))
         .transpose()?
         .unwrap_or_default();
+    if cursor == CursorMode::Metadata {
+        return Err(OptionError::invalid("cursor", METADATA_CURSOR));
+    }
     let source = get("source")
         .map(|v| as_enum::<SourceType>("source", v, "monitor, window, virtual"))
         .transpose()?
@@ -672,6 +679,10 @@ mod tests {
         assert_eq!(err(&[("codec", Value::from("h266"))]).key(), "codec");
         assert_eq!(err(&[("encoder", Value::from("vaapi"))]).key(), "encoder");
         assert_eq!(err(&[("cursor", Value::from(true))]).key(), "cursor");
+        // A valid portal mode we cannot record yet is refused by name, not silently dropped.
+        let e = err(&[("cursor", Value::from("metadata"))]);
+        assert_eq!(e.key(), "cursor");
+        assert!(e.to_string().contains("embedded"), "{e}");
         assert_eq!(err(&[("restore", Value::from("yes"))]).key(), "restore");
         assert_eq!(err(&[("duration", Value::from(0.0f64))]).key(), "duration");
         assert_eq!(
