@@ -17,21 +17,25 @@ if [ "${1:-}" = "--pack" ]; then
     dest=${2:?destination folder}
     root=$(cd "$here/../.." && pwd)
     set -e
-    bin=$(cd "$root" && cargo test --release -p zerocast-recorder --test cuda --no-run \
-        --message-format=json 2>/dev/null |
+    # The CUDA tests, and explicit sync on the host read-back path (its own process: it turns
+    # CUDA off with an environment variable).
+    bins=$(cd "$root" && cargo test --release -p zerocast-recorder --test cuda --test sync_host \
+        --no-run --message-format=json 2>/dev/null |
         python3 -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="cuda":
-        print(m["executable"])')
-    [ -x "$bin" ] || { echo "no test binary" >&2; exit 1; }
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"] in ("cuda","sync_host"):
+        print(m["target"]["name"], m["executable"])')
+    [ "$(echo "$bins" | wc -l)" = 2 ] || { echo "test binaries missing: $bins" >&2; exit 1; }
     rm -rf "$dest" && mkdir -p "$dest"
     cp "$0" "$dest/cuda-e2e.sh"
     tmp=$(mktemp -d)
     p=$tmp/pw
     mkdir -p "$p/bin" "$p/lib" "$p/share"
-    cp "$bin" "$p/bin/cuda-test"
-    strip "$p/bin/cuda-test" || true
+    echo "$bins" | while read -r name path; do
+        cp "$path" "$p/bin/$name-test"
+        strip "$p/bin/$name-test" || true
+    done
     cp /usr/bin/pipewire /usr/bin/wireplumber "$p/bin/"
     cp -r /usr/share/pipewire /usr/share/wireplumber "$p/share/"
     cp -r "$arch/wireplumber-0.5" "$p/"
@@ -73,11 +77,14 @@ export WIREPLUMBER_MODULE_DIR=$p/wireplumber-0.5
 export WIREPLUMBER_DATA_DIR=$p/share/wireplumber
 export WIREPLUMBER_CONFIG_DIR=$p/share/wireplumber
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || true
-missing=$(ldd "$p/bin/cuda-test" "$p/bin/pipewire" "$p/bin/wireplumber" | grep 'not found')
+missing=$(ldd "$p"/bin/* | grep 'not found')
 [ -n "$missing" ] && echo "missing libraries: $missing"
 args=(--test-threads=1 --nocapture)
 [ "${1:-}" = "--bench" ] && args+=(--include-ignored)
-cd /tmp && "$p/bin/cuda-test" "${args[@]}" 2>&1 | tee "$out/cuda-e2e.txt"
+cd /tmp || exit 1
+"$p/bin/cuda-test" "${args[@]}" 2>&1 | tee "$out/cuda-e2e.txt"
 rc=${PIPESTATUS[0]}
-echo "cuda-e2e exit $rc"
-exit "$rc"
+"$p/bin/sync_host-test" "${args[@]}" 2>&1 | tee -a "$out/cuda-e2e.txt"
+rc2=${PIPESTATUS[0]}
+echo "cuda-e2e exit $rc, sync_host exit $rc2"
+[ "$rc" = 0 ] && [ "$rc2" = 0 ]

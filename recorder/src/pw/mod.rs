@@ -571,7 +571,8 @@ impl RawDmabuf {
     }
 }
 
-/// Dequeues every ready buffer, queues all but the newest straight back, returns the newest.
+/// Dequeues every ready buffer, queues all but the newest straight back (after `on_skip` saw
+/// it: explicit sync must release it), returns the newest.
 ///
 /// # Safety
 /// Must run on the loop thread of `stream`; the returned buffer must be queued back with
@@ -692,8 +693,10 @@ fn on_process_dmabuf(
     format: VideoFormat,
     modifier: zerocast_interop::Modifier,
 ) {
-    // SAFETY: process runs on the loop thread; every buffer is queued back on every path.
+    // Cloned (one atomic increment, no allocation) so the skip callback may borrow `data`.
     let counters = std::sync::Arc::clone(&data.sink.counters);
+    // SAFETY: process runs on the loop thread; every buffer is queued back on every path. The
+    // callback gets each skipped buffer while it is still dequeued.
     let b = unsafe {
         newest_raw(stream, &counters.skipped_stale, |old| {
             release_unread(stream, data, old)
