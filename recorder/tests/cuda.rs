@@ -131,6 +131,7 @@ async fn failing_imports_fall_back_to_shm_into_the_same_file() {
     let o = ProducerOptions {
         offer: Offer::Both,
         bad_from: Some(2),
+        shm_rotated: true,
         ..opts(modifier)
     };
     let producer = Producer::start(&daemon, o.clone());
@@ -140,7 +141,7 @@ async fn failing_imports_fall_back_to_shm_into_the_same_file() {
     assert_eq!(st.shm_formats.load(Ordering::Relaxed), 1);
     assert!(logged("renegotiating"));
     assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
-    check_file(&summary, o.width, o.height, 30);
+    producer::check_fallback_file(&summary, o.width, o.height);
 }
 
 /// A window cast's crop region on the CUDA path: the GPU reads just the region, and the file

@@ -551,7 +551,7 @@ fn nv12_to_i420(
 #[derive(Default)]
 struct SwsCache {
     ctx: SwsPtr,
-    key: Option<(PixelFormat, u32, u32, u32, u32)>,
+    key: Option<(PixelFormat, u32, u32, u32, u32, Pixel)>,
 }
 
 struct SwsPtr(*mut ffi::SwsContext);
@@ -586,7 +586,7 @@ impl SwsCache {
         } else {
             (src.width, src.height)
         };
-        let key = (src.format, sw, sh, dst.width(), dst.height());
+        let key = (src.format, sw, sh, dst.width(), dst.height(), dst.format());
         if self.key != Some(key) {
             // Fast bilinear is exact when only the colour changes; a real resize gets bilinear.
             let flags = if same_size {
@@ -601,12 +601,15 @@ impl SwsCache {
                 sh,
                 dst.width(),
                 dst.height(),
+                // The encoder's frame: YUV420P, or NV12 for the GPU encoder's host frame.
+                dst.format(),
                 flags,
             )
             .ok_or_else(|| {
                 RecorderError::Encode(format!(
-                    "swscale cannot convert {:?} {sw}x{sh} to yuv420p {}x{}",
+                    "swscale cannot convert {:?} {sw}x{sh} to {:?} {}x{}",
                     src.format,
+                    dst.format(),
                     dst.width(),
                     dst.height()
                 ))
@@ -618,7 +621,8 @@ impl SwsCache {
     }
 }
 
-/// Gets (or reuses) a context for `format` `sw×sh` → YUV420P `dw×dh`, BT.709 limited range.
+/// Gets (or reuses) a context for `format` `sw×sh` → `dst_fmt` `dw×dh`, BT.709 limited range.
+#[allow(clippy::too_many_arguments)]
 fn sws_context(
     old: *mut ffi::SwsContext,
     format: PixelFormat,
@@ -626,9 +630,11 @@ fn sws_context(
     sh: u32,
     dw: u32,
     dh: u32,
+    dst_fmt: Pixel,
     flags: i32,
 ) -> Option<*mut ffi::SwsContext> {
     let src_fmt: ffi::AVPixelFormat = av_pixel(format).into();
+    let dst_fmt: ffi::AVPixelFormat = dst_fmt.into();
     // SAFETY: `old` is null or a live context we own (sws_getCachedContext frees it if it cannot
     // be reused); no filter/param pointers are passed. The coefficient table is static in
     // libswscale.
@@ -640,7 +646,7 @@ fn sws_context(
             src_fmt,
             dw as i32,
             dh as i32,
-            ffi::AVPixelFormat::AV_PIX_FMT_YUV420P,
+            dst_fmt,
             flags,
             ptr::null_mut(),
             ptr::null_mut(),
@@ -919,6 +925,72 @@ mod i420_tests {
                     let a = &want.data(plane)[r * want.stride(plane)..][..pw as usize];
                     let b = &got.data(plane)[r * got.stride(plane)..][..pw as usize];
                     assert_eq!(a, b, "{w}x{h} plane {plane} row {r}");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod nv12_dst_tests {
+    use super::*;
+    use crate::frame::CpuFrame;
+
+    /// The GPU encoder's host frame is NV12: a host frame converted into it (after a fall back
+    /// from DMA-BUF to SHM) must hold the same picture as the YUV420P conversion, with U and V
+    /// interleaved — for RGB frames and for the SHM path's I420.
+    #[test]
+    fn conversion_into_an_nv12_frame_matches_yuv420p() {
+        let (w, h) = (64u32, 36u32);
+        let mut f = CpuFrame::empty();
+        f.width = w;
+        f.height = h;
+        f.stride = w as usize * 4;
+        f.data = (0..f.stride * h as usize)
+            .map(|i| (i * 13 % 241) as u8)
+            .collect();
+        let mut c = Converter::new(ConverterChoice::Auto);
+        let mut bytes = Vec::new();
+        let i420_stride = c.rgb_to_i420_bytes(&(&f).into(), &mut bytes).unwrap();
+        let i420 = i420_stride.map(|stride| FrameRef {
+            width: w,
+            height: h,
+            format: PixelFormat::I420,
+            stride,
+            pts: std::time::Duration::ZERO,
+            data: &bytes,
+        });
+        let rgb: FrameRef<'_> = (&f).into();
+        for src in std::iter::once(rgb).chain(i420) {
+            let mut yuv = frame::Video::new(Pixel::YUV420P, w, h);
+            c.convert(&src, &mut yuv).unwrap();
+            let mut nv12 = frame::Video::new(Pixel::NV12, w, h);
+            c.convert(&src, &mut nv12).unwrap();
+            // The YUV420P side may come from the hand-written converter and the NV12 side from
+            // swscale: the same matrix, rounded differently (±4 on this noise pattern).
+            for r in 0..h as usize {
+                let a = &yuv.data(0)[r * yuv.stride(0)..][..w as usize];
+                let b = &nv12.data(0)[r * nv12.stride(0)..][..w as usize];
+                assert!(
+                    a.iter().zip(b).all(|(p, q)| p.abs_diff(*q) <= 4),
+                    "{:?} Y row {r}: {a:?} vs {b:?}",
+                    src.format
+                );
+            }
+            for r in 0..(h / 2) as usize {
+                let uv = &nv12.data(1)[r * nv12.stride(1)..][..w as usize];
+                for x in 0..(w / 2) as usize {
+                    let (u, v) = (
+                        yuv.data(1)[r * yuv.stride(1) + x],
+                        yuv.data(2)[r * yuv.stride(2) + x],
+                    );
+                    assert!(
+                        u.abs_diff(uv[2 * x]) <= 4 && v.abs_diff(uv[2 * x + 1]) <= 4,
+                        "{:?} chroma ({x},{r}): {u},{v} vs {},{}",
+                        src.format,
+                        uv[2 * x],
+                        uv[2 * x + 1]
+                    );
                 }
             }
         }

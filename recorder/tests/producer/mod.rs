@@ -112,6 +112,8 @@ pub struct ProducerOptions {
     /// DMA-BUF buffers (`Backing::VulkanOpaque` only: the timelines are Vulkan OPAQUE_FD
     /// exports standing in for DRM syncobjs).
     pub sync: bool,
+    /// SHM buffers show the picture turned by 180° (see [`rotated_rgb`]).
+    pub shm_rotated: bool,
 }
 
 impl Default for ProducerOptions {
@@ -126,6 +128,7 @@ impl Default for ProducerOptions {
             crop: None,
             backing: Backing::Memfd,
             sync: false,
+            shm_rotated: false,
         }
     }
 }
@@ -182,10 +185,25 @@ pub fn quadrant_rgb(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
     }
 }
 
+/// The picture turned by 180°: what SHM buffers show with `ProducerOptions::shm_rotated`.
+pub fn rotated_rgb(x: u32, y: u32, w: u32, h: u32) -> [u8; 3] {
+    quadrant_rgb(w - 1 - x, h - 1 - y, w, h)
+}
+
 fn draw(dst: &mut [u8], stride: usize, w: u32, h: u32) {
+    draw_with(dst, stride, w, h, quadrant_rgb)
+}
+
+fn draw_with(
+    dst: &mut [u8],
+    stride: usize,
+    w: u32,
+    h: u32,
+    colour: fn(u32, u32, u32, u32) -> [u8; 3],
+) {
     for y in 0..h {
         for x in 0..w {
-            let [r, g, b] = quadrant_rgb(x, y, w, h);
+            let [r, g, b] = colour(x, y, w, h);
             let o = y as usize * stride + x as usize * 4;
             dst[o..o + 4].copy_from_slice(&[b, g, r, 255]); // BGRx
         }
@@ -443,12 +461,20 @@ unsafe fn add_buffer(st: &mut State, b: *mut pw::sys::pw_buffer) {
     };
     assert_ne!(map, libc::MAP_FAILED);
     if !bad {
+        // SHM frames can show another picture than the DMA-BUF ones, so a test can tell which
+        // path a frame in the file came through (a stale GPU frame is not an SHM frame).
+        let colour = if !dmabuf && st.opts.shm_rotated {
+            rotated_rgb
+        } else {
+            quadrant_rgb
+        };
         // SAFETY: the mapping is `len` = `full` bytes.
-        draw(
+        draw_with(
             unsafe { std::slice::from_raw_parts_mut(map as *mut u8, len) },
             stride,
             w,
             h,
+            colour,
         );
     }
     // SAFETY: add_buffer runs before the buffer is used; datas has n_datas (1) entries.
@@ -871,9 +897,19 @@ pub fn decode_rgb(path: &Path, w: u32, h: u32) -> Vec<Vec<u8>> {
 
 /// Checks the centre of each quadrant of a decoded frame against what the producer drew.
 pub fn check_quadrants(frame: &[u8], w: u32, h: u32) -> Result<(), String> {
+    check_picture(frame, w, h, quadrant_rgb)
+}
+
+/// Checks the centre of each quadrant of a decoded frame against `colour`.
+pub fn check_picture(
+    frame: &[u8],
+    w: u32,
+    h: u32,
+    colour: fn(u32, u32, u32, u32) -> [u8; 3],
+) -> Result<(), String> {
     for (qx, qy) in [(1, 1), (3, 1), (1, 3), (3, 3)] {
         let (x, y) = (qx * w / 4, qy * h / 4);
-        let want = quadrant_rgb(x, y, w, h);
+        let want = colour(x, y, w, h);
         let o = (y * w + x) as usize * 3;
         let got = &frame[o..o + 3];
         if got
@@ -1119,4 +1155,33 @@ pub fn setup_process(vars: &[(&str, &str)], log_filter: &str) {
         }
         init_logging(log_filter);
     });
+}
+
+/// A DMA-BUF → SHM fall back in one file: every frame is one of the two pictures, and from the
+/// first SHM frame on every frame is the SHM one (a frame still showing the DMA-BUF picture
+/// after that would be stale, e.g. an encoder input that was never refilled).
+pub fn check_fallback_file(summary: &zerocast_recorder::Summary, w: u32, h: u32) {
+    let frames = decode_rgb(&summary.path, w, h);
+    assert!(frames.len() >= 20, "only {} frames decoded", frames.len());
+    let mut shm_from = None;
+    for (i, f) in frames.iter().enumerate() {
+        let shm = check_picture(f, w, h, rotated_rgb).is_ok();
+        let dmabuf = check_quadrants(f, w, h).is_ok();
+        assert!(
+            shm || dmabuf,
+            "frame {i}: neither picture ({:?})",
+            check_quadrants(f, w, h)
+        );
+        if shm {
+            shm_from.get_or_insert(i);
+        } else if let Some(first) = shm_from {
+            panic!("frame {i} shows the DMA-BUF picture after SHM frame {first}: a stale frame");
+        }
+    }
+    let first = shm_from.expect("the file has SHM frames after the fall back");
+    println!(
+        "{} frames: {first} through DMA-BUF, then {} through SHM",
+        frames.len(),
+        frames.len() - first
+    );
 }
