@@ -32,6 +32,7 @@ async fn dmabuf_linear_frames_reach_the_file() {
         1
     );
     let n = check_file(&summary, opts.width, opts.height, 10);
+    producer::check_fresh_frames(&summary, opts.width, opts.height);
     eprintln!("dmabuf: {n} frames decoded, stats {:?}", summary.stats);
 }
 
@@ -50,6 +51,7 @@ async fn unimportable_modifiers_end_on_shm() {
     assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
     assert!(logged("producer chose SHM although DMA-BUF was offered"));
     check_file(&summary, opts.width, opts.height, 10);
+    producer::check_fresh_frames(&summary, opts.width, opts.height);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,6 +76,7 @@ async fn failing_imports_renegotiate_once_to_shm() {
     assert!(logged("renegotiating"));
     // No frame of a failed import (half a memfd) made it into the file.
     producer::check_fallback_file(&summary, opts.width, opts.height);
+    producer::check_fresh_frames(&summary, opts.width, opts.height);
 }
 
 /// One run per path at 1080p30 on the test producer; prints CPU ms per frame per thread.

@@ -210,6 +210,59 @@ fn draw_with(
     }
 }
 
+/// Sequence stamp: two 16×16 grey blocks in the top-left corner, the low and the high 3 bits of
+/// the frame number as one of 8 grey levels each (flat macroblocks survive x264 at CRF 23).
+const STAMP: usize = 16;
+
+fn stamp_level(k: u64) -> u8 {
+    16 + 30 * (k % 8) as u8
+}
+
+fn stamp_sequence(dst: &mut [u8], stride: usize, seq: u64) {
+    for (block, k) in [(0, seq % 8), (1, (seq / 8) % 8)] {
+        let v = stamp_level(k);
+        for y in 0..STAMP {
+            for x in block * STAMP..(block + 1) * STAMP {
+                let o = y * stride + x * 4;
+                if o + 4 <= dst.len() {
+                    dst[o..o + 4].copy_from_slice(&[v, v, v, 255]);
+                }
+            }
+        }
+    }
+}
+
+/// The sequence number (mod 64) stamped in a decoded RGB frame `w` pixels wide.
+pub fn read_sequence(frame: &[u8], w: u32) -> u64 {
+    let level = |x: usize| {
+        let o = ((STAMP / 2) * w as usize + x) * 3;
+        let g = frame[o + 1] as f64;
+        ((g - 16.0) / 30.0).round().clamp(0.0, 7.0) as u64
+    };
+    level(STAMP / 2) + 8 * level(STAMP + STAMP / 2)
+}
+
+/// Every frame of the file is a new one: consecutive frames carry increasing sequence stamps
+/// (mod 64; skipped or dropped frames are fine, a repeated or stale one is not). The very last
+/// frame may repeat: a recording ends with its last picture held until the stop time.
+pub fn check_fresh_frames(summary: &zerocast_recorder::Summary, w: u32, h: u32) {
+    let frames = decode_rgb(&summary.path, w, h);
+    assert!(frames.len() >= 10, "only {} frames decoded", frames.len());
+    let seqs: Vec<u64> = frames.iter().map(|f| read_sequence(f, w)).collect();
+    let body = &seqs[..seqs.len() - 1];
+    for (i, pair) in body.windows(2).enumerate() {
+        let step = (pair[1] + 64 - pair[0]) % 64;
+        assert!(
+            (1..=32).contains(&step),
+            "frames {i} and {} carry stamps {} and {}: a repeated or out-of-order frame \
+             (stamps: {seqs:?})",
+            i + 1,
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
 fn serialize(obj: Object) -> Vec<u8> {
     PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &Value::Object(obj))
         .unwrap()
@@ -769,6 +822,13 @@ fn run(
                 c.stride = stride as i32;
                 c.size = stride * st.opts.height;
                 c.flags = 0;
+                // Memory we draw with the CPU (memfd "dma-bufs", SHM): stamp the frame's
+                // sequence number, so the test can tell a fresh frame from a repeated one.
+                if let Some(slot) = st.slots.get(&key).filter(|s| !s.map.is_null() && s.len > 0) {
+                    let seq = st.stats.frames.load(Ordering::Relaxed);
+                    let bytes = std::slice::from_raw_parts_mut(slot.map as *mut u8, slot.len);
+                    stamp_sequence(bytes, slot.stride as usize, seq);
+                }
                 s.queue_raw_buffer(b);
             }
             st.stats.frames.fetch_add(1, Ordering::Relaxed);
