@@ -117,6 +117,9 @@ async fn tiled_frames_travel_through_cuda_into_the_file() {
     assert!(s.frames_dropped <= 3, "{s:?}");
     assert_eq!(producer.stats.dmabuf_formats.load(Ordering::Relaxed), 1);
     let n = check_file(&summary, o.width, o.height, 30);
+    // Each frame is a new one: a CUDA slot encoded twice, or one never refilled, would repeat
+    // a sequence stamp.
+    producer::check_fresh_frames(&summary, o.width, o.height);
     println!("{n} frames decoded, every one with the producer's quadrants");
 }
 
@@ -142,6 +145,7 @@ async fn failing_imports_fall_back_to_shm_into_the_same_file() {
     assert!(logged("renegotiating"));
     assert_eq!(summary.stats.capture_path, CapturePath::ShmCpu);
     producer::check_fallback_file(&summary, o.width, o.height);
+    producer::check_fresh_frames(&summary, o.width, o.height);
 }
 
 /// A window cast's crop region on the CUDA path: the GPU reads just the region, and the file
@@ -222,6 +226,7 @@ async fn explicit_sync_releases_every_buffer() {
     // 15 fps of 60: the rest were released unread from the CPU.
     assert!(summary.stats.frames_written >= 20, "{:?}", summary.stats);
     check_file(&summary, o.width, o.height, 20);
+    producer::check_fresh_frames(&summary, o.width, o.height);
 }
 
 /// CPU per frame at 4K: the CUDA path vs the SHM path, one after the other in this process.

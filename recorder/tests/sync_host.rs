@@ -98,4 +98,5 @@ async fn explicit_sync_on_the_host_readback_path() {
     assert!(seen >= frames - 8, "{seen} of {frames}");
     assert!(summary.stats.frames_written >= 40, "{:?}", summary.stats);
     check_file(&summary, o.width, o.height, 40);
+    producer::check_fresh_frames(&summary, o.width, o.height);
 }

@@ -824,10 +824,18 @@ fn run(
                 c.flags = 0;
                 // Memory we draw with the CPU (memfd "dma-bufs", SHM): stamp the frame's
                 // sequence number, so the test can tell a fresh frame from a repeated one.
+                let seq = st.stats.frames.load(Ordering::Relaxed);
                 if let Some(slot) = st.slots.get(&key).filter(|s| !s.map.is_null() && s.len > 0) {
-                    let seq = st.stats.frames.load(Ordering::Relaxed);
                     let bytes = std::slice::from_raw_parts_mut(slot.map as *mut u8, slot.len);
                     stamp_sequence(bytes, slot.stride as usize, seq);
+                } else if let Some(image) = st.slots.get(&key).and_then(|s| s._image.as_ref()) {
+                    // The GPU-backed buffers get the stamp through a copy on the GPU, as a
+                    // compositor re-renders the damaged part of a buffer it got back.
+                    image
+                        .write_region(2 * STAMP as u32, STAMP as u32, |bytes, stride| {
+                            stamp_sequence(bytes, stride, seq)
+                        })
+                        .expect("stamp the producer image");
                 }
                 s.queue_raw_buffer(b);
             }
