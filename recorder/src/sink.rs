@@ -260,28 +260,9 @@ impl FrameSink {
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Queues a CUDA frame for the encoder; the first one is preceded by the bridge (whose
-    /// layout sizes the encoder). A frame that cannot be queued gives its slot back.
-    pub fn send_gpu(
-        &mut self,
-        frame: ConvertedFrame,
-        pts: Duration,
-        bridge: impl FnOnce() -> Option<(Box<CudaBridge>, FrameReleaser)>,
-        releaser: &FrameReleaser,
-    ) {
-        if !self.encoder_sized {
-            let Some((bridge, r)) = bridge() else {
-                releaser.release(&frame);
-                self.dropped();
-                return;
-            };
-            self.encoder_sized = true;
-            // Nothing is queued before the first frame, so this cannot block.
-            let _ = self.tx.send(EncMsg::GpuConfigure {
-                bridge,
-                releaser: r,
-            });
-        }
+    /// Queues a CUDA frame for the encoder (which got the bridge at the format, in
+    /// `GpuConfigure`). A frame that cannot be queued gives its slot back.
+    pub fn send_gpu(&mut self, frame: ConvertedFrame, pts: Duration, releaser: &FrameReleaser) {
         self.last_kept = Some(pts);
         if self.tx.try_send(EncMsg::GpuFrame { frame, pts }).is_err() {
             releaser.release(&frame);

@@ -73,7 +73,7 @@ struct Output {
     conv: Converter,
 }
 
-/// The CUDA output rebuilt for the first frame's region (see [`Gpu::resize_cuda_for`]).
+/// The CUDA output rebuilt for the first frame's region (see [`Gpu::size_for_first_frame`]).
 pub(crate) struct Resized {
     pub bridge: Box<CudaBridge>,
     pub releaser: FrameReleaser,
@@ -315,30 +315,33 @@ impl Gpu {
         }
     }
 
-    /// CUDA path, first frame: when its region (a window cast's crop) is not the size the
-    /// converter and the encoder were opened at (the stream's, at format time), rebuild the
-    /// converter and bridge at the region's size. `Some` means the encoder thread must reopen on
-    /// the new bridge; nothing was encoded yet, so the file starts at the right size.
-    pub fn resize_cuda_for(&mut self, region: Region) -> Result<Option<Resized>, InteropError> {
+    /// First frame: when its region (a window cast's crop) is not the size the converter was
+    /// built for at the format (the stream's), rebuild the output at the region's size, so the
+    /// file is the region's size. On the CUDA path the encoder was already opened on the old
+    /// bridge: `Some` means it must reopen on the new one (nothing was encoded yet).
+    pub fn size_for_first_frame(
+        &mut self,
+        region: Region,
+    ) -> Result<Option<Resized>, InteropError> {
         let Some(out) = &self.out else {
             return Ok(None);
         };
         let c = out.conv.config();
-        if self.frames > 0
-            || !matches!(out.sink, Sink::Cuda(_))
-            || (c.width, c.height) == (region.width, region.height)
-        {
+        if self.frames > 0 || (c.width, c.height) == (region.width, region.height) {
             return Ok(None);
         }
-        let new = self.cuda_output(region.width, region.height)?;
+        let new = match out.sink {
+            Sink::Host => self.host_output(region.width, region.height)?,
+            Sink::Cuda(_) => self.cuda_output(region.width, region.height)?,
+        };
         let old = self.out.replace(new).expect("checked above");
         tracing::info!(
             width = region.width,
             height = region.height,
             "first frame has a crop region: recording it at its own size"
         );
-        if matches!(old.sink, Sink::Cuda(Some(_))) {
-            // The encoder never got the old bridge: nothing to reopen.
+        if !matches!(old.sink, Sink::Cuda(None)) {
+            // Host path, or a bridge the encoder never got: nothing to reopen.
             return Ok(None);
         }
         let (bridge, releaser) = self
@@ -386,8 +389,8 @@ impl Gpu {
     /// the frame stays in its slot for the encoder thread; `fill` is not called.
     ///
     /// `region` is the part of the buffer to record (a window cast's crop region). The first
-    /// frame fixes the output size to the region's (on the CUDA path through
-    /// [`Gpu::resize_cuda_for`] before this). Later regions of another size are scaled to it,
+    /// frame fixes the output size to the region's ([`Gpu::size_for_first_frame`], called
+    /// before this). Later regions of another size are scaled to it,
     /// as the CPU path's encoder scales frames of another size.
     pub fn convert(
         &mut self,
@@ -400,9 +403,6 @@ impl Gpu {
         self.released_by_gpu = false;
         if let Some(s) = sync {
             self.timelines(id, s)?;
-        }
-        if self.frames == 0 {
-            self.size_host_output(region)?;
         }
         let Some(out) = self.out.as_mut() else {
             return Err(InteropError::InvalidDmabuf(
@@ -461,19 +461,6 @@ impl Gpu {
                 }
             }
         }
-    }
-}
-
-impl Gpu {
-    /// Host path, first frame: make the output the size of the recorded region.
-    fn size_host_output(&mut self, region: Region) -> Result<(), InteropError> {
-        let Some(out) = &self.out else { return Ok(()) };
-        let c = out.conv.config();
-        if !matches!(out.sink, Sink::Host) || (c.width, c.height) == (region.width, region.height) {
-            return Ok(());
-        }
-        self.out = Some(self.host_output(region.width, region.height)?);
-        Ok(())
     }
 }
 

@@ -699,7 +699,10 @@ fn on_process_dmabuf(
     // callback gets each skipped buffer while it is still dequeued.
     let b = unsafe {
         newest_raw(stream, &counters.skipped_stale, |old| {
-            release_unread(stream, data, old)
+            // SAFETY: `old` is still dequeued while the callback runs.
+            if let Some(raw) = read_dmabuf(old) {
+                release_unread(stream, data, old as u64, &raw);
+            }
         })
     };
     if b.is_null() {
@@ -711,8 +714,9 @@ fn on_process_dmabuf(
         Some(raw) => process_dmabuf(stream, data, b, raw, format, modifier),
         None => false,
     };
-    if !gpu_releases {
-        release_unread(stream, data, b);
+    if let (false, Some(raw)) = (gpu_releases, &raw) {
+        // SAFETY: `b` is still dequeued.
+        unsafe { release_unread(stream, data, b as u64, raw) };
     }
     // Safe to give back: `process_dmabuf` returns only after the GPU finished reading `b`
     // (host read-back or a wait for the frame's timeline value), after a submission that signals
@@ -724,17 +728,21 @@ fn on_process_dmabuf(
 /// Explicit sync: a buffer given back without a GPU read still gets its release point, or the
 /// compositor would wait for it forever. A compositor whose timelines cannot be imported gets
 /// buffers without explicit sync from now on (renegotiated once).
-fn release_unread(stream: &pw::stream::Stream, data: &mut StreamData, b: *mut pw::sys::pw_buffer) {
-    // SAFETY: `b` is dequeued (our caller queues it back after this).
-    let Some(raw) = (unsafe { read_dmabuf(b) }) else {
-        return;
-    };
-    // SAFETY: as above, its fds are open.
+///
+/// # Safety
+/// The buffer `raw` was read from is still dequeued (its fds are open).
+unsafe fn release_unread(
+    stream: &pw::stream::Stream,
+    data: &mut StreamData,
+    id: u64,
+    raw: &RawDmabuf,
+) {
+    // SAFETY: per the caller's contract.
     let Some(sync) = (unsafe { raw.sync() }) else {
         return;
     };
     let Some(gpu) = data.gpu.as_mut() else { return };
-    if let Err(e) = gpu.release_unread(b as u64, &sync) {
+    if let Err(e) = gpu.release_unread(id, &sync) {
         sync_failed(stream, data, &e);
     }
 }
@@ -845,7 +853,7 @@ fn process_dmabuf(
         width: w,
         height: h,
     };
-    match gpu.resize_cuda_for(region) {
+    match gpu.size_for_first_frame(region) {
         Ok(Some(r)) => data.sink.reconfigure_gpu(r.bridge, r.releaser, r.old),
         Ok(None) => {}
         // Still recordable: the region is scaled to the stream's size.
@@ -868,8 +876,7 @@ fn process_dmabuf(
                 data.sink.discard(f);
             }
             let releaser = gpu.releaser().expect("a frame was converted").clone();
-            data.sink
-                .send_gpu(frame, pts, || gpu.take_bridge(), &releaser);
+            data.sink.send_gpu(frame, pts, &releaser);
         }
         Err(e) => {
             if let Some(f) = host {
