@@ -184,84 +184,7 @@ impl ProducerImage {
         // SAFETY: VUID-vkGetImageSubresourceLayout-tiling-02271: MEMORY_PLANE_i aspect for this tiling.
         let layout = unsafe { d.get_image_subresource_layout(image, sub) };
 
-        let stride = width * 4;
-        let mut staging = create_buffer(
-            s,
-            stride as u64 * height as u64,
-            vk::BufferUsageFlags::TRANSFER_SRC,
-            Placement::Host,
-        )?;
-        fill(staging.host_bytes_mut(), stride as usize);
-        staging.flush()?;
-        let range = vk::ImageSubresourceRange {
-            aspect_mask: vk::ImageAspectFlags::COLOR,
-            base_mip_level: 0,
-            level_count: 1,
-            base_array_layer: 0,
-            layer_count: 1,
-        };
-        let foreign = s.foreign_family();
-        let qf = s.queue_family;
-        one_shot(ctx, |d, cmd| {
-            let to_dst = [vk::ImageMemoryBarrier::default()
-                .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                .old_layout(vk::ImageLayout::UNDEFINED)
-                .new_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
-                .src_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-                .dst_queue_family_index(vk::QUEUE_FAMILY_IGNORED)
-                .image(image)
-                .subresource_range(range)];
-            // Like a compositor handing a finished buffer to a client: GENERAL, released to
-            // the foreign queue family.
-            let release = [vk::ImageMemoryBarrier::default()
-                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                .old_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
-                .new_layout(vk::ImageLayout::GENERAL)
-                .src_queue_family_index(qf)
-                .dst_queue_family_index(foreign)
-                .image(image)
-                .subresource_range(range)];
-            let region = [vk::BufferImageCopy::default()
-                .image_subresource(vk::ImageSubresourceLayers {
-                    aspect_mask: vk::ImageAspectFlags::COLOR,
-                    mip_level: 0,
-                    base_array_layer: 0,
-                    layer_count: 1,
-                })
-                .image_extent(vk::Extent3D {
-                    width,
-                    height,
-                    depth: 1,
-                })];
-            // SAFETY: recording into a fresh command buffer; all handles live until the wait.
-            unsafe {
-                d.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TOP_OF_PIPE,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &[],
-                    &to_dst,
-                );
-                d.cmd_copy_buffer_to_image(
-                    cmd,
-                    staging.buffer,
-                    image,
-                    vk::ImageLayout::TRANSFER_DST_OPTIMAL,
-                    &region,
-                );
-                d.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &[],
-                    &release,
-                );
-            }
-        })?;
+        upload(s, image, width, height, Upload::Initial, fill)?;
         let info = vk::MemoryGetFdInfoKHR::default()
             .memory(memory)
             .handle_type(opaque);
@@ -284,8 +207,7 @@ impl ProducerImage {
 
 impl ProducerImage {
     /// Redraws the top-left `width`×`height` pixels (LINEAR, 4 bytes per pixel, written by
-    /// `fill(bytes, stride)`), as a compositor re-rendering part of a buffer it got back: the
-    /// image is acquired from the foreign queue family, copied into, and released again.
+    /// `fill(bytes, stride)`), as a compositor re-rendering part of a buffer it got back.
     /// Synchronous (test producer only).
     pub fn write_region(
         &self,
@@ -293,86 +215,124 @@ impl ProducerImage {
         height: u32,
         fill: impl FnOnce(&mut [u8], usize),
     ) -> Result<()> {
-        let s = &self.shared;
-        let stride = width * 4;
-        let mut staging = create_buffer(
-            s,
-            stride as u64 * height as u64,
-            vk::BufferUsageFlags::TRANSFER_SRC,
-            Placement::Host,
-        )?;
-        fill(staging.host_bytes_mut(), stride as usize);
-        staging.flush()?;
-        let range = vk::ImageSubresourceRange {
-            aspect_mask: vk::ImageAspectFlags::COLOR,
-            base_mip_level: 0,
-            level_count: 1,
-            base_array_layer: 0,
-            layer_count: 1,
-        };
-        let (foreign, qf, image) = (s.foreign_family(), s.queue_family, self.image);
-        let ctx = VulkanContext {
-            shared: Arc::clone(s),
-        };
-        one_shot(&ctx, |d, cmd| {
-            let acquire = [vk::ImageMemoryBarrier::default()
-                .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                .old_layout(vk::ImageLayout::GENERAL)
-                .new_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
-                .src_queue_family_index(foreign)
-                .dst_queue_family_index(qf)
-                .image(image)
-                .subresource_range(range)];
-            let release = [vk::ImageMemoryBarrier::default()
-                .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
-                .old_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
-                .new_layout(vk::ImageLayout::GENERAL)
-                .src_queue_family_index(qf)
-                .dst_queue_family_index(foreign)
-                .image(image)
-                .subresource_range(range)];
-            let region = [vk::BufferImageCopy::default()
-                .image_subresource(vk::ImageSubresourceLayers {
-                    aspect_mask: vk::ImageAspectFlags::COLOR,
-                    mip_level: 0,
-                    base_array_layer: 0,
-                    layer_count: 1,
-                })
-                .image_extent(vk::Extent3D {
-                    width,
-                    height,
-                    depth: 1,
-                })];
-            // SAFETY: recording into a fresh command buffer; all handles live until the wait.
-            unsafe {
-                d.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TOP_OF_PIPE,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &[],
-                    &acquire,
-                );
-                d.cmd_copy_buffer_to_image(
-                    cmd,
-                    staging.buffer,
-                    image,
-                    vk::ImageLayout::TRANSFER_DST_OPTIMAL,
-                    &region,
-                );
-                d.cmd_pipeline_barrier(
-                    cmd,
-                    vk::PipelineStageFlags::TRANSFER,
-                    vk::PipelineStageFlags::BOTTOM_OF_PIPE,
-                    vk::DependencyFlags::empty(),
-                    &[],
-                    &[],
-                    &release,
-                );
-            }
-        })
+        upload(
+            &self.shared,
+            self.image,
+            width,
+            height,
+            Upload::Redraw,
+            fill,
+        )
     }
+}
+
+/// Which state a [`ProducerImage`] is in before an upload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Upload {
+    /// Just created: contents undefined, owned by nobody yet.
+    Initial,
+    /// Handed out before: GENERAL, released to the foreign queue family (the consumer's).
+    Redraw,
+}
+
+/// Copies `width`×`height` pixels written by `fill` into the top-left of `image`, then leaves
+/// it the way a compositor hands a finished buffer to a client: GENERAL, released to the
+/// foreign queue family. Waits for the copy.
+fn upload(
+    s: &Arc<Shared>,
+    image: vk::Image,
+    width: u32,
+    height: u32,
+    state: Upload,
+    fill: impl FnOnce(&mut [u8], usize),
+) -> Result<()> {
+    let stride = width * 4;
+    let mut staging = create_buffer(
+        s,
+        stride as u64 * height as u64,
+        vk::BufferUsageFlags::TRANSFER_SRC,
+        Placement::Host,
+    )?;
+    fill(staging.host_bytes_mut(), stride as usize);
+    staging.flush()?;
+    let range = vk::ImageSubresourceRange {
+        aspect_mask: vk::ImageAspectFlags::COLOR,
+        base_mip_level: 0,
+        level_count: 1,
+        base_array_layer: 0,
+        layer_count: 1,
+    };
+    let (foreign, qf) = (s.foreign_family(), s.queue_family);
+    // A redraw acquires the image back from the consumer's side; a new image has no owner.
+    let (old_layout, src_qf, dst_qf) = match state {
+        Upload::Initial => (
+            vk::ImageLayout::UNDEFINED,
+            vk::QUEUE_FAMILY_IGNORED,
+            vk::QUEUE_FAMILY_IGNORED,
+        ),
+        Upload::Redraw => (vk::ImageLayout::GENERAL, foreign, qf),
+    };
+    let ctx = VulkanContext {
+        shared: Arc::clone(s),
+    };
+    one_shot(&ctx, |d, cmd| {
+        let to_dst = [vk::ImageMemoryBarrier::default()
+            .dst_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .old_layout(old_layout)
+            .new_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+            .src_queue_family_index(src_qf)
+            .dst_queue_family_index(dst_qf)
+            .image(image)
+            .subresource_range(range)];
+        let release = [vk::ImageMemoryBarrier::default()
+            .src_access_mask(vk::AccessFlags::TRANSFER_WRITE)
+            .old_layout(vk::ImageLayout::TRANSFER_DST_OPTIMAL)
+            .new_layout(vk::ImageLayout::GENERAL)
+            .src_queue_family_index(qf)
+            .dst_queue_family_index(foreign)
+            .image(image)
+            .subresource_range(range)];
+        let region = [vk::BufferImageCopy::default()
+            .image_subresource(vk::ImageSubresourceLayers {
+                aspect_mask: vk::ImageAspectFlags::COLOR,
+                mip_level: 0,
+                base_array_layer: 0,
+                layer_count: 1,
+            })
+            .image_extent(vk::Extent3D {
+                width,
+                height,
+                depth: 1,
+            })];
+        // SAFETY: recording into a fresh command buffer; all handles live until the wait.
+        unsafe {
+            d.cmd_pipeline_barrier(
+                cmd,
+                vk::PipelineStageFlags::TOP_OF_PIPE,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::DependencyFlags::empty(),
+                &[],
+                &[],
+                &to_dst,
+            );
+            d.cmd_copy_buffer_to_image(
+                cmd,
+                staging.buffer,
+                image,
+                vk::ImageLayout::TRANSFER_DST_OPTIMAL,
+                &region,
+            );
+            d.cmd_pipeline_barrier(
+                cmd,
+                vk::PipelineStageFlags::TRANSFER,
+                vk::PipelineStageFlags::BOTTOM_OF_PIPE,
+                vk::DependencyFlags::empty(),
+                &[],
+                &[],
+                &release,
+            );
+        }
+    })
 }
 
 /// Reads an exported slot back through a second device (the stand-in for CUDA in CI).

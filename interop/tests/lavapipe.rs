@@ -61,25 +61,39 @@ fn reference(
     want
 }
 
+/// One LINEAR plane at offset 0: how a memfd frame is described to the importer.
+fn linear_plane(fd: &std::os::fd::OwnedFd, stride: u32) -> [DmabufPlane<'_>; 1] {
+    [DmabufPlane {
+        fd: fd.as_fd(),
+        offset: 0,
+        stride,
+    }]
+}
+
+fn linear_desc<'a>(
+    planes: &'a [DmabufPlane<'a>],
+    width: u32,
+    height: u32,
+    fourcc: Fourcc,
+) -> DmabufDesc<'a> {
+    DmabufDesc {
+        width,
+        height,
+        fourcc,
+        modifier: Modifier::LINEAR,
+        planes,
+        memory_size: None,
+    }
+}
+
 fn roundtrip(mode: OutputMode, fourcc: Fourcc, w: u32, h: u32, stride: u32) {
     let vk = ctx(HandleType::DmaBuf);
     let cuda_stand_in = ctx(HandleType::OpaqueFd);
     let seed = w ^ (h << 8) ^ fourcc.0;
     let fd = memfd_frame(w, h, stride, seed).unwrap();
     let mut importer = DmabufImporter::new(&vk).unwrap();
-    let planes = [DmabufPlane {
-        fd: fd.as_fd(),
-        offset: 0,
-        stride,
-    }];
-    let desc = DmabufDesc {
-        width: w,
-        height: h,
-        fourcc,
-        modifier: Modifier::LINEAR,
-        planes: &planes,
-        memory_size: None,
-    };
+    let planes = linear_plane(&fd, stride);
+    let desc = linear_desc(&planes, w, h, fourcc);
     let mut conv = Converter::new(
         &vk,
         ConverterConfig {
@@ -309,19 +323,8 @@ fn crop_region_and_scaling_match_the_cpu_reference() {
     let fd = memfd_frame(w, h, stride, seed).unwrap();
     let mut src = vec![0u8; (stride * h) as usize];
     cpu::fill_pattern(&mut src, stride as usize, w, h, seed);
-    let planes = [DmabufPlane {
-        fd: fd.as_fd(),
-        offset: 0,
-        stride,
-    }];
-    let desc = DmabufDesc {
-        width: w,
-        height: h,
-        fourcc,
-        modifier: Modifier::LINEAR,
-        planes: &planes,
-        memory_size: None,
-    };
+    let planes = linear_plane(&fd, stride);
+    let desc = linear_desc(&planes, w, h, fourcc);
     let mut importer = DmabufImporter::new(&vk).unwrap();
     let region = Region {
         x: 40,

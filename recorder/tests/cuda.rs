@@ -10,14 +10,12 @@
 
 mod producer;
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
 use producer::{
     check_file, decode_rgb, logged, record, Backing, Daemon, Offer, Producer, ProducerOptions,
 };
-use zerocast_interop::{DeviceSelector, Fourcc, HandleType, ModifierSet, VulkanContext};
 use zerocast_recorder::CapturePath;
 
 /// The modifier to test with (a tiled one if the device has any), or why this machine cannot
@@ -30,11 +28,7 @@ fn gpu() -> Result<u64, String> {
         if devices.is_empty() {
             return Err("no CUDA device".into());
         }
-        let ctx = VulkanContext::new(DeviceSelector {
-            drm_dev: None,
-            handle_type: HandleType::OpaqueFd,
-        })
-        .map_err(|e| format!("no Vulkan device for OPAQUE_FD images: {e}"))?;
+        let (ctx, modifier) = producer::opaque_fd_device()?;
         if !devices
             .iter()
             .any(|d| d.uuid == ctx.device_info().device_uuid)
@@ -44,15 +38,7 @@ fn gpu() -> Result<u64, String> {
                 ctx.device_info().name
             ));
         }
-        let set = ModifierSet::query(&ctx).map_err(|e| format!("modifier query: {e}"))?;
-        let mods: Vec<u64> = set.modifiers(Fourcc::XRGB8888).map(|m| m.0).collect();
-        // The tiled modifier with the tallest blocks (what NVIDIA compositors pick), else LINEAR.
-        mods.iter()
-            .copied()
-            .filter(|&m| m != 0)
-            .max()
-            .or(mods.first().copied())
-            .ok_or_else(|| "the device imports no XR24 modifier".to_string())
+        Ok(modifier)
     })
     .clone()
 }
@@ -71,13 +57,7 @@ fn setup(test: &str) -> Option<u64> {
     match gpu() {
         Ok(m) => Some(m),
         Err(why) => {
-            // Straight to stderr (not `eprintln!`, which the harness captures): a skip must be
-            // visible in the suite's output, not look like a pass.
-            // One write, so parallel tests do not interleave within the line.
-            let line = format!(
-                "{test}: SKIPPED: {why} (runs on the GPU machine: scripts/gpu/cuda-e2e.sh)\n"
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            producer::skipped(test, &why);
             None
         }
     }

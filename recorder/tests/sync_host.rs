@@ -9,40 +9,23 @@
 
 mod producer;
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use producer::{
     check_file, logged, record_with, Backing, Daemon, Offer, Producer, ProducerOptions,
 };
-use zerocast_interop::{DeviceSelector, Fourcc, HandleType, ModifierSet, VulkanContext};
 use zerocast_recorder::CapturePath;
 
 /// A tiled modifier the device imports, or why this machine cannot run the test.
 fn device() -> Result<u64, String> {
-    let ctx = VulkanContext::new(DeviceSelector {
-        drm_dev: None,
-        handle_type: HandleType::OpaqueFd,
-    })
-    .map_err(|e| format!("no Vulkan device for OPAQUE_FD images: {e}"))?;
+    let (ctx, modifier) = producer::opaque_fd_device()?;
     if !ctx.can_import_semaphores() {
         return Err(format!(
             "{} cannot import timeline semaphores",
             ctx.device_info().name
         ));
     }
-    if ctx.device_info().device_type == zerocast_interop::ash::vk::PhysicalDeviceType::CPU {
-        // lavapipe: no DRM modifiers for the producer's images.
-        return Err("the Vulkan device is a software renderer".into());
-    }
-    let set = ModifierSet::query(&ctx).map_err(|e| format!("modifier query: {e}"))?;
-    let mods: Vec<u64> = set.modifiers(Fourcc::XRGB8888).map(|m| m.0).collect();
-    mods.iter()
-        .copied()
-        .filter(|&m| m != 0)
-        .max()
-        .or(mods.first().copied())
-        .ok_or_else(|| "the device imports no XR24 modifier".to_string())
+    Ok(modifier)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -59,11 +42,7 @@ async fn explicit_sync_on_the_host_readback_path() {
     let modifier = match device() {
         Ok(m) => m,
         Err(why) => {
-            let line = format!(
-                "explicit_sync_on_the_host_readback_path: SKIPPED: {why} (runs on the GPU \
-                 machine: scripts/gpu/cuda-e2e.sh)\n"
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            producer::skipped("explicit_sync_on_the_host_readback_path", &why);
             return;
         }
     };

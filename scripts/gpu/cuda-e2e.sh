@@ -49,12 +49,13 @@ for l in sys.stdin:
     for s in support videoconvert videotestsrc control; do
         [ -d "$arch/spa-0.2/$s" ] && cp -r "$arch/spa-0.2/$s" "$p/spa-0.2/"
     done
-    objs=$(find "$p/bin" "$p/pipewire-0.3" "$p/spa-0.2" "$p/wireplumber-0.5" -type f)
-    for f in $(for o in $objs; do ldd "$o" 2>/dev/null | awk '{print $3}' | grep '^/'; done |
-        sort -u | grep -v -E '/(libc|libm|libpthread|libdl|librt|libgcc_s|ld-linux-x86-64|libstdc\+\+)\.so'); do
+    # Modules and plugins are dlopen'ed (WirePlumber's Lua engine too): not in the binaries'
+    # ldd, so their closure is taken as well.
+    # shellcheck source=lib.sh
+    . "$here/lib.sh"
+    for f in $(lib_closure $(find "$p/bin" "$p/pipewire-0.3" "$p/spa-0.2" "$p/wireplumber-0.5" -type f)); do
         cp -L "$f" "$p/lib/"
     done
-    # WirePlumber's Lua engine is a plugin too (dlopen'ed, not in ldd of the binary).
     tar -C "$tmp" -cf - pw | xz -T4 -6 >"$dest/pw.tar.xz"
     rm -rf "$tmp"
     du -sh "$dest"

@@ -42,13 +42,14 @@ if [ "${1:-}" = "--pack" ]; then
     for s in libavfilter.so.8 libpostproc.so.56 libpipewire-0.3.so.0; do
         gcc -shared -fPIC -o "$tmp/lib/$s" -Wl,-soname,"$s" "$tmp/empty.c"
     done
+    # shellcheck source=lib.sh
+    . "$here/lib.sh"
     libs=""
     for l in libavutil.so.57 libavformat.so.59 libswscale.so.6 libavcodec.so.59 libswresample.so.4; do
-        libs="$libs /lib/x86_64-linux-gnu/$l $(ldd /lib/x86_64-linux-gnu/$l | awk '{print $3}' | grep /)"
+        libs="$libs /lib/x86_64-linux-gnu/$l"
     done
-    # glibc and libstdc++/libgcc are on the machine there (newer, compatible).
-    for f in $(echo "$libs" | tr ' ' '\n' | grep / | sort -u |
-        grep -v -E '/(libc|libm|libpthread|libdl|librt|libgcc_s|ld-linux-x86-64|libstdc\+\+)\.so'); do
+    # shellcheck disable=SC2086 # a list of paths
+    for f in $(printf '%s\n' $libs $(lib_closure $libs) | sort -u); do
         case " $stubs " in *" $(basename "$f") "*) continue ;; esac
         cp -L "$f" "$tmp/lib/"
     done

@@ -379,55 +379,38 @@ fn buffers_param(o: &ProducerOptions, dmabuf: bool, sync: bool) -> Vec<u8> {
     })
 }
 
-fn sync_meta() -> Vec<u8> {
+/// A Meta param: metadata of type `ty` and `size` bytes on every buffer. Built here, not with
+/// the recorder's builders: the producer stands in for the compositor's side.
+fn meta_param(ty: u32, size: usize) -> Vec<u8> {
     serialize(Object {
         type_: SpaTypes::ObjectParamMeta.as_raw(),
         id: ParamType::Meta.as_raw(),
         properties: vec![
-            Property::new(
-                spa::sys::SPA_PARAM_META_type,
-                Value::Id(Id(spa::sys::SPA_META_SyncTimeline)),
-            ),
-            Property::new(
-                spa::sys::SPA_PARAM_META_size,
-                Value::Int(std::mem::size_of::<spa::sys::spa_meta_sync_timeline>() as i32),
-            ),
+            Property::new(spa::sys::SPA_PARAM_META_type, Value::Id(Id(ty))),
+            Property::new(spa::sys::SPA_PARAM_META_size, Value::Int(size as i32)),
         ],
     })
+}
+
+fn sync_meta() -> Vec<u8> {
+    meta_param(
+        spa::sys::SPA_META_SyncTimeline,
+        std::mem::size_of::<spa::sys::spa_meta_sync_timeline>(),
+    )
 }
 
 fn crop_meta() -> Vec<u8> {
-    serialize(Object {
-        type_: SpaTypes::ObjectParamMeta.as_raw(),
-        id: ParamType::Meta.as_raw(),
-        properties: vec![
-            Property::new(
-                spa::sys::SPA_PARAM_META_type,
-                Value::Id(Id(spa::sys::SPA_META_VideoCrop)),
-            ),
-            Property::new(
-                spa::sys::SPA_PARAM_META_size,
-                Value::Int(std::mem::size_of::<spa::sys::spa_meta_region>() as i32),
-            ),
-        ],
-    })
+    meta_param(
+        spa::sys::SPA_META_VideoCrop,
+        std::mem::size_of::<spa::sys::spa_meta_region>(),
+    )
 }
 
 fn header_meta() -> Vec<u8> {
-    serialize(Object {
-        type_: SpaTypes::ObjectParamMeta.as_raw(),
-        id: ParamType::Meta.as_raw(),
-        properties: vec![
-            Property::new(
-                spa::sys::SPA_PARAM_META_type,
-                Value::Id(Id(spa::sys::SPA_META_Header)),
-            ),
-            Property::new(
-                spa::sys::SPA_PARAM_META_size,
-                Value::Int(std::mem::size_of::<spa::sys::spa_meta_header>() as i32),
-            ),
-        ],
-    })
+    meta_param(
+        spa::sys::SPA_META_Header,
+        std::mem::size_of::<spa::sys::spa_meta_header>(),
+    )
 }
 
 /// A buffer's memory: a memfd the producer mapped once and drew into, or a Vulkan image.
@@ -1252,4 +1235,40 @@ pub fn check_fallback_file(summary: &zerocast_recorder::Summary, w: u32, h: u32)
         frames.len(),
         frames.len() - first
     );
+}
+
+/// The Vulkan device the GPU-machine tests need: one that makes DRM-modifier images and exports
+/// them as OPAQUE_FD (the stand-in for a compositor's dma-bufs there), and the modifier to use —
+/// the tiled one with the tallest blocks (what NVIDIA compositors pick), else LINEAR. `Err` says
+/// why this machine cannot run them.
+pub fn opaque_fd_device() -> Result<(zerocast_interop::VulkanContext, u64), String> {
+    use zerocast_interop::{DeviceSelector, Fourcc, HandleType, ModifierSet, VulkanContext};
+    let ctx = VulkanContext::new(DeviceSelector {
+        drm_dev: None,
+        handle_type: HandleType::OpaqueFd,
+    })
+    .map_err(|e| format!("no Vulkan device for OPAQUE_FD images: {e}"))?;
+    if ctx.device_info().device_type == zerocast_interop::ash::vk::PhysicalDeviceType::CPU {
+        // lavapipe: no DRM modifiers for the producer's images.
+        return Err("the Vulkan device is a software renderer".into());
+    }
+    let set = ModifierSet::query(&ctx).map_err(|e| format!("modifier query: {e}"))?;
+    let mods: Vec<u64> = set.modifiers(Fourcc::XRGB8888).map(|m| m.0).collect();
+    let modifier = mods
+        .iter()
+        .copied()
+        .filter(|&m| m != 0)
+        .max()
+        .or(mods.first().copied())
+        .ok_or_else(|| "the device imports no XR24 modifier".to_string())?;
+    Ok((ctx, modifier))
+}
+
+/// Says on the suite's output that `test` did not run and why. Straight to stderr (not
+/// `eprintln!`, which the harness captures), in one write so parallel tests do not interleave:
+/// a skip must be visible, not look like a pass.
+pub fn skipped(test: &str, why: &str) {
+    let line =
+        format!("{test}: SKIPPED: {why} (runs on the GPU machine: scripts/gpu/cuda-e2e.sh)\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
