@@ -8,12 +8,12 @@
 use crate::cpu::{FrameLayout, OutputMode};
 use crate::error::{InteropError, Result};
 use crate::explicit_sync::SyncPoints;
+use crate::format::ImportKind;
 use crate::import::{ImportedFrame, Source};
-use crate::modifiers::ImportKind;
-use crate::vk::context::{Shared, VulkanContext};
+use crate::vk::context::{ContextInner, VulkanContext};
 use crate::vk::kernels::{kind_index, mode_index, Params, WG_X, WG_Y};
 use crate::vk::memory::{create_buffer, OwnedBuffer, Placement};
-use crate::vk::sync::Timeline;
+use crate::vk::sync::TimelineSemaphore;
 use ash::vk;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,7 +31,7 @@ fn qfot_override(which: &str) -> Option<bool> {
 /// Timestamps per slot: start, after the dispatch, end.
 const QUERIES: u32 = 3;
 
-/// How to build a [`Converter`].
+/// How to build a [`GpuConverter`].
 #[derive(Debug, Clone, Copy)]
 pub struct ConverterConfig {
     pub mode: OutputMode,
@@ -41,7 +41,7 @@ pub struct ConverterConfig {
     pub slots: usize,
     /// Also copy each frame into host-visible memory (CPU-encoder fallback, tests).
     pub host_readback: bool,
-    /// Record GPU timestamps around each conversion ([`Converter::gpu_time`]).
+    /// Record GPU timestamps around each conversion ([`GpuConverter::gpu_time`]).
     pub timestamps: bool,
 }
 
@@ -60,7 +60,7 @@ impl ConverterConfig {
 
 /// A converted frame in slot `slot`, complete once the context timeline reaches `value`.
 ///
-/// Hand it to the consumer (CUDA bridge, or [`Converter::host_frame`]) and give the slot back
+/// Hand it to the consumer (CUDA bridge, or [`GpuConverter::host_frame`]) and give the slot back
 /// through [`FrameReleaser`]; until then the converter will not write that slot again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvertedFrame {
@@ -153,7 +153,7 @@ struct Slot {
 }
 
 /// Converts imported frames of one size into NV12 (or BGRx) in exportable memory.
-pub struct Converter {
+pub struct GpuConverter {
     slots: Vec<Slot>,
     state: Arc<[SlotState]>,
     next: usize,
@@ -167,11 +167,11 @@ pub struct Converter {
     /// Release the output to QUEUE_FAMILY_EXTERNAL for CUDA (measured free on NVIDIA).
     qfot_external: bool,
     /// Signalled by the consumer (CUDA) when it is done reading a slot.
-    release: Timeline,
-    shared: Arc<Shared>,
+    release: TimelineSemaphore,
+    shared: Arc<ContextInner>,
 }
 
-impl Converter {
+impl GpuConverter {
     pub fn new(ctx: &VulkanContext, cfg: ConverterConfig) -> Result<Self> {
         let shared = ctx.shared.clone();
         let d = &shared.device;
@@ -183,14 +183,14 @@ impl Converter {
         }
         let layout = FrameLayout::new(cfg.mode, cfg.width, cfg.height);
         let n = cfg.slots as u32;
-        let release = Timeline::new(
+        let release = TimelineSemaphore::new(
             &shared.instance.instance,
             shared.physical,
             d,
             shared.info.has_external_semaphore_fd,
             true,
         )?;
-        let mut conv = Converter {
+        let mut conv = GpuConverter {
             slots: Vec::with_capacity(cfg.slots),
             state: (0..cfg.slots)
                 .map(|_| SlotState {
@@ -326,12 +326,12 @@ impl Converter {
     /// The context timeline (signalled with [`ConvertedFrame::value`]) as an OPAQUE_FD, for
     /// CUDA to wait on; `None` where semaphores cannot be exported.
     pub fn frame_semaphore_fd(&self) -> Result<Option<OwnedFd>> {
-        self.shared.timeline.export_fd(&self.shared)
+        self.shared.timeline.export_fd(self.shared.sem_fd.as_ref())
     }
 
     /// The release timeline (the consumer signals [`ConvertedFrame::value`] when done).
     pub fn release_semaphore_fd(&self) -> Result<Option<OwnedFd>> {
-        self.release.export_fd(&self.shared)
+        self.release.export_fd(self.shared.sem_fd.as_ref())
     }
 
     /// Records and submits the conversion of all of `src` into the next free slot (scaled to
@@ -350,7 +350,7 @@ impl Converter {
         self.convert_synced(src, region, None)
     }
 
-    /// [`Converter::convert_region`] under explicit sync: the GPU waits for the compositor's
+    /// [`GpuConverter::convert_region`] under explicit sync: the GPU waits for the compositor's
     /// acquire point before reading `src` and signals its release point when done.
     pub fn convert_synced(
         &mut self,
@@ -718,7 +718,7 @@ impl Converter {
     }
 }
 
-impl Drop for Converter {
+impl Drop for GpuConverter {
     fn drop(&mut self) {
         let d = &self.shared.device;
         let last = self.slots.iter().map(|s| s.last_value).max().unwrap_or(0);

@@ -4,7 +4,7 @@
 //! cudarc's safe wrapper cannot import dedicated allocations and has no semaphore API, so this
 //! module uses `cudarc::driver::sys` directly, in small unsafe functions.
 
-use crate::convert::{ConvertedFrame, Converter, FrameReleaser};
+use crate::convert::{ConvertedFrame, FrameReleaser, GpuConverter};
 use crate::cpu::FrameLayout;
 use crate::error::{InteropError, Result};
 use crate::vk::context::{uuid_string, VulkanContext};
@@ -176,7 +176,7 @@ impl Drop for PinnedBuffer {
     }
 }
 
-/// Imports a [`Converter`]'s slots into the CUDA device with the same UUID as the Vulkan
+/// Imports a [`GpuConverter`]'s slots into the CUDA device with the same UUID as the Vulkan
 /// device. Create once per converter; use from the encoder thread (`Send`).
 pub struct CudaBridge {
     slots: Vec<CudaSlot>,
@@ -195,7 +195,7 @@ pub struct CudaBridge {
 unsafe impl Send for CudaBridge {}
 
 impl CudaBridge {
-    pub fn new(vk: &VulkanContext, conv: &Converter) -> Result<Self> {
+    pub fn new(vk: &VulkanContext, conv: &GpuConverter) -> Result<Self> {
         cuda_init()?;
         let want = vk.device_info().device_uuid;
         let devices = cuda_devices()?;

@@ -13,7 +13,7 @@ pub enum Fallback {
     /// the CPU capture path.
     Shm,
     /// Capture via Vulkan works, but frames cannot reach CUDA: read NV12 back to host memory
-    /// (`Converter` readback) and use a software encoder.
+    /// (`GpuConverter` readback) and use a software encoder.
     CpuEncode,
     /// Transient: skip this frame (count it as dropped) and go on.
     DropFrame,

@@ -13,11 +13,11 @@ use std::time::Duration;
 use ash::vk;
 
 use crate::error::{InteropError, Result};
-use crate::vk::context::{Shared, VulkanContext};
+use crate::vk::context::{ContextInner, VulkanContext};
 
 /// One of the compositor's timelines, imported.
 pub struct ImportedTimeline {
-    shared: Arc<Shared>,
+    shared: Arc<ContextInner>,
     sem: vk::Semaphore,
 }
 

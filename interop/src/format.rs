@@ -3,6 +3,16 @@
 use ash::vk;
 use std::fmt;
 
+/// How a buffer of a given modifier is imported (chosen per device by
+/// [`crate::ModifierSet::query`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    /// A `VkImage` with `VK_IMAGE_TILING_DRM_FORMAT_MODIFIER_EXT` and an explicit modifier.
+    Image,
+    /// LINEAR memory bound to a `VkBuffer` (no VK_EXT_image_drm_format_modifier, e.g. lavapipe).
+    Buffer,
+}
+
 /// A DRM fourcc code (`drm_fourcc.h`), e.g. `XR24` = `DRM_FORMAT_XRGB8888`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fourcc(pub u32);

@@ -4,9 +4,9 @@
 //! released when it goes away (`forget`), so the per-frame path is a hash lookup.
 
 use crate::error::{InteropError, Result};
-use crate::format::{Fourcc, Modifier, PixelCode};
-use crate::modifiers::{check_image_modifier, ImportKind, IMPORT_BUFFER_USAGE, IMPORT_IMAGE_USAGE};
-use crate::vk::context::{HandleType, Shared, VulkanContext};
+use crate::format::{Fourcc, ImportKind, Modifier, PixelCode};
+use crate::modifiers::{check_image_modifier, IMPORT_BUFFER_USAGE, IMPORT_IMAGE_USAGE};
+use crate::vk::context::{ContextInner, HandleType, VulkanContext};
 use crate::vk::memory::{fd_size, import_fd, DedicatedTo};
 use ash::vk;
 use std::cell::Cell;
@@ -80,9 +80,9 @@ pub(crate) enum Source {
     },
 }
 
-/// An imported compositor buffer, ready for [`crate::Converter::convert`].
+/// An imported compositor buffer, ready for [`crate::GpuConverter::convert`].
 pub struct ImportedFrame {
-    shared: Arc<Shared>,
+    shared: Arc<ContextInner>,
     key: DescKey,
     pub(crate) code: PixelCode,
     pub(crate) source: Source,
@@ -144,7 +144,7 @@ pub struct DmabufImporter {
     // Frames drop before the pool they allocated sets from.
     cache: HashMap<BufferId, ImportedFrame>,
     pool: vk::DescriptorPool,
-    shared: Arc<Shared>,
+    shared: Arc<ContextInner>,
 }
 
 /// Imports alive at once: the compositor's buffer count (typically 2-4) plus renegotiation
@@ -603,7 +603,7 @@ impl Drop for DmabufImporter {
 /// modifiers for these formats are uncompressed (LINEAR, or block-linear with compression 0):
 /// the acquire has nothing to resolve there, and the byte-exact GPU checks pass without it. So
 /// it is skipped for uncompressed modifiers on NVIDIA and kept everywhere else.
-fn wants_foreign_acquire(shared: &Shared, modifier: Modifier) -> bool {
+fn wants_foreign_acquire(shared: &ContextInner, modifier: Modifier) -> bool {
     const NVIDIA: u32 = 0x10de;
     let nvidia_uncompressed = modifier == Modifier::LINEAR
         || (modifier.vendor() == 0x03 && (modifier.0 >> 23) & 0x7 == 0);

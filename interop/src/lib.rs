@@ -17,7 +17,7 @@
 //! let modifiers = ModifierSet::query(&ctx)?; // offer these in the EnumFormat pods
 //! let mut importer = DmabufImporter::new(&ctx)?;
 //! // After format negotiation (size known):
-//! let mut conv = Converter::new(&ctx, ConverterConfig::new(OutputMode::Nv12, 1920, 1080))?;
+//! let mut conv = GpuConverter::new(&ctx, ConverterConfig::new(OutputMode::Nv12, 1920, 1080))?;
 //! let cuda = CudaBridge::new(&ctx, &conv)?; // Err → Fallback::CpuEncode (host readback)
 //!
 //! // Per frame (PipeWire `process`): cached import, one submit, no allocation.
@@ -44,14 +44,32 @@
 //! (drop the modifier and renegotiate, SHM, CPU encoder, or drop the frame).
 //!
 //! # Threads
-//! [`VulkanContext`] is `Send + Sync` (an `Arc`). [`DmabufImporter`] and [`Converter`] are
+//! [`VulkanContext`] is `Send + Sync` (an `Arc`). [`DmabufImporter`] and [`GpuConverter`] are
 //! `Send` and belong to the PipeWire thread. [`CudaBridge`] is `Send` and belongs to the
-//! encoder thread; [`FrameReleaser`] (from [`Converter::releaser`]) is `Clone + Send`.
+//! encoder thread; [`FrameReleaser`] (from [`GpuConverter::releaser`]) is `Clone + Send`.
 //!
 //! # Without CUDA
 //! `ConverterConfig { host_readback: true, .. }` adds a copy into host-visible memory to each
-//! frame's submission; [`Converter::host_frame`] returns the NV12 bytes once the frame is done.
+//! frame's submission; [`GpuConverter::host_frame`] returns the NV12 bytes once the frame is done.
 //! With CUDA, [`CudaBridge::download_async`] copies into a [`PinnedBuffer`] on a stream.
+//!
+//! # Layering
+//! Read bottom-up: each module uses only modules of the layers above it in this list, never
+//! its own layer or a later one, so the module graph is a DAG (`tests/layering.rs` checks it).
+//!
+//! 1. `format`: DRM fourccs and modifiers, how a modifier is imported ([`ImportKind`])
+//! 2. `error`, `cpu`: the error type and its fallbacks; the output layout and the CPU
+//!    reference conversion
+//! 3. `vk::sync`, `vk::kernels`: timeline semaphores; the convert pipelines (SPIR-V)
+//! 4. `vk::context`: loader, device choice, the logical device every object shares
+//! 5. `vk::memory`, `modifiers`, `explicit_sync`: buffers and device memory; the importable
+//!    modifiers; the compositor's acquire/release timelines
+//! 6. `import`: dma-buf import cache
+//! 7. `convert`: the GPU conversion into exportable ring slots
+//! 8. `cuda`: the slots and timelines imported into CUDA
+//! 9. `cuda_ops`, `probe`: stream-ordered CUDA copies for the encoder; `zerocast probe`
+//! 10. `testing` (feature `testing`, never in the shipped build): stand-ins for the compositor
+//!     and CUDA used by tests and the GPU check binary
 
 pub mod convert;
 pub mod cpu;
@@ -63,10 +81,13 @@ pub mod format;
 pub mod import;
 pub mod modifiers;
 pub mod probe;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod vk;
 
-pub use convert::{ConvertedFrame, Converter, ConverterConfig, FrameReleaser, Region, SlotExport};
+pub use convert::{
+    ConvertedFrame, ConverterConfig, FrameReleaser, GpuConverter, Region, SlotExport,
+};
 pub use cpu::{FrameLayout, OutputMode};
 pub use cuda::{
     cuda_init, CUcontext, CUdeviceptr, CUstream, CudaBridge, CudaFrame, CudaStream, FrameSync,
@@ -75,9 +96,9 @@ pub use cuda::{
 pub use cuda_ops::{copy_nv12_async, download_nv12_async, CudaEvent, DeviceNv12, OwnedStream};
 pub use error::{Fallback, InteropError};
 pub use explicit_sync::{ImportedTimeline, SyncPoints};
-pub use format::{Fourcc, Modifier};
+pub use format::{Fourcc, ImportKind, Modifier};
 pub use import::{BufferId, DmabufDesc, DmabufImporter, DmabufPlane, ImportedFrame};
-pub use modifiers::{FormatModifiers, ImportKind, ModifierInfo, ModifierSet};
+pub use modifiers::{FormatModifiers, ModifierInfo, ModifierSet};
 pub use probe::{probe, probe_with, ProbeReport};
 pub use vk::context::{DeviceSelector, HandleType, PhysicalDeviceInfo, VulkanContext};
 
@@ -96,7 +117,7 @@ mod thread_safety {
         send::<VulkanContext>();
         sync::<VulkanContext>();
         send::<DmabufImporter>();
-        send::<Converter>();
+        send::<GpuConverter>();
         send::<CudaBridge>();
         send::<FrameReleaser>();
         sync::<FrameReleaser>();

@@ -1,19 +1,10 @@
 //! Which (fourcc, modifier) pairs this device can import for the convert shader.
 
 use crate::error::{InteropError, Result};
-use crate::format::{Fourcc, Modifier};
-use crate::vk::context::{Shared, VulkanContext};
+use crate::format::{Fourcc, ImportKind, Modifier};
+use crate::vk::context::{ContextInner, VulkanContext};
 use ash::vk;
 use std::fmt;
-
-/// How a frame of this modifier is imported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportKind {
-    /// A `VkImage` with `VK_IMAGE_TILING_DRM_FORMAT_MODIFIER_EXT` and an explicit modifier.
-    Image,
-    /// LINEAR memory bound to a `VkBuffer` (no VK_EXT_image_drm_format_modifier, e.g. lavapipe).
-    Buffer,
-}
 
 #[derive(Debug, Clone)]
 pub struct ModifierInfo {
@@ -141,7 +132,7 @@ pub(crate) const IMPORT_IMAGE_USAGE: vk::ImageUsageFlags = vk::ImageUsageFlags::
 pub(crate) const IMPORT_BUFFER_USAGE: vk::BufferUsageFlags = vk::BufferUsageFlags::STORAGE_BUFFER;
 
 fn drm_modifier_list(
-    shared: &Shared,
+    shared: &ContextInner,
     format: vk::Format,
 ) -> Vec<vk::DrmFormatModifierPropertiesEXT> {
     let inst = &shared.instance.instance;
@@ -165,7 +156,7 @@ fn drm_modifier_list(
     out
 }
 
-fn image_modifiers(shared: &Shared, fourcc: Fourcc) -> Result<Vec<ModifierInfo>> {
+fn image_modifiers(shared: &ContextInner, fourcc: Fourcc) -> Result<Vec<ModifierInfo>> {
     let format = fourcc
         .vk_format()
         .ok_or(InteropError::UnsupportedFormat(fourcc))?;
@@ -189,7 +180,7 @@ fn image_modifiers(shared: &Shared, fourcc: Fourcc) -> Result<Vec<ModifierInfo>>
 
 /// Per-modifier image-format check with the external handle type (None: not importable).
 pub(crate) fn check_image_modifier(
-    shared: &Shared,
+    shared: &ContextInner,
     format: vk::Format,
     modifier: Modifier,
 ) -> Result<Option<ModifierInfo>> {
@@ -241,7 +232,7 @@ pub(crate) fn check_image_modifier(
     }))
 }
 
-fn buffer_linear(shared: &Shared, _fourcc: Fourcc) -> Result<Vec<ModifierInfo>> {
+fn buffer_linear(shared: &ContextInner, _fourcc: Fourcc) -> Result<Vec<ModifierInfo>> {
     let info = vk::PhysicalDeviceExternalBufferInfo::default()
         .usage(IMPORT_BUFFER_USAGE)
         .handle_type(shared.handle_type.vk());

@@ -8,7 +8,7 @@ use crate::convert::SlotExport;
 use crate::cpu::fill_pattern;
 use crate::error::{InteropError, Result};
 use crate::format::{Fourcc, Modifier};
-use crate::vk::context::{Shared, VulkanContext};
+use crate::vk::context::{ContextInner, VulkanContext};
 use crate::vk::memory::{create_buffer, import_fd, DedicatedTo, OwnedBuffer, Placement};
 use ash::vk;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -66,7 +66,7 @@ pub fn memfd_frame(width: u32, height: u32, stride: u32, seed: u32) -> Result<Ow
 
 /// A "compositor" frame made by a producer Vulkan device and exported as OPAQUE_FD.
 pub struct ProducerImage {
-    shared: Arc<Shared>,
+    shared: Arc<ContextInner>,
     image: vk::Image,
     memory: vk::DeviceMemory,
     pub fd: OwnedFd,
@@ -239,7 +239,7 @@ enum Upload {
 /// it the way a compositor hands a finished buffer to a client: GENERAL, released to the
 /// foreign queue family. Waits for the copy.
 fn upload(
-    s: &Arc<Shared>,
+    s: &Arc<ContextInner>,
     image: vk::Image,
     width: u32,
     height: u32,
@@ -452,22 +452,22 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
 /// OPAQUE_FD (the stand-in for a DRM syncobj where there is no DRM device), signalled and read
 /// from the CPU by the test producer.
 pub struct ProducerTimeline {
-    shared: Arc<Shared>,
-    timeline: crate::vk::sync::Timeline,
+    shared: Arc<ContextInner>,
+    timeline: crate::vk::sync::TimelineSemaphore,
     pub fd: OwnedFd,
 }
 
 impl ProducerTimeline {
     pub fn new(ctx: &VulkanContext) -> Result<Self> {
         let s = &ctx.shared;
-        let timeline = crate::vk::sync::Timeline::new(
+        let timeline = crate::vk::sync::TimelineSemaphore::new(
             &s.instance.instance,
             s.physical,
             &s.device,
             s.sem_fd.is_some(),
             true,
         )?;
-        let fd = match timeline.export_fd(s) {
+        let fd = match timeline.export_fd(s.sem_fd.as_ref()) {
             Ok(Some(fd)) => fd,
             other => {
                 // SAFETY: unused semaphore.

@@ -94,7 +94,7 @@ fn roundtrip(mode: OutputMode, fourcc: Fourcc, w: u32, h: u32, stride: u32) {
     let mut importer = DmabufImporter::new(&vk).unwrap();
     let planes = linear_plane(&fd, stride);
     let desc = linear_desc(&planes, w, h, fourcc);
-    let mut conv = Converter::new(
+    let mut conv = GpuConverter::new(
         &vk,
         ConverterConfig {
             host_readback: true,
@@ -169,7 +169,7 @@ fn ring_full_then_release() {
         memory_size: None,
     };
     let mut importer = DmabufImporter::new(&vk).unwrap();
-    let mut conv = Converter::new(
+    let mut conv = GpuConverter::new(
         &vk,
         ConverterConfig {
             slots: 2,
@@ -297,7 +297,7 @@ fn cuda_bridge_needs_nvidia() {
         return;
     }
     let vk = ctx(HandleType::DmaBuf);
-    let conv = Converter::new(&vk, ConverterConfig::new(OutputMode::Nv12, 64, 32)).unwrap();
+    let conv = GpuConverter::new(&vk, ConverterConfig::new(OutputMode::Nv12, 64, 32)).unwrap();
     match CudaBridge::new(&vk, &conv) {
         Ok(b) => assert!(
             b.frame(&ConvertedFrame {
@@ -334,7 +334,7 @@ fn crop_region_and_scaling_match_the_cpu_reference() {
     };
     // (output size) — same as the region: a pure crop; half and odd: scaled.
     for (ow, oh) in [(160, 120), (80, 60), (101, 77)] {
-        let mut conv = Converter::new(
+        let mut conv = GpuConverter::new(
             &vk,
             ConverterConfig {
                 host_readback: true,
@@ -375,7 +375,7 @@ fn crop_region_and_scaling_match_the_cpu_reference() {
         conv.releaser().release(&frame);
     }
     // A region outside the frame is refused, not read out of bounds.
-    let mut conv = Converter::new(&vk, ConverterConfig::new(OutputMode::Nv12, 64, 64)).unwrap();
+    let mut conv = GpuConverter::new(&vk, ConverterConfig::new(OutputMode::Nv12, 64, 64)).unwrap();
     let imported = importer.import(1, &desc).unwrap();
     let outside = Region {
         x: 300,

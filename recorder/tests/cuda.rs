@@ -8,7 +8,7 @@
 //! Needs CUDA and a Vulkan device with `VK_EXT_image_drm_format_modifier` that CUDA can see:
 //! the GPU machine (`scripts/gpu/cuda-e2e.sh`). Elsewhere every test prints why it is skipped.
 
-mod producer;
+use zerocast_testproducer as producer;
 
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;

@@ -4,7 +4,7 @@
 //! Needs `pipewire`, `wireplumber`, `ffmpeg` and a Vulkan driver with dma-buf import
 //! (mesa-vulkan-drivers' lavapipe in CI).
 
-mod producer;
+use zerocast_testproducer as producer;
 
 use producer::{
     check_file, decode_rgb, logged, quadrant_rgb, record, Daemon, Offer, Producer, ProducerOptions,

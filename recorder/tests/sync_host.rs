@@ -7,7 +7,7 @@
 //! Needs a Vulkan device that exports tiled images and timelines as OPAQUE_FD and imports
 //! timelines (the GPU machine: `scripts/gpu/cuda-e2e.sh`); elsewhere it prints SKIPPED and why.
 
-mod producer;
+use zerocast_testproducer as producer;
 
 use std::sync::atomic::Ordering;
 

@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # GPU-machine check + benchmark of the interop crate (issue #3).
 #
-# Build here:   cargo build --release -p zerocast-interop --bin interop-check
-# Carry:        target/release/interop-check and this script into gpu-carry/ of the checkout
-#               that the device `run` tool ships, plus .gl/ (Debian's libvulkan1, libglvnd0, libglx0, libgl1,
+# Pack here:    bash scripts/gpu/interop-check.sh --pack /work/main/gpu-carry
+#               builds the binary (cargo build --release -p zerocast-interop --features gpu-checks
+#               --bin interop-check; the feature keeps it out of the shipped build) and copies it
+#               and this script into the gpu-carry/ folder of the checkout that the device `run`
+#               tool ships. Carry .gl/ too (Debian's libvulkan1, libglvnd0, libglx0, libgl1,
 #               libegl1, libgles2, libopengl0 .debs: the GPU machine has no Vulkan loader).
 # Run there:    bash gpu-carry/interop-check.sh          (from the repo root)
 # It prints (a) the NVIDIA modifiers for XR24/AR24, (b) the per-modifier import → NV12 → CUDA
 # byte comparisons, then the --bench figures. Logs go to $OUT (or /tmp).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+
+if [ "${1:-}" = "--pack" ]; then
+    dest=${2:?destination folder}
+    root=$(cd "$here/../.." && pwd)
+    set -e
+    (cd "$root" && cargo build --release -p zerocast-interop --features gpu-checks \
+        --bin interop-check)
+    mkdir -p "$dest"
+    cp "$root/target/release/interop-check" "$dest/interop-check"
+    strip "$dest/interop-check" || true
+    cp "$0" "$dest/interop-check.sh"
+    du -sh "$dest/interop-check"
+    exit 0
+fi
+
 bin=${INTEROP_CHECK_BIN:-$here/interop-check}
 out=${OUT:-/tmp}
 

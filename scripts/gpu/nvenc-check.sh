@@ -2,14 +2,16 @@
 # GPU-machine check + benchmark of the NVENC path (issue #6): interop NV12 → FFmpeg CUDA hw
 # frames on our context/stream, NVENC open + reason, auto fallback to libx264 from GPU NV12.
 #
-# Build here:  cargo build --release -p zerocast-recorder --bin nvenc-check
 # Pack here:   bash scripts/gpu/nvenc-check.sh --pack /work/main/gpu-carry/nvenc
-#              copies the binary and this script, packs the FFmpeg libraries it needs (the ldd
-#              closure of libavcodec/libavformat/libavutil/libswscale/libswresample, from this
-#              Debian 12 machine) into libs.tar.xz, and builds tiny stand-ins for libraries the
-#              binary lists but does not use (libavdevice: only avdevice_register_all, a no-op
-#              for us; libavfilter, libpostproc, libpipewire: no symbols) so their large closures
-#              (SDL, JACK, tesseract, flite…) need not travel. Keep the carry under 64 MiB.
+#              builds the binary (cargo build --release -p zerocast-recorder --features gpu-checks
+#              --bin nvenc-check; the feature keeps it out of the shipped build; NVENC_CHECK_BIN
+#              names a prebuilt one instead), copies it and this script, packs the FFmpeg
+#              libraries it needs (the ldd closure of libavcodec/libavformat/libavutil/libswscale/
+#              libswresample, from this Debian 12 machine) into libs.tar.xz, and builds tiny
+#              stand-ins for libraries the binary lists but does not use (libavdevice: only
+#              avdevice_register_all, a no-op for us; libavfilter, libpostproc, libpipewire: no
+#              symbols) so their large closures (SDL, JACK, tesseract, flite…) need not travel.
+#              Keep the carry under 64 MiB.
 # Run there:   bash gpu-carry/nvenc/nvenc-check.sh [--bench]   (from the repo root, .gl carried)
 #              The GPU machine (Ubuntu 24.04) has no FFmpeg; libraries are unpacked into /tmp,
 #              never over /. Logs and the fallback's .mkv go to $OUT.
@@ -19,8 +21,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ "${1:-}" = "--pack" ]; then
     dest=${2:?destination folder}
     root=$(cd "$here/../.." && pwd)
-    bin=${NVENC_CHECK_BIN:-$root/target/release/nvenc-check}
     set -e
+    bin=${NVENC_CHECK_BIN:-}
+    if [ -z "$bin" ]; then
+        (cd "$root" && cargo build --release -p zerocast-recorder --features gpu-checks \
+            --bin nvenc-check)
+        bin=$root/target/release/nvenc-check
+    fi
     rm -rf "$dest" && mkdir -p "$dest"
     cp "$bin" "$dest/nvenc-check"
     strip "$dest/nvenc-check" || true

@@ -127,7 +127,7 @@ fn check_case(
         planes: &planes,
         memory_size: Some(prod.alloc_size),
     };
-    let mut conv = Converter::new(&rig.consumer, ConverterConfig::new(mode, w, h)).map_err(e)?;
+    let mut conv = GpuConverter::new(&rig.consumer, ConverterConfig::new(mode, w, h)).map_err(e)?;
     let bridge = CudaBridge::new(&rig.consumer, &conv).map_err(e)?;
     rig.ensure_stream(&bridge);
     let want = reference(fourcc, w, h, seed, conv.layout());
@@ -265,7 +265,7 @@ fn bench(rig: &mut Rig) -> bool {
             planes: &planes,
             memory_size: Some(prod.alloc_size),
         };
-        let mut conv = Converter::new(
+        let mut conv = GpuConverter::new(
             &rig.consumer,
             ConverterConfig {
                 timestamps: true,
@@ -288,7 +288,7 @@ fn bench(rig: &mut Rig) -> bool {
         let stream = rig.stream;
         fn frame_once(
             importer: &mut DmabufImporter,
-            conv: &mut Converter,
+            conv: &mut GpuConverter,
             bridge: &CudaBridge,
             desc: &DmabufDesc<'_>,
             stream: CudaStream,

@@ -1,7 +1,7 @@
 //! Vulkan loader, instance, device choice and the logical device every other module shares.
 
 use super::kernels::Kernels;
-use super::sync::Timeline;
+use super::sync::TimelineSemaphore;
 use crate::error::{InteropError, Result};
 use ash::vk;
 use std::ffi::CStr;
@@ -214,7 +214,7 @@ impl Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
-        // SAFETY: every child object (the device) is destroyed before (field order of Shared).
+        // SAFETY: every child object (the device) is destroyed before (field order of ContextInner).
         unsafe { self.instance.destroy_instance(None) };
     }
 }
@@ -285,7 +285,7 @@ pub(crate) fn choose(
 
 /// Everything the crate's objects share; behind an `Arc` so importers, converters and the CUDA
 /// bridge can outlive each other in any order.
-pub(crate) struct Shared {
+pub(crate) struct ContextInner {
     // Field order is drop order: the device goes before the instance.
     pub device: ash::Device,
     pub instance: Instance,
@@ -298,7 +298,7 @@ pub(crate) struct Shared {
     pub queue: Mutex<QueueState>,
     /// Signalled with a new value by every frame submission: "frame N is done" for the CPU, for
     /// CUDA (exported once) and for the importer's buffer release.
-    pub timeline: Timeline,
+    pub timeline: TimelineSemaphore,
     pub kernels: Kernels,
     pub memory: vk::PhysicalDeviceMemoryProperties,
     pub limits: vk::PhysicalDeviceLimits,
@@ -308,9 +308,9 @@ pub(crate) struct Shared {
     pub timestamps: bool,
 }
 
-impl Drop for Shared {
+impl Drop for ContextInner {
     fn drop(&mut self) {
-        // SAFETY: every object created from the device holds an Arc<Shared>, so all are gone;
+        // SAFETY: every object created from the device holds an Arc<ContextInner>, so all are gone;
         // the idle wait retires pending work on the kernels and the timeline.
         unsafe {
             let _ = self.device.device_wait_idle();
@@ -326,7 +326,7 @@ impl Drop for Shared {
 /// Cheap to clone (an `Arc`); `Send + Sync`. Queue submissions are serialised internally.
 #[derive(Clone)]
 pub struct VulkanContext {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) shared: Arc<ContextInner>,
 }
 
 impl fmt::Debug for VulkanContext {
@@ -411,7 +411,7 @@ impl VulkanContext {
                 return Err(e);
             }
         };
-        let timeline = match Timeline::new(
+        let timeline = match TimelineSemaphore::new(
             inst,
             physical,
             &device,
@@ -430,7 +430,7 @@ impl VulkanContext {
         };
         tracing::info!(device = %info, ?handle_type, "interop Vulkan device");
         Ok(VulkanContext {
-            shared: Arc::new(Shared {
+            shared: Arc::new(ContextInner {
                 device,
                 instance,
                 physical,
@@ -505,7 +505,7 @@ pub(crate) struct QueueState {
     pub last_value: u64,
 }
 
-impl Shared {
+impl ContextInner {
     /// A memory type in `bits` with all of `required`, preferring one that also has `preferred`.
     pub fn memory_type(
         &self,
@@ -537,7 +537,7 @@ impl Shared {
         self.submit_frame_sync(cmd, wait, None, None)
     }
 
-    /// [`Shared::submit_frame`] that also waits for `acquire` (the compositor's rendering,
+    /// [`ContextInner::submit_frame`] that also waits for `acquire` (the compositor's rendering,
     /// explicit sync) before the compute stage and signals `release` (the compositor may reuse
     /// the buffer) with the frame's own value.
     pub fn submit_frame_sync(

@@ -3,7 +3,7 @@
 
 use crate::cpu::OutputMode;
 use crate::error::{InteropError, Result};
-use crate::modifiers::ImportKind;
+use crate::format::ImportKind;
 use ash::vk;
 
 const BUFFER_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/buffer.spv"));

@@ -1,6 +1,6 @@
 //! Buffers and device memory: exportable (for CUDA), imported (from fds) and host-mapped.
 
-use super::context::Shared;
+use super::context::ContextInner;
 use crate::error::{InteropError, Result};
 use ash::vk;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 /// A buffer with its own memory; freed on drop.
 pub(crate) struct OwnedBuffer {
-    shared: Arc<Shared>,
+    shared: Arc<ContextInner>,
     pub buffer: vk::Buffer,
     pub memory: vk::DeviceMemory,
     /// `allocationSize` (what an importer of an exported fd must pass back).
@@ -93,7 +93,10 @@ pub(crate) enum Placement {
     Host,
 }
 
-fn dedicated_requirements(shared: &Shared, buffer: vk::Buffer) -> (vk::MemoryRequirements, bool) {
+fn dedicated_requirements(
+    shared: &ContextInner,
+    buffer: vk::Buffer,
+) -> (vk::MemoryRequirements, bool) {
     let mut ded = vk::MemoryDedicatedRequirements::default();
     let mut req2 = vk::MemoryRequirements2::default().push_next(&mut ded);
     let info = vk::BufferMemoryRequirementsInfo2::default().buffer(buffer);
@@ -110,7 +113,7 @@ fn dedicated_requirements(shared: &Shared, buffer: vk::Buffer) -> (vk::MemoryReq
 
 /// Creates a buffer with fresh memory.
 pub(crate) fn create_buffer(
-    shared: &Arc<Shared>,
+    shared: &Arc<ContextInner>,
     size: u64,
     usage: vk::BufferUsageFlags,
     placement: Placement,
@@ -218,7 +221,7 @@ pub(crate) fn create_buffer(
 }
 
 /// Destroys a buffer if creation fails half-way.
-struct BufferGuard<'a>(&'a Arc<Shared>, vk::Buffer);
+struct BufferGuard<'a>(&'a Arc<ContextInner>, vk::Buffer);
 impl Drop for BufferGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: the buffer is unused and unbound.
@@ -257,7 +260,7 @@ pub(crate) enum DedicatedTo {
 /// `memory_type_bits` are the object's requirements; for OPAQUE_FD `opaque_type` must be the
 /// exporter's memory type (there is no vkGetMemoryFdPropertiesKHR for it).
 pub(crate) fn import_fd(
-    shared: &Shared,
+    shared: &ContextInner,
     fd: BorrowedFd<'_>,
     handle_type: vk::ExternalMemoryHandleTypeFlags,
     size: u64,

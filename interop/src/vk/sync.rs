@@ -1,14 +1,13 @@
 //! Timeline semaphores: how Vulkan, CUDA and the CPU agree on when a frame is done.
 
-use super::context::Shared;
 use crate::error::{InteropError, Result};
 use ash::vk;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
-/// A timeline semaphore. Plain handle: its owner destroys it with [`Timeline::destroy`] after
+/// A timeline semaphore. Plain handle: its owner destroys it with [`TimelineSemaphore::destroy`] after
 /// the GPU work using it has completed.
-pub(crate) struct Timeline {
+pub(crate) struct TimelineSemaphore {
     pub sem: vk::Semaphore,
     pub exportable: bool,
 }
@@ -35,7 +34,7 @@ fn timeline_exportable(
         .contains(vk::ExternalSemaphoreFeatureFlags::EXPORTABLE)
 }
 
-impl Timeline {
+impl TimelineSemaphore {
     /// A timeline semaphore at 0, exportable as OPAQUE_FD when `want_export` and supported.
     pub fn new(
         instance: &ash::Instance,
@@ -57,7 +56,7 @@ impl Timeline {
         // SAFETY: valid create info with the timelineSemaphore feature enabled.
         let sem = unsafe { device.create_semaphore(&info, None) }
             .map_err(InteropError::vk("vkCreateSemaphore"))?;
-        Ok(Timeline { sem, exportable })
+        Ok(TimelineSemaphore { sem, exportable })
     }
 
     /// # Safety
@@ -93,8 +92,12 @@ impl Timeline {
 
     /// A new OPAQUE_FD for CUDA (`CU_EXTERNAL_SEMAPHORE_HANDLE_TYPE_TIMELINE_SEMAPHORE_FD`),
     /// or `None` where the semaphore is not exportable.
-    pub fn export_fd(&self, shared: &Shared) -> Result<Option<OwnedFd>> {
-        let (Some(sem_fd), true) = (&shared.sem_fd, self.exportable) else {
+    /// `sem_fd`: the device's VK_KHR_external_semaphore_fd functions, where it has them.
+    pub fn export_fd(
+        &self,
+        sem_fd: Option<&ash::khr::external_semaphore_fd::Device>,
+    ) -> Result<Option<OwnedFd>> {
+        let (Some(sem_fd), true) = (sem_fd, self.exportable) else {
             return Ok(None);
         };
         let info = vk::SemaphoreGetFdInfoKHR::default()

@@ -47,7 +47,7 @@ struct Pipe {
     // Field order = drop order: CUDA users before the bridge, the bridge before the converter.
     stream: OwnedStream,
     bridge: CudaBridge,
-    conv: Converter,
+    conv: GpuConverter,
     importer: DmabufImporter,
     images: Vec<ProducerImage>,
     want: Vec<Vec<u8>>,
@@ -60,7 +60,7 @@ const SEEDS: [u32; 2] = [7, 1234];
 impl Pipe {
     fn new(consumer: &VulkanContext, producer: &VulkanContext, w: u32, h: u32) -> Res<Pipe> {
         let conv =
-            Converter::new(consumer, ConverterConfig::new(OutputMode::Nv12, w, h)).map_err(s)?;
+            GpuConverter::new(consumer, ConverterConfig::new(OutputMode::Nv12, w, h)).map_err(s)?;
         let bridge = CudaBridge::new(consumer, &conv).map_err(s)?;
         let stream = OwnedStream::new(&bridge).map_err(s)?;
         let mut images = Vec::new();

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use pipewire::spa::param::video::VideoFormat;
 use zerocast_interop::{
-    BufferId, ConvertedFrame, Converter, ConverterConfig, CudaBridge, DeviceSelector, DmabufDesc,
-    DmabufImporter, FrameReleaser, HandleType, ImportedTimeline, InteropError, ModifierSet,
-    OutputMode, Region, SyncPoints, VulkanContext,
+    BufferId, ConvertedFrame, ConverterConfig, CudaBridge, DeviceSelector, DmabufDesc,
+    DmabufImporter, FrameReleaser, GpuConverter, HandleType, ImportedTimeline, InteropError,
+    ModifierSet, OutputMode, Region, SyncPoints, VulkanContext,
 };
 
 use crate::CapturePath;
@@ -70,7 +70,7 @@ struct Output {
     // frees them.
     sink: Sink,
     releaser: FrameReleaser,
-    conv: Converter,
+    conv: GpuConverter,
 }
 
 /// The CUDA output rebuilt for the first frame's region (see [`Gpu::size_for_first_frame`]).
@@ -275,7 +275,7 @@ impl Gpu {
     }
 
     fn host_output(&self, width: u32, height: u32) -> Result<Output, InteropError> {
-        let conv = Converter::new(
+        let conv = GpuConverter::new(
             &self.ctx,
             ConverterConfig {
                 host_readback: true,
@@ -292,7 +292,7 @@ impl Gpu {
     fn cuda_output(&self, width: u32, height: u32) -> Result<Output, InteropError> {
         // Before allocating exportable slots: most machines have no CUDA driver at all.
         zerocast_interop::cuda_init()?;
-        let conv = Converter::new(
+        let conv = GpuConverter::new(
             &self.ctx,
             ConverterConfig {
                 slots: SLOTS,

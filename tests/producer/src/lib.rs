@@ -1,8 +1,8 @@
-//! Test support: a private PipeWire daemon (+ WirePlumber, which links streams) and a video
-//! producer stream offering DMA-BUF (memfd-backed LINEAR "dma-bufs", which lavapipe imports as
-//! DMA_BUF), SHM, or both. It can hand out buffers that fail to import.
-
-#![allow(dead_code)] // each test binary uses a different part
+//! Test support for the recorder's tests (`recorder/tests/{dmabuf,cuda,sync_host}.rs`, which
+//! `use zerocast_testproducer as producer`): a private PipeWire daemon (+ WirePlumber, which
+//! links streams) and a video producer stream offering DMA-BUF (memfd-backed LINEAR "dma-bufs",
+//! which lavapipe imports as DMA_BUF), SHM, or both. It can hand out buffers that fail to
+//! import. Also the checks those tests run on the recorded files.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -727,8 +727,10 @@ fn run(
             }
             s.update_params(&mut pods).unwrap();
         })
-        // SAFETY (both): PipeWire calls these with a live buffer of this stream.
-        .add_buffer(|_, st, b| unsafe { add_buffer(st, b) })
+        .add_buffer(|_, st, b| {
+            // SAFETY: PipeWire calls this with a live buffer of this stream.
+            unsafe { add_buffer(st, b) }
+        })
         .remove_buffer(|_, st, b| {
             // SAFETY: a live buffer; user_data is the slot key set in add_buffer.
             let key = unsafe { (*b).user_data } as usize;
