@@ -25,9 +25,11 @@
 //! the file (best effort).
 
 mod convert;
+mod gpu_output;
 pub mod hwframes;
 mod log;
 pub mod nvenc;
+pub(crate) mod worker;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,9 +39,9 @@ use ffmpeg_next::{codec, encoder, ffi, format, frame, Dictionary, Packet, Ration
 use crate::frame::{CpuFrame, PixelFormat};
 use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 
-#[doc(hidden)]
-pub use convert::Converter;
 pub use convert::ConverterChoice;
+#[doc(hidden)]
+pub use convert::CpuConverter;
 pub use nvenc::{nvenc_status, GpuEncoder, Selection};
 
 /// What the encoder is fed.
@@ -120,7 +122,7 @@ pub struct Encoder {
     path: PathBuf,
     /// Reused destination of the colour conversion; also what is repeated at the end.
     yuv: frame::Video,
-    conv: convert::Converter,
+    conv: CpuConverter,
     /// Receives packets from the encoder.
     pkt: Packet,
     /// The previous packet, written once the next one tells its duration.
@@ -268,7 +270,7 @@ impl Encoder {
                 Input::Host(f) => f,
                 Input::Cuda(_) => frame::Video::empty(),
             },
-            conv: convert::Converter::new(tuning.converter),
+            conv: CpuConverter::new(tuning.converter),
             pkt: Packet::empty(),
             held: None,
             spare: Some(Packet::empty()),

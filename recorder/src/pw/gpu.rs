@@ -14,6 +14,7 @@ use zerocast_interop::{
     OutputMode, Region, SyncPoints, VulkanContext,
 };
 
+use crate::encode::worker::BridgeMemory;
 use crate::CapturePath;
 
 use super::params;
@@ -79,7 +80,7 @@ pub(crate) struct Resized {
     pub releaser: FrameReleaser,
     /// The previous converter: its slots are mapped by the encoder's previous bridge, so it
     /// goes to the encoder thread and is dropped after that bridge.
-    pub old: Box<dyn Send>,
+    pub old: BridgeMemory,
 }
 
 /// A converted frame, as [`Gpu::convert`] hands it on.
@@ -350,7 +351,7 @@ impl Gpu {
         Ok(Some(Resized {
             bridge,
             releaser,
-            old: Box::new(old),
+            old: BridgeMemory::new(Box::new(old)),
         }))
     }
 
