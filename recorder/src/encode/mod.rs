@@ -1,9 +1,18 @@
-//! FFmpeg encoder + muxer. Runs on the encoder thread only.
+//! FFmpeg encoders + muxer, and the encoder thread that runs them.
 //!
-//! CONTRACT (implemented by the encode work item):
+//! | file | does |
+//! |---|---|
+//! | `worker.rs` | the encoder thread: its messages (`EncMsg`), events and lifecycle (`Stage`) |
+//! | `gpu_output.rs` | GPU ownership as types: encoder → CUDA stream → bridge → Vulkan memory |
+//! | `mod.rs` | `Encoder` (software video encoder on a muxer), encoder tables, `check_encoder` |
+//! | `mux.rs` | the output file: streams added by index, header, packets, trailer |
+//! | `nvenc.rs`, `hwframes.rs` | `GpuEncoder`: NVENC on our CUDA context, or a software encoder fed from CUDA |
+//! | `convert.rs` | `CpuConverter`: RGB/NV12 → I420 (AVX2/SSE4.1, swscale fallback) |
+//!
+//! CONTRACT:
 //! - `Encoder::open(&EncoderConfig)` opens the software encoder for the codec (libx264 default,
-//!   libx265, libsvtav1/libaom-av1, libvpx-vp9), and the muxer (mkv; mp4 fragmented; webm), and
-//!   writes the header. Errors map to `RecorderError::{EncoderUnavailable, OutputNotWritable, ..}`.
+//!   libx265, libsvtav1/libaom-av1, libvpx-vp9), then the muxer (mkv; mp4 fragmented; webm) with
+//!   one video stream, and writes the header. Errors map to `RecorderError::{EncoderUnavailable, OutputNotWritable, ..}`.
 //! - `push(&mut self, &CpuFrame)` converts (swscale, context cached per input format/size) into
 //!   a reused YUV420P/NV12 frame and encodes it at `frame.pts` (µs time base, VFR).
 //! - `finish(self, end: Duration)` makes the file last until `end` (repeats the last frame at
