@@ -6,6 +6,7 @@
 //! - the encoder thread owns FFmpeg (`encode::worker`, the encoders and muxer in `encode`);
 //! - [`Recording`] is the async handle the CLI and the D-Bus service hold.
 
+mod drop_order;
 pub mod encode;
 pub mod frame;
 pub mod options;
