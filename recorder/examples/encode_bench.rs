@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use zerocast_recorder::encode::{Converter, ConverterChoice, Encoder, EncoderConfig, Tuning};
+use zerocast_recorder::encode::{ConverterChoice, CpuConverter, Encoder, EncoderConfig, Tuning};
 use zerocast_recorder::frame::{CpuFrame, PixelFormat};
 use zerocast_recorder::{Codec, Container, EncoderChoice, RateControl};
 
@@ -110,7 +110,7 @@ fn bench_convert(frames: &[CpuFrame], n: usize, choice: ConverterChoice) -> f64 
     let f0 = &frames[0];
     let mut dst =
         ffmpeg_next::frame::Video::new(ffmpeg_next::format::Pixel::YUV420P, f0.width, f0.height);
-    let mut conv = Converter::new(choice);
+    let mut conv = CpuConverter::new(choice);
     conv.convert(&f0.into(), &mut dst).unwrap(); // warm-up (context creation)
     let t = cpu_time();
     for i in 0..n {

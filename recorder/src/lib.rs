@@ -2,10 +2,11 @@
 //!
 //! Threads (see docs/ARCHITECTURE.md):
 //! - the PipeWire thread owns every PipeWire object (`pw` module) and talks to the rest through
-//!   channels;
-//! - the encoder thread owns FFmpeg (`encode` module);
+//!   channels; frames leave through the `FrameSink` (`sink` module);
+//! - the encoder thread owns FFmpeg (`encode::worker`, the encoders and muxer in `encode`);
 //! - [`Recording`] is the async handle the CLI and the D-Bus service hold.
 
+mod drop_order;
 pub mod encode;
 pub mod frame;
 pub mod options;

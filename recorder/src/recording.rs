@@ -10,12 +10,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc as tmpsc, oneshot, watch};
 use tracing::Instrument;
 
-use zerocast_interop::{CudaBridge, FrameReleaser, OwnedStream};
-
-use crate::encode::{Encoder, EncoderConfig, GpuEncoder};
-use crate::frame::{FramePool, FrameReturn};
+use crate::encode::worker::{self, EncEvent, EncMsg};
+use crate::encode::EncoderConfig;
+use crate::frame::FramePool;
 use crate::pw::{monotonic_ns, PwEvent, PwThread};
-use crate::sink::{Counters, EncMsg, FrameSink, Timeline};
+use crate::sink::{Counters, FrameSink, RecordingClock};
 use crate::stats::EndReason;
 use crate::{RecorderError, RecordingOptions, RecordingState, Stats, Summary};
 
@@ -54,15 +53,16 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 type Outcome = Option<Result<Summary, RecorderError>>;
 
-/// State shared by the handle and the control task.
-struct Shared {
+/// What the handle and the control task both read and publish: the state, the recording's
+/// clock and the frame counters.
+struct Progress {
     state: Mutex<RecordingState>,
     stats_tx: watch::Sender<Stats>,
-    timeline: Arc<Mutex<Timeline>>,
+    clock: Arc<Mutex<RecordingClock>>,
     counters: Arc<Counters>,
 }
 
-impl Shared {
+impl Progress {
     fn set_state(&self, state: RecordingState) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
         self.publish();
@@ -76,7 +76,7 @@ impl Shared {
     fn publish(&self) {
         let state = self.state();
         let elapsed = self
-            .timeline
+            .clock
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed(monotonic_ns());
@@ -102,7 +102,7 @@ enum Control {
 pub struct Recording {
     id: RecordingId,
     opts: RecordingOptions,
-    shared: Arc<Shared>,
+    progress: Arc<Progress>,
     control: tmpsc::UnboundedSender<Control>,
     outcome: watch::Receiver<Outcome>,
 }
@@ -117,13 +117,13 @@ impl Recording {
         let id = RecordingId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let span = tracing::info_span!("recording", id = id.0);
         let counters = Arc::new(Counters::default());
-        let timeline = Arc::new(Mutex::new(Timeline::new()));
+        let clock = Arc::new(Mutex::new(RecordingClock::new()));
         // The capture path is known once the format is negotiated (PwEvent::Format).
         let (stats_tx, _) = watch::channel(Stats::default());
-        let shared = Arc::new(Shared {
+        let progress = Arc::new(Progress {
             state: Mutex::new(RecordingState::Starting),
             stats_tx,
-            timeline: Arc::clone(&timeline),
+            clock: Arc::clone(&clock),
             counters: Arc::clone(&counters),
         });
 
@@ -141,35 +141,24 @@ impl Recording {
             width: 0,
             height: 0,
         };
-        let enc_join = {
-            let returner = pool.returner();
-            let counters = Arc::clone(&counters);
-            let span = span.clone();
-            std::thread::Builder::new()
-                .name("zerocast-encoder".into())
-                .spawn(move || {
-                    let _enter = span.enter();
-                    encoder_thread(enc_cfg, enc_rx, returner, counters, enc_events_tx)
-                })
-                .map_err(|e| RecorderError::Encode(format!("cannot start encoder thread: {e}")))?
-        };
+        let enc_join = worker::spawn(
+            enc_cfg,
+            enc_rx,
+            pool.returner(),
+            Arc::clone(&counters),
+            enc_events_tx,
+            span.clone(),
+        )
+        .map_err(|e| RecorderError::Encode(format!("cannot start encoder thread: {e}")))?;
 
-        let sink = FrameSink {
+        let sink = FrameSink::new(
             pool,
-            tx: enc_tx.clone(),
-            counters: Arc::clone(&counters),
-            timeline: Arc::clone(&timeline),
-            min_interval: opts
-                .max_fps
-                .filter(|f| *f > 0)
-                .map(|f| Duration::from_secs_f64(1.0 / f as f64)),
-            last_kept: None,
-            configured: None,
-            encoder_sized: false,
-            limit: opts.duration,
-            conv: crate::encode::Converter::new(Default::default()),
-            shm_copy: std::env::var_os(crate::sink::SHM_COPY_ENV).is_some(),
-        };
+            enc_tx.clone(),
+            Arc::clone(&counters),
+            Arc::clone(&clock),
+            opts.max_fps,
+            opts.duration,
+        );
         let (pw_events_tx, pw_events) = tmpsc::unbounded_channel();
         let pw = PwThread::spawn(&source.fd, source.node_id, sink, pw_events_tx, span.clone())
             .map_err(|e| RecorderError::PipeWire(format!("cannot start PipeWire thread: {e}")))?;
@@ -180,7 +169,7 @@ impl Recording {
         let (ready_tx, ready_rx) = oneshot::channel();
         let task = ControlTask {
             opts: opts.clone(),
-            shared: Arc::clone(&shared),
+            progress: Arc::clone(&progress),
             pw: Some(pw),
             enc_tx,
             enc_join: Some(enc_join),
@@ -196,7 +185,7 @@ impl Recording {
             Ok(Ok(())) => Ok(Recording {
                 id,
                 opts,
-                shared,
+                progress,
                 control,
                 outcome,
             }),
@@ -221,46 +210,54 @@ impl Recording {
 
     /// Live figures; changes a few times per second plus every state change.
     pub fn stats(&self) -> watch::Receiver<Stats> {
-        self.shared.stats_tx.subscribe()
+        self.progress.stats_tx.subscribe()
     }
 
     /// Stops adding frames; the paused time is absent from the file.
     pub fn pause(&self) -> Result<(), RecorderError> {
-        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .progress
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if *state != RecordingState::Recording {
             return Err(RecorderError::NotRecording(*state));
         }
-        self.shared
-            .timeline
+        self.progress
+            .clock
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .pause(monotonic_ns());
         *state = RecordingState::Paused;
         drop(state);
-        self.shared.publish();
+        self.progress.publish();
         Ok(())
     }
 
     pub fn resume(&self) -> Result<(), RecorderError> {
-        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self
+            .progress
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if *state != RecordingState::Paused {
             return Err(RecorderError::NotRecording(*state));
         }
-        self.shared
-            .timeline
+        self.progress
+            .clock
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .resume(monotonic_ns());
         *state = RecordingState::Recording;
         drop(state);
-        self.shared.publish();
+        self.progress.publish();
         Ok(())
     }
 
     /// Stops and finalizes the file; returns after the trailer is written. Calling it on an
     /// ended recording returns `NotRecording`.
     pub async fn stop(&self) -> Result<Summary, RecorderError> {
-        let state = self.shared.state();
+        let state = self.progress.state();
         if state.is_over() || state == RecordingState::Finishing {
             return Err(RecorderError::NotRecording(state));
         }
@@ -280,20 +277,13 @@ impl Recording {
 
     /// Current state without subscribing.
     pub fn state(&self) -> RecordingState {
-        self.shared.state()
+        self.progress.state()
     }
-}
-
-enum EncEvent {
-    Opened(String),
-    FirstFrame,
-    Failed(RecorderError),
-    Finished(Result<u64, RecorderError>),
 }
 
 struct ControlTask {
     opts: RecordingOptions,
-    shared: Arc<Shared>,
+    progress: Arc<Progress>,
     pw: Option<PwThread>,
     enc_tx: mpsc::SyncSender<EncMsg>,
     enc_join: Option<std::thread::JoinHandle<()>>,
@@ -328,7 +318,7 @@ impl ControlTask {
 
     fn mark_ready(&mut self) {
         if let Some(ready) = self.ready.take() {
-            self.shared.set_state(RecordingState::Recording);
+            self.progress.set_state(RecordingState::Recording);
             let _ = ready.send(Ok(()));
         }
     }
@@ -341,14 +331,14 @@ impl ControlTask {
             // Sleep exactly until the requested duration is reached, not to the next tick.
             let until_limit = self.opts.duration.map(|limit| {
                 let elapsed = self
-                    .shared
-                    .timeline
+                    .progress
+                    .clock
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .elapsed(monotonic_ns());
                 limit.saturating_sub(elapsed)
             });
-            let paused = self.shared.state() == RecordingState::Paused;
+            let paused = self.progress.state() == RecordingState::Paused;
             tokio::select! {
                 _ = tokio::time::sleep(until_limit.unwrap_or(TICK)), if until_limit.is_some_and(|d| d < TICK) && !paused && self.ready.is_none() => {
                     return Ending::Normal(EndReason::Duration);
@@ -359,7 +349,7 @@ impl ControlTask {
                 ev = self.pw_events.recv() => match ev {
                     Some(PwEvent::Format { width, height, format, path }) => {
                         tracing::debug!(?format, %path, "format event");
-                        self.shared.stats_tx.send_modify(|s| { s.width = width; s.height = height; s.capture_path = path; });
+                        self.progress.stats_tx.send_modify(|s| { s.width = width; s.height = height; s.capture_path = path; });
                     }
                     Some(PwEvent::Streaming) => {
                         streaming_since.get_or_insert_with(tokio::time::Instant::now);
@@ -369,7 +359,7 @@ impl ControlTask {
                 },
                 ev = self.enc_events.recv() => match ev {
                     Some(EncEvent::Opened(name)) => {
-                        self.shared.stats_tx.send_modify(|s| s.encoder = name);
+                        self.progress.stats_tx.send_modify(|s| s.encoder = name);
                     }
                     Some(EncEvent::FirstFrame) => self.mark_ready(),
                     Some(EncEvent::Failed(e)) => return Ending::Error(e),
@@ -391,23 +381,23 @@ impl ControlTask {
                         }
                     }
                     if let Some(limit) = self.opts.duration {
-                        let elapsed = self.shared.timeline.lock().unwrap_or_else(|e| e.into_inner()).elapsed(monotonic_ns());
+                        let elapsed = self.progress.clock.lock().unwrap_or_else(|e| e.into_inner()).elapsed(monotonic_ns());
                         if elapsed >= limit {
                             return Ending::Normal(EndReason::Duration);
                         }
                     }
-                    self.shared.publish();
+                    self.progress.publish();
                 }
             }
         }
     }
 
     async fn finish(&mut self, ending: Ending) -> Result<Summary, RecorderError> {
-        self.shared.set_state(RecordingState::Finishing);
+        self.progress.set_state(RecordingState::Finishing);
         // The end of the file: now, on the recording's timeline, capped at the requested duration.
         let mut end = self
-            .shared
-            .timeline
+            .progress
+            .clock
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .elapsed(monotonic_ns());
@@ -424,21 +414,21 @@ impl ControlTask {
                 tracing::error!(error = %e, "recording failed");
                 // Still finalize what was written: a failed recording must leave a playable file.
                 let _ = self.finalize(end).await;
-                self.shared.set_state(RecordingState::Failed);
+                self.progress.set_state(RecordingState::Failed);
                 return Err(e);
             }
         };
         let result = self.finalize(end).await;
         let stats = {
-            self.shared.publish();
-            self.shared.stats_tx.borrow().clone()
+            self.progress.publish();
+            self.progress.stats_tx.borrow().clone()
         };
         match result {
             Ok(bytes) => {
-                self.shared.counters.bytes.store(bytes, Ordering::Relaxed);
+                self.progress.counters.bytes.store(bytes, Ordering::Relaxed);
                 let failed = matches!(reason, EndReason::StreamLost(_));
-                self.shared.stats_tx.send_modify(|s| s.duration = end);
-                self.shared.set_state(if failed {
+                self.progress.stats_tx.send_modify(|s| s.duration = end);
+                self.progress.set_state(if failed {
                     RecordingState::Failed
                 } else {
                     RecordingState::Finished
@@ -446,7 +436,7 @@ impl ControlTask {
                 let stats = Stats {
                     duration: end,
                     bytes,
-                    state: self.shared.state(),
+                    state: self.progress.state(),
                     ..stats
                 };
                 tracing::info!(?reason, path = %self.opts.path.display(), frames = stats.frames_written, dropped = stats.frames_dropped, "recording finished");
@@ -457,7 +447,7 @@ impl ControlTask {
                 })
             }
             Err(e) => {
-                self.shared.set_state(RecordingState::Failed);
+                self.progress.set_state(RecordingState::Failed);
                 Err(e)
             }
         }
@@ -481,200 +471,4 @@ impl ControlTask {
         }
         result
     }
-}
-
-/// The encoder the first frame chose: CPU frames, or CUDA slots of a bridge.
-/// Both encoders are boxed: allocated once per recording, and the enum stays small.
-enum Active {
-    Cpu(Box<Encoder>),
-    Gpu {
-        // Field order is drop order: the encoder (and its CUDA stream) before the bridge.
-        enc: Box<GpuEncoder>,
-        _stream: OwnedStream,
-        bridge: Box<CudaBridge>,
-        releaser: FrameReleaser,
-    },
-}
-
-impl Active {
-    fn name(&self) -> String {
-        match self {
-            Active::Cpu(e) => e.name().to_string(),
-            Active::Gpu { enc, .. } => enc.name().to_string(),
-        }
-    }
-
-    fn bytes_written(&self) -> u64 {
-        match self {
-            Active::Cpu(e) => e.bytes_written(),
-            Active::Gpu { enc, .. } => enc.bytes_written(),
-        }
-    }
-
-    fn finish(self, end: Duration) -> Result<u64, RecorderError> {
-        match self {
-            Active::Cpu(e) => (*e).finish(end),
-            Active::Gpu {
-                enc,
-                _stream,
-                bridge,
-                ..
-            } => {
-                let r = (*enc).finish(end);
-                // The stream finishes its queued copies before the bridge unmaps the slots.
-                drop(_stream);
-                drop(bridge);
-                r
-            }
-        }
-    }
-}
-
-fn open_gpu(
-    cfg: &mut EncoderConfig,
-    bridge: Box<CudaBridge>,
-    releaser: FrameReleaser,
-) -> Result<Active, RecorderError> {
-    let layout = *bridge.layout();
-    cfg.width = layout.width;
-    cfg.height = layout.height;
-    let stream = OwnedStream::new(&bridge)
-        .map_err(|e| RecorderError::Encode(format!("CUDA stream: {e}")))?;
-    let enc = GpuEncoder::open(cfg, &bridge, stream.handle())?;
-    Ok(Active::Gpu {
-        enc: Box::new(enc),
-        _stream: stream,
-        bridge,
-        releaser,
-    })
-}
-
-/// Body of the encoder thread: opens the encoder when the stream's size is known, encodes
-/// frames in order, gives their buffers back, finalizes on `Finish`.
-fn encoder_thread(
-    mut cfg: EncoderConfig,
-    rx: mpsc::Receiver<EncMsg>,
-    returner: FrameReturn,
-    counters: Arc<Counters>,
-    events: tmpsc::UnboundedSender<EncEvent>,
-) {
-    // Ask the driver about NVENC now, while the portal and PipeWire negotiate: a session
-    // attempt takes ~0.25 s, which would otherwise be spent (and frames dropped) when the
-    // first GPU frames are already arriving.
-    if cfg.encoder != crate::EncoderChoice::Software && crate::encode::nvenc::cuda_present() {
-        let _ = crate::encode::nvenc_status(cfg.codec);
-    }
-    let mut encoder: Option<Active> = None;
-    // What the PipeWire thread retired (the converter behind the bridge): dropped last.
-    let mut retired: Vec<Box<dyn Send>> = Vec::new();
-    let mut failed = false;
-    let written = |enc: &Active| {
-        if counters.written.fetch_add(1, Ordering::Relaxed) == 0 {
-            let _ = events.send(EncEvent::FirstFrame);
-        }
-        counters.bytes.store(enc.bytes_written(), Ordering::Relaxed);
-    };
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            EncMsg::Configure { width, height } => {
-                if encoder.is_some() || failed {
-                    continue; // later size changes are scaled to the first size
-                }
-                cfg.width = width;
-                cfg.height = height;
-                match Encoder::open(&cfg) {
-                    Ok(enc) => {
-                        let _ = events.send(EncEvent::Opened(enc.name().to_string()));
-                        encoder = Some(Active::Cpu(Box::new(enc)));
-                    }
-                    Err(e) => {
-                        failed = true;
-                        let _ = events.send(EncEvent::Failed(e));
-                    }
-                }
-            }
-            EncMsg::GpuConfigure { bridge, releaser } => {
-                if failed {
-                    continue;
-                }
-                match &encoder {
-                    None => {}
-                    // A window cast's first frame is smaller than the stream the encoder was
-                    // opened for: reopen at its size. Nothing was written yet; the old
-                    // encoder, stream and bridge go first (the old converter arrives next, in
-                    // `Retire`), and the new encoder truncates the file.
-                    Some(Active::Gpu { .. }) if counters.written.load(Ordering::Relaxed) == 0 => {
-                        encoder = None;
-                    }
-                    Some(_) => continue,
-                }
-                match open_gpu(&mut cfg, bridge, releaser) {
-                    Ok(enc) => {
-                        let _ = events.send(EncEvent::Opened(enc.name()));
-                        encoder = Some(enc);
-                    }
-                    Err(e) => {
-                        failed = true;
-                        let _ = events.send(EncEvent::Failed(e));
-                    }
-                }
-            }
-            EncMsg::Frame(frame) => {
-                let r = match encoder.as_mut() {
-                    Some(Active::Cpu(enc)) => Some(enc.push(&frame)),
-                    // After a renegotiation from DMA-BUF to SHM the GPU encoder takes CPU frames.
-                    Some(Active::Gpu { enc, .. }) => Some(enc.push_cpu(&frame)),
-                    None => None,
-                };
-                match r {
-                    Some(Ok(())) => written(encoder.as_ref().expect("pushed")),
-                    Some(Err(e)) => {
-                        failed = true;
-                        let _ = events.send(EncEvent::Failed(e));
-                    }
-                    None => {}
-                }
-                returner.give_back(frame);
-            }
-            EncMsg::GpuFrame { frame, pts } => match encoder.as_mut() {
-                Some(Active::Gpu {
-                    enc,
-                    bridge,
-                    releaser,
-                    ..
-                }) => match enc.push(bridge, &frame, pts) {
-                    Ok(()) => written(encoder.as_ref().expect("pushed")),
-                    Err(e) => {
-                        releaser.release(&frame);
-                        failed = true;
-                        let _ = events.send(EncEvent::Failed(e));
-                    }
-                },
-                // No GPU encoder (it failed to open): nothing can encode this slot. The
-                // PipeWire thread only sends GPU frames after GpuConfigure, so a CPU encoder
-                // never sees one.
-                _ => {
-                    counters.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            EncMsg::Retire(objects) => retired.push(objects),
-            EncMsg::Finish { end } => {
-                let result = match encoder.take() {
-                    Some(enc) => enc.finish(end),
-                    None => Err(RecorderError::StreamLost(
-                        "no frame was received; nothing to write".into(),
-                    )),
-                };
-                let _ = events.send(EncEvent::Finished(result));
-                drop(retired);
-                return;
-            }
-        }
-    }
-    // Channel closed without Finish (the recording was dropped): still finalize the file.
-    if let Some(enc) = encoder.take() {
-        let end = Duration::ZERO;
-        let _ = enc.finish(end);
-    }
-    drop(retired);
 }

@@ -9,41 +9,14 @@ use std::time::Duration;
 
 use zerocast_interop::{ConvertedFrame, CudaBridge, FrameReleaser};
 
+use crate::encode::worker::{BridgeMemory, EncMsg};
+
+use crate::encode::CpuConverter;
 use crate::frame::{CpuFrame, FramePool, PixelFormat};
 
 /// Set to send SHM frames to the encoder as copied RGB (the pre-I420 behaviour), for A/B
 /// benchmarks of the conversion on the PipeWire thread.
-pub(crate) const SHM_COPY_ENV: &str = "ZEROCAST_SHM_COPY";
-
-/// Messages to the encoder thread, in stream order.
-pub(crate) enum EncMsg {
-    /// The stream's (new) size: open the encoder at this size if not open yet.
-    Configure {
-        width: u32,
-        height: u32,
-    },
-    Frame(CpuFrame),
-    /// Frames will come as CUDA NV12 slots of `bridge`: open a [`GpuEncoder`] on it (if no
-    /// encoder is open yet). `releaser` gives slots back when a frame cannot be encoded.
-    ///
-    /// [`GpuEncoder`]: crate::encode::GpuEncoder
-    GpuConfigure {
-        bridge: Box<CudaBridge>,
-        releaser: FrameReleaser,
-    },
-    /// A converted frame in a slot of the bridge; the encoder thread releases the slot.
-    GpuFrame {
-        frame: ConvertedFrame,
-        pts: Duration,
-    },
-    /// GPU objects the bridge's memory belongs to (the Vulkan converter), handed over by the
-    /// PipeWire thread when it ends: dropped only after the encoder is done with the bridge.
-    Retire(Box<dyn Send>),
-    /// Flush and finalize so the file lasts until `end`.
-    Finish {
-        end: Duration,
-    },
-}
+const SHM_COPY_ENV: &str = "ZEROCAST_SHM_COPY";
 
 /// Counters shared by all threads of one recording; read for progress reports.
 #[derive(Default, Debug)]
@@ -62,7 +35,7 @@ pub(crate) struct Counters {
 /// pause/stop requests are in CLOCK_MONOTONIC. The offset between the two is taken at the first
 /// frame so both can be compared even if a compositor stamps with another clock.
 #[derive(Debug, Default)]
-pub(crate) struct Timeline {
+pub(crate) struct RecordingClock {
     /// Header PTS of the first frame: time zero of the file.
     origin: Option<i64>,
     /// monotonic − header clock, measured at the first frame.
@@ -71,9 +44,9 @@ pub(crate) struct Timeline {
     paused_total: i64,
 }
 
-impl Timeline {
+impl RecordingClock {
     pub fn new() -> Self {
-        Timeline::default()
+        RecordingClock::default()
     }
 
     /// Position of a frame stamped `pts_ns` in the file, or `None` while paused.
@@ -113,34 +86,54 @@ impl Timeline {
     }
 }
 
-/// The PipeWire thread's end of the frame path.
+/// The PipeWire thread's end of the frame path: decides which frames are recorded and hands
+/// them to the encoder thread.
 pub(crate) struct FrameSink {
-    pub pool: FramePool,
-    pub tx: SyncSender<EncMsg>,
-    pub counters: Arc<Counters>,
-    pub timeline: Arc<Mutex<Timeline>>,
+    pool: FramePool,
+    tx: SyncSender<EncMsg>,
+    counters: Arc<Counters>,
+    clock: Arc<Mutex<RecordingClock>>,
     /// Minimum spacing of kept frames (from the fps cap), with 10% slack for jitter.
-    pub min_interval: Option<Duration>,
-    pub last_kept: Option<Duration>,
-    pub configured: Option<(u32, u32)>,
+    min_interval: Option<Duration>,
+    last_kept: Option<Duration>,
     /// Whether the encoder was told the output size (done with the first frame).
-    pub encoder_sized: bool,
+    encoder_sized: bool,
     /// Requested recording length: frames stamped after it are not part of the file.
-    pub limit: Option<Duration>,
+    limit: Option<Duration>,
     /// Converts SHM frames to I420 here, on the PipeWire thread, instead of copying them.
-    pub conv: crate::encode::Converter,
+    conv: CpuConverter,
     /// `ZEROCAST_SHM_COPY` was set: copy RGB frames as before (read once, not per frame).
-    pub shm_copy: bool,
+    shm_copy: bool,
 }
 
 impl FrameSink {
-    /// The stream's size is known (or changed). The encoder is sized by the first *frame*
-    /// instead: with a crop region (window casts) frames are smaller than the buffers.
-    pub fn configure(&mut self, width: u32, height: u32) {
-        self.configured = Some((width, height));
+    /// A sink that fills buffers of `pool` and queues them on `tx`, keeping at most `max_fps`
+    /// frames per second and none past `limit`.
+    pub fn new(
+        pool: FramePool,
+        tx: SyncSender<EncMsg>,
+        counters: Arc<Counters>,
+        clock: Arc<Mutex<RecordingClock>>,
+        max_fps: Option<u32>,
+        limit: Option<Duration>,
+    ) -> FrameSink {
+        FrameSink {
+            pool,
+            tx,
+            counters,
+            clock,
+            min_interval: max_fps
+                .filter(|f| *f > 0)
+                .map(|f| Duration::from_secs_f64(1.0 / f as f64)),
+            last_kept: None,
+            encoder_sized: false,
+            limit,
+            conv: CpuConverter::new(Default::default()),
+            shm_copy: std::env::var_os(SHM_COPY_ENV).is_some(),
+        }
     }
 
-    /// A frame arrived from the compositor.
+    /// An SHM frame arrived from the compositor: `bytes` from the first recorded pixel on.
     #[allow(clippy::too_many_arguments)]
     pub fn submit(
         &mut self,
@@ -196,15 +189,25 @@ impl FrameSink {
     /// Decides whether a frame stamped `pts_ns` is recorded and, if so, hands out a pooled
     /// buffer with `pts` set, to be filled and passed to [`FrameSink::send`]. Callers with
     /// costly frames (GPU conversion) ask before doing the work.
-    pub fn admit(&mut self, pts_ns: i64, now_mono: i64) -> Option<CpuFrame> {
+    fn admit(&mut self, pts_ns: i64, now_mono: i64) -> Option<CpuFrame> {
         let pts = self.admit_pts(pts_ns, now_mono)?;
+        self.host_buffer(pts)
+    }
+
+    /// A pooled buffer for an admitted frame at `pts`, or `None` (counted as dropped) when
+    /// every buffer is queued or being encoded: the encoder is behind.
+    pub fn host_buffer(&mut self, pts: Duration) -> Option<CpuFrame> {
         let Some(mut frame) = self.pool.try_take() else {
-            // Every buffer is queued or being encoded: the encoder is behind.
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped();
             return None;
         };
         frame.pts = pts;
         Some(frame)
+    }
+
+    /// An older buffer was replaced by a newer one before it could be recorded.
+    pub fn stale(&self) {
+        self.counters.skipped_stale.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The timing half of [`FrameSink::admit`]: the frame's position in the file, or `None`
@@ -213,7 +216,7 @@ impl FrameSink {
     pub fn admit_pts(&mut self, pts_ns: i64, now_mono: i64) -> Option<Duration> {
         self.counters.received.fetch_add(1, Ordering::Relaxed);
         let pts = {
-            let mut t = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+            let mut t = self.clock.lock().unwrap_or_else(|e| e.into_inner());
             // None: paused, the frame is not part of the recording.
             t.map(pts_ns, now_mono)?
         };
@@ -246,7 +249,7 @@ impl FrameSink {
         &mut self,
         bridge: Box<CudaBridge>,
         releaser: FrameReleaser,
-        old: Box<dyn Send>,
+        old: BridgeMemory,
     ) {
         self.encoder_sized = true;
         // Before the first frame: only the first GpuConfigure can be queued, this does not
@@ -255,8 +258,8 @@ impl FrameSink {
         let _ = self.tx.send(EncMsg::Retire(old));
     }
 
-    /// The converted GPU frame could not be had because every slot is still being encoded.
-    pub fn dropped(&mut self) {
+    /// A frame that was admitted could not be recorded (the encoder is behind).
+    pub fn dropped(&self) {
         self.counters.dropped.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -298,6 +301,15 @@ impl FrameSink {
     pub fn discard(&mut self, frame: CpuFrame) {
         self.pool.returner().give_back(frame);
     }
+
+    /// The PipeWire thread ends: the Vulkan memory its converter's CUDA bridge maps goes to
+    /// the encoder thread, which drops it after its last use of the bridge. Blocking: the
+    /// encoder drains its queue until it is told to finish, which happens only after the
+    /// PipeWire thread has ended.
+    pub fn retire(&self, memory: BridgeMemory) {
+        // An error means the encoder thread is gone, and with it every use of the bridge.
+        let _ = self.tx.send(EncMsg::Retire(memory));
+    }
 }
 
 #[cfg(test)]
@@ -309,7 +321,7 @@ mod tests {
     #[test]
     fn pause_removes_time_and_foreign_clock_is_mapped() {
         // Header clock runs 5 s behind monotonic.
-        let mut t = Timeline::new();
+        let mut t = RecordingClock::new();
         assert_eq!(t.elapsed(100 * MS), Duration::ZERO);
         assert_eq!(
             t.map(1000 * MS - 5000 * MS, 1000 * MS),

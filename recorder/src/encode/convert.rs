@@ -86,7 +86,7 @@ fn validate(frame: &FrameRef<'_>) -> Result<(), RecorderError> {
 /// Converts capture frames into the encoder's reused YUV420P frame. Public (hidden) for the
 /// benchmark example.
 #[doc(hidden)]
-pub struct Converter {
+pub struct CpuConverter {
     choice: ConverterChoice,
     sws: SwsCache,
     hand: Hand,
@@ -97,9 +97,9 @@ struct Hand {
     simd: Simd,
 }
 
-impl Converter {
+impl CpuConverter {
     pub fn new(choice: ConverterChoice) -> Self {
-        Converter {
+        CpuConverter {
             choice,
             sws: SwsCache::default(),
             hand: Hand {
@@ -154,7 +154,7 @@ impl Converter {
     }
 }
 
-impl Converter {
+impl CpuConverter {
     /// Converts packed RGB `src` into `dst` as packed I420 at the even size below `src`'s
     /// (the PipeWire thread's SHM path). Returns the Y stride, or `None` when this CPU has no
     /// SIMD row loop (then the frame travels as RGB and swscale converts it in the encoder).
@@ -248,7 +248,7 @@ impl Simd {
             if std::is_x86_feature_detected!("sse4.1") && std::is_x86_feature_detected!("ssse3") {
                 return Simd::Sse41;
             }
-            // The hand path is not worth it on plain SSE2 x86 (see `Converter::convert`).
+            // The hand path is not worth it on plain SSE2 x86 (see `CpuConverter::convert`).
             Simd::Baseline
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -669,10 +669,10 @@ fn sws_run(ctx: *mut ffi::SwsContext, src: &FrameRef<'_>, sh: u32, dst: &mut fra
     let stride = src.stride as i32;
     let (planes, strides): ([*const u8; 4], [i32; 4]) = match src.format {
         PixelFormat::Nv12 => (
-            // SAFETY: `validate` checked the buffer holds the UV plane after stride × height.
+            // In bounds: `validate` checked the buffer holds the UV plane after stride × height.
             [
                 base,
-                unsafe { base.add(src.stride * src.height as usize) },
+                base.wrapping_add(src.stride * src.height as usize),
                 ptr::null(),
                 ptr::null(),
             ],
@@ -684,11 +684,11 @@ fn sws_run(ctx: *mut ffi::SwsContext, src: &FrameRef<'_>, sh: u32, dst: &mut fra
                 (src.stride / 2) * (src.height as usize).div_ceil(2),
             );
             (
-                // SAFETY: `validate` checked the buffer holds both chroma planes after Y.
+                // In bounds: `validate` checked the buffer holds both chroma planes after Y.
                 [
                     base,
-                    unsafe { base.add(y_len) },
-                    unsafe { base.add(y_len + c_len) },
+                    base.wrapping_add(y_len),
+                    base.wrapping_add(y_len + c_len),
                     ptr::null(),
                 ],
                 [stride, stride / 2, stride / 2, 0],
@@ -756,7 +756,7 @@ mod tests {
             for choice in [ConverterChoice::Auto, ConverterChoice::Swscale] {
                 let src = frame(64, 32, px);
                 let mut dst = yuv(64, 32);
-                Converter::new(choice)
+                CpuConverter::new(choice)
                     .convert(&(&src).into(), &mut dst)
                     .unwrap();
                 let (y, u, v) = (dst.data(0)[5], dst.data(1)[5], dst.data(2)[5]);
@@ -785,7 +785,7 @@ mod tests {
             let mut src = frame(16, 8, px);
             src.format = fmt;
             let mut dst = yuv(16, 8);
-            Converter::new(ConverterChoice::Auto)
+            CpuConverter::new(ConverterChoice::Auto)
                 .convert(&(&src).into(), &mut dst)
                 .unwrap();
             assert_eq!((dst.data(0)[0], dst.data(2)[0]), (63, 240), "{fmt:?}");
@@ -797,7 +797,7 @@ mod tests {
         ffmpeg_next::init().unwrap();
         let src = frame(17, 9, [0, 255, 0, 0]);
         let mut dst = yuv(16, 8);
-        Converter::new(ConverterChoice::Auto)
+        CpuConverter::new(ConverterChoice::Auto)
             .convert(&(&src).into(), &mut dst)
             .unwrap();
         assert_eq!(dst.data(0)[15], 173);
@@ -810,7 +810,7 @@ mod tests {
         nv.data = vec![100; 16 * 8];
         nv.data.extend([50u8, 200].iter().cycle().take(16 * 4));
         let mut dst = yuv(16, 8);
-        Converter::new(ConverterChoice::Auto)
+        CpuConverter::new(ConverterChoice::Auto)
             .convert(&(&nv).into(), &mut dst)
             .unwrap();
         assert_eq!(
@@ -872,7 +872,7 @@ mod tests {
         let mut src = frame(64, 32, [0; 4]);
         src.data.truncate(100);
         let mut dst = yuv(64, 32);
-        assert!(Converter::new(ConverterChoice::Swscale)
+        assert!(CpuConverter::new(ConverterChoice::Swscale)
             .convert(&(&src).into(), &mut dst)
             .is_err());
     }
@@ -887,7 +887,7 @@ mod i420_tests {
     /// planes. The result must be byte for byte what the encoder's own conversion gives.
     #[test]
     fn i420_bytes_match_the_encoder_conversion() {
-        let mut c = Converter::new(ConverterChoice::Auto);
+        let mut c = CpuConverter::new(ConverterChoice::Auto);
         if c.hand.simd == Simd::Baseline {
             return; // no SIMD row loop: the SHM path sends RGB, covered by the other tests
         }
@@ -949,7 +949,7 @@ mod nv12_dst_tests {
         f.data = (0..f.stride * h as usize)
             .map(|i| (i * 13 % 241) as u8)
             .collect();
-        let mut c = Converter::new(ConverterChoice::Auto);
+        let mut c = CpuConverter::new(ConverterChoice::Auto);
         let mut bytes = Vec::new();
         let i420_stride = c.rgb_to_i420_bytes(&(&f).into(), &mut bytes).unwrap();
         let i420 = i420_stride.map(|stride| FrameRef {

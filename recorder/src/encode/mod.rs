@@ -1,9 +1,18 @@
-//! FFmpeg encoder + muxer. Runs on the encoder thread only.
+//! FFmpeg encoders + muxer, and the encoder thread that runs them.
 //!
-//! CONTRACT (implemented by the encode work item):
+//! | file | does |
+//! |---|---|
+//! | `worker.rs` | the encoder thread: its messages (`EncMsg`), events and lifecycle (`Stage`) |
+//! | `gpu_output.rs` | GPU ownership as types: encoder → CUDA stream → bridge → Vulkan memory |
+//! | `mod.rs` | `Encoder` (software video encoder on a muxer), encoder tables, `check_encoder` |
+//! | `mux.rs` | the output file: streams added by index, header, packets, trailer |
+//! | `nvenc.rs`, `hwframes.rs` | `GpuEncoder`: NVENC on our CUDA context, or a software encoder fed from CUDA |
+//! | `convert.rs` | `CpuConverter`: RGB/NV12 → I420 (AVX2/SSE4.1, swscale fallback) |
+//!
+//! CONTRACT:
 //! - `Encoder::open(&EncoderConfig)` opens the software encoder for the codec (libx264 default,
-//!   libx265, libsvtav1/libaom-av1, libvpx-vp9), and the muxer (mkv; mp4 fragmented; webm), and
-//!   writes the header. Errors map to `RecorderError::{EncoderUnavailable, OutputNotWritable, ..}`.
+//!   libx265, libsvtav1/libaom-av1, libvpx-vp9), then the muxer (mkv; mp4 fragmented; webm) with
+//!   one video stream, and writes the header. Errors map to `RecorderError::{EncoderUnavailable, OutputNotWritable, ..}`.
 //! - `push(&mut self, &CpuFrame)` converts (swscale, context cached per input format/size) into
 //!   a reused YUV420P/NV12 frame and encodes it at `frame.pts` (µs time base, VFR).
 //! - `finish(self, end: Duration)` makes the file last until `end` (repeats the last frame at
@@ -25,21 +34,25 @@
 //! the file (best effort).
 
 mod convert;
+mod gpu_output;
 pub mod hwframes;
 mod log;
+mod mux;
 pub mod nvenc;
+pub(crate) mod worker;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ffmpeg_next::{codec, encoder, ffi, format, frame, Dictionary, Packet, Rational};
 
 use crate::frame::{CpuFrame, PixelFormat};
 use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
+use mux::{Muxer, MuxerSetup, StreamIndex};
 
-#[doc(hidden)]
-pub use convert::Converter;
 pub use convert::ConverterChoice;
+#[doc(hidden)]
+pub use convert::CpuConverter;
 pub use nvenc::{nvenc_status, GpuEncoder, Selection};
 
 /// What the encoder is fed.
@@ -112,21 +125,21 @@ const TIME_BASE: Rational = Rational(1, 1_000_000);
 /// repeated at the end of a static stretch: one 60 Hz frame.
 const NOMINAL_FRAME_US: i64 = 16_667;
 
-/// An open encoder + muxer writing one file.
+/// An open video encoder and the muxer writing its file.
 pub struct Encoder {
-    octx: format::context::Output,
+    mux: Muxer,
+    /// Our stream in `mux`.
+    video: StreamIndex,
     enc: encoder::Video,
     name: &'static str,
-    path: PathBuf,
     /// Reused destination of the colour conversion; also what is repeated at the end.
     yuv: frame::Video,
-    conv: convert::Converter,
+    conv: CpuConverter,
     /// Receives packets from the encoder.
     pkt: Packet,
     /// The previous packet, written once the next one tells its duration.
     held: Option<Packet>,
     spare: Option<Packet>,
-    stream_tb: Rational,
     last_pts: Option<i64>,
     adjusted_pts: u64,
     finished: bool,
@@ -227,29 +240,10 @@ impl Encoder {
         let (enc, lines) = log::capture(|| ctx.open_with(opts.0));
         let enc = enc.map_err(|e| unavailable(nvenc::explain(name, &lines, &e.to_string())))?;
 
-        // Only a file we create ourselves may be removed again (never e.g. a device node).
-        let existed = cfg.path.exists();
-        let mut octx = open_output(&cfg.path, cfg.container)?;
-        let header = (|| {
-            let mut st = octx.add_stream(av_codec)?;
-            st.set_parameters(&enc);
-            st.set_time_base(TIME_BASE);
-            if cfg.container == Container::Mp4 && cfg.codec == Codec::Hevc {
-                set_hvc1_tag(&mut st);
-            }
-            octx.write_header_with(muxer_options(cfg.container))?;
-            Ok::<_, ffmpeg_next::Error>(())
-        })();
-        if let Err(e) = header {
-            drop(octx);
-            // Nothing usable was written; don't leave a stub behind.
-            let ours = std::fs::symlink_metadata(&cfg.path).is_ok_and(|m| m.file_type().is_file());
-            if !existed && ours {
-                let _ = std::fs::remove_file(&cfg.path);
-            }
-            return Err(io_error(&cfg.path, e, "writing the header"));
-        }
-        let stream_tb = octx.stream(0).map(|s| s.time_base()).unwrap_or(TIME_BASE);
+        // A failure from here on removes the file again (MuxerSetup's Drop): no stub is left.
+        let mut setup = MuxerSetup::create(&cfg.path, cfg.container)?;
+        let video = setup.add_stream(av_codec, &enc, cfg.codec)?;
+        let mux = setup.start()?;
         tracing::debug!(
             encoder = name,
             width,
@@ -259,20 +253,19 @@ impl Encoder {
         );
 
         Ok(Encoder {
-            octx,
+            mux,
+            video,
             enc,
             name,
-            path: cfg.path.clone(),
             yuv: match input {
                 Input::Cpu => frame::Video::new(format::Pixel::YUV420P, width, height),
                 Input::Host(f) => f,
                 Input::Cuda(_) => frame::Video::empty(),
             },
-            conv: convert::Converter::new(tuning.converter),
+            conv: CpuConverter::new(tuning.converter),
             pkt: Packet::empty(),
             held: None,
             spare: Some(Packet::empty()),
-            stream_tb,
             last_pts: None,
             adjusted_pts: 0,
             finished: false,
@@ -347,15 +340,7 @@ impl Encoder {
 
     /// Bytes written so far (the muxer's output position).
     pub fn bytes_written(&self) -> u64 {
-        // SAFETY: the output context and its pb live as long as `self`; avio_seek with offset 0
-        // and SEEK_CUR only reads the position ("avio_tell").
-        unsafe {
-            let pb = (*self.octx.as_ptr()).pb;
-            if pb.is_null() {
-                return 0;
-            }
-            ffi::avio_seek(pb, 0, libc::SEEK_CUR).max(0) as u64
-        }
+        self.mux.bytes_written()
     }
 
     /// FFmpeg name of the encoder in use, e.g. `libx264`.
@@ -413,12 +398,7 @@ impl Encoder {
     }
 
     fn write(&mut self, pkt: &mut Packet) -> Result<(), RecorderError> {
-        pkt.set_stream(0);
-        pkt.rescale_ts(TIME_BASE, self.stream_tb);
-        // One stream: no interleaving needed, and av_write_frame leaves the packet's buffer to us.
-        pkt.write(&mut self.octx)
-            .map(|_| ())
-            .map_err(|e| io_error(&self.path, e, "writing"))
+        self.mux.write(self.video, pkt)
     }
 
     /// The end of the recording: repeat the last frame so the file lasts until `end`, flush,
@@ -458,32 +438,10 @@ impl Encoder {
             last.set_duration(dur);
             keep(self.write(&mut last));
         }
-        let path = self.path.clone();
-        keep(
-            self.octx
-                .write_trailer()
-                .map_err(|e| io_error(&path, e, "writing the trailer")),
-        );
+        keep(self.mux.finish());
         match first_err {
             Some(e) => Err(e),
-            None => Ok(self.file_size()),
-        }
-    }
-
-    fn file_size(&self) -> u64 {
-        // SAFETY: as in bytes_written; avio_size seeks to the end and back on a flushed file.
-        let size = unsafe {
-            let pb = (*self.octx.as_ptr()).pb;
-            if pb.is_null() {
-                0
-            } else {
-                ffi::avio_size(pb)
-            }
-        };
-        if size > 0 {
-            size as u64
-        } else {
-            self.bytes_written()
+            None => Ok(self.mux.file_size()),
         }
     }
 }
@@ -493,19 +451,10 @@ impl Drop for Encoder {
     fn drop(&mut self) {
         if !self.finished {
             if let Err(e) = self.finalize(None) {
-                tracing::warn!(path = %self.path.display(), "finalising on drop failed: {e}");
+                tracing::warn!(path = %self.mux.path().display(), "finalising on drop failed: {e}");
             }
         }
     }
-}
-
-/// HEVC in mp4 as `hvc1` (parameter sets in the sample description) instead of FFmpeg's default
-/// `hev1`: Apple's players only accept `hvc1`, and with a global header both are valid.
-fn set_hvc1_tag(st: &mut ffmpeg_next::StreamMut<'_>) {
-    const HVC1: u32 = u32::from_le_bytes(*b"hvc1");
-    // SAFETY: the stream and its codecpar were just created by avformat_new_stream and are
-    // exclusively borrowed; codec_tag is a plain integer field.
-    unsafe { (*(*st.as_mut_ptr()).codecpar).codec_tag = HVC1 }
 }
 
 /// Makes the reused frame writable again; allocates only if the encoder still holds a reference
@@ -539,62 +488,6 @@ fn muxer_wants_global_header(muxer: &str) -> bool {
     unsafe {
         let f = ffi::av_guess_format(name.as_ptr(), std::ptr::null(), std::ptr::null());
         !f.is_null() && (*f).flags & ffi::AVFMT_GLOBALHEADER != 0
-    }
-}
-
-/// Creates the file and the muxer context.
-fn open_output(
-    path: &Path,
-    container: Container,
-) -> Result<format::context::Output, RecorderError> {
-    format::output_as(path, muxer_name(container)).map_err(|e| match e {
-        ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
-            RecorderError::OutOfDiskSpace {
-                path: path.to_owned(),
-            }
-        }
-        e => RecorderError::OutputNotWritable {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        },
-    })
-}
-
-fn muxer_options(container: Container) -> Dictionary<'static> {
-    let mut d = Dictionary::new();
-    // Hand every completed fragment/cluster to the kernel at once instead of keeping up to 32 KiB
-    // in the AVIOContext buffer (FFmpeg's "flush point" markers do nothing for plain files). The
-    // muxers buffer a fragment/cluster themselves, so this is one write per fragment, not per
-    // packet.
-    d.set("flush_packets", "1");
-    match container {
-        Container::Mp4 => {
-            // Fragmented: each moof is self-contained, so a crash loses at most the fragment in
-            // progress (≤ 1 s: a new fragment at every keyframe and at least every second).
-            d.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
-            d.set("frag_duration", "1000000");
-        }
-        Container::Mkv | Container::Webm => {
-            // The muxer buffers a whole cluster in memory; keep that to ≤ 1 s (default 5 s) for
-            // the same crash guarantee.
-            d.set("cluster_time_limit", "1000");
-        }
-    }
-    d
-}
-
-fn is_disk_full(errno: i32) -> bool {
-    errno == libc::ENOSPC || errno == libc::EDQUOT
-}
-
-fn io_error(path: &Path, e: ffmpeg_next::Error, what: &str) -> RecorderError {
-    match e {
-        ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
-            RecorderError::OutOfDiskSpace {
-                path: path.to_owned(),
-            }
-        }
-        e => RecorderError::Encode(format!("{what} {}: {e}", path.display())),
     }
 }
 

@@ -198,7 +198,8 @@ pub(crate) fn software_name(codec: Codec) -> Result<&'static str, RecorderError>
         })
 }
 
-enum Path {
+/// Where a CUDA frame goes on its way into the encoder.
+enum GpuFeed {
     Nvenc(CudaFrames),
     Host {
         pinned: PinnedBuffer,
@@ -211,14 +212,14 @@ enum Path {
 
 /// An encoder fed from the interop bridge's CUDA NV12 slots (encoder thread).
 pub struct GpuEncoder {
-    // Dropped first: it finalises the file and lets go of frames that point into `path`.
+    // Dropped first: it finalises the file and lets go of frames that point into `feed`.
     enc: Encoder,
-    path: Path,
+    feed: GpuFeed,
     stream: CudaStream,
     layout: FrameLayout,
     selection: Selection,
     /// Host frames for NVENC (after a fall back to SHM): a staging frame and its converter.
-    upload: Option<(frame::Video, super::convert::Converter)>,
+    upload: Option<(frame::Video, super::CpuConverter)>,
 }
 
 // Moved to the encoder thread once.
@@ -278,8 +279,8 @@ impl GpuEncoder {
                 selection.name
             );
         }
-        let (enc, path) = match nvenc_path {
-            Some((enc, frames)) => (enc, Path::Nvenc(frames)),
+        let (enc, feed) = match nvenc_path {
+            Some((enc, frames)) => (enc, GpuFeed::Nvenc(frames)),
             None => {
                 let mut pinned = PinnedBuffer::new(layout.size as usize).map_err(cuda_err)?;
                 let done = CudaEvent::new(false).map_err(cuda_err)?;
@@ -292,7 +293,7 @@ impl GpuEncoder {
                 let enc = Encoder::open_input(cfg, tuning, selection.name, Input::Host(f))?;
                 (
                     enc,
-                    Path::Host {
+                    GpuFeed::Host {
                         pinned,
                         done,
                         split,
@@ -302,7 +303,7 @@ impl GpuEncoder {
         };
         Ok(GpuEncoder {
             enc,
-            path,
+            feed,
             stream,
             layout,
             selection,
@@ -334,8 +335,8 @@ impl GpuEncoder {
         }
         let src = bridge.frame(frame);
         bridge.wait(frame, self.stream).map_err(e)?;
-        match &mut self.path {
-            Path::Nvenc(frames) => {
+        match &mut self.feed {
+            GpuFeed::Nvenc(frames) => {
                 let dst = self.enc.frame_mut();
                 frames.get(dst)?;
                 let (y, uv, pitch) = hwframes::planes(dst);
@@ -344,7 +345,7 @@ impl GpuEncoder {
                 // while NVENC still encodes from the pool frame.
                 bridge.release(frame, self.stream).map_err(e)?;
             }
-            Path::Host {
+            GpuFeed::Host {
                 pinned,
                 done,
                 split,
@@ -371,8 +372,8 @@ impl GpuEncoder {
     /// Encodes a host frame (after the capture fell back from DMA-BUF to SHM mid-recording):
     /// converted on the CPU into the encoder's input; for NVENC, uploaded into a pool frame.
     pub fn push_cpu(&mut self, frame: &CpuFrame) -> Result<(), RecorderError> {
-        match &mut self.path {
-            Path::Host { .. } => {
+        match &mut self.feed {
+            GpuFeed::Host { .. } => {
                 if !self.enc.frame_unshared() {
                     return Err(RecorderError::Encode(
                         "encoder still holds the previous host frame".into(),
@@ -381,14 +382,14 @@ impl GpuEncoder {
                 // Converts into the pinned-backed frame the GPU downloads also land in.
                 self.enc.push(frame)
             }
-            Path::Nvenc(frames) => {
+            GpuFeed::Nvenc(frames) => {
                 let (w, h) = (self.layout.width, self.layout.height);
                 // Allocated once, on the first host frame: only a recording that lost its
                 // DMA-BUF path pays for it.
                 let (staging, conv) = self.upload.get_or_insert_with(|| {
                     (
                         frame::Video::new(format::Pixel::NV12, w, h),
-                        super::convert::Converter::new(Default::default()),
+                        super::CpuConverter::new(Default::default()),
                     )
                 });
                 conv.convert(&frame.into(), staging)?;
@@ -411,9 +412,9 @@ impl GpuEncoder {
 
     /// See [`Encoder::finish`].
     pub fn finish(self, end: Duration) -> Result<u64, RecorderError> {
-        let GpuEncoder { enc, path, .. } = self;
+        let GpuEncoder { enc, feed, .. } = self;
         let r = enc.finish(end);
-        drop(path);
+        drop(feed);
         r
     }
 

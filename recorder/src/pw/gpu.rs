@@ -14,6 +14,8 @@ use zerocast_interop::{
     ModifierSet, OutputMode, Region, SyncPoints, VulkanContext,
 };
 
+use crate::drop_order::DropsBefore;
+use crate::encode::worker::BridgeMemory;
 use crate::CapturePath;
 
 use super::params;
@@ -57,7 +59,7 @@ pub(crate) fn skip_reason() -> Option<String> {
 }
 
 /// Where converted frames go.
-enum Sink {
+enum Delivery {
     /// NV12 read back into host memory (`dmabuf-vulkan-cpu`).
     Host,
     /// CUDA maps the slots (`dmabuf-vulkan-cuda`). The bridge travels to the encoder thread
@@ -66,11 +68,10 @@ enum Sink {
 }
 
 struct Output {
-    // Field order is drop order: a bridge still here unmaps the slots before the converter
-    // frees them.
-    sink: Sink,
+    /// Where frames go, dropped before the converter: a bridge still here unmaps the slots
+    /// before the converter frees them.
+    slots: DropsBefore<Delivery, GpuConverter>,
     releaser: FrameReleaser,
-    conv: GpuConverter,
 }
 
 /// The CUDA output rebuilt for the first frame's region (see [`Gpu::size_for_first_frame`]).
@@ -79,7 +80,7 @@ pub(crate) struct Resized {
     pub releaser: FrameReleaser,
     /// The previous converter: its slots are mapped by the encoder's previous bridge, so it
     /// goes to the encoder thread and is dropped after that bridge.
-    pub old: Box<dyn Send>,
+    pub old: BridgeMemory,
 }
 
 /// A converted frame, as [`Gpu::convert`] hands it on.
@@ -245,7 +246,7 @@ impl Gpu {
             // Once frames were recorded the output size is the recording's: frames of a new
             // stream size are scaled to it on the GPU (the encoder, and on the CUDA path the
             // bridge's mappings of these slots, stay as they are).
-            let c = out.conv.config();
+            let c = out.conv().config();
             if (c.width, c.height) == (width, height)
                 || self.frames > 0
                 || self.bridge_handed_over()
@@ -284,8 +285,7 @@ impl Gpu {
         )?;
         Ok(Output {
             releaser: conv.releaser(),
-            conv,
-            sink: Sink::Host,
+            slots: DropsBefore::new(Delivery::Host, conv),
         })
     }
 
@@ -302,8 +302,7 @@ impl Gpu {
         let bridge = CudaBridge::new(&self.ctx, &conv)?;
         Ok(Output {
             releaser: conv.releaser(),
-            conv,
-            sink: Sink::Cuda(Some(Box::new(bridge))),
+            slots: DropsBefore::new(Delivery::Cuda(Some(Box::new(bridge))), conv),
         })
     }
 
@@ -326,13 +325,13 @@ impl Gpu {
         let Some(out) = &self.out else {
             return Ok(None);
         };
-        let c = out.conv.config();
+        let c = out.conv().config();
         if self.frames > 0 || (c.width, c.height) == (region.width, region.height) {
             return Ok(None);
         }
-        let new = match out.sink {
-            Sink::Host => self.host_output(region.width, region.height)?,
-            Sink::Cuda(_) => self.cuda_output(region.width, region.height)?,
+        let new = match out.sink() {
+            Delivery::Host => self.host_output(region.width, region.height)?,
+            Delivery::Cuda(_) => self.cuda_output(region.width, region.height)?,
         };
         let old = self.out.replace(new).expect("checked above");
         tracing::info!(
@@ -340,7 +339,7 @@ impl Gpu {
             height = region.height,
             "first frame has a crop region: recording it at its own size"
         );
-        if !matches!(old.sink, Sink::Cuda(None)) {
+        if !matches!(old.sink(), Delivery::Cuda(None)) {
             // Host path, or a bridge the encoder never got: nothing to reopen.
             return Ok(None);
         }
@@ -350,16 +349,16 @@ impl Gpu {
         Ok(Some(Resized {
             bridge,
             releaser,
-            old: Box::new(old),
+            old: BridgeMemory::new(Box::new(old)),
         }))
     }
 
     /// Gives the encoder thread the bridge (once, with the first CUDA frame).
     pub fn take_bridge(&mut self) -> Option<(Box<CudaBridge>, FrameReleaser)> {
         let out = self.out.as_mut()?;
-        match &mut out.sink {
-            Sink::Cuda(b) => b.take().map(|b| (b, out.releaser.clone())),
-            Sink::Host => None,
+        match out.slots.user_mut() {
+            Delivery::Cuda(b) => b.take().map(|b| (b, out.releaser.clone())),
+            Delivery::Host => None,
         }
     }
 
@@ -367,7 +366,7 @@ impl Gpu {
     pub fn bridge_in_use(&self) -> bool {
         self.out
             .as_ref()
-            .is_some_and(|o| matches!(o.sink, Sink::Cuda(_)))
+            .is_some_and(|o| matches!(o.sink(), Delivery::Cuda(_)))
     }
 
     /// Gives a converted slot back without encoding it.
@@ -379,7 +378,7 @@ impl Gpu {
     pub fn bridge_handed_over(&self) -> bool {
         self.out
             .as_ref()
-            .is_some_and(|o| matches!(o.sink, Sink::Cuda(None)))
+            .is_some_and(|o| matches!(o.sink(), Delivery::Cuda(None)))
     }
 
     /// Imports (once per buffer) and converts one frame. When this returns the GPU no longer
@@ -409,7 +408,7 @@ impl Gpu {
                 "no converter configured".into(),
             ));
         };
-        let c = out.conv.config();
+        let c = out.conv().config();
         if (c.width, c.height) != (region.width, region.height) && !self.scaled_logged {
             self.scaled_logged = true;
             tracing::info!(
@@ -426,29 +425,32 @@ impl Gpu {
                 release: (r, s.release_point),
             }
         });
-        let frame: ConvertedFrame = out.conv.convert_synced(imported, region, points)?;
+        let frame: ConvertedFrame = out
+            .slots
+            .owner_mut()
+            .convert_synced(imported, region, points)?;
         self.released_by_gpu = points.is_some();
         self.frames += 1;
-        match out.sink {
-            Sink::Host => {
+        match out.sink() {
+            Delivery::Host => {
                 // host_frame waits for the frame's timeline value: the CPU path needs the bytes
                 // now, and that same wait is what makes it safe to give the pw_buffer back.
                 let result = out
-                    .conv
+                    .conv()
                     .host_frame(&frame)
                     .map(|bytes| fill(bytes, &frame.layout));
                 out.releaser.release(&frame);
                 result.map(|()| Converted::Host)
             }
-            Sink::Cuda(_) if sync.is_some() => {
+            Delivery::Cuda(_) if sync.is_some() => {
                 // Explicit sync: the GPU signals the release point after reading; the buffer
                 // goes back at once and the CPU never waits.
                 Ok(Converted::Cuda(frame))
             }
-            Sink::Cuda(_) => {
+            Delivery::Cuda(_) => {
                 // The compositor's buffer goes back as soon as the conversion (tens of µs on a
                 // GPU) has read it; the NV12 slot lives on for CUDA, which waits on the GPU.
-                match out.conv.wait(&frame, GPU_TIMEOUT) {
+                match out.conv().wait(&frame, GPU_TIMEOUT) {
                     Ok(true) => Ok(Converted::Cuda(frame)),
                     Ok(false) => {
                         out.releaser.release(&frame);
@@ -465,10 +467,18 @@ impl Gpu {
 }
 
 impl Output {
+    fn sink(&self) -> &Delivery {
+        self.slots.user()
+    }
+
+    fn conv(&self) -> &GpuConverter {
+        self.slots.owner()
+    }
+
     fn path(&self) -> CapturePath {
-        match self.sink {
-            Sink::Host => CapturePath::DmabufVulkanCpu,
-            Sink::Cuda(_) => CapturePath::DmabufVulkanCuda,
+        match self.sink() {
+            Delivery::Host => CapturePath::DmabufVulkanCpu,
+            Delivery::Cuda(_) => CapturePath::DmabufVulkanCuda,
         }
     }
 }

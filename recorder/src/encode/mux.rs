@@ -1,0 +1,230 @@
+//! The output file: one muxer, separate from the encoders that feed it. Streams are added by
+//! index before the header ([`MuxerSetup::add_stream`]), packets are written per stream
+//! ([`Muxer::write`]). Today the one stream is video; audio adds a second stream and its
+//! encoder writes into the same muxer, which then interleaves the packets by timestamp.
+
+use std::path::{Path, PathBuf};
+
+use ffmpeg_next::{codec, ffi, format, Dictionary, Packet, Rational};
+
+use super::{muxer_name, TIME_BASE};
+use crate::{Codec, Container, RecorderError};
+
+/// A stream of the output file, as [`MuxerSetup::add_stream`] numbered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StreamIndex(usize);
+
+/// The output before its header: the file exists, streams are being added. Dropped without
+/// [`MuxerSetup::start`] (an encoder failed to open, the header could not be written), it
+/// removes the file again if it created it, so a failed start leaves no stub behind.
+pub(crate) struct MuxerSetup {
+    /// `Some` until `start` hands it to the [`Muxer`].
+    octx: Option<format::context::Output>,
+    path: PathBuf,
+    container: Container,
+    /// Only a file we create ourselves may be removed again (never e.g. a device node).
+    existed: bool,
+    streams: usize,
+    /// The header is written: the file is the [`Muxer`]'s.
+    started: bool,
+}
+
+impl MuxerSetup {
+    /// Creates the file and the muxer for `container`.
+    pub fn create(path: &Path, container: Container) -> Result<MuxerSetup, RecorderError> {
+        let existed = path.exists();
+        let octx = format::output_as(path, muxer_name(container)).map_err(|e| match e {
+            ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
+                RecorderError::OutOfDiskSpace {
+                    path: path.to_owned(),
+                }
+            }
+            e => RecorderError::OutputNotWritable {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            },
+        })?;
+        Ok(MuxerSetup {
+            octx: Some(octx),
+            path: path.to_owned(),
+            container,
+            existed,
+            streams: 0,
+            started: false,
+        })
+    }
+
+    /// Adds a stream carrying what the open encoder `enc` (`av_codec`, of `codec`) produces,
+    /// timestamps in [`TIME_BASE`].
+    pub fn add_stream(
+        &mut self,
+        av_codec: ffmpeg_next::Codec,
+        enc: &codec::encoder::Video,
+        codec: Codec,
+    ) -> Result<StreamIndex, RecorderError> {
+        let container = self.container;
+        let octx = self.octx.as_mut().expect("present until start");
+        let r = (|| {
+            let mut st = octx.add_stream(av_codec)?;
+            st.set_parameters(enc);
+            st.set_time_base(TIME_BASE);
+            if container == Container::Mp4 && codec == Codec::Hevc {
+                set_hvc1_tag(&mut st);
+            }
+            Ok::<_, ffmpeg_next::Error>(st.index())
+        })();
+        let index = r.map_err(|e| io_error(&self.path, e, "adding a stream to"))?;
+        self.streams += 1;
+        Ok(StreamIndex(index))
+    }
+
+    /// Writes the header: from now on packets can be written.
+    pub fn start(mut self) -> Result<Muxer, RecorderError> {
+        let mut octx = self.octx.take().expect("present until start");
+        // What comes back is the options the muxer did not take: not needed.
+        let header = octx
+            .write_header_with(muxer_options(self.container))
+            .map(drop);
+        if let Err(e) = header {
+            // Nothing usable was written: close the file before our Drop removes it.
+            drop(octx);
+            return Err(io_error(&self.path, e, "writing the header"));
+        }
+        // The muxer may have picked its own time base per stream.
+        let time_bases = (0..self.streams)
+            .map(|i| octx.stream(i).map_or(TIME_BASE, |s| s.time_base()))
+            .collect();
+        self.started = true;
+        Ok(Muxer {
+            octx,
+            path: self.path.clone(),
+            time_bases,
+        })
+    }
+}
+
+impl Drop for MuxerSetup {
+    fn drop(&mut self) {
+        drop(self.octx.take());
+        if self.started {
+            return;
+        }
+        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_file());
+        if !self.existed && ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The output after its header: packets of every stream go through [`Muxer::write`].
+pub(crate) struct Muxer {
+    octx: format::context::Output,
+    path: PathBuf,
+    /// Each stream's time base in the file, by [`StreamIndex`].
+    time_bases: Vec<Rational>,
+}
+
+impl Muxer {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `pkt` (timestamps in [`TIME_BASE`]) to `stream`.
+    pub fn write(&mut self, stream: StreamIndex, pkt: &mut Packet) -> Result<(), RecorderError> {
+        pkt.set_stream(stream.0);
+        pkt.rescale_ts(TIME_BASE, self.time_bases[stream.0]);
+        let r = if self.time_bases.len() == 1 {
+            // One stream: nothing to interleave, and av_write_frame leaves the packet's buffer
+            // to us (av_interleaved_write_frame would queue a reference per packet).
+            pkt.write(&mut self.octx).map(|_| ())
+        } else {
+            pkt.write_interleaved(&mut self.octx)
+        };
+        r.map_err(|e| io_error(&self.path, e, "writing"))
+    }
+
+    /// Writes the trailer (after every stream's last packet).
+    pub fn finish(&mut self) -> Result<(), RecorderError> {
+        self.octx
+            .write_trailer()
+            .map_err(|e| io_error(&self.path, e, "writing the trailer"))
+    }
+
+    /// Bytes written so far (the muxer's output position).
+    pub fn bytes_written(&self) -> u64 {
+        // SAFETY: the output context and its pb live as long as `self`; avio_seek with offset 0
+        // and SEEK_CUR only reads the position ("avio_tell").
+        unsafe {
+            let pb = (*self.octx.as_ptr()).pb;
+            if pb.is_null() {
+                return 0;
+            }
+            ffi::avio_seek(pb, 0, libc::SEEK_CUR).max(0) as u64
+        }
+    }
+
+    /// The file's size once finished (the write position where it cannot be asked).
+    pub fn file_size(&self) -> u64 {
+        // SAFETY: as in bytes_written; avio_size seeks to the end and back on a flushed file.
+        let size = unsafe {
+            let pb = (*self.octx.as_ptr()).pb;
+            if pb.is_null() {
+                0
+            } else {
+                ffi::avio_size(pb)
+            }
+        };
+        if size > 0 {
+            size as u64
+        } else {
+            self.bytes_written()
+        }
+    }
+}
+
+/// HEVC in mp4 as `hvc1` (parameter sets in the sample description) instead of FFmpeg's default
+/// `hev1`: Apple's players only accept `hvc1`, and with a global header both are valid.
+fn set_hvc1_tag(st: &mut ffmpeg_next::StreamMut<'_>) {
+    const HVC1: u32 = u32::from_le_bytes(*b"hvc1");
+    // SAFETY: the stream and its codecpar were just created by avformat_new_stream and are
+    // exclusively borrowed; codec_tag is a plain integer field.
+    unsafe { (*(*st.as_mut_ptr()).codecpar).codec_tag = HVC1 }
+}
+
+fn muxer_options(container: Container) -> Dictionary<'static> {
+    let mut d = Dictionary::new();
+    // Hand every completed fragment/cluster to the kernel at once instead of keeping up to 32 KiB
+    // in the AVIOContext buffer (FFmpeg's "flush point" markers do nothing for plain files). The
+    // muxers buffer a fragment/cluster themselves, so this is one write per fragment, not per
+    // packet.
+    d.set("flush_packets", "1");
+    match container {
+        Container::Mp4 => {
+            // Fragmented: each moof is self-contained, so a crash loses at most the fragment in
+            // progress (≤ 1 s: a new fragment at every keyframe and at least every second).
+            d.set("movflags", "frag_keyframe+empty_moov+default_base_moof");
+            d.set("frag_duration", "1000000");
+        }
+        Container::Mkv | Container::Webm => {
+            // The muxer buffers a whole cluster in memory; keep that to ≤ 1 s (default 5 s) for
+            // the same crash guarantee.
+            d.set("cluster_time_limit", "1000");
+        }
+    }
+    d
+}
+
+fn is_disk_full(errno: i32) -> bool {
+    errno == libc::ENOSPC || errno == libc::EDQUOT
+}
+
+pub(super) fn io_error(path: &Path, e: ffmpeg_next::Error, what: &str) -> RecorderError {
+    match e {
+        ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
+            RecorderError::OutOfDiskSpace {
+                path: path.to_owned(),
+            }
+        }
+        e => RecorderError::Encode(format!("{what} {}: {e}", path.display())),
+    }
+}

@@ -1,0 +1,285 @@
+//! The encoder thread (one per recording): owns FFmpeg. It takes [`EncMsg`]s in stream order
+//! from the PipeWire thread (frames) and the control task (`Finish`), and reports
+//! [`EncEvent`]s back to the control task.
+//!
+//! Its lifecycle is [`Stage`]:
+//!
+//! ```text
+//! Idle ──Configure──► Open(Cpu)  ──push fails──► Failed(Some) ──Finish──► Finished
+//!      ──GpuConfigure► Open(Gpu)                 (open fails: Failed(None))
+//! ```
+//!
+//! A failed encoder is kept, not dropped: `Finish` still finalizes what it wrote, so a failure
+//! mid-way leaves a playable file.
+//!
+//! One video stream today. Audio adds a second encoder writing into the same muxer
+//! ([`super::mux::Muxer`], streams added by index, interleaved once there are two).
+
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+use zerocast_interop::{ConvertedFrame, CudaBridge, FrameReleaser};
+
+pub(crate) use super::gpu_output::BridgeMemory;
+use super::gpu_output::{DropsBefore, GpuOutput};
+use super::{Encoder, EncoderConfig};
+use crate::frame::{CpuFrame, FrameReturn};
+use crate::sink::Counters;
+use crate::{EncoderChoice, RecorderError};
+
+/// Messages to the encoder thread, in stream order.
+pub(crate) enum EncMsg {
+    /// The stream's (new) size: open the encoder at this size if not open yet.
+    Configure {
+        width: u32,
+        height: u32,
+    },
+    Frame(CpuFrame),
+    /// Frames will come as CUDA NV12 slots of `bridge`: open a [`GpuEncoder`] on it (if no
+    /// encoder is open yet). `releaser` gives slots back when a frame cannot be encoded.
+    ///
+    /// [`GpuEncoder`]: crate::encode::GpuEncoder
+    GpuConfigure {
+        bridge: Box<CudaBridge>,
+        releaser: FrameReleaser,
+    },
+    /// A converted frame in a slot of the bridge; the encoder thread releases the slot.
+    GpuFrame {
+        frame: ConvertedFrame,
+        pts: Duration,
+    },
+    /// The Vulkan memory behind a bridge, handed over by the PipeWire thread: kept until every
+    /// bridge and encoder is gone.
+    Retire(BridgeMemory),
+    /// Flush and finalize so the file lasts until `end`.
+    Finish {
+        end: Duration,
+    },
+}
+
+/// What the encoder thread tells the control task.
+pub(crate) enum EncEvent {
+    /// The encoder opened; its FFmpeg name.
+    Opened(String),
+    /// The first frame is in the file.
+    FirstFrame,
+    Failed(RecorderError),
+    /// The trailer is written (file size) or finalizing failed.
+    Finished(Result<u64, RecorderError>),
+}
+
+/// The encoder the stream chose: CPU frames, or CUDA slots of a bridge. Boxed: allocated once
+/// per recording, and the enum stays small.
+enum Encoding {
+    Cpu(Box<Encoder>),
+    Gpu(Box<GpuOutput>),
+}
+
+impl Encoding {
+    fn name(&self) -> &str {
+        match self {
+            Encoding::Cpu(e) => e.name(),
+            Encoding::Gpu(g) => g.name(),
+        }
+    }
+
+    fn bytes_written(&self) -> u64 {
+        match self {
+            Encoding::Cpu(e) => e.bytes_written(),
+            Encoding::Gpu(g) => g.bytes_written(),
+        }
+    }
+
+    fn finish(self, end: Duration) -> Result<u64, RecorderError> {
+        match self {
+            Encoding::Cpu(e) => (*e).finish(end),
+            Encoding::Gpu(g) => (*g).finish(end),
+        }
+    }
+}
+
+/// The encoder thread's lifecycle.
+enum Stage {
+    /// No encoder yet: the size (or the bridge) comes with the first `Configure` /
+    /// `GpuConfigure`.
+    Idle,
+    /// Encoding frames.
+    Open(Encoding),
+    /// Opening or encoding failed (reported once). Nothing more is encoded; an encoder that
+    /// failed mid-way is kept so that `Finish` finalizes what it wrote.
+    Failed(Option<Encoding>),
+    /// The trailer is written.
+    Finished,
+}
+
+/// The encoder thread's state. Its stage (and through it the CUDA bridge) is dropped before
+/// the Vulkan memory the bridge maps.
+struct Worker {
+    cfg: EncoderConfig,
+    returner: FrameReturn,
+    counters: Arc<Counters>,
+    events: UnboundedSender<EncEvent>,
+    stage: DropsBefore<Stage, Vec<BridgeMemory>>,
+}
+
+/// Starts the encoder thread: it opens the encoder when the stream's size is known, encodes
+/// frames in order, gives their buffers back to the pool, finalizes on `Finish`.
+pub(crate) fn spawn(
+    cfg: EncoderConfig,
+    rx: mpsc::Receiver<EncMsg>,
+    returner: FrameReturn,
+    counters: Arc<Counters>,
+    events: UnboundedSender<EncEvent>,
+    span: tracing::Span,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("zerocast-encoder".into())
+        .spawn(move || {
+            let _enter = span.enter();
+            let stage = DropsBefore::new(Stage::Idle, Vec::new());
+            Worker {
+                cfg,
+                returner,
+                counters,
+                events,
+                stage,
+            }
+            .run(rx)
+        })
+}
+
+impl Worker {
+    fn run(mut self, rx: mpsc::Receiver<EncMsg>) {
+        // Ask the driver about NVENC now, while the portal and PipeWire negotiate: a session
+        // attempt takes ~0.25 s, which would otherwise be spent (and frames dropped) when the
+        // first GPU frames are already arriving.
+        if self.cfg.encoder != EncoderChoice::Software && super::nvenc::cuda_present() {
+            let _ = super::nvenc_status(self.cfg.codec);
+        }
+        while let Ok(msg) = rx.recv() {
+            match msg {
+                EncMsg::Configure { width, height } => self.configure_cpu(width, height),
+                EncMsg::GpuConfigure { bridge, releaser } => self.configure_gpu(bridge, releaser),
+                EncMsg::Frame(frame) => self.frame(frame),
+                EncMsg::GpuFrame { frame, pts } => self.gpu_frame(&frame, pts),
+                EncMsg::Retire(memory) => self.stage.owner_mut().push(memory),
+                EncMsg::Finish { end } => {
+                    let result = self.finish(end);
+                    let _ = self.events.send(EncEvent::Finished(result));
+                    return;
+                }
+            }
+        }
+        // Channel closed without Finish (the recording was dropped): still finalize the file.
+        let _ = self.finish(Duration::ZERO);
+    }
+
+    fn stage(&mut self) -> &mut Stage {
+        self.stage.user_mut()
+    }
+
+    /// Enters `Open`, or `Failed(None)` when opening failed.
+    fn opened(&mut self, r: Result<Encoding, RecorderError>) {
+        match r {
+            Ok(enc) => {
+                let _ = self.events.send(EncEvent::Opened(enc.name().to_string()));
+                *self.stage() = Stage::Open(enc);
+            }
+            Err(e) => {
+                *self.stage() = Stage::Failed(None);
+                let _ = self.events.send(EncEvent::Failed(e));
+            }
+        }
+    }
+
+    /// Enters `Failed`, keeping the encoder for `Finish`.
+    fn failed(&mut self, e: RecorderError) {
+        let stage = std::mem::replace(self.stage(), Stage::Failed(None));
+        if let Stage::Open(enc) = stage {
+            *self.stage() = Stage::Failed(Some(enc));
+        }
+        let _ = self.events.send(EncEvent::Failed(e));
+    }
+
+    fn configure_cpu(&mut self, width: u32, height: u32) {
+        if !matches!(self.stage(), Stage::Idle) {
+            return; // later size changes are scaled to the first size
+        }
+        self.cfg.width = width;
+        self.cfg.height = height;
+        let r = Encoder::open(&self.cfg).map(|e| Encoding::Cpu(Box::new(e)));
+        self.opened(r);
+    }
+
+    fn configure_gpu(&mut self, bridge: Box<CudaBridge>, releaser: FrameReleaser) {
+        let nothing_written = self.counters.written.load(Ordering::Relaxed) == 0;
+        match self.stage() {
+            Stage::Idle => {}
+            // A window cast's first frame is smaller than the stream the encoder was opened
+            // for: reopen at its size. Nothing was written yet; the old encoder, stream and
+            // bridge go first (the old converter arrives next, in `Retire`), and the new encoder
+            // truncates the file.
+            Stage::Open(Encoding::Gpu(_)) if nothing_written => *self.stage() = Stage::Idle,
+            _ => return,
+        }
+        let r =
+            GpuOutput::open(&mut self.cfg, bridge, releaser).map(|g| Encoding::Gpu(Box::new(g)));
+        self.opened(r);
+    }
+
+    fn frame(&mut self, frame: CpuFrame) {
+        let r = match self.stage() {
+            Stage::Open(Encoding::Cpu(enc)) => Some(enc.push(&frame)),
+            // After a renegotiation from DMA-BUF to SHM the GPU encoder takes CPU frames.
+            Stage::Open(Encoding::Gpu(enc)) => Some(enc.push_cpu(&frame)),
+            _ => None,
+        };
+        self.returner.give_back(frame);
+        match r {
+            Some(Ok(())) => self.written(),
+            Some(Err(e)) => self.failed(e),
+            None => {}
+        }
+    }
+
+    fn gpu_frame(&mut self, frame: &ConvertedFrame, pts: Duration) {
+        match self.stage() {
+            // A failed push gives the slot back.
+            Stage::Open(Encoding::Gpu(enc)) => match enc.push(frame, pts) {
+                Ok(()) => self.written(),
+                Err(e) => self.failed(e),
+            },
+            // Nothing can encode this slot (the GPU encoder failed). The PipeWire thread only
+            // sends GPU frames after GpuConfigure, so a CPU encoder never sees one.
+            stage => {
+                if let Stage::Failed(Some(Encoding::Gpu(enc))) = stage {
+                    enc.release(frame);
+                }
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn written(&mut self) {
+        if self.counters.written.fetch_add(1, Ordering::Relaxed) == 0 {
+            let _ = self.events.send(EncEvent::FirstFrame);
+        }
+        if let Stage::Open(enc) = self.stage.user() {
+            let bytes = enc.bytes_written();
+            self.counters.bytes.store(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// Finalizes whatever encoder there is (also a failed one) and enters `Finished`.
+    fn finish(&mut self, end: Duration) -> Result<u64, RecorderError> {
+        match std::mem::replace(self.stage(), Stage::Finished) {
+            Stage::Open(enc) | Stage::Failed(Some(enc)) => enc.finish(end),
+            Stage::Idle | Stage::Failed(None) | Stage::Finished => Err(RecorderError::StreamLost(
+                "no frame was received; nothing to write".into(),
+            )),
+        }
+    }
+}
