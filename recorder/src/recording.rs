@@ -138,6 +138,7 @@ impl Recording {
             encoder: opts.encoder,
             rate: opts.rate,
             keyint: opts.keyint,
+            selected: opts.selected.clone(),
             width: 0,
             height: 0,
         };
@@ -561,7 +562,11 @@ fn encoder_thread(
     // Ask the driver about NVENC now, while the portal and PipeWire negotiate: a session
     // attempt takes ~0.25 s, which would otherwise be spent (and frames dropped) when the
     // first GPU frames are already arriving.
-    if cfg.encoder != crate::EncoderChoice::Software && crate::encode::nvenc::cuda_present() {
+    // (Not when the front door already selected the encoder: it probed then.)
+    if cfg.selected.is_none()
+        && cfg.encoder != crate::EncoderChoice::Software
+        && crate::encode::nvenc::cuda_present()
+    {
         let _ = crate::encode::nvenc_status(cfg.codec);
     }
     let mut encoder: Option<Active> = None;
