@@ -228,3 +228,184 @@ pub fn capability_tables() -> Vec<(&'static str, OwnedValue)> {
         ("ranges", own(Value::from(ranges))),
     ]
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::RequestError as OptionError;
+    use std::path::Path;
+    use std::time::Duration;
+    use zerocast_portal::{CursorMode, SourceType};
+    use zerocast_recorder::{Codec, Container, EncoderChoice};
+
+    fn ctx(dir: &Path) -> PathContext {
+        PathContext {
+            videos_dir: dir.join("Videos"),
+            home: dir.to_owned(),
+            date: "2026-08-21".into(),
+            time: "14-03-59".into(),
+        }
+    }
+
+    fn opts(items: &[(&str, Value<'_>)]) -> HashMap<String, OwnedValue> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
+            .collect()
+    }
+
+    fn err(items: &[(&str, Value<'_>)]) -> OptionError {
+        let dir = tempfile::tempdir().unwrap();
+        parse_options_in(&opts(items), &ctx(dir.path())).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_go_to_videos_dir_with_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let req = parse_options_in(&HashMap::new(), &ctx(dir.path())).unwrap();
+        assert_eq!(
+            req.path,
+            dir.path().join("Videos/zerocast-2026-08-21-14-03-59.mkv")
+        );
+        assert!(dir.path().join("Videos").is_dir(), "videos dir is created");
+        assert!(!req.path.exists(), "the probe file is removed");
+        assert_eq!(req.container, Container::Mkv);
+        // The default codec depends on NVENC: chosen with the encoder, not by parsing.
+        assert_eq!(req.codec, None);
+        assert!(req.restore);
+        assert!(!req.stop_on_disconnect);
+    }
+
+    #[test]
+    fn full_options_round_trip_through_to_dbus() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.mp4");
+        let o = opts(&[
+            ("path", Value::from(p.to_str().unwrap())),
+            ("codec", Value::from("hevc")),
+            ("encoder", Value::from("software")),
+            ("framerate", Value::from(60u32)),
+            ("bitrate", Value::from(8000u32)),
+            ("cursor", Value::from("hidden")),
+            ("source", Value::from("window")),
+            ("restore", Value::from(false)),
+            ("duration", Value::from(2.5f64)),
+            ("stop-on-disconnect", Value::from(true)),
+        ]);
+        let req = parse_options_in(&o, &ctx(dir.path())).unwrap();
+        assert_eq!(req.path, p);
+        assert_eq!(req.container, Container::Mp4);
+        assert_eq!(req.codec, Some(Codec::Hevc));
+        assert_eq!(req.encoder, EncoderChoice::Software);
+        assert_eq!(req.framerate, Some(60));
+        assert_eq!(req.rate, RateControl::Bitrate(8000));
+        assert_eq!(req.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(req.cursor, CursorMode::Hidden);
+        assert_eq!(req.source, SourceType::Window);
+        assert!(!req.restore);
+        assert!(req.stop_on_disconnect);
+        let again = parse_options_in(&to_dbus(&req), &ctx(dir.path())).unwrap();
+        assert_eq!(to_dbus(&again), to_dbus(&req));
+    }
+
+    #[test]
+    fn each_failure_names_its_key() {
+        let e = err(&[("fps", Value::from(30u32))]);
+        assert_eq!(e.key(), "fps");
+        assert!(e.to_string().starts_with("unknown option 'fps'"), "{e}");
+
+        let e = err(&[("framerate", Value::from("60"))]);
+        assert_eq!(
+            e.to_string(),
+            "'framerate' must be u (uint32), got s (string)"
+        );
+
+        for bad in [Value::from(0u32), Value::from(-5i32), Value::from(5000u32)] {
+            let e = err(&[("framerate", bad)]);
+            assert_eq!(e.key(), "framerate", "{e}");
+            assert!(matches!(e, OptionError::OutOfRange { .. }), "{e}");
+        }
+        // Any integer type is fine when it fits.
+        let dir = tempfile::tempdir().unwrap();
+        let ok = parse_options_in(
+            &opts(&[("framerate", Value::from(30i32))]),
+            &ctx(dir.path()),
+        );
+        assert_eq!(ok.unwrap().framerate, Some(30));
+
+        assert_eq!(err(&[("codec", Value::from("h266"))]).key(), "codec");
+        assert_eq!(err(&[("encoder", Value::from("vaapi"))]).key(), "encoder");
+        assert_eq!(err(&[("cursor", Value::from(true))]).key(), "cursor");
+        // A valid portal mode we cannot record yet is refused by name, not silently dropped.
+        let e = err(&[("cursor", Value::from("metadata"))]);
+        assert_eq!(e.key(), "cursor");
+        assert!(e.to_string().contains("embedded"), "{e}");
+        assert_eq!(err(&[("restore", Value::from("yes"))]).key(), "restore");
+        assert_eq!(err(&[("duration", Value::from(0.0f64))]).key(), "duration");
+        assert_eq!(
+            err(&[("duration", Value::from(f64::NAN))]).key(),
+            "duration"
+        );
+        assert_eq!(err(&[("duration", Value::from(-1.0f64))]).key(), "duration");
+        assert_eq!(
+            err(&[("duration", Value::from(1e300f64))]).key(),
+            "duration"
+        );
+        let e = err(&[
+            ("bitrate", Value::from(100u32)),
+            ("quality", Value::from(20u32)),
+        ]);
+        assert!(matches!(e, OptionError::Conflict { .. }), "{e}");
+        assert_eq!(
+            err(&[
+                ("path", Value::from("/tmp/a.mp4")),
+                ("container", Value::from("mkv"))
+            ])
+            .key(),
+            "container"
+        );
+        assert_eq!(err(&[("path", Value::from("/tmp/a.avi"))]).key(), "path");
+        assert_eq!(err(&[("path", Value::from("a-%x"))]).key(), "path");
+        assert_eq!(err(&[("path", Value::from(""))]).key(), "path");
+        assert_eq!(
+            err(&[
+                ("path", Value::from("/tmp/a.webm")),
+                ("codec", Value::from("h264"))
+            ])
+            .key(),
+            "codec"
+        );
+    }
+
+    #[test]
+    fn unwritable_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        let missing = dir.path().join("no/such/dir/a.mkv");
+        let e = parse_options_in(
+            &opts(&[("path", Value::from(missing.to_str().unwrap()))]),
+            &c,
+        )
+        .unwrap_err();
+        assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+        assert!(e.to_string().contains("does not exist"), "{e}");
+
+        let as_dir = dir.path().join("d.mkv");
+        std::fs::create_dir(&as_dir).unwrap();
+        let e = parse_options_in(
+            &opts(&[("path", Value::from(as_dir.to_str().unwrap()))]),
+            &c,
+        )
+        .unwrap_err();
+        assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+
+        let e =
+            parse_options_in(&opts(&[("path", Value::from(unwritable_path()))]), &c).unwrap_err();
+        assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+    }
+
+    /// A path that cannot be created even by root: sysfs refuses new files.
+    pub(crate) fn unwritable_path() -> &'static str {
+        "/sys/zerocast-test.mkv"
+    }
+
+}
