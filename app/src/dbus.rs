@@ -407,5 +407,4 @@ mod tests {
     pub(crate) fn unwritable_path() -> &'static str {
         "/sys/zerocast-test.mkv"
     }
-
 }

@@ -51,7 +51,10 @@ fn parsing_probes_nothing_and_a_recording_probes_once() {
             };
             requests.push(args.parse_in(&ctx).unwrap());
             let mut dict: HashMap<String, OwnedValue> = HashMap::new();
-            dict.insert("encoder".into(), Value::from(encoder).try_to_owned().unwrap());
+            dict.insert(
+                "encoder".into(),
+                Value::from(encoder).try_to_owned().unwrap(),
+            );
             if let Some(c) = codec {
                 dict.insert("codec".into(), Value::from(c).try_to_owned().unwrap());
             }

@@ -144,7 +144,12 @@ fn templates_home_relative_and_absolute_paths() {
 
     let r = ok(&c, &[("path", V::S("~/a.mkv"))]);
     assert_eq!(r.path, c.home.join("a.mkv"));
-    refused(&c, &[("path", V::S("~/nope/a.mkv"))], "path", "does not exist");
+    refused(
+        &c,
+        &[("path", V::S("~/nope/a.mkv"))],
+        "path",
+        "does not exist",
+    );
 
     // Relative: into the videos folder, whose subfolders must exist.
     let r = ok(&c, &[("path", V::S("take"))]);
@@ -185,9 +190,16 @@ fn existing_file_needs_overwrite() {
     std::fs::write(&f, b"keep me").unwrap();
     let e = refused(&c, &[("path", V::Path(f.clone()))], "path", "--overwrite");
     assert!(e.is_not_writable(), "D-Bus says OutputNotWritable: {e}");
-    let r = ok(&c, &[("path", V::Path(f.clone())), ("overwrite", V::B(true))]);
+    let r = ok(
+        &c,
+        &[("path", V::Path(f.clone())), ("overwrite", V::B(true))],
+    );
     assert!(r.overwrite);
-    assert_eq!(std::fs::read(&f).unwrap(), b"keep me", "parsing writes nothing");
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        b"keep me",
+        "parsing writes nothing"
+    );
 }
 
 #[test]
@@ -252,10 +264,7 @@ fn every_codec_container_encoder_combination() {
                         (r.container, r.codec, r.encoder),
                         (*container, Some(*codec), *encoder)
                     );
-                    assert_eq!(
-                        r.path,
-                        c.videos_dir.join(format!("combo.{container}"))
-                    );
+                    assert_eq!(r.path, c.videos_dir.join(format!("combo.{container}")));
                 } else {
                     let e = r.expect_err("webm takes no h264/hevc");
                     assert_eq!(e.key(), "codec");
@@ -268,18 +277,48 @@ fn every_codec_container_encoder_combination() {
             }
         }
     }
-    refused(&c, &[("codec", V::S("h266"))], "codec", "one of h264, hevc, av1, vp9");
-    refused(&c, &[("encoder", V::S("vaapi"))], "encoder", "one of auto, nvenc, software");
-    refused(&c, &[("container", V::S("avi"))], "container", "one of mkv, mp4, webm");
+    refused(
+        &c,
+        &[("codec", V::S("h266"))],
+        "codec",
+        "one of h264, hevc, av1, vp9",
+    );
+    refused(
+        &c,
+        &[("encoder", V::S("vaapi"))],
+        "encoder",
+        "one of auto, nvenc, software",
+    );
+    refused(
+        &c,
+        &[("container", V::S("avi"))],
+        "container",
+        "one of mkv, mp4, webm",
+    );
 }
 
 #[test]
 fn cursor_source_restore() {
     let (_dir, c) = setup();
-    let e = refused(&c, &[("cursor", V::S("metadata"))], "cursor", "embedded or hidden");
+    let e = refused(
+        &c,
+        &[("cursor", V::S("metadata"))],
+        "cursor",
+        "embedded or hidden",
+    );
     assert_eq!(e, RequestError::MetadataCursor);
-    refused(&c, &[("cursor", V::S("pointer"))], "cursor", "one of hidden, embedded");
-    refused(&c, &[("source", V::S("screen"))], "source", "one of monitor, window, virtual");
+    refused(
+        &c,
+        &[("cursor", V::S("pointer"))],
+        "cursor",
+        "one of hidden, embedded",
+    );
+    refused(
+        &c,
+        &[("source", V::S("screen"))],
+        "source",
+        "one of monitor, window, virtual",
+    );
     let r = ok(
         &c,
         &[
