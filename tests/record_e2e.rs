@@ -223,7 +223,9 @@ fn option_errors_fail_before_the_portal_in_dbus_words() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a.mkv");
     let webm = dir.path().join("a.webm");
-    let cases: Vec<(Vec<&str>, Vec<(&str, Value)>)> = vec![
+    // (`zerocast record` flags, the same request as `Start` options)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, Value<'a>)>);
+    let cases: Vec<Case> = vec![
         (
             vec!["--quality", "500"],
             vec![("quality", Value::from(500u32))],
