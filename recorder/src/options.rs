@@ -1,5 +1,5 @@
-//! What a recording is asked to do. Parsed from the CLI and from D-Bus options; validated once
-//! here so both front ends reject the same things with the same words.
+//! What the recorder is asked to do. Requests from the CLI and D-Bus are parsed and validated
+//! by the front door (`zerocast-app`, `app/`), which fills these in.
 
 use std::fmt;
 use std::path::PathBuf;
