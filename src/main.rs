@@ -1,10 +1,10 @@
 //! zerocast: Wayland screen recorder (CLI, daemon, control client, probe).
 
-mod output;
 mod record;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use zerocast_app::caps;
 
 #[derive(Parser)]
 #[command(name = "zerocast", version, about = "Wayland screen recorder")]
@@ -35,23 +35,6 @@ enum Command {
     },
 }
 
-fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn,zbus=error",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = EnvFilter::try_from_env("ZEROCAST_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() {
     // SVT-AV1 logs info lines straight to stderr unless told otherwise; set before any thread
     // exists (the environment is not thread-safe to modify later).
@@ -61,9 +44,9 @@ fn main() {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Daemon) {
         // The daemon logs to the journal when systemd started it, else to stderr.
-        zerocast_dbus::logging::init(if cli.verbose > 0 { "debug" } else { "info" });
+        zerocast_app::logging::init(if cli.verbose > 0 { "debug" } else { "info" });
     } else {
-        init_logging(cli.verbose);
+        zerocast_app::logging::init_cli(cli.verbose);
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -94,23 +77,15 @@ async fn probe(json: bool) -> Result<i32> {
     let portal = zerocast_portal::capabilities().await;
     // Vulkan/CUDA probing loads drivers and may block; keep it off the async workers.
     let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
-    let encoders: Vec<(String, Vec<&str>)> = zerocast_recorder::Codec::ALL
-        .iter()
-        .map(|c| {
-            (
-                c.to_string(),
-                zerocast_recorder::encode::available_encoders(*c),
-            )
-        })
-        .collect();
+    // The same tables D-Bus `Capabilities` and `ctl` read (`zerocast-app`'s `caps`).
+    let encoders = caps::encoders_by_codec();
     // Opening an NVENC session loads the driver: off the async workers, once per codec.
-    let nvenc: Vec<(String, Result<&str, String>)> = tokio::task::spawn_blocking(|| {
-        zerocast_recorder::Codec::ALL
-            .iter()
-            .map(|c| (c.to_string(), zerocast_recorder::encode::nvenc_status(*c)))
-            .collect()
-    })
-    .await?;
+    let nvenc = tokio::task::spawn_blocking(caps::nvenc).await?;
+    let containers: Vec<(String, Vec<&str>)> = caps::containers()
+        .into_iter()
+        .map(|(c, codecs)| (c.to_string(), codecs.iter().map(|c| c.as_str()).collect()))
+        .collect();
+    let ranges = caps::ranges();
     if json {
         let portal_json = match &portal {
             Ok(c) => serde_json::json!({
@@ -123,14 +98,18 @@ async fn probe(json: bool) -> Result<i32> {
         };
         let enc: serde_json::Map<String, serde_json::Value> = encoders
             .iter()
-            .map(|(c, e)| (c.clone(), serde_json::json!(e)))
+            .map(|(c, e)| (c.to_string(), serde_json::json!(e)))
             .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "portal": portal_json,
                 "encoders": enc,
-                "nvenc": nvenc.iter().map(|(c, r)| (c.clone(), match r {
+                "codecs": caps::codecs().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "containers": containers.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+                "encoder_choices": caps::encoder_choices().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "ranges": ranges.iter().map(|(k, r)| (k.to_string(), serde_json::json!({"min": r.min, "max": r.max, "min_exclusive": r.min_exclusive}))).collect::<serde_json::Map<_, _>>(),
+                "nvenc": nvenc.iter().map(|(c, r)| (c.to_string(), match r {
                     Ok(name) => serde_json::json!({"available": true, "encoder": name}),
                     Err(why) => serde_json::json!({"available": false, "reason": why}),
                 })).collect::<serde_json::Map<_, _>>(),
@@ -167,6 +146,12 @@ async fn probe(json: bool) -> Result<i32> {
                     names.join(", ")
                 }
             );
+        }
+        for (container, codecs) in &containers {
+            println!("container {container}: {}", codecs.join(", "));
+        }
+        for (key, r) in &ranges {
+            println!("range {key}: {}", r.describe());
         }
     }
     Ok(0)

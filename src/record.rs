@@ -4,157 +4,34 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use zerocast_portal::{CursorMode, SourceOptions, SourceType};
-use zerocast_recorder::{
-    encode, Codec, Container, EncoderChoice, EndReason, RateControl, RecordingOptions,
-    RecordingState, Stats,
-};
-
-use crate::output;
+use zerocast_app::cli::RequestArgs;
+use zerocast_recorder::{EndReason, RecordingState, Stats};
 
 #[derive(Args, Debug)]
 pub struct RecordArgs {
-    /// Output file (`%d` date, `%t` time). Default: $XDG_VIDEOS_DIR/zerocast-%d_%t.mkv
-    #[arg(short, long)]
-    output: Option<String>,
-    /// Replace the output file if it exists.
-    #[arg(long)]
-    overwrite: bool,
-    /// Container (default: from the extension, else mkv).
-    #[arg(long)]
-    container: Option<String>,
-    /// Video codec: h264, hevc, av1, vp9 (default: hevc with NVENC, vp9 in webm, else h264).
-    #[arg(long)]
-    codec: Option<String>,
-    /// Encoder: auto, nvenc, software.
-    #[arg(long, default_value = "auto")]
-    encoder: String,
-    /// Maximum frames per second (default: every frame the compositor sends).
-    #[arg(long)]
-    fps: Option<u32>,
-    /// Quality (CRF-like; lower is better).
-    #[arg(long, conflicts_with = "bitrate")]
-    quality: Option<u32>,
-    /// Bitrate in kbit/s.
-    #[arg(long)]
-    bitrate: Option<u32>,
-    /// Stop after this many seconds.
-    #[arg(long)]
-    duration: Option<f64>,
-    /// Cursor: hidden, embedded (metadata is refused: it would leave the pointer out).
-    #[arg(long, default_value = "embedded")]
-    cursor: String,
-    /// Source: monitor, window, virtual.
-    #[arg(long, default_value = "monitor")]
-    source: String,
-    /// Don't use or store a restore token (always ask for the source).
-    #[arg(long)]
-    no_restore: bool,
+    /// The recording options, shared with D-Bus `Start` (`zerocast-app`).
+    #[command(flatten)]
+    request: RequestArgs,
     /// Write the final stats as JSON to this file (benchmarks).
     #[arg(long, hide = true)]
     stats_json: Option<PathBuf>,
 }
 
-/// Everything validated, ready to ask the portal.
-struct Plan {
-    opts: RecordingOptions,
-    source: SourceOptions,
-}
-
-fn plan(args: RecordArgs) -> Result<Plan> {
-    let path = match &args.output {
-        Some(p) => PathBuf::from(output::expand_template(p)),
-        None => {
-            // The default folder may not exist yet on a fresh account; an explicit -o directory
-            // must (a typo there should not silently create folders).
-            let dir = output::videos_dir();
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            dir.join(output::expand_template("zerocast-%d_%t.mkv"))
-        }
-    };
-    let encoder: EncoderChoice = args.encoder.parse()?;
-    let container = match &args.container {
-        Some(c) => c.parse::<Container>()?,
-        None => Container::from_path(&path).unwrap_or(Container::Mkv),
-    };
-    let codec: Codec = match &args.codec {
-        Some(c) => c.parse()?,
-        None => encode::default_codec(container, encoder),
-    };
-    if !container.supports(codec) {
-        let ok: Vec<&str> = Codec::ALL
-            .iter()
-            .filter(|c| container.supports(**c))
-            .map(|c| c.as_str())
-            .collect();
-        return Err(anyhow!(
-            "{container} cannot hold {codec}; use one of: {}",
-            ok.join(", ")
-        ));
-    }
-    if args.fps == Some(0) {
-        return Err(anyhow!("--fps must be at least 1"));
-    }
-    let duration = match args.duration {
-        Some(d) if !(d > 0.0 && d.is_finite()) => {
-            return Err(anyhow!("--duration must be a positive number of seconds"))
-        }
-        Some(d) => Some(Duration::from_secs_f64(d)),
-        None => None,
-    };
-    let cursor: CursorMode = args.cursor.parse().map_err(|e: String| anyhow!(e))?;
-    if cursor == CursorMode::Metadata {
-        return Err(anyhow!(
-            "--cursor {}",
-            zerocast_dbus::options::METADATA_CURSOR
-        ));
-    }
-    let source: SourceType = args.source.parse().map_err(|e: String| anyhow!(e))?;
-
-    // Everything that can fail without the portal fails here, before any dialog appears.
-    output::check_writable(&path, args.overwrite)?;
-    let encoder_name = encode::check_encoder(codec, encoder, container)?;
-    tracing::info!(encoder = encoder_name, path = %path.display(), "plan");
-
-    let mut opts = RecordingOptions::new(path);
-    opts.container = container;
-    opts.codec = codec;
-    opts.encoder = encoder;
-    opts.max_fps = args.fps;
-    opts.duration = duration;
-    if let Some(q) = args.quality {
-        opts.rate = RateControl::Quality(q);
-    }
-    if let Some(b) = args.bitrate {
-        opts.rate = RateControl::Bitrate(b);
-    }
-    Ok(Plan {
-        opts,
-        source: SourceOptions {
-            source,
-            cursor,
-            restore: !args.no_restore,
-        },
-    })
-}
-
 pub async fn run(args: RecordArgs) -> Result<i32> {
-    let stats_json = args.stats_json.clone();
-    let Plan { opts, source } = plan(args)?;
-    let path = opts.path.clone();
+    // Everything that can fail without the portal fails here, before any dialog appears, with
+    // the words D-Bus `Start` uses.
+    let req = args.request.parse()?;
+    let path = req.path.clone();
+    tracing::info!(path = %path.display(), "request accepted");
     // Catch signals before the portal is asked so an early Ctrl-C still tears down cleanly.
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
 
-    let start = zerocast_dbus::start_recording(zerocast_dbus::StartRequest {
-        recording: opts,
-        source,
-        stop_on_disconnect: false,
-    });
+    let start = zerocast_app::start_recording(&req);
     // Ctrl-C while the portal dialog is open (or the stream is starting) abandons the start:
     // our handlers replaced the default "terminate", so they must act here too.
     let (session, recording) = tokio::select! {
@@ -216,7 +93,7 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
         human_bytes(s.bytes)
     );
     println!("{}", summary.path.display());
-    if let Some(p) = stats_json {
+    if let Some(p) = args.stats_json {
         let j = serde_json::json!({
             "frames_received": s.frames_received,
             "frames_written": s.frames_written,

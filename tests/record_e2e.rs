@@ -215,6 +215,69 @@ fn unwritable_output_fails_before_the_portal() {
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
 }
 
+/// Option errors fail before the portal is asked, in the words D-Bus `Start` answers with
+/// (`org.zerocast.Error.InvalidOption` carries the same parser's message).
+#[test]
+fn option_errors_fail_before_the_portal_in_dbus_words() {
+    use zbus::zvariant::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.mkv");
+    let webm = dir.path().join("a.webm");
+    // (`zerocast record` flags, the same request as `Start` options)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, Value<'a>)>);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["--quality", "500"],
+            vec![("quality", Value::from(500u32))],
+        ),
+        (vec!["--fps", "0"], vec![("framerate", Value::from(0u32))]),
+        (
+            vec!["--quality", "20", "--bitrate", "100"],
+            vec![
+                ("quality", Value::from(20u32)),
+                ("bitrate", Value::from(100u32)),
+            ],
+        ),
+        (
+            vec!["--cursor", "metadata"],
+            vec![("cursor", Value::from("metadata"))],
+        ),
+        (
+            vec!["--codec", "h264", "-o", webm.to_str().unwrap()],
+            vec![
+                ("codec", Value::from("h264")),
+                ("path", Value::from(webm.to_str().unwrap())),
+            ],
+        ),
+    ];
+    for (args, dict) in cases {
+        let mut dict: std::collections::HashMap<String, zbus::zvariant::OwnedValue> = dict
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
+            .collect();
+        let mut args = args;
+        if !args.contains(&"-o") {
+            args.extend(["-o", out.to_str().unwrap()]);
+            dict.insert(
+                "path".into(),
+                Value::from(out.to_str().unwrap()).try_to_owned().unwrap(),
+            );
+        }
+        let dbus_says = zerocast_app::dbus::parse_options(&dict)
+            .expect_err("D-Bus refuses it")
+            .to_string();
+        let (ok, err) = record_without_desktop(&args);
+        assert!(!ok, "{args:?} accepted");
+        assert_eq!(err.trim(), format!("zerocast: {dbus_says}"), "{args:?}");
+        assert!(!out.exists() && !webm.exists());
+    }
+    let (_, err) = record_without_desktop(&["--quality", "500", "-o", out.to_str().unwrap()]);
+    assert_eq!(
+        err.trim(),
+        "zerocast: 'quality' must be >= 0 and <= 63, got 500"
+    );
+}
+
 #[test]
 fn unknown_codec_lists_the_available_ones() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,20 +1,18 @@
-//! What the service drives: the portal + recorder composition, behind a small trait so the
-//! whole D-Bus surface can be tested without a compositor (see [`crate::fake`]).
+//! What the service drives: the portal + recorder composition (`zerocast_app::start_recording`),
+//! behind a small trait so the whole D-Bus surface can be tested without a compositor (see
+//! [`crate::fake`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::{watch, Mutex};
-use tracing::{debug, info};
-use zerocast_portal::{PortalError, ScreencastSession};
-use zerocast_recorder::{
-    encode::{available_encoders, check_encoder},
-    Codec, PipeWireSource, RecorderError, Recording, Stats, Summary,
-};
+use tracing::info;
+use zerocast_app::{start_recording, RecordingRequest};
+use zerocast_portal::ScreencastSession;
+use zerocast_recorder::{Codec, Recording, Stats, Summary};
 
 use crate::error::Error;
-use crate::options::StartRequest;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -33,7 +31,10 @@ pub struct Capabilities {
 /// Starts recordings. One per daemon, shared by all requests.
 pub trait Backend: Send + Sync + 'static {
     /// Opens the portal session and starts recording; resolves once frames flow.
-    fn start(&self, req: StartRequest) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>>;
+    fn start(
+        &self,
+        req: RecordingRequest,
+    ) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>>;
     fn capabilities(&self) -> BoxFuture<'_, Capabilities>;
     /// Drops stored restore tokens (blocking file I/O; call off the executor).
     fn forget_sources(&self) -> Result<(), Error>;
@@ -42,6 +43,10 @@ pub trait Backend: Send + Sync + 'static {
 /// One running recording as the service sees it.
 pub trait ActiveRecording: Send + Sync + 'static {
     fn stats(&self) -> watch::Receiver<Stats>;
+    /// The codec being written, once chosen (a request may leave it to the encoder selection).
+    fn codec(&self) -> Option<Codec> {
+        None
+    }
     fn pause(&self) -> Result<(), Error>;
     fn resume(&self) -> Result<(), Error>;
     /// Finalizes; resolves after the file is complete.
@@ -50,57 +55,6 @@ pub trait ActiveRecording: Send + Sync + 'static {
     fn finished(&self) -> BoxFuture<'_, Result<Summary, Error>>;
     /// Releases the capture source (portal session) after the end.
     fn close(&self) -> BoxFuture<'_, ()>;
-}
-
-/// Why [`start_recording`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Portal(#[from] PortalError),
-    #[error(transparent)]
-    Recorder(#[from] RecorderError),
-}
-
-impl From<StartError> for Error {
-    fn from(e: StartError) -> Self {
-        match e {
-            StartError::Portal(e) => e.into(),
-            StartError::Recorder(e) => e.into(),
-        }
-    }
-}
-
-/// The whole portal + recorder composition: checks an encoder exists (before any dialog),
-/// opens the portal session, and starts the recorder on its stream.
-pub async fn start_recording(
-    req: StartRequest,
-) -> Result<(ScreencastSession, Recording), StartError> {
-    // Before the portal: a missing encoder should not cost the user a dialog.
-    let encoder = check_encoder(
-        req.recording.codec,
-        req.recording.encoder,
-        req.recording.container,
-    )?;
-    debug!(encoder, "encoder available");
-    let (session, stream) = ScreencastSession::open(&req.source).await?;
-    debug!(
-        node = stream.node_id,
-        restored = stream.restored,
-        "portal stream open"
-    );
-    let source = PipeWireSource {
-        fd: stream.fd,
-        node_id: stream.node_id,
-        size: stream.size,
-    };
-    match Recording::start(source, req.recording).await {
-        Ok(rec) => Ok((session, rec)),
-        Err(e) => {
-            // Without this the compositor keeps showing its "screen is shared" indicator.
-            session.close().await;
-            Err(e.into())
-        }
-    }
 }
 
 /// The production backend: real portal, real recorder.
@@ -113,9 +67,12 @@ struct LiveRecording {
 }
 
 impl Backend for RealBackend {
-    fn start(&self, req: StartRequest) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>> {
+    fn start(
+        &self,
+        req: RecordingRequest,
+    ) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>> {
         Box::pin(async move {
-            let (session, rec) = start_recording(req).await?;
+            let (session, rec) = start_recording(&req).await?;
             info!(recorder_id = %rec.id(), path = %rec.path().display(), "recording started");
             let live: Arc<dyn ActiveRecording> = Arc::new(LiveRecording {
                 session: Mutex::new(Some(session)),
@@ -127,14 +84,10 @@ impl Backend for RealBackend {
 
     fn capabilities(&self) -> BoxFuture<'_, Capabilities> {
         Box::pin(async move {
-            let mut encoders: Vec<String> = Vec::new();
-            for codec in Codec::ALL {
-                for name in available_encoders(*codec) {
-                    if !encoders.iter().any(|e| e == name) {
-                        encoders.push(name.to_owned());
-                    }
-                }
-            }
+            let encoders = zerocast_app::caps::encoders()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
             // Loading Vulkan/CUDA is slow and blocking: probe once per daemon, off the executor.
             static ZERO_COPY: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
             let zero_copy = *ZERO_COPY
@@ -170,6 +123,9 @@ impl Backend for RealBackend {
 impl ActiveRecording for LiveRecording {
     fn stats(&self) -> watch::Receiver<Stats> {
         self.rec.stats()
+    }
+    fn codec(&self) -> Option<Codec> {
+        Some(self.rec.options().codec)
     }
     fn pause(&self) -> Result<(), Error> {
         Ok(self.rec.pause()?)

@@ -9,6 +9,8 @@ use serde_json::json;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::Connection;
 
+use zerocast_app::options::help;
+
 use crate::service::{BUS_NAME, MANAGER_PATH};
 
 #[zbus::proxy(
@@ -90,14 +92,14 @@ pub struct StartArgs {
     /// directory; without -o the file goes to the videos folder.
     #[arg(short = 'o', long)]
     pub path: Option<String>,
-    /// mkv | mp4 | webm (default: from the extension, else mkv)
+    /// Replace the output file if it exists.
     #[arg(long)]
+    pub overwrite: bool,
+    #[arg(long, help = help("container"))]
     pub container: Option<String>,
-    /// h264 | hevc | av1 | vp9
-    #[arg(long)]
+    #[arg(long, help = help("codec"))]
     pub codec: Option<String>,
-    /// auto | nvenc | software
-    #[arg(long)]
+    #[arg(long, help = help("encoder"))]
     pub encoder: Option<String>,
     /// Maximum frames per second.
     #[arg(long)]
@@ -108,11 +110,9 @@ pub struct StartArgs {
     /// Constant quality, codec scale, lower is better (instead of --bitrate).
     #[arg(long)]
     pub quality: Option<u32>,
-    /// hidden | embedded | metadata
-    #[arg(long)]
+    #[arg(long, help = help("cursor"))]
     pub cursor: Option<String>,
-    /// monitor | window | virtual
-    #[arg(long)]
+    #[arg(long, help = help("source"))]
     pub source: Option<String>,
     /// Ask for the source again instead of reusing the remembered one.
     #[arg(long)]
@@ -157,6 +157,9 @@ impl StartArgs {
             if let Some(v) = v {
                 m.insert(k, Value::from(v));
             }
+        }
+        if self.overwrite {
+            m.insert("overwrite", Value::from(true));
         }
         if self.no_restore {
             m.insert("restore", Value::from(false));

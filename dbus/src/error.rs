@@ -1,9 +1,8 @@
-//! The errors the service returns, and how portal, recorder and option errors map onto them.
+//! The errors the service returns, and how request, portal and recorder errors map onto them.
 
+use zerocast_app::{RequestError, StartError};
 use zerocast_portal::PortalError;
 use zerocast_recorder::RecorderError;
-
-use crate::options::OptionError;
 
 /// `org.zerocast.Error.*`. The message says what to do; the name says what happened, so
 /// scripts can branch on it.
@@ -92,11 +91,21 @@ impl Clone for Error {
     }
 }
 
-impl From<OptionError> for Error {
-    fn from(e: OptionError) -> Self {
+impl From<RequestError> for Error {
+    fn from(e: RequestError) -> Self {
+        if e.is_not_writable() {
+            Error::OutputNotWritable(e.to_string())
+        } else {
+            Error::InvalidOption(e.to_string())
+        }
+    }
+}
+
+impl From<StartError> for Error {
+    fn from(e: StartError) -> Self {
         match e {
-            OptionError::NotWritable { .. } => Error::OutputNotWritable(e.to_string()),
-            _ => Error::InvalidOption(e.to_string()),
+            StartError::Portal(e) => e.into(),
+            StartError::Recorder(e) => e.into(),
         }
     }
 }

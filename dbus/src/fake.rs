@@ -11,7 +11,7 @@ use zerocast_recorder::{CapturePath, EndReason, RecordingState, Stats, Summary};
 
 use crate::backend::{ActiveRecording, Backend, BoxFuture, Capabilities};
 use crate::error::Error;
-use crate::options::StartRequest;
+use zerocast_app::RecordingRequest;
 
 /// Frames per second the fake pretends to encode.
 const FAKE_FPS: u64 = 30;
@@ -125,7 +125,10 @@ impl FakeRecording {
 }
 
 impl Backend for FakeBackend {
-    fn start(&self, req: StartRequest) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>> {
+    fn start(
+        &self,
+        req: RecordingRequest,
+    ) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>> {
         Box::pin(async move {
             let (err, delay) = {
                 let mut s = self.inner.lock().unwrap();
@@ -146,7 +149,7 @@ impl Backend for FakeBackend {
             let (stats_tx, _) = watch::channel(stats);
             let (end_tx, _) = watch::channel(None);
             let rec = Arc::new(FakeRecording {
-                path: req.recording.path.clone(),
+                path: req.path.clone(),
                 stats_tx,
                 end_tx,
             });
@@ -155,7 +158,7 @@ impl Backend for FakeBackend {
                 .unwrap()
                 .started
                 .push(FakeHandle(rec.clone()));
-            tokio::spawn(tick(rec.clone(), req.recording.duration));
+            tokio::spawn(tick(rec.clone(), req.duration));
             let active: Arc<dyn ActiveRecording> = rec;
             Ok(active)
         })

@@ -1,9 +1,12 @@
 //! zerocast's D-Bus service `org.zerocast.Recorder1` (see `data/README.md`) and `zerocast ctl`,
-//! its command-line client.
+//! its command-line client. The interface only: requests are parsed and validated, and
+//! recordings composed, by `zerocast-app` (`app/`).
 //!
-//! - [`options`]: the `Start` options parser, the one place options are validated.
 //! - [`service`]: the manager and per-recording objects, their lifecycle and signals.
-//! - [`backend`]: the portal + recorder composition the service drives ([`start_recording`]).
+//! - [`backend`]: what the service drives — `zerocast_app::start_recording` in production,
+//!   behind a trait so the surface can be tested without a compositor.
+//! - [`error`]: the `org.zerocast.Error.*` names and how request, portal and recorder errors
+//!   map onto them.
 //! - [`daemon`]: [`run_daemon`], bus name ownership and shutdown.
 //! - [`ctl`]: [`run_ctl`], the client.
 
@@ -14,13 +17,9 @@ pub mod error;
 /// Test double for the D-Bus surface tests only; never built into the daemon.
 #[cfg(any(test, feature = "fake-backend"))]
 pub mod fake;
-pub mod logging;
-pub mod options;
 pub mod service;
 
-pub use backend::{start_recording, StartError};
 pub use ctl::{run_ctl, CtlCommand};
 pub use daemon::{run_daemon, run_daemon_with, DaemonError};
 pub use error::Error;
-pub use options::{parse_options, OptionError, StartRequest};
 pub use service::{RecorderService, RecordingObject, ServiceConfig, BUS_NAME, MANAGER_PATH};

@@ -24,7 +24,8 @@ use zerocast_recorder::{EndReason, RecordingState, Stats, Summary};
 
 use crate::backend::{ActiveRecording, Backend};
 use crate::error::Error;
-use crate::options::{parse_options, StartRequest};
+use zerocast_app::dbus::{parse_options, to_dbus};
+use zerocast_app::RecordingRequest;
 
 pub const BUS_NAME: &str = "org.zerocast.Recorder1";
 pub const MANAGER_PATH: &str = "/org/zerocast/Recorder1";
@@ -232,9 +233,9 @@ impl RecorderService {
             .map_err(|e| Error::Failed(format!("options parser panicked: {e}")))??;
 
         let (cmd_tx, cmd_rx) = mpsc::channel(8);
-        let id = self.shared.reserve(&req.recording.path, cmd_tx.clone())?;
+        let id = self.shared.reserve(&req.path, cmd_tx.clone())?;
         let span = info_span!("recording", id);
-        span.in_scope(|| info!(path = %req.recording.path.display(), "start requested"));
+        span.in_scope(|| info!(path = %req.path.display(), "start requested"));
         let path = object_path(id);
         let (view_tx, view_rx) = watch::channel(View::new(&req));
         let object = RecordingObject {
@@ -283,7 +284,8 @@ impl RecorderService {
     }
 
     /// `encoders` as, `zero-copy` b, `version` u (portal), `cursor-modes` as,
-    /// `source-types` as, and `portal-error` s when no portal answered.
+    /// `source-types` as, and `portal-error` s when no portal answered; plus the request
+    /// tables (`codecs`, `containers`, `encoder-choices`, `options`, `ranges`).
     #[zbus(property(emits_changed_signal = "false"))]
     async fn capabilities(&self) -> HashMap<String, OwnedValue> {
         let c = self.shared.backend.capabilities().await;
@@ -298,6 +300,10 @@ impl RecorderService {
         put("source-types", Value::from(c.source_types));
         if let Some(e) = c.portal_error {
             put("portal-error", Value::from(e));
+        }
+        // What a request may name: the same tables `zerocast probe` prints.
+        for (k, v) in zerocast_app::dbus::capability_tables() {
+            m.insert(k.into(), v);
         }
         m
     }
@@ -318,12 +324,12 @@ struct View {
 }
 
 impl View {
-    fn new(req: &StartRequest) -> Self {
+    fn new(req: &RecordingRequest) -> Self {
         View {
             state: RecordingState::Starting,
-            path: req.recording.path.to_string_lossy().into_owned(),
+            path: req.path.to_string_lossy().into_owned(),
             stats: Stats::default(),
-            options: req.to_dbus(),
+            options: to_dbus(req),
         }
     }
 }
@@ -471,7 +477,7 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    async fn run(mut self, req: StartRequest, started: oneshot::Sender<Result<(), Error>>) {
+    async fn run(mut self, req: RecordingRequest, started: oneshot::Sender<Result<(), Error>>) {
         let disconnected = watch_disconnect(self.conn.clone(), self.caller.clone());
         tokio::pin!(disconnected);
         // The object is new, but observers watching signals only (busctl monitor, `ctl watch`
@@ -495,8 +501,17 @@ impl Supervisor {
                 return;
             }
         };
-        self.view
-            .send_modify(|v| v.state = RecordingState::Recording);
+        let codec = rec.codec();
+        self.view.send_modify(|v| {
+            v.state = RecordingState::Recording;
+            // A default codec is chosen with the encoder, after the options were accepted.
+            if let Some(c) = codec {
+                v.options.insert(
+                    "codec".into(),
+                    Value::from(c.as_str()).try_to_owned().expect("basic value"),
+                );
+            }
+        });
         self.emit_all().await;
         let _ = started.send(Ok(()));
         info!("recording");

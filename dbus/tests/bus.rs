@@ -73,7 +73,7 @@ fn main() {
 
 /// The daemon process: fake backend, short lifecycle timings from the environment.
 fn fake_daemon() {
-    zerocast_dbus::logging::init("info");
+    zerocast_app::logging::init("info");
     let ms = |k: &str, d: u64| {
         Duration::from_millis(
             std::env::var(k)

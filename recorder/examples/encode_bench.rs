@@ -136,6 +136,7 @@ fn bench_encode(frames: &mut [CpuFrame], n: usize, tuning: Tuning) -> EncodeResu
         encoder: EncoderChoice::Software,
         rate: RateControl::Quality(23),
         keyint: 250,
+        selected: None,
         width: frames[0].width,
         height: frames[0].height,
     };

@@ -17,7 +17,8 @@ mod stats;
 mod wayland;
 
 pub use options::{
-    Codec, Container, EncoderChoice, ParseOptionError, RateControl, RecordingOptions,
+    Codec, CodecNotInContainer, Container, EncoderChoice, ParseOptionError, RateControl,
+    RecordingOptions,
 };
 pub use recording::{PipeWireSource, Recording, RecordingId};
 pub use stats::{CapturePath, EndReason, RecordingState, Stats, Summary};

@@ -1,5 +1,5 @@
-//! What a recording is asked to do. Parsed from the CLI and from D-Bus options; validated once
-//! here so both front ends reject the same things with the same words.
+//! What the recorder is asked to do. Requests from the CLI and D-Bus are parsed and validated
+//! by the front door (`zerocast-app`, `app/`), which fills these in.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -61,6 +61,10 @@ pub struct RecordingOptions {
     pub keyint: u32,
     /// Stop by itself after this long (recorded time, pauses excluded).
     pub duration: Option<Duration>,
+    /// The encoder the front door selected for this recording (`zerocast-app`, once, before
+    /// the portal); the encoder thread then uses it as is. `None`: the recorder applies the
+    /// same rule ([`crate::encode::select_encoder`]) itself (library use, tests).
+    pub selected: Option<crate::encode::Selection>,
 }
 
 impl RecordingOptions {
@@ -75,6 +79,7 @@ impl RecordingOptions {
             rate: RateControl::default(),
             keyint: 250,
             duration: None,
+            selected: None,
         }
     }
 }
@@ -141,6 +146,44 @@ impl Container {
             Container::Webm => matches!(codec, Codec::Av1 | Codec::Vp9),
         }
     }
+
+    /// The codecs this container can carry, in [`Codec::ALL`] order.
+    pub fn codecs(self) -> Vec<Codec> {
+        Codec::ALL
+            .iter()
+            .copied()
+            .filter(|c| self.supports(*c))
+            .collect()
+    }
+
+    /// [`Container::supports`] as a `Result` carrying the one wording of the rule.
+    pub fn check(self, codec: Codec) -> Result<(), CodecNotInContainer> {
+        if self.supports(codec) {
+            Ok(())
+        } else {
+            Err(CodecNotInContainer {
+                codec,
+                container: self,
+            })
+        }
+    }
+}
+
+/// A codec the container cannot carry. The one wording of that rule, for every front end and
+/// the recorder alike.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+#[error("'codec' {codec} cannot be stored in {container}; {container} takes {}", join(&container.codecs()))]
+pub struct CodecNotInContainer {
+    pub codec: Codec,
+    pub container: Container,
+}
+
+fn join(codecs: &[Codec]) -> String {
+    codecs
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ impl Recording {
             encoder: opts.encoder,
             rate: opts.rate,
             keyint: opts.keyint,
+            selected: opts.selected.clone(),
             width: 0,
             height: 0,
         };

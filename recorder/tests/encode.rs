@@ -25,6 +25,7 @@ fn config(path: &Path, container: Container, codec: Codec) -> EncoderConfig {
         encoder: EncoderChoice::Auto,
         rate: RateControl::Quality(if codec == Codec::H264 { 23 } else { 30 }),
         keyint: 250,
+        selected: None,
         width: W,
         height: H,
     }

@@ -202,6 +202,7 @@ fn cfg(
         encoder: choice,
         rate,
         keyint: 60,
+        selected: None,
         width: w,
         height: h,
     }

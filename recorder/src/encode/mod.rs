@@ -53,7 +53,7 @@ use mux::{Muxer, MuxerSetup, StreamIndex};
 pub use convert::ConverterChoice;
 #[doc(hidden)]
 pub use convert::CpuConverter;
-pub use nvenc::{nvenc_status, GpuEncoder, Selection};
+pub use nvenc::{nvenc_probe_count, nvenc_status, GpuEncoder, Selection};
 
 /// What the encoder is fed.
 pub(crate) enum Input<'a> {
@@ -75,6 +75,9 @@ pub struct EncoderConfig {
     pub encoder: EncoderChoice,
     pub rate: RateControl,
     pub keyint: u32,
+    /// The encoder selected for the recording ([`select_encoder`], evaluated once by the front
+    /// door); `None` evaluates the rule here (library use, tests, benchmarks).
+    pub selected: Option<Selection>,
     /// Output size (the negotiated stream size); frames of another size are scaled to it.
     /// Odd sizes are rounded down to even (4:2:0 needs even dimensions); the extra row/column of
     /// the capture is cropped.
@@ -159,7 +162,10 @@ impl Encoder {
     #[doc(hidden)]
     pub fn open_tuned(cfg: &EncoderConfig, tuning: Tuning) -> Result<Encoder, RecorderError> {
         log::init();
-        let name = check_encoder(cfg.codec, cfg.encoder, cfg.container)?;
+        let name = match &cfg.selected {
+            Some(selection) => selection.name,
+            None => check_encoder(cfg.codec, cfg.encoder, cfg.container)?,
+        };
         Self::open_input(cfg, tuning, name, Input::Cpu)
     }
 
@@ -650,61 +656,108 @@ fn software_summary() -> String {
         .join(", ")
 }
 
-/// Validates a codec/encoder/container combination before anything is started (the CLI calls
-/// this before asking the portal). Returns the encoder that `Encoder::open` will use.
+/// Validates a codec/encoder/container combination and returns the encoder that
+/// `Encoder::open` will use: [`select_encoder`] for a named codec.
 pub fn check_encoder(
     codec: Codec,
     choice: EncoderChoice,
     container: Container,
 ) -> Result<&'static str, RecorderError> {
+    select_encoder(Some(codec), choice, container).map(|(_, s)| s.name)
+}
+
+/// The one encoder-selection rule. The front door (`zerocast-app`'s composition) evaluates it
+/// once per recording, before the portal is asked, and hands the result to the recorder in
+/// [`crate::RecordingOptions::selected`]; option parsing never does (it may open an NVENC
+/// session). The NVENC probe behind it is cached per process ([`nvenc_status`]).
+///
+/// - No codec named: VP9 in webm; else HEVC when NVENC can encode it (same cost on the GPU,
+///   smaller files) and the choice allows NVENC; else H.264, the cheapest software encoder and
+///   the most widely playable. At most one NVENC probe either way.
+/// - `software`: the first software encoder of the codec in this FFmpeg build.
+/// - `nvenc`: NVENC, or [`RecorderError::EncoderUnavailable`] saying why not.
+/// - `auto`: NVENC when a session opens (it also takes CPU frames: FFmpeg uploads them), else
+///   software, keeping the reason in [`Selection::fallback_reason`].
+pub fn select_encoder(
+    codec: Option<Codec>,
+    choice: EncoderChoice,
+    container: Container,
+) -> Result<(Codec, Selection), RecorderError> {
     log::init();
-    if !container.supports(codec) {
-        let takes: Vec<_> = Codec::ALL
-            .iter()
-            .filter(|&&c| container.supports(c))
-            .map(|c| c.as_str())
-            .collect();
-        return Err(RecorderError::InvalidOption(format!(
-            "container {container} cannot carry {codec}; {container} takes {}",
-            takes.join(", ")
-        )));
-    }
-    if choice == EncoderChoice::Nvenc {
-        return nvenc::nvenc_status(codec).map_err(|reason| RecorderError::EncoderUnavailable {
-            codec,
-            reason: format!(
-                "{reason}; software encoders available: {}",
-                software_summary()
-            ),
-        });
-    }
-    if choice == EncoderChoice::Auto {
-        // NVENC also takes CPU frames (FFmpeg uploads them); the reason is logged once.
-        if let Ok(name) = nvenc::nvenc_status(codec) {
-            return Ok(name);
-        }
-    }
-    match choice {
-        EncoderChoice::Nvenc | EncoderChoice::Auto | EncoderChoice::Software => {
-            candidates(SOFTWARE, codec)
-                .iter()
-                .copied()
-                .find(|n| present(n))
-                .ok_or_else(|| RecorderError::EncoderUnavailable {
+    let codec = match codec {
+        Some(c) => c,
+        None if container == Container::Webm => Codec::Vp9,
+        None if choice == EncoderChoice::Software => Codec::H264,
+        None => match nvenc::nvenc_status(Codec::Hevc) {
+            Ok(name) => {
+                return Ok((
+                    Codec::Hevc,
+                    Selection {
+                        name,
+                        nvenc: true,
+                        fallback_reason: None,
+                    },
+                ))
+            }
+            // An `nvenc` request still gets H.264 on NVENC (or its reason) below.
+            Err(_) if choice == EncoderChoice::Nvenc => Codec::H264,
+            Err(reason) => {
+                return Ok((Codec::H264, software_selection(Codec::H264, Some(reason))?))
+            }
+        },
+    };
+    container
+        .check(codec)
+        .map_err(|e| RecorderError::InvalidOption(e.to_string()))?;
+    let reason = match choice {
+        EncoderChoice::Software => None,
+        EncoderChoice::Nvenc | EncoderChoice::Auto => match nvenc::nvenc_status(codec) {
+            Ok(name) => {
+                return Ok((
+                    codec,
+                    Selection {
+                        name,
+                        nvenc: true,
+                        fallback_reason: None,
+                    },
+                ))
+            }
+            Err(reason) if choice == EncoderChoice::Nvenc => {
+                return Err(RecorderError::EncoderUnavailable {
                     codec,
                     reason: format!(
-                        "none of {} is in this FFmpeg build; available: {}",
-                        candidates(SOFTWARE, codec).join(", "),
+                        "{reason}; software encoders available: {}",
                         software_summary()
                     ),
                 })
-        }
-    }
+            }
+            Err(reason) => Some(reason),
+        },
+    };
+    Ok((codec, software_selection(codec, reason)?))
 }
 
-/// The codec when the user names none: webm carries VP9 (the fastest software choice there);
-/// with NVENC available HEVC (same cost on the GPU, smaller files); else H.264, the cheapest
-/// software encoder and the most widely playable.
+fn software_selection(codec: Codec, reason: Option<String>) -> Result<Selection, RecorderError> {
+    let name = candidates(SOFTWARE, codec)
+        .iter()
+        .copied()
+        .find(|n| present(n))
+        .ok_or_else(|| RecorderError::EncoderUnavailable {
+            codec,
+            reason: format!(
+                "none of {} is in this FFmpeg build; available: {}",
+                candidates(SOFTWARE, codec).join(", "),
+                software_summary()
+            ),
+        })?;
+    Ok(Selection {
+        name,
+        nvenc: false,
+        fallback_reason: reason,
+    })
+}
+
+/// The codec [`select_encoder`] picks when the user names none (it may probe NVENC).
 pub fn default_codec(container: Container, choice: EncoderChoice) -> Codec {
     match container {
         Container::Webm => Codec::Vp9,

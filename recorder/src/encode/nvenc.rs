@@ -59,6 +59,7 @@ pub fn nvenc_status(codec: Codec) -> Result<&'static str, String> {
     if let Some((_, r)) = cache.iter().find(|(c, _)| *c == codec) {
         return r.clone();
     }
+    PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let r = nvenc_name(codec).and_then(|name| probe_session(name).map(|()| name));
     if let Err(reason) = &r {
         tracing::info!("NVENC unavailable for {codec}: {reason}");
@@ -66,6 +67,15 @@ pub fn nvenc_status(codec: Codec) -> Result<&'static str, String> {
     cache.push((codec, r.clone()));
     r
 }
+
+/// Probes [`nvenc_status`] made in this process (cache misses: the ones that may load the
+/// driver or open a session). For tests: option parsing must make none, and a recording at
+/// most one.
+pub fn nvenc_probe_count() -> usize {
+    PROBES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+static PROBES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Whether the CUDA driver library can be loaded (never panics, unlike cudarc without it).
 pub fn cuda_present() -> bool {
@@ -257,9 +267,18 @@ impl GpuEncoder {
                 cfg.codec,
                 cfg.encoder,
                 |codec| {
-                    // Cached per process (and probed early by the recording's encoder thread):
+                    // Selected once per recording by the front door; else the cached probe:
                     // where NVENC cannot work, we know without another slow session attempt.
-                    let name = nvenc_status(codec)?;
+                    let name = match &cfg.selected {
+                        Some(s) if s.nvenc => s.name,
+                        Some(s) => {
+                            return Err(s
+                                .fallback_reason
+                                .clone()
+                                .unwrap_or_else(|| "a software encoder was selected".into()))
+                        }
+                        None => nvenc_status(codec)?,
+                    };
                     let frames = CudaFrames::new(bridge.context() as _, stream.as_raw() as _, w, h)
                         .map_err(|e| format!("CUDA frames: {e}"))?;
                     // The real session, on our context and stream.

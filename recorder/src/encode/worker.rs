@@ -156,7 +156,11 @@ impl Worker {
         // Ask the driver about NVENC now, while the portal and PipeWire negotiate: a session
         // attempt takes ~0.25 s, which would otherwise be spent (and frames dropped) when the
         // first GPU frames are already arriving.
-        if self.cfg.encoder != EncoderChoice::Software && super::nvenc::cuda_present() {
+        // (Not when the front door already selected the encoder: it probed then.)
+        if self.cfg.selected.is_none()
+            && self.cfg.encoder != EncoderChoice::Software
+            && super::nvenc::cuda_present()
+        {
             let _ = super::nvenc_status(self.cfg.codec);
         }
         while let Ok(msg) = rx.recv() {

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use zbus::zvariant::{OwnedValue, Value};
-use zerocast_dbus::options::{parse_options_in, OptionError, PathContext, KEYS};
+use zerocast_app::dbus::parse_options_in;
+use zerocast_app::{PathContext, RequestError as OptionError, KEYS};
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -100,8 +101,8 @@ proptest! {
         }
         match parse_options_in(&opts, &ctx) {
             Ok(req) => {
-                prop_assert!(req.recording.path.starts_with(dir.path()));
-                prop_assert!(!req.recording.path.exists());
+                prop_assert!(req.path.starts_with(dir.path()));
+                prop_assert!(!req.path.exists());
             }
             Err(e) => {
                 let key = e.key().to_owned();

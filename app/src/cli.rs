@@ -1,0 +1,70 @@
+//! The command line's parser: `zerocast record`'s request flags into a [`RawRequest`], then
+//! [`RawRequest::resolve`] like every surface. Values are taken as typed (numbers wide, names as
+//! strings) so that defaults, ranges and choices are checked — and worded — in one place.
+
+use clap::Args;
+
+use crate::options::help;
+use crate::path::PathContext;
+use crate::request::{RawRequest, RecordingRequest, RequestError};
+
+/// The recording options of `zerocast record` (flattened into its arguments).
+#[derive(Args, Debug, Clone, Default, PartialEq)]
+pub struct RequestArgs {
+    #[arg(short, long, help = help("path"))]
+    pub output: Option<String>,
+    #[arg(long, help = help("overwrite"))]
+    pub overwrite: bool,
+    #[arg(long, help = help("container"))]
+    pub container: Option<String>,
+    #[arg(long, help = help("codec"))]
+    pub codec: Option<String>,
+    #[arg(long, help = help("encoder"))]
+    pub encoder: Option<String>,
+    #[arg(long, visible_alias = "fps", allow_negative_numbers = true, help = help("framerate"))]
+    pub framerate: Option<i128>,
+    #[arg(long, allow_negative_numbers = true, help = help("bitrate"))]
+    pub bitrate: Option<i128>,
+    #[arg(long, allow_negative_numbers = true, help = help("quality"))]
+    pub quality: Option<i128>,
+    #[arg(long, allow_negative_numbers = true, help = help("duration"))]
+    pub duration: Option<f64>,
+    #[arg(long, help = help("cursor"))]
+    pub cursor: Option<String>,
+    #[arg(long, help = help("source"))]
+    pub source: Option<String>,
+    #[arg(long, help = help("restore"))]
+    pub no_restore: bool,
+}
+
+impl RequestArgs {
+    /// The flags as given.
+    pub fn to_raw(&self) -> RawRequest {
+        RawRequest {
+            path: self.output.clone(),
+            overwrite: self.overwrite.then_some(true),
+            container: self.container.clone(),
+            codec: self.codec.clone(),
+            encoder: self.encoder.clone(),
+            framerate: self.framerate,
+            bitrate: self.bitrate,
+            quality: self.quality,
+            cursor: self.cursor.clone(),
+            source: self.source.clone(),
+            restore: self.no_restore.then_some(false),
+            duration: self.duration,
+            // A CLI recording belongs to its process; there is no bus client to leave.
+            stop_on_disconnect: None,
+        }
+    }
+
+    /// Parses and validates against the current environment (filesystem checks included).
+    pub fn parse(&self) -> Result<RecordingRequest, RequestError> {
+        self.parse_in(&PathContext::from_env())
+    }
+
+    /// [`RequestArgs::parse`] with an explicit [`PathContext`].
+    pub fn parse_in(&self, ctx: &PathContext) -> Result<RecordingRequest, RequestError> {
+        self.to_raw().resolve(ctx)
+    }
+}

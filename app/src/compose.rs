@@ -1,0 +1,62 @@
+//! How a recording is put together, for the CLI and the daemon alike: the encoder selection
+//! (once per recording, before any dialog), the portal session, and the recorder on its stream.
+
+use tracing::debug;
+use zerocast_portal::{PortalError, ScreencastSession};
+use zerocast_recorder::{encode::Selection, Codec, PipeWireSource, RecorderError, Recording};
+
+use crate::request::RecordingRequest;
+
+/// Why [`start_recording`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Portal(#[from] PortalError),
+    #[error(transparent)]
+    Recorder(#[from] RecorderError),
+}
+
+/// The one encoder-selection rule ([`zerocast_recorder::encode::select_encoder`]) for this
+/// request: the codec (when the request names none) and the encoder. May load the NVENC driver
+/// and open a session (cached per process), so it runs off the async workers.
+pub async fn select_encoder(req: &RecordingRequest) -> Result<(Codec, Selection), RecorderError> {
+    let (codec, choice, container) = (req.codec, req.encoder, req.container);
+    tokio::task::spawn_blocking(move || {
+        zerocast_recorder::encode::select_encoder(codec, choice, container)
+    })
+    .await
+    .map_err(|e| RecorderError::Encode(format!("encoder selection panicked: {e}")))?
+}
+
+/// The whole composition: selects the encoder (before the portal: a missing encoder should not
+/// cost the user a dialog), opens the portal session, and starts the recorder on its stream
+/// with that encoder. Resolves once frames flow.
+pub async fn start_recording(
+    req: &RecordingRequest,
+) -> Result<(ScreencastSession, Recording), StartError> {
+    let (codec, selected) = select_encoder(req).await?;
+    if let Some(reason) = &selected.fallback_reason {
+        // Said once per recording, where the choice is made.
+        tracing::info!("NVENC not used ({reason}); encoding with {}", selected.name);
+    }
+    debug!(encoder = selected.name, %codec, "encoder selected");
+    let (session, stream) = ScreencastSession::open(&req.source_options()).await?;
+    debug!(
+        node = stream.node_id,
+        restored = stream.restored,
+        "portal stream open"
+    );
+    let source = PipeWireSource {
+        fd: stream.fd,
+        node_id: stream.node_id,
+        size: stream.size,
+    };
+    match Recording::start(source, req.recording_options(codec, selected)).await {
+        Ok(rec) => Ok((session, rec)),
+        Err(e) => {
+            // Without this the compositor keeps showing its "screen is shared" indicator.
+            session.close().await;
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The D-Bus surface's parser: `Start(a{sv})` options into a [`RawRequest`], then
+//! [`RawRequest::resolve`] like every surface; and back ([`to_dbus`]) for a recording's
+//! `Options` property.
+//!
+//! Integer options accept any D-Bus integer type whose value fits (`busctl … framerate i 60`
+//! is as good as `u 60`): scripts should not fail over a signedness detail, and a negative value
+//! then gets a range error that says what is wrong instead of a type error.
+
+use std::collections::HashMap;
+
+use zbus::zvariant::{OwnedValue, Value};
+use zerocast_recorder::RateControl;
+
+use crate::options::KEYS;
+use crate::path::PathContext;
+use crate::request::{RawRequest, RecordingRequest, RequestError};
+
+/// Parses and validates `Start` options against the current environment, including a check
+/// that the output file can be created. Touches the filesystem: call it off the async executor.
+pub fn parse_options(opts: &HashMap<String, OwnedValue>) -> Result<RecordingRequest, RequestError> {
+    parse_options_in(opts, &PathContext::from_env())
+}
+
+/// [`parse_options`] with an explicit [`PathContext`].
+pub fn parse_options_in(
+    opts: &HashMap<String, OwnedValue>,
+    ctx: &PathContext,
+) -> Result<RecordingRequest, RequestError> {
+    to_raw(opts)?.resolve(ctx)
+}
+
+/// The options as given: unknown keys and wrong types are refused here (they only exist on
+/// D-Bus); values are checked by [`RawRequest::resolve`].
+pub fn to_raw(opts: &HashMap<String, OwnedValue>) -> Result<RawRequest, RequestError> {
+    // Report unknown keys first and deterministically (HashMap order is random).
+    let mut unknown: Vec<&String> = opts
+        .keys()
+        .filter(|k| !KEYS.contains(&k.as_str()))
+        .collect();
+    unknown.sort();
+    if let Some(key) = unknown.first() {
+        return Err(RequestError::UnknownKey {
+            key: (*key).clone(),
+        });
+    }
+    let mut raw = RawRequest::default();
+    // Table order, so the first bad value reported does not depend on the HashMap.
+    for key in KEYS {
+        let Some(v) = opts.get(*key) else { continue };
+        let v = unwrap_variant(v);
+        match *key {
+            "path" => raw.path = Some(as_str(key, v)?.to_owned()),
+            "overwrite" => raw.overwrite = Some(as_bool(key, v)?),
+            "container" => raw.container = Some(as_str(key, v)?.to_owned()),
+            "codec" => raw.codec = Some(as_str(key, v)?.to_owned()),
+            "encoder" => raw.encoder = Some(as_str(key, v)?.to_owned()),
+            "framerate" => raw.framerate = Some(as_uint(key, v)?),
+            "bitrate" => raw.bitrate = Some(as_uint(key, v)?),
+            "quality" => raw.quality = Some(as_uint(key, v)?),
+            "cursor" => raw.cursor = Some(as_str(key, v)?.to_owned()),
+            "source" => raw.source = Some(as_str(key, v)?.to_owned()),
+            "restore" => raw.restore = Some(as_bool(key, v)?),
+            "duration" => raw.duration = Some(as_seconds(key, v)?),
+            "stop-on-disconnect" => raw.stop_on_disconnect = Some(as_bool(key, v)?),
+            // A table row without a parse arm: caught by this module's tests.
+            other => {
+                return Err(RequestError::UnknownKey {
+                    key: other.to_owned(),
+                })
+            }
+        }
+    }
+    Ok(raw)
+}
+
+/// The effective options, every default filled in: the `Options` property of a recording.
+/// Feeding it back to [`parse_options`] yields the same request. `codec` is absent while the
+/// encoder selection has not chosen it yet.
+pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
+    let mut m: HashMap<String, OwnedValue> = HashMap::new();
+    let mut put = |k: &str, v: Value<'_>| {
+        // Only basic types here, which always convert.
+        m.insert(k.to_owned(), v.try_to_owned().expect("basic value"));
+    };
+    put("path", Value::from(r.path.to_string_lossy().into_owned()));
+    put("overwrite", Value::from(r.overwrite));
+    put("container", Value::from(r.container.as_str()));
+    if let Some(c) = r.codec {
+        put("codec", Value::from(c.as_str()));
+    }
+    put("encoder", Value::from(r.encoder.as_str()));
+    if let Some(fps) = r.framerate {
+        put("framerate", Value::from(fps));
+    }
+    match r.rate {
+        RateControl::Bitrate(b) => put("bitrate", Value::from(b)),
+        RateControl::Quality(q) => put("quality", Value::from(q)),
+    }
+    put("cursor", Value::from(r.cursor.as_str()));
+    put("source", Value::from(r.source.as_str()));
+    put("restore", Value::from(r.restore));
+    if let Some(d) = r.duration {
+        put("duration", Value::from(d.as_secs_f64()));
+    }
+    put("stop-on-disconnect", Value::from(r.stop_on_disconnect));
+    m
+}
+
+/// `busctl … path v s /x` wraps once more; take the inner value.
+fn unwrap_variant<'a>(v: &'a Value<'a>) -> &'a Value<'a> {
+    let mut v = v;
+    while let Value::Value(inner) = v {
+        v = inner;
+    }
+    v
+}
+
+/// Human form of a D-Bus signature for error messages.
+fn describe(v: &Value<'_>) -> String {
+    let sig = v.value_signature().to_string();
+    let name = match sig.as_str() {
+        "y" => "byte",
+        "b" => "boolean",
+        "n" => "int16",
+        "q" => "uint16",
+        "i" => "int32",
+        "u" => "uint32",
+        "x" => "int64",
+        "t" => "uint64",
+        "d" => "double",
+        "s" => "string",
+        "o" => "object path",
+        "g" => "signature",
+        "h" => "file descriptor",
+        _ => "",
+    };
+    if name.is_empty() {
+        sig
+    } else {
+        format!("{sig} ({name})")
+    }
+}
+
+fn wrong_type(key: &str, expected: &'static str, v: &Value<'_>) -> RequestError {
+    RequestError::WrongType {
+        key: key.to_owned(),
+        expected,
+        got: describe(v),
+    }
+}
+
+fn as_str<'a>(key: &str, v: &'a Value<'a>) -> Result<&'a str, RequestError> {
+    match v {
+        Value::Str(s) => Ok(s.as_str()),
+        _ => Err(wrong_type(key, "s (string)", v)),
+    }
+}
+
+fn as_bool(key: &str, v: &Value<'_>) -> Result<bool, RequestError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        _ => Err(wrong_type(key, "b (boolean)", v)),
+    }
+}
+
+/// Any integer type, as i128 so every D-Bus integer fits.
+fn as_int(v: &Value<'_>) -> Option<i128> {
+    Some(match *v {
+        Value::U8(x) => x.into(),
+        Value::I16(x) => x.into(),
+        Value::U16(x) => x.into(),
+        Value::I32(x) => x.into(),
+        Value::U32(x) => x.into(),
+        Value::I64(x) => x.into(),
+        Value::U64(x) => x.into(),
+        _ => return None,
+    })
+}
+
+fn as_uint(key: &str, v: &Value<'_>) -> Result<i128, RequestError> {
+    as_int(v).ok_or_else(|| wrong_type(key, "u (uint32)", v))
+}
+
+fn as_seconds(key: &str, v: &Value<'_>) -> Result<f64, RequestError> {
+    match (v, as_int(v)) {
+        (Value::F64(d), _) => Ok(*d),
+        (_, Some(n)) => Ok(n as f64),
+        _ => Err(wrong_type(key, "d (double, seconds)", v)),
+    }
+}
+
+/// The capability tables as `Capabilities` entries: `codecs` as, `containers` a{sas} (each
+/// container with the codecs it carries), `encoder-choices` as, `options` as (every `Start`
+/// key), `ranges` a{s(dd)} (numeric options: minimum, maximum; a duration must exceed its
+/// minimum).
+pub fn capability_tables() -> Vec<(&'static str, OwnedValue)> {
+    use crate::caps;
+    let own = |v: Value<'_>| v.try_to_owned().expect("basic value");
+    let strs = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<String>>();
+    let containers: HashMap<String, Vec<String>> = caps::containers()
+        .into_iter()
+        .map(|(c, codecs)| {
+            (
+                c.as_str().to_owned(),
+                strs(codecs.iter().map(|c| c.as_str()).collect()),
+            )
+        })
+        .collect();
+    let ranges: HashMap<String, (f64, f64)> = caps::ranges()
+        .into_iter()
+        .map(|(k, r)| (k.to_owned(), (r.min, r.max)))
+        .collect();
+    vec![
+        (
+            "codecs",
+            own(Value::from(strs(
+                caps::codecs().iter().map(|c| c.as_str()).collect(),
+            ))),
+        ),
+        ("containers", own(Value::from(containers))),
+        (
+            "encoder-choices",
+            own(Value::from(strs(
+                caps::encoder_choices().iter().map(|c| c.as_str()).collect(),
+            ))),
+        ),
+        ("options", own(Value::from(strs(KEYS.to_vec())))),
+        ("ranges", own(Value::from(ranges))),
+    ]
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::RequestError as OptionError;
+    use std::path::Path;
+    use std::time::Duration;
+    use zerocast_portal::{CursorMode, SourceType};
+    use zerocast_recorder::{Codec, Container, EncoderChoice};
+
+    fn ctx(dir: &Path) -> PathContext {
+        PathContext {
+            videos_dir: dir.join("Videos"),
+            home: dir.to_owned(),
+            date: "2026-08-21".into(),
+            time: "14-03-59".into(),
+        }
+    }
+
+    fn opts(items: &[(&str, Value<'_>)]) -> HashMap<String, OwnedValue> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
+            .collect()
+    }
+
+    fn err(items: &[(&str, Value<'_>)]) -> OptionError {
+        let dir = tempfile::tempdir().unwrap();
+        parse_options_in(&opts(items), &ctx(dir.path())).unwrap_err()
+    }
+
+    #[test]
+    fn defaults_go_to_videos_dir_with_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let req = parse_options_in(&HashMap::new(), &ctx(dir.path())).unwrap();
+        assert_eq!(
+            req.path,
+            dir.path().join("Videos/zerocast-2026-08-21-14-03-59.mkv")
+        );
+        assert!(dir.path().join("Videos").is_dir(), "videos dir is created");
+        assert!(!req.path.exists(), "the probe file is removed");
+        assert_eq!(req.container, Container::Mkv);
+        // The default codec depends on NVENC: chosen with the encoder, not by parsing.
+        assert_eq!(req.codec, None);
+        assert!(req.restore);
+        assert!(!req.stop_on_disconnect);
+    }
+
+    #[test]
+    fn full_options_round_trip_through_to_dbus() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.mp4");
+        let o = opts(&[
+            ("path", Value::from(p.to_str().unwrap())),
+            ("codec", Value::from("hevc")),
+            ("encoder", Value::from("software")),
+            ("framerate", Value::from(60u32)),
+            ("bitrate", Value::from(8000u32)),
+            ("cursor", Value::from("hidden")),
+            ("source", Value::from("window")),
+            ("restore", Value::from(false)),
+            ("duration", Value::from(2.5f64)),
+            ("stop-on-disconnect", Value::from(true)),
+        ]);
+        let req = parse_options_in(&o, &ctx(dir.path())).unwrap();
+        assert_eq!(req.path, p);
+        assert_eq!(req.container, Container::Mp4);
+        assert_eq!(req.codec, Some(Codec::Hevc));
+        assert_eq!(req.encoder, EncoderChoice::Software);
+        assert_eq!(req.framerate, Some(60));
+        assert_eq!(req.rate, RateControl::Bitrate(8000));
+        assert_eq!(req.duration, Some(Duration::from_millis(2500)));
+        assert_eq!(req.cursor, CursorMode::Hidden);
+        assert_eq!(req.source, SourceType::Window);
+        assert!(!req.restore);
+        assert!(req.stop_on_disconnect);
+        let again = parse_options_in(&to_dbus(&req), &ctx(dir.path())).unwrap();
+        assert_eq!(to_dbus(&again), to_dbus(&req));
+    }
+
+    #[test]
+    fn each_failure_names_its_key() {
+        let e = err(&[("fps", Value::from(30u32))]);
+        assert_eq!(e.key(), "fps");
+        assert!(e.to_string().starts_with("unknown option 'fps'"), "{e}");
+
+        let e = err(&[("framerate", Value::from("60"))]);
+        assert_eq!(
+            e.to_string(),
+            "'framerate' must be u (uint32), got s (string)"
+        );
+
+        for bad in [Value::from(0u32), Value::from(-5i32), Value::from(5000u32)] {
+            let e = err(&[("framerate", bad)]);
+            assert_eq!(e.key(), "framerate", "{e}");
+            assert!(matches!(e, OptionError::OutOfRange { .. }), "{e}");
+        }
+        // Any integer type is fine when it fits.
+        let dir = tempfile::tempdir().unwrap();
+        let ok = parse_options_in(
+            &opts(&[("framerate", Value::from(30i32))]),
+            &ctx(dir.path()),
+        );
+        assert_eq!(ok.unwrap().framerate, Some(30));
+
+        assert_eq!(err(&[("codec", Value::from("h266"))]).key(), "codec");
+        assert_eq!(err(&[("encoder", Value::from("vaapi"))]).key(), "encoder");
+        assert_eq!(err(&[("cursor", Value::from(true))]).key(), "cursor");
+        // A valid portal mode we cannot record yet is refused by name, not silently dropped.
+        let e = err(&[("cursor", Value::from("metadata"))]);
+        assert_eq!(e.key(), "cursor");
+        assert!(e.to_string().contains("embedded"), "{e}");
+        assert_eq!(err(&[("restore", Value::from("yes"))]).key(), "restore");
+        assert_eq!(err(&[("duration", Value::from(0.0f64))]).key(), "duration");
+        assert_eq!(
+            err(&[("duration", Value::from(f64::NAN))]).key(),
+            "duration"
+        );
+        assert_eq!(err(&[("duration", Value::from(-1.0f64))]).key(), "duration");
+        assert_eq!(
+            err(&[("duration", Value::from(1e300f64))]).key(),
+            "duration"
+        );
+        let e = err(&[
+            ("bitrate", Value::from(100u32)),
+            ("quality", Value::from(20u32)),
+        ]);
+        assert!(matches!(e, OptionError::Conflict { .. }), "{e}");
+        assert_eq!(
+            err(&[
+                ("path", Value::from("/tmp/a.mp4")),
+                ("container", Value::from("mkv"))
+            ])
+            .key(),
+            "container"
+        );
+        assert_eq!(err(&[("path", Value::from("/tmp/a.avi"))]).key(), "path");
+        assert_eq!(err(&[("path", Value::from("a-%x"))]).key(), "path");
+        assert_eq!(err(&[("path", Value::from(""))]).key(), "path");
+        assert_eq!(
+            err(&[
+                ("path", Value::from("/tmp/a.webm")),
+                ("codec", Value::from("h264"))
+            ])
+            .key(),
+            "codec"
+        );
+    }
+
+    #[test]
+    fn unwritable_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        let missing = dir.path().join("no/such/dir/a.mkv");
+        let e = parse_options_in(
+            &opts(&[("path", Value::from(missing.to_str().unwrap()))]),
+            &c,
+        )
+        .unwrap_err();
+        assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+        assert!(e.to_string().contains("does not exist"), "{e}");
+
+        let as_dir = dir.path().join("d.mkv");
+        std::fs::create_dir(&as_dir).unwrap();
+        let e = parse_options_in(
+            &opts(&[("path", Value::from(as_dir.to_str().unwrap()))]),
+            &c,
+        )
+        .unwrap_err();
+        assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+
+        let e =
+            parse_options_in(&opts(&[("path", Value::from(unwritable_path()))]), &c).unwrap_err();
+        assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+    }
+
+    /// A path that cannot be created even by root: sysfs refuses new files.
+    pub(crate) fn unwritable_path() -> &'static str {
+        "/sys/zerocast-test.mkv"
+    }
+}
