@@ -11,7 +11,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::daemon::{open_fds, rss_kb, threads, Daemon, MANAGER, NAME, RECORDING};
+use common::daemon::{open_fds, rss_kb, status_kb, threads, Daemon, MANAGER, NAME, RECORDING};
 use common::ffprobe;
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zerocast_testdesk::{Desktop, DesktopOptions};
@@ -39,6 +39,8 @@ struct Sample {
     cycle: usize,
     fds: usize,
     rss_kb: u64,
+    /// Of which anonymous memory (heap): where a leak would show.
+    anon_kb: u64,
     threads: usize,
 }
 
@@ -49,6 +51,7 @@ fn sample(pid: u32, cycle: usize) -> Sample {
         cycle,
         fds: open_fds(pid),
         rss_kb: rss_kb(pid),
+        anon_kb: status_kb(pid, "RssAnon"),
         threads: threads(pid),
     }
 }
@@ -98,13 +101,14 @@ fn daemon_start_stop_200_cycles() {
             .unwrap_or_else(|e| panic!("cycle {cycle}: Stop: {e}"));
         assert_eq!(path, file.to_str().unwrap(), "cycle {cycle}");
         files.push(file);
-        if cycle == BASELINE || cycle % 50 == 0 {
+        if cycle % 10 == 0 {
             let s = sample(pid, cycle);
             println!(
-                "soak: cycle {cycle:3} at {:5.1} s: {} fds, {:.1} MB RSS, {} threads",
+                "soak: cycle {cycle:3} at {:5.1} s: {} fds, {:.1} MB RSS ({:.1} MB anon), {} threads",
                 t0.elapsed().as_secs_f64(),
                 s.fds,
                 s.rss_kb as f64 / 1024.0,
+                s.anon_kb as f64 / 1024.0,
                 s.threads
             );
             samples.push(s);

@@ -17,11 +17,15 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts the daemon in `desk`'s environment and waits until it owns its bus name.
+    /// Starts the daemon in `desk`'s environment and waits until it owns its bus name. Its log
+    /// goes to `zerocast-daemon.log` in the desktop's log dir (kept when a test fails).
     pub fn start(desk: &Desktop) -> Daemon {
+        let log = std::fs::File::create(desk.logs_dir().join("zerocast-daemon.log"))
+            .expect("daemon log");
         let child = zerocast(desk)
             .arg("daemon")
             .stdout(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn daemon");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -50,16 +54,21 @@ pub fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// `VmRSS` of a process in kB.
-pub fn rss_kb(pid: u32) -> u64 {
+/// A `kB` field of `/proc/PID/status`, e.g. `VmRSS`, `RssAnon`, `RssFile`.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// `VmRSS` of a process in kB.
+pub fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS")
 }
 
 /// Threads of a process (`/proc/PID/task` entries).
