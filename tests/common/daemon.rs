@@ -20,8 +20,8 @@ impl Daemon {
     /// Starts the daemon in `desk`'s environment and waits until it owns its bus name. Its log
     /// goes to `zerocast-daemon.log` in the desktop's log dir (kept when a test fails).
     pub fn start(desk: &Desktop) -> Daemon {
-        let log = std::fs::File::create(desk.logs_dir().join("zerocast-daemon.log"))
-            .expect("daemon log");
+        let log =
+            std::fs::File::create(desk.logs_dir().join("zerocast-daemon.log")).expect("daemon log");
         let child = zerocast(desk)
             .arg("daemon")
             .stdout(Stdio::null())
