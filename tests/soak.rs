@@ -10,7 +10,7 @@
 //! leak instead raises the *floor*. The check compares the lowest of the five samples around
 //! cycle 10 (cycles 10–50) with the lowest of the last five (160–200).
 //!
-//! `cargo test --test soak -- --ignored --nocapture` (about 3–4 minutes on 2 cores).
+//! `cargo test --test soak -- --ignored --nocapture` (11–13 minutes on the loaded 2-core machine).
 
 mod common;
 
@@ -65,7 +65,7 @@ fn sample(pid: u32, cycle: usize) -> Sample {
 }
 
 #[test]
-#[ignore = "soak, ~3-4 min: cargo test --test soak -- --ignored --nocapture"]
+#[ignore = "soak, ~12 min: cargo test --test soak -- --ignored --nocapture"]
 fn daemon_start_stop_200_cycles() {
     let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
     let daemon = Daemon::start(&desk);
