@@ -79,7 +79,7 @@ fn measure_sampled(
     let mut polls = 0u32;
     loop {
         if let Some(t) = threads.as_deref_mut() {
-            if polls % 5 == 0 {
+            if polls.is_multiple_of(5) {
                 t.sample(pid as u32);
             }
             polls += 1;

@@ -109,7 +109,7 @@ fn daemon_start_stop_200_cycles() {
             .unwrap_or_else(|e| panic!("cycle {cycle}: Stop: {e}"));
         assert_eq!(path, file.to_str().unwrap(), "cycle {cycle}");
         files.push(file);
-        if cycle % 10 == 0 {
+        if cycle.is_multiple_of(10) {
             let s = sample(pid, cycle);
             println!(
                 "soak: cycle {cycle:3} at {:5.1} s: {} fds, {:.1} MB RSS ({:.1} MB anon), {} threads",
