@@ -1,21 +1,32 @@
-//! CPU benchmark (issue #2): frames per CPU-second and peak RSS of `zerocast record` against
-//! wf-recorder and a portal + GStreamer pipeline, all recording the same headless test desktop
-//! (1280×720 @ 120 Hz, painter at 60 fps) for 10 s with libx264 ultrafast, CRF 23, 4:2:0,
-//! keyint 250.
+//! CPU benchmark (issues #2, #10): frames per CPU-second and peak RSS of `zerocast record`
+//! against wf-recorder and a portal + GStreamer pipeline, all recording the same headless test
+//! desktop (1280×720 @ 120 Hz, painter at 60 fps) with libx264 ultrafast, CRF 23, 4:2:0,
+//! keyint 250, for two kinds of content:
+//!
+//! - `strip`: the painter's default, a 1/8 strip animates and the rest is static;
+//! - `full-motion`: a text page scrolls 4 rows per frame, every pixel changes every frame.
+//!
+//! For each, an **encoder-only floor**: libx264 opened through the recorder's own `Encoder`
+//! with the recorder's settings, fed the same frames (the painter's pixels, regenerated from
+//! `zerocast_testdesk::layout`) as the I420 the recorder's converter makes of them, without
+//! capture; so "zerocast / floor" is one number (goal on full motion: ≥ 90 %). The parent checks
+//! that x264's settings SEI of the floor's file equals zerocast's.
 //!
 //! ```text
 //! scripts/build-xdpw.sh                       # once, if target/xdpw/ is missing
-//! cargo build --release -p zerocast -p zerocast-testdesk --bins
-//! cargo run --release --example bench_cpu
+//! cargo build --release -p zerocast -p zerocast-testdesk --bins --examples
+//! cargo run --release --example bench_cpu [-- --seconds N --content strip|full-motion|both --no-t1]
 //! ```
 //!
 //! CPU time and peak RSS come from `wait4(2)`'s rusage of each recorder process (exact, no
 //! sampling; children of the measured process that it waited for are included). Compositor,
 //! xdpw and PipeWire time is not included; their CPU over each run is printed separately.
-//! Output: a table on stdout and `target/bench/cpu.json`.
+//! zerocast's CPU is also split by thread (`/proc/PID/task/*/stat`, sampled every 100 ms).
+//! Output: tables on stdout and `target/bench/cpu.json`.
 //!
 //! The GStreamer run needs a portal session held by a process inside the desktop's
-//! environment: the example re-executes itself with `ZEROCAST_BENCH_MODE=gst`.
+//! environment: the example re-executes itself with `ZEROCAST_BENCH_MODE=gst`; the floor runs
+//! in a child too (`ZEROCAST_BENCH_MODE=floor`), so its RSS and CPU are its own.
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -25,9 +36,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use zerocast_testdesk::{Component, Desktop, DesktopOptions};
+use zerocast_testdesk::layout::xrgb;
+use zerocast_testdesk::{Component, Content, Desktop, DesktopOptions, Layout};
 
-const SECONDS: u64 = 10;
 /// Fewer frames than this in a run means xdpw stalled the consumer (see tests/desktop/README.md).
 const STALLED_BELOW: u64 = 60;
 
@@ -49,13 +60,30 @@ impl Usage {
 
 /// Spawns `cmd`, sends SIGINT after `stop_after` (if given), SIGKILL at `deadline`, and reaps it
 /// with `wait4` for its exact rusage.
-fn measure(mut cmd: Command, stop_after: Option<Duration>, deadline: Duration) -> Result<Usage> {
+fn measure(cmd: Command, stop_after: Option<Duration>, deadline: Duration) -> Result<Usage> {
+    measure_sampled(cmd, stop_after, deadline, None)
+}
+
+/// `measure`, also reading the per-thread CPU of the process every 100 ms into `threads`.
+fn measure_sampled(
+    mut cmd: Command,
+    stop_after: Option<Duration>,
+    deadline: Duration,
+    mut threads: Option<&mut ThreadCpu>,
+) -> Result<Usage> {
     let child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
     let t0 = Instant::now();
     let mut interrupted = false;
     let mut killed = false;
+    let mut polls = 0u32;
     loop {
+        if let Some(t) = threads.as_deref_mut() {
+            if polls.is_multiple_of(5) {
+                t.sample(pid as u32);
+            }
+            polls += 1;
+        }
         let mut status = 0;
         // SAFETY: rusage is plain data; wait4 fills it in.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -164,8 +192,57 @@ fn proc_cpu(pid: u32) -> f64 {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
         + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+    ticks / clk_tck()
+}
+
+fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// Per-thread CPU of a running process, from `/proc/PID/task/*/stat`, as last seen. A thread's
+/// figure is its CPU at the last sample (every 100 ms), so the final moments (flush, trailer)
+/// are missing from the sum; the difference to the process's exact rusage is shown as such.
+#[derive(Debug, Default)]
+struct ThreadCpu {
+    /// tid → (name, CPU seconds)
+    seen: std::collections::BTreeMap<u32, (String, f64)>,
+}
+
+impl ThreadCpu {
+    fn sample(&mut self, pid: u32) {
+        let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // comm is between the first "(" and the last ")"; utime and stime are fields 14/15.
+            let (Some(open), Some((head, rest))) = (stat.find('('), stat.rsplit_once(')')) else {
+                continue;
+            };
+            let name = head[open + 1..].to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0.0)
+                + f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0.0);
+            self.seen.insert(tid, (name, ticks / clk_tck()));
+        }
+    }
+
+    /// CPU seconds per thread name (threads of the same name summed), largest first.
+    fn by_name(&self) -> Vec<(String, f64)> {
+        let mut m: std::collections::BTreeMap<&str, f64> = Default::default();
+        for (name, s) in self.seen.values() {
+            *m.entry(name.as_str()).or_default() += s;
+        }
+        let mut v: Vec<(String, f64)> = m.into_iter().map(|(k, s)| (k.to_string(), s)).collect();
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
 }
 
 /// CPU seconds used by sway, xdpw and PipeWire since `before`.
@@ -196,6 +273,8 @@ struct Run {
     x264: Option<String>,
     desktop_cpu_s: f64,
     attempts: u32,
+    /// CPU seconds per thread name (zerocast only).
+    threads: Vec<(String, f64)>,
 }
 
 impl Run {
@@ -223,6 +302,7 @@ impl Run {
             "x264_options": self.x264,
             "desktop_cpu_s": self.desktop_cpu_s,
             "attempts": self.attempts,
+            "thread_cpu_s": self.threads.iter().map(|(n, s)| json!([n, s])).collect::<Vec<_>>(),
         })
     }
 }
@@ -265,25 +345,59 @@ fn log_file(dir: &Path, name: &str) -> Result<Stdio> {
     Ok(std::fs::File::create(dir.join(format!("{name}.log")))?.into())
 }
 
-fn run_zerocast(desk: &Desktop, bin: &Path, dir: &Path) -> Result<Run> {
-    let out = dir.join("zerocast.mkv");
-    let stats = dir.join("zerocast-stats.json");
+/// One content type's runs: its desktop, where files go, how long each run lasts.
+struct Session<'a> {
+    desk: &'a Desktop,
+    dir: &'a Path,
+    seconds: u64,
+    content: Content,
+}
+
+impl Session<'_> {
+    /// Output/log name of `tool` for this content, e.g. `motion-zerocast`.
+    fn name(&self, tool: &str) -> String {
+        format!("{}-{tool}", content_tag(self.content))
+    }
+}
+
+fn content_tag(c: Content) -> &'static str {
+    match c {
+        Content::Strip => "strip",
+        Content::FullMotion => "motion",
+    }
+}
+
+fn run_zerocast(s: &Session<'_>, bin: &Path) -> Result<Run> {
+    let name = s.name("zerocast");
+    let out = s.dir.join(format!("{name}.mkv"));
+    let stats = s.dir.join(format!("{name}-stats.json"));
     fresh(&out)?;
     fresh(&stats)?;
-    let mut cmd = desk.command(bin);
-    cmd.args(["record", "--no-restore", "--duration", &SECONDS.to_string()])
-        .arg("-o")
-        .arg(&out)
-        .arg("--stats-json")
-        .arg(&stats)
-        .stdin(Stdio::null())
-        .stdout(log_file(dir, "zerocast")?)
-        .stderr(log_file(dir, "zerocast.err")?);
+    let mut cmd = s.desk.command(bin);
+    cmd.args([
+        "record",
+        "--no-restore",
+        "--duration",
+        &s.seconds.to_string(),
+    ])
+    .arg("-o")
+    .arg(&out)
+    .arg("--stats-json")
+    .arg(&stats)
+    .stdin(Stdio::null())
+    .stdout(log_file(s.dir, &name)?)
+    .stderr(log_file(s.dir, &format!("{name}.err"))?);
     let command = cmd_string(&cmd);
-    let cpu = DesktopCpu::start(desk);
-    let usage = measure(cmd, None, Duration::from_secs(SECONDS + 30))?;
+    let cpu = DesktopCpu::start(s.desk);
+    let mut threads = ThreadCpu::default();
+    let usage = measure_sampled(
+        cmd,
+        None,
+        Duration::from_secs(s.seconds + 30),
+        Some(&mut threads),
+    )?;
     let desktop_cpu_s = cpu.elapsed();
-    let s: Value = std::fs::read(&stats)
+    let st: Value = std::fs::read(&stats)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
@@ -291,25 +405,27 @@ fn run_zerocast(desk: &Desktop, bin: &Path, dir: &Path) -> Result<Run> {
     Ok(Run {
         tool: "zerocast".into(),
         command,
-        frames_received: s["frames_received"].as_u64(),
-        frames_written: s["frames_written"].as_u64().unwrap_or(0),
-        frames_dropped: s["frames_dropped"].as_u64(),
+        frames_received: st["frames_received"].as_u64(),
+        frames_written: st["frames_written"].as_u64().unwrap_or(0),
+        frames_dropped: st["frames_dropped"].as_u64(),
         usage,
         file_duration_s,
         x264: x264_options(&out),
         desktop_cpu_s,
         attempts: 0,
+        threads: threads.by_name(),
     })
 }
 
-fn run_wf(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
-    let name = match threads {
+fn run_wf(s: &Session<'_>, threads: Option<u32>) -> Result<Run> {
+    let tool = match threads {
         Some(t) => format!("wf-recorder-t{t}"),
         None => "wf-recorder".into(),
     };
-    let out = dir.join(format!("{name}.mkv"));
+    let name = s.name(&tool);
+    let out = s.dir.join(format!("{name}.mkv"));
     fresh(&out)?;
-    let mut cmd = desk.command("wf-recorder");
+    let mut cmd = s.desk.command("wf-recorder");
     cmd.args(["-c", "libx264", "-p", "preset=ultrafast", "-p", "crf=23"])
         .args(["-p", "g=250"]);
     if let Some(t) = threads {
@@ -319,19 +435,19 @@ fn run_wf(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
     cmd.args(["-x", "yuv420p", "-F", "format=yuv420p", "-f"])
         .arg(&out)
         .stdin(Stdio::null())
-        .stdout(log_file(dir, &name)?)
-        .stderr(log_file(dir, &format!("{name}.err"))?);
+        .stdout(log_file(s.dir, &name)?)
+        .stderr(log_file(s.dir, &format!("{name}.err"))?);
     let command = cmd_string(&cmd);
-    let cpu = DesktopCpu::start(desk);
+    let cpu = DesktopCpu::start(s.desk);
     let usage = measure(
         cmd,
-        Some(Duration::from_secs(SECONDS)),
-        Duration::from_secs(SECONDS + 20),
+        Some(Duration::from_secs(s.seconds)),
+        Duration::from_secs(s.seconds + 20),
     )?;
     let desktop_cpu_s = cpu.elapsed();
     let (frames, file_duration_s) = probe(&out).unwrap_or((0, 0.0));
     Ok(Run {
-        tool: name,
+        tool,
         command,
         frames_received: None,
         frames_written: frames,
@@ -341,35 +457,38 @@ fn run_wf(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
         x264: x264_options(&out),
         desktop_cpu_s,
         attempts: 0,
+        threads: Vec::new(),
     })
 }
 
 /// Parent side of the GStreamer run: a child of this example, in the desktop's environment,
 /// holds the portal session and measures gst-launch; it prints its figures as JSON.
-fn run_gst(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
-    let name = match threads {
+fn run_gst(s: &Session<'_>, threads: Option<u32>) -> Result<Run> {
+    let tool = match threads {
         Some(t) => format!("gstreamer-t{t}"),
         None => "gstreamer".into(),
     };
-    let out = dir.join(format!("{name}.mkv"));
+    let name = s.name(&tool);
+    let out = s.dir.join(format!("{name}.mkv"));
     fresh(&out)?;
-    let mut cmd = desk.command(std::env::current_exe()?);
+    let mut cmd = s.desk.command(std::env::current_exe()?);
     cmd.env("ZEROCAST_BENCH_MODE", "gst")
         .env("ZEROCAST_BENCH_OUT", &out)
+        .env("ZEROCAST_BENCH_SECONDS", s.seconds.to_string())
         .env(
             "ZEROCAST_BENCH_THREADS",
             threads.map(|t| t.to_string()).unwrap_or_default(),
         )
         .stdin(Stdio::null())
-        .stderr(log_file(dir, &format!("{name}.err"))?);
-    let cpu = DesktopCpu::start(desk);
+        .stderr(log_file(s.dir, &format!("{name}.err"))?);
+    let cpu = DesktopCpu::start(s.desk);
     let o = cmd.output().context("running the gst child")?;
     let desktop_cpu_s = cpu.elapsed();
     let v: Value = serde_json::from_slice(&o.stdout).with_context(|| {
         format!(
             "gst child ({}) printed no figures; see {}",
             o.status,
-            dir.join(format!("{name}.err.log")).display()
+            s.dir.join(format!("{name}.err.log")).display()
         )
     })?;
     let f = |k: &str| v[k].as_f64().unwrap_or(0.0);
@@ -382,7 +501,7 @@ fn run_gst(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
     };
     let (frames, file_duration_s) = probe(&out).unwrap_or((0, 0.0));
     Ok(Run {
-        tool: name,
+        tool,
         command: v["command"].as_str().unwrap_or("").to_string(),
         frames_received: None,
         frames_written: frames,
@@ -392,6 +511,7 @@ fn run_gst(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
         x264: x264_options(&out),
         desktop_cpu_s,
         attempts: 0,
+        threads: Vec::new(),
     })
 }
 
@@ -399,6 +519,9 @@ fn run_gst(desk: &Desktop, dir: &Path, threads: Option<u32>) -> Result<Run> {
 fn gst_child() -> Result<()> {
     let out = std::env::var("ZEROCAST_BENCH_OUT").context("ZEROCAST_BENCH_OUT")?;
     let threads = std::env::var("ZEROCAST_BENCH_THREADS").unwrap_or_default();
+    let seconds: u64 = std::env::var("ZEROCAST_BENCH_SECONDS")
+        .context("ZEROCAST_BENCH_SECONDS")?
+        .parse()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -436,8 +559,8 @@ fn gst_child() -> Result<()> {
     let command = cmd_string(&cmd);
     let usage = measure(
         cmd,
-        Some(Duration::from_secs(SECONDS)),
-        Duration::from_secs(SECONDS + 20),
+        Some(Duration::from_secs(seconds)),
+        Duration::from_secs(seconds + 20),
     )?;
     rt.block_on(session.close());
     drop(stream);
@@ -455,46 +578,338 @@ fn gst_child() -> Result<()> {
     Ok(())
 }
 
+/// What the encoder-only floor measured.
+#[derive(Debug, Default)]
+struct Floor {
+    frames: u64,
+    /// x264 (+ the muxer and the encoder's I420 plane copy): process CPU minus our thread's
+    /// frame building, conversion and packing.
+    encode_cpu_s: f64,
+    /// BGRx → I420 with the recorder's converter, for the same frames (this thread).
+    convert_cpu_s: f64,
+    max_rss_kb: i64,
+    x264: Option<String>,
+}
+
+impl Floor {
+    fn fps_per_cpu(&self) -> f64 {
+        self.frames as f64 / self.encode_cpu_s.max(1e-9)
+    }
+    fn ms_per_frame(s: f64, frames: u64) -> f64 {
+        s * 1e3 / frames.max(1) as f64
+    }
+    fn json(&self) -> Value {
+        json!({
+            "frames": self.frames,
+            "encode_cpu_s": self.encode_cpu_s,
+            "frames_per_cpu_s": self.fps_per_cpu(),
+            "convert_cpu_s": self.convert_cpu_s,
+            "convert_ms_per_frame": Floor::ms_per_frame(self.convert_cpu_s, self.frames),
+            "peak_rss_mb": self.max_rss_kb as f64 / 1024.0,
+            "x264_options": self.x264,
+        })
+    }
+}
+
+/// Parent side of the floor: the child encodes `frames` frames of `content` (the painter's
+/// pixels for counters 0, 1, 2, …) with the recorder's encoder and prints its figures.
+fn run_floor(dir: &Path, content: Content, frames: u64, width: u32, height: u32) -> Result<Floor> {
+    let name = format!("{}-floor", content_tag(content));
+    let out = dir.join(format!("{name}.mkv"));
+    fresh(&out)?;
+    let o = Command::new(std::env::current_exe()?)
+        .env("ZEROCAST_BENCH_MODE", "floor")
+        .env("ZEROCAST_BENCH_OUT", &out)
+        .env("ZEROCAST_BENCH_CONTENT", content_tag(content))
+        .env("ZEROCAST_BENCH_FRAMES", frames.to_string())
+        .env("ZEROCAST_BENCH_SIZE", format!("{width}x{height}"))
+        .stdin(Stdio::null())
+        .stderr(log_file(dir, &format!("{name}.err"))?)
+        .output()
+        .context("running the floor child")?;
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .with_context(|| format!("floor child ({}) printed no figures", o.status))?;
+    let (written, _) = probe(&out)?;
+    if written != frames {
+        bail!(
+            "floor: {written} frames in {}, {frames} pushed",
+            out.display()
+        );
+    }
+    Ok(Floor {
+        frames,
+        encode_cpu_s: v["encode_cpu_s"].as_f64().unwrap_or(0.0),
+        convert_cpu_s: v["convert_cpu_s"].as_f64().unwrap_or(0.0),
+        max_rss_kb: v["max_rss_kb"].as_i64().unwrap_or(0),
+        x264: x264_options(&out),
+    })
+}
+
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we own.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The painter's frames as BGRx bytes, for counters in order.
+enum Source {
+    /// Quadrants painted once; the strip rows rewritten per frame (as the painter does).
+    Strip { layout: Layout, px: Vec<u32> },
+    /// Frame n is a window of the page (no copy).
+    Motion { layout: Layout, texture: Vec<u32> },
+}
+
+impl Source {
+    fn new(layout: Layout, content: Content) -> Source {
+        match content {
+            Content::Strip => {
+                let (w, h) = (layout.width, layout.height);
+                let px = (0..h)
+                    .flat_map(|y| (0..w).map(move |x| (x, y)))
+                    .map(|(x, y)| xrgb(layout.color_at(x, y, 0)))
+                    .collect();
+                Source::Strip { layout, px }
+            }
+            Content::FullMotion => Source::Motion {
+                layout,
+                texture: layout.motion_texture(),
+            },
+        }
+    }
+
+    fn frame(&mut self, counter: u32) -> &[u8] {
+        let px: &[u32] = match self {
+            Source::Strip { layout, px } => {
+                let w = layout.width as usize;
+                let mut row = vec![0u32; w];
+                layout.counter_row(counter, &mut row);
+                let cb = layout.counter_band();
+                for y in cb.y..cb.y + cb.h {
+                    px[y as usize * w..][..w].copy_from_slice(&row);
+                }
+                layout.bar_row(counter, &mut row);
+                let bb = layout.bar_band();
+                for y in bb.y..bb.y + bb.h {
+                    px[y as usize * w..][..w].copy_from_slice(&row);
+                }
+                px
+            }
+            Source::Motion { layout, texture } => {
+                let w = layout.width as usize;
+                let o = layout.motion_offset(counter) as usize * w;
+                &texture[o..o + w * layout.height as usize]
+            }
+        };
+        // SAFETY: u32 has no padding, any byte is a valid u8, the length covers the same memory
+        // and u8's alignment divides u32's. Little-endian: XRGB8888 pixels are B, G, R, X bytes,
+        // i.e. what PipeWire delivers as BGRx.
+        unsafe { std::slice::from_raw_parts(px.as_ptr().cast::<u8>(), std::mem::size_of_val(px)) }
+    }
+}
+
+/// Child side of the encoder-only floor (`ZEROCAST_BENCH_MODE=floor`): libx264 opened through
+/// the recorder's own `Encoder` with the settings `zerocast record` uses (so preset, tune, CRF,
+/// keyint, threads and pixel format are the recorder's by construction; the parent compares
+/// x264's settings SEI of both files), fed the I420 that the recorder's converter makes of the
+/// painter's frames, at 60 fps timestamps. No capture, no PipeWire, no second thread of ours.
+fn floor_child() -> Result<()> {
+    use ffmpeg_next::{format::Pixel, frame::Video};
+    use zerocast_recorder::encode::{Converter, ConverterChoice, Encoder, EncoderConfig, FrameRef};
+    use zerocast_recorder::frame::{CpuFrame, PixelFormat};
+    use zerocast_recorder::{Codec, Container, EncoderChoice, RateControl};
+
+    let var = |k: &str| std::env::var(k).with_context(|| k.to_string());
+    let out = PathBuf::from(var("ZEROCAST_BENCH_OUT")?);
+    let frames: u64 = var("ZEROCAST_BENCH_FRAMES")?.parse()?;
+    let content = match var("ZEROCAST_BENCH_CONTENT")?.as_str() {
+        "motion" => Content::FullMotion,
+        _ => Content::Strip,
+    };
+    let size = var("ZEROCAST_BENCH_SIZE")?;
+    let (w, h) = size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+        .context("ZEROCAST_BENCH_SIZE")?;
+    let (ew, eh) = (w & !1, h & !1);
+    let mut source = Source::new(Layout::new(w, h), content);
+    let mut conv = Converter::new(ConverterChoice::Auto);
+    let mut yuv = Video::new(Pixel::YUV420P, ew, eh);
+    let (ew, eh) = (ew as usize, eh as usize);
+    // The PipeWire thread's layout: Y rows at `stride`, then U and V rows at `stride / 2`.
+    let mut i420 = CpuFrame {
+        width: ew as u32,
+        height: eh as u32,
+        format: PixelFormat::I420,
+        stride: ew,
+        pts: Duration::ZERO,
+        data: vec![0; ew * eh * 3 / 2],
+    };
+    let cfg = EncoderConfig {
+        path: out,
+        container: Container::Mkv,
+        codec: Codec::H264,
+        encoder: EncoderChoice::Software,
+        rate: RateControl::Quality(23),
+        keyint: 250,
+        width: w,
+        height: h,
+    };
+    let process0 = clock(libc::CLOCK_PROCESS_CPUTIME_ID);
+    let mut ours = Duration::ZERO;
+    let mut convert = Duration::ZERO;
+    let mut enc = Encoder::open(&cfg)?;
+    let frame_us = 16_667;
+    for i in 0..frames {
+        let t0 = clock(libc::CLOCK_THREAD_CPUTIME_ID);
+        let bgrx = source.frame(i as u32);
+        let src = FrameRef {
+            width: w,
+            height: h,
+            format: PixelFormat::Bgrx,
+            stride: w as usize * 4,
+            pts: Duration::ZERO,
+            data: bgrx,
+        };
+        let t1 = clock(libc::CLOCK_THREAD_CPUTIME_ID);
+        conv.convert(&src, &mut yuv)?;
+        let t2 = clock(libc::CLOCK_THREAD_CPUTIME_ID);
+        let (y, rest) = i420.data.split_at_mut(ew * eh);
+        let (u, v) = rest.split_at_mut(ew * eh / 4);
+        for (plane, dst, pw, ph) in [
+            (0, y, ew, eh),
+            (1, u, ew / 2, eh / 2),
+            (2, v, ew / 2, eh / 2),
+        ] {
+            let (data, stride) = (yuv.data(plane), yuv.stride(plane));
+            for r in 0..ph {
+                dst[r * pw..][..pw].copy_from_slice(&data[r * stride..][..pw]);
+            }
+        }
+        let t3 = clock(libc::CLOCK_THREAD_CPUTIME_ID);
+        ours += t3 - t0;
+        convert += t2 - t1;
+        i420.pts = Duration::from_micros(i * frame_us);
+        enc.push(&i420)?;
+    }
+    enc.finish(Duration::from_micros(frames * frame_us))?;
+    let total = clock(libc::CLOCK_PROCESS_CPUTIME_ID) - process0;
+    // SAFETY: rusage is plain data; getrusage fills it in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid out-pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    println!(
+        "{}",
+        json!({
+            "frames": frames,
+            "encode_cpu_s": (total - ours).as_secs_f64(),
+            "convert_cpu_s": convert.as_secs_f64(),
+            "max_rss_kb": ru.ru_maxrss,
+        })
+    );
+    Ok(())
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-fn main() -> Result<()> {
-    if std::env::var("ZEROCAST_BENCH_MODE").as_deref() == Ok("gst") {
-        return gst_child();
-    }
-    let target = target_dir();
-    let bin = target.join("release/zerocast");
-    if !bin.is_file() {
-        bail!(
-            "{} not found: run `cargo build --release -p zerocast --bins` first",
-            bin.display()
-        );
-    }
-    let dir = target.join("bench");
-    std::fs::create_dir_all(&dir)?;
+/// Command line: `[--seconds N] [--content strip|full-motion|both] [--no-t1]`.
+struct Args {
+    seconds: u64,
+    contents: Vec<Content>,
+    /// Also run wf-recorder and GStreamer with one x264 thread.
+    t1: bool,
+}
 
-    let desk = Desktop::start(DesktopOptions::default())?;
+fn args() -> Result<Args> {
+    let mut a = Args {
+        seconds: 10,
+        contents: vec![Content::Strip, Content::FullMotion],
+        t1: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--seconds" => a.seconds = it.next().context("--seconds N")?.parse()?,
+            "--content" => {
+                a.contents = match it.next().as_deref() {
+                    Some("strip") => vec![Content::Strip],
+                    Some("full-motion") => vec![Content::FullMotion],
+                    Some("both") => vec![Content::Strip, Content::FullMotion],
+                    other => bail!("--content strip|full-motion|both, not {other:?}"),
+                }
+            }
+            "--no-t1" => a.t1 = false,
+            other => bail!(
+                "unknown argument {other:?}; usage: bench_cpu [--seconds N] \
+                 [--content strip|full-motion|both] [--no-t1]"
+            ),
+        }
+    }
+    Ok(a)
+}
+
+/// Everything measured for one content type.
+struct Measured {
+    content: Content,
+    runs: Vec<Run>,
+    floor: Floor,
+}
+
+fn describe(c: Content) -> &'static str {
+    match c {
+        Content::Strip => "strip: a 1/8 strip animates (counter + bar), the rest is static",
+        Content::FullMotion => "full motion: a text page scrolls 4 px/frame, every pixel changes",
+    }
+}
+
+fn measure_content(a: &Args, c: Content, bin: &Path, dir: &Path) -> Result<Measured> {
+    let desk = Desktop::start(DesktopOptions {
+        painter_content: c,
+        ..DesktopOptions::default()
+    })?;
+    let (w, h) = (desk.options().width, desk.options().height);
     eprintln!(
-        "bench: desktop up in {:?} (1280x720@120Hz, painter 60 fps); {SECONDS} s per run",
-        desk.startup_time()
+        "bench: desktop up in {:?} ({w}x{h}@120Hz, painter 60 fps, {}); {} s per run",
+        desk.startup_time(),
+        describe(c),
+        a.seconds
     );
-    let mut runs = Vec::new();
-    runs.push(with_retry("zerocast", || run_zerocast(&desk, &bin, &dir))?);
-    runs.push(with_retry("wf-recorder", || run_wf(&desk, &dir, None))?);
-    runs.push(with_retry("gstreamer", || run_gst(&desk, &dir, None))?);
-    // zerocast runs x264 with 1 thread at 720p; the others pick x264's automatic count. Also
-    // measure them with 1 thread, like for like.
-    runs.push(with_retry("wf-recorder-t1", || {
-        run_wf(&desk, &dir, Some(1))
-    })?);
-    runs.push(with_retry("gstreamer-t1", || {
-        run_gst(&desk, &dir, Some(1))
-    })?);
+    let s = Session {
+        desk: &desk,
+        dir,
+        seconds: a.seconds,
+        content: c,
+    };
+    let mut runs = vec![
+        with_retry("zerocast", || run_zerocast(&s, bin))?,
+        with_retry("wf-recorder", || run_wf(&s, None))?,
+        with_retry("gstreamer", || run_gst(&s, None))?,
+    ];
+    if a.t1 {
+        // zerocast runs x264 with 1 thread at 720p; the others pick x264's automatic count.
+        // Also measure them with 1 thread, like for like.
+        runs.push(with_retry("wf-recorder-t1", || run_wf(&s, Some(1)))?);
+        runs.push(with_retry("gstreamer-t1", || run_gst(&s, Some(1)))?);
+    }
     drop(desk);
+    // Same number of frames as zerocast wrote, with the desktop gone (nothing else of ours runs).
+    let floor = run_floor(dir, c, runs[0].frames_written.max(1), w, h)?;
+    Ok(Measured {
+        content: c,
+        runs,
+        floor,
+    })
+}
 
+fn print_content(m: &Measured) -> Value {
+    println!("\n== {}", describe(m.content));
     println!(
         "{:<16} {:>8} {:>8} {:>7} {:>7} {:>10} {:>8} {:>6} {:>8}  x264",
         "tool",
@@ -508,7 +923,7 @@ fn main() -> Result<()> {
         "desk CPU"
     );
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-    for r in &runs {
+    for r in &m.runs {
         println!(
             "{:<16} {:>8} {:>8} {:>7} {:>7.2} {:>11.1} {:>8.1} {:>6.2} {:>8.2}  {}{}",
             r.tool,
@@ -524,9 +939,23 @@ fn main() -> Result<()> {
             if r.attempts > 1 { " (retried)" } else { "" },
         );
     }
-    let z = &runs[0];
+    let f = &m.floor;
+    println!(
+        "{:<16} {:>8} {:>8} {:>7} {:>7.2} {:>11.1} {:>8.1} {:>6} {:>8}  {}",
+        "floor (x264)",
+        "-",
+        f.frames,
+        "-",
+        f.encode_cpu_s,
+        f.fps_per_cpu(),
+        f.max_rss_kb as f64 / 1024.0,
+        "-",
+        "-",
+        f.x264.as_deref().map(x264_summary).unwrap_or_default(),
+    );
+    let z = &m.runs[0];
     let mut ratios = serde_json::Map::new();
-    for r in &runs[1..] {
+    for r in &m.runs[1..] {
         let fpc = z.fps_per_cpu() / r.fps_per_cpu().max(1e-9);
         let rss = z.rss_mb() / r.rss_mb().max(1e-9);
         println!(
@@ -538,12 +967,104 @@ fn main() -> Result<()> {
             json!({ "frames_per_cpu_s": fpc, "peak_rss": rss }),
         );
     }
+    // The floor's x264 must be ours: compare the settings SEI (identical apart from nothing).
+    let same = match (&z.x264, &f.x264) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    let of_floor = z.fps_per_cpu() / f.fps_per_cpu().max(1e-9);
+    println!(
+        "zerocast/floor          {:.1}% of the encoder-only floor (goal on full motion ≥ 90%); \
+         x264 settings {}",
+        of_floor * 100.0,
+        if same {
+            "identical to zerocast's"
+        } else {
+            "DIFFER from zerocast's (see cpu.json)"
+        }
+    );
+    // Where zerocast's CPU goes, per frame written.
+    let n = z.frames_written.max(1) as f64;
+    let ms = |s: f64| s * 1e3 / n;
+    let floor_ms = Floor::ms_per_frame(f.encode_cpu_s, f.frames);
+    let conv_ms = Floor::ms_per_frame(f.convert_cpu_s, f.frames);
+    let total_ms = ms(z.usage.cpu_s());
+    println!(
+        "zerocast per frame: {total_ms:.2} ms CPU = floor x264 {floor_ms:.2} + BGRx→I420 \
+         conversion {conv_ms:.2} (measured alone) + rest {:.2}",
+        total_ms - floor_ms - conv_ms
+    );
+    let sampled: f64 = z.threads.iter().map(|t| t.1).sum();
+    let by_thread: Vec<String> = z
+        .threads
+        .iter()
+        .filter(|t| t.1 > 0.0)
+        .map(|(name, s)| format!("{name} {:.2}", ms(*s)))
+        .collect();
+    println!(
+        "  by thread (ms/frame, /proc samples every 100 ms): {}; not sampled (last 100 ms, exit) \
+         {:.2}",
+        by_thread.join(", "),
+        ms(z.usage.cpu_s() - sampled)
+    );
+    json!({
+        "content": content_tag(m.content),
+        "description": describe(m.content),
+        "runs": m.runs.iter().map(Run::json).collect::<Vec<_>>(),
+        "floor": f.json(),
+        "x264_identical_to_floor": same,
+        "zerocast_of_floor": of_floor,
+        "zerocast_ms_per_frame": {
+            "total": total_ms,
+            "floor_x264": floor_ms,
+            "conversion_alone": conv_ms,
+            "rest": total_ms - floor_ms - conv_ms,
+        },
+        "ratios_zerocast_over": ratios,
+    })
+}
+
+fn uptime_load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn main() -> Result<()> {
+    match std::env::var("ZEROCAST_BENCH_MODE").as_deref() {
+        Ok("gst") => return gst_child(),
+        Ok("floor") => return floor_child(),
+        _ => {}
+    }
+    let a = args()?;
+    let target = target_dir();
+    let bin = target.join("release/zerocast");
+    if !bin.is_file() {
+        bail!(
+            "{} not found: run `cargo build --release -p zerocast --bins` first",
+            bin.display()
+        );
+    }
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let load_before = uptime_load();
+    let mut measured = Vec::new();
+    for &c in &a.contents {
+        measured.push(measure_content(&a, c, &bin, &dir)?);
+    }
+    let load_after = uptime_load();
+    println!(
+        "load average before {load_before}, after {load_after}; {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let contents: Vec<Value> = measured.iter().map(print_content).collect();
     let report = json!({
         "desktop": "zerocast-testdesk 1280x720@120Hz, painter 60 fps",
-        "seconds": SECONDS,
+        "seconds": a.seconds,
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        "runs": runs.iter().map(Run::json).collect::<Vec<_>>(),
-        "ratios_zerocast_over": ratios,
+        "load_before": load_before,
+        "load_after": load_after,
+        "contents": contents,
     });
     let path = dir.join("cpu.json");
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;

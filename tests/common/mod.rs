@@ -2,6 +2,8 @@
 //! with ffprobe, decode pixels with ffmpeg.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::layout::Content;
 use crate::painter::{PainterOptions, PainterThread};
 
 /// How the desktop is set up. `Default` is a 1280×720@120Hz output, the painter at 60 fps and
@@ -33,6 +34,8 @@ pub struct DesktopOptions {
     /// Painter content rate; `Some(0)` draws once and stays static (xdpw then sends no frames
     /// at all); `None` starts no painter.
     pub painter_fps: Option<u32>,
+    /// What the painter draws: the counter strip (default) or full motion (benchmarks).
+    pub painter_content: Content,
     /// Paint from a thread of this process instead of the `zerocast-painter` binary. Happens
     /// anyway when the binary is not found (crates using this library as a dev-dependency do
     /// not get our binaries built).
@@ -55,6 +58,7 @@ impl Default for DesktopOptions {
             height: 720,
             refresh_hz: 120,
             painter_fps: Some(60),
+            painter_content: Content::Strip,
             painter_in_process: false,
             portal: true,
             restore_tokens: true,
@@ -439,12 +443,16 @@ impl Desktop {
                     .arg(fps.to_string())
                     .arg("--ready-file")
                     .arg(&ready);
+                if self.opts.painter_content == Content::FullMotion {
+                    cmd.arg("--full-motion");
+                }
                 self.spawn(Component::Painter, cmd)
             }
             None => {
                 let socket = self.runtime_dir.join(&self.wayland_display);
                 let opts = PainterOptions {
                     fps,
+                    content: self.opts.painter_content,
                     ready_file: Some(ready),
                 };
                 self.painter_thread = Some(PainterThread::spawn(&socket, opts)?);

@@ -284,6 +284,111 @@ impl Layout {
     }
 }
 
+/// What the painter shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Content {
+    /// The layout above: four static quadrants under a strip (1/8 of the screen) holding the
+    /// frame counter and a moving bar. What the end-to-end tests decode.
+    #[default]
+    Strip,
+    /// Full motion: a page of coloured text scrolls up by [`MOTION_STEP`] rows every frame, so
+    /// every pixel changes every frame (like scrolling a page or playing a video). No counter.
+    /// The pixels are [`Layout::motion_texture`] rows from [`Layout::motion_offset`] on, so a
+    /// benchmark can feed an encoder exactly what was on screen.
+    FullMotion,
+}
+
+/// Rows the full-motion page scrolls per frame (240 px/s at 60 fps). Even, so that every frame
+/// starts on an even texture row: the 4:2:0 chroma rows of a frame are then the chroma rows of
+/// the texture, and a frame's I420 is a window of the texture's I420.
+pub const MOTION_STEP: u32 = 4;
+
+/// Full-motion glyphs: 8×14 px cells on an 18 px line pitch.
+const GLYPH_W: usize = 8;
+const GLYPH_H: usize = 14;
+const LINE_PITCH: usize = 18;
+
+impl Layout {
+    /// Rows of the full-motion page before it repeats: about twice the output height, a whole
+    /// number of text lines, even.
+    pub fn motion_period(&self) -> u32 {
+        let lines = (2 * self.height as usize).div_ceil(LINE_PITCH).max(1);
+        (lines * LINE_PITCH) as u32
+    }
+
+    /// First texture row shown in the full-motion frame for `counter`; always even.
+    pub fn motion_offset(&self, counter: u32) -> u32 {
+        ((counter as u64 * MOTION_STEP as u64) % self.motion_period() as u64) as u32
+    }
+
+    /// The full-motion page as XRGB8888 pixels, `width` per row and `height + motion_period()`
+    /// rows (the last `height` rows repeat the first ones), so that any frame is one contiguous
+    /// slice: `&texture[offset * width..][..width * height]`.
+    ///
+    /// Background: red rises by 3 per row (a sawtooth; a 4-row scroll changes it by 12, never a
+    /// multiple of 256), green by one per 5 columns, blue a slow vertical triangle; so even
+    /// "empty" page changes under a scroll, as video does. Text: random 8×14 glyphs in words,
+    /// darkened background (it changes too). Deterministic: the same pixels on every call.
+    pub fn motion_texture(&self) -> Vec<u32> {
+        let (w, period) = (self.width as usize, self.motion_period() as usize);
+        let rows = self.height as usize + period;
+        let bg = |x: usize, y: usize| -> [u8; 3] {
+            let tri = (y % 512) as i32 - 256;
+            [
+                (3 * y + x / 9) as u8,
+                ((x / 5 + y / 7) % 256) as u8,
+                (tri.unsigned_abs() / 2 + 64) as u8,
+            ]
+        };
+        let mut page = vec![0u32; w * period];
+        for y in 0..period {
+            for x in 0..w {
+                page[y * w + x] = xrgb(bg(x, y));
+            }
+        }
+        // Glyphs from a tiny xorshift PRNG: no dependency, same text every time.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rng = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let glyphs: Vec<[u8; GLYPH_H]> = (0..96)
+            .map(|_| std::array::from_fn(|_| (rng() & rng() & 0xff) as u8))
+            .collect();
+        for line in 0..period / LINE_PITCH {
+            let mut x = 8;
+            while x + GLYPH_W + 8 < w {
+                let word = 2 + (rng() % 9) as usize;
+                for _ in 0..word {
+                    if x + GLYPH_W + 8 >= w {
+                        break;
+                    }
+                    let g = &glyphs[(rng() % 96) as usize];
+                    for (gy, bits) in g.iter().enumerate() {
+                        let y = line * LINE_PITCH + 2 + gy;
+                        for gx in 0..GLYPH_W {
+                            if bits >> gx & 1 == 1 {
+                                let [r, g, b] = bg(x + gx, y);
+                                page[y * w + x + gx] = xrgb([r / 4, g / 4, b / 4]);
+                            }
+                        }
+                    }
+                    x += GLYPH_W;
+                }
+                x += GLYPH_W;
+            }
+        }
+        let mut texture = Vec::with_capacity(w * rows);
+        while texture.len() < w * rows {
+            let n = (w * rows - texture.len()).min(page.len());
+            texture.extend_from_slice(&page[..n]);
+        }
+        texture
+    }
+}
+
 /// An XRGB8888 pixel (wl_shm / DRM little-endian: bytes B, G, R, X in memory).
 pub const fn xrgb(c: Rgb) -> u32 {
     0xff00_0000 | (c[0] as u32) << 16 | (c[1] as u32) << 8 | c[2] as u32
@@ -358,5 +463,29 @@ mod tests {
         assert_eq!(l.expected_color(100, 600), Some(BLUE));
         assert_eq!(l.expected_color(1000, 600), Some(WHITE));
         assert_eq!(l.expected_color(100, 10), None);
+    }
+
+    #[test]
+    fn full_motion_changes_every_pixel_every_frame() {
+        let l = Layout::new(1280, 720);
+        let t = l.motion_texture();
+        let (w, h) = (l.width as usize, l.height as usize);
+        assert_eq!(t.len(), w * (h + l.motion_period() as usize));
+        let frame = |c: u32| &t[l.motion_offset(c) as usize * w..][..w * h];
+        // Across the wrap of the page too.
+        let wrap = l.motion_period() / MOTION_STEP;
+        for c in [0, 1, 100, wrap - 1, wrap, wrap + 1] {
+            assert_eq!(l.motion_offset(c) % 2, 0);
+            let (a, b) = (frame(c), frame(c + 1));
+            let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+            assert!(
+                same * 1000 < w * h,
+                "frame {c} → {}: {same} of {} pixels unchanged",
+                c + 1,
+                w * h
+            );
+        }
+        // Deterministic, so a benchmark regenerates what the painter drew.
+        assert!(t == l.motion_texture());
     }
 }

@@ -9,4 +9,4 @@ pub mod layout;
 pub mod painter;
 
 pub use desktop::{Component, Desktop, DesktopOptions, Screenshot};
-pub use layout::Layout;
+pub use layout::{Content, Layout};

@@ -1,8 +1,9 @@
 //! zerocast-painter: draws the test desktop's known, changing content full-screen.
 //! See `zerocast_testdesk::painter` and `zerocast_testdesk::layout`.
 //!
-//! Usage: `zerocast-painter [--fps N] [--ready-file PATH]`
+//! Usage: `zerocast-painter [--fps N] [--full-motion] [--ready-file PATH]`
 //!   --fps N          content changes per second (default 60; 0 = draw once, then stay static)
+//!   --full-motion    scroll a page so every pixel changes every frame (benchmarks; no counter)
 //!   --ready-file P   created once the compositor has shown the first frame (also read from
 //!                    $ZEROCAST_PAINTER_READY)
 
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use smithay_client_toolkit::reexports::client::Connection;
 use zerocast_testdesk::painter::{run, PainterOptions};
+use zerocast_testdesk::Content;
 
 fn main() -> Result<()> {
     let mut opts = PainterOptions {
@@ -22,11 +24,12 @@ fn main() -> Result<()> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--fps" => opts.fps = it.next().context("--fps needs a value")?.parse()?,
+            "--full-motion" => opts.content = Content::FullMotion,
             "--ready-file" => {
                 opts.ready_file = Some(it.next().context("--ready-file needs a path")?.into())
             }
             "-h" | "--help" => {
-                println!("usage: zerocast-painter [--fps N] [--ready-file PATH]");
+                println!("usage: zerocast-painter [--fps N] [--full-motion] [--ready-file PATH]");
                 return Ok(());
             }
             other => bail!("unknown argument {other:?}"),

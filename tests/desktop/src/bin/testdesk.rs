@@ -1,7 +1,7 @@
 //! zerocast-testdesk: run a command inside a fresh headless desktop.
 //!
 //! ```text
-//! zerocast-testdesk [--width W] [--height H] [--refresh HZ] [--fps N | --no-painter]
+//! zerocast-testdesk [--width W] [--height H] [--refresh HZ] [--fps N | --no-painter] [--full-motion]
 //!                   [--no-portal] [--no-restore-tokens] [--keep-logs] [--debug] [-- COMMAND...]
 //! ```
 //! Brings the desktop up, runs COMMAND with the desktop's environment, tears everything down
@@ -12,10 +12,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use zerocast_testdesk::{Desktop, DesktopOptions};
+use zerocast_testdesk::{Content, Desktop, DesktopOptions};
 
 const USAGE: &str = "usage: zerocast-testdesk [--width W] [--height H] [--refresh HZ] \
-[--fps N | --no-painter] [--no-portal] [--no-restore-tokens] [--keep-logs] [--debug] \
+[--fps N | --no-painter] [--full-motion] [--no-portal] [--no-restore-tokens] [--keep-logs] [--debug] \
 [--timeout SECS] [-- COMMAND...]";
 
 fn main() -> ExitCode {
@@ -42,6 +42,7 @@ fn run() -> Result<ExitCode> {
             "--fps" => opts.painter_fps = Some(value("--fps")?.parse()?),
             "--timeout" => opts.timeout = Duration::from_secs_f64(value("--timeout")?.parse()?),
             "--no-painter" => opts.painter_fps = None,
+            "--full-motion" => opts.painter_content = Content::FullMotion,
             "--no-portal" => opts.portal = false,
             "--no-restore-tokens" => opts.restore_tokens = false,
             "--keep-logs" => keep = true,
