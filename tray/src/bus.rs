@@ -29,22 +29,68 @@ enum Done {
     Failed(String),
 }
 
+const WATCHER_NAME: &str = "org.kde.StatusNotifierWatcher";
+/// Registration retries after a failure, each twice as late as the one before (0.1 s … 12.8 s);
+/// after that only a new watcher starts them again.
+const MAX_RETRIES: u32 = 8;
+
 pub struct Loop {
     conn: Connection,
-    handle: ksni::Handle<ZerocastTray>,
+    /// The ksni service; `None` while it has to be served again.
+    handle: Option<ksni::Handle<ZerocastTray>>,
+    actions_tx: mpsc::UnboundedSender<Action>,
+    own_icons: bool,
     model: Model,
     /// The daemon's unique name: reads go there, so they never activate a daemon.
     owner: Option<OwnedUniqueName>,
+    /// Failed registrations since the watcher last changed.
+    retries: u32,
+    retry_at: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Loop {
-    pub fn new(conn: Connection, handle: ksni::Handle<ZerocastTray>) -> Self {
+    pub fn new(conn: Connection, actions_tx: mpsc::UnboundedSender<Action>, own_icons: bool) -> Self {
         Loop {
             conn,
-            handle,
+            handle: None,
+            actions_tx,
+            own_icons,
             model: Model::default(),
             owner: None,
+            retries: 0,
+            retry_at: None,
         }
+    }
+
+    /// Serves the StatusNotifierItem (again). It waits for a watcher instead of failing, since
+    /// the tray often starts before the panel.
+    async fn serve_item(&mut self) {
+        use ksni::TrayMethods;
+        if let Some(old) = self.handle.take() {
+            old.shutdown().await;
+        }
+        let tray = ZerocastTray {
+            model: self.model.clone(),
+            own_icons: self.own_icons,
+            actions: self.actions_tx.clone(),
+        };
+        match tray.assume_sni_available(true).spawn().await {
+            Ok(h) => self.handle = Some(h),
+            Err(e) => {
+                warn!(error = %e, "cannot serve the StatusNotifierItem");
+                self.schedule_retry();
+            }
+        }
+    }
+
+    fn schedule_retry(&mut self) {
+        if self.retries >= MAX_RETRIES {
+            warn!("giving up registering until the StatusNotifierWatcher changes");
+            return;
+        }
+        let delay = std::time::Duration::from_millis(100 << self.retries);
+        self.retries += 1;
+        self.retry_at = Some(Box::pin(tokio::time::sleep(delay)));
     }
 
     pub async fn run(mut self, mut actions: mpsc::UnboundedReceiver<Action>) -> anyhow::Result<()> {
@@ -52,6 +98,9 @@ impl Loop {
         let dbus = DBusProxy::new(&self.conn).await?;
         let mut owners = dbus
             .receive_name_owner_changed_with_args(&[(0, BUS_NAME)])
+            .await?;
+        let mut watchers = dbus
+            .receive_name_owner_changed_with_args(&[(0, WATCHER_NAME)])
             .await?;
         let rule = MatchRule::builder()
             .msg_type(MessageType::Signal)
@@ -66,10 +115,24 @@ impl Loop {
             .await
             .ok();
         self.daemon_appeared(owner).await;
-        self.publish().await;
+        self.serve_item().await;
 
         loop {
             tokio::select! {
+                // ksni registers with a new watcher itself; we only step in when that fails.
+                Some(sig) = watchers.next() => {
+                    if sig.args().is_ok_and(|a| a.new_owner().is_some()) {
+                        self.retries = 0;
+                        if self.handle.is_none() {
+                            self.schedule_retry();
+                        }
+                    }
+                }
+                () = async { self.retry_at.as_mut().expect("guarded").await }, if self.retry_at.is_some() => {
+                    self.retry_at = None;
+                    info!(attempt = self.retries, "serving the StatusNotifierItem again");
+                    self.serve_item().await;
+                }
                 Some(sig) = owners.next() => {
                     let Ok(args) = sig.args() else { continue };
                     match args.new_owner().as_ref() {
@@ -86,10 +149,21 @@ impl Loop {
                     self.on_signal(&msg).await;
                 }
                 Some(a) = actions.recv() => {
-                    if a == Action::Quit {
-                        info!("quit from the menu");
-                        self.handle.shutdown().await;
-                        return Ok(());
+                    match a {
+                        Action::Quit => {
+                            info!("quit from the menu");
+                            if let Some(h) = self.handle.take() {
+                                h.shutdown().await;
+                            }
+                            return Ok(());
+                        }
+                        Action::Reregister => {
+                            if self.retry_at.is_none() {
+                                self.schedule_retry();
+                            }
+                            continue;
+                        }
+                        _ => {}
                     }
                     self.on_action(a, &done_tx);
                 }
@@ -109,8 +183,10 @@ impl Loop {
 
     /// Hands the model to ksni, which emits only what changed.
     async fn publish(&self) {
-        let model = self.model.clone();
-        self.handle.update(move |t| t.model = model).await;
+        if let Some(h) = &self.handle {
+            let model = self.model.clone();
+            h.update(move |t| t.model = model).await;
+        }
     }
 
     async fn daemon_appeared(&mut self, owner: Option<OwnedUniqueName>) {
@@ -303,7 +379,7 @@ impl Loop {
                 open(dir, done);
             }
             Action::Open(p) => open(p, done),
-            Action::Toggle | Action::Quit => {}
+            Action::Toggle | Action::Quit | Action::Reregister => {}
         }
     }
 }

@@ -9,7 +9,6 @@ mod sni;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use ksni::TrayMethods;
 use tracing::info;
 
 const HELP: &str = "zerocast-tray: tray applet for the zerocast screen recorder
@@ -57,19 +56,8 @@ async fn run() -> anyhow::Result<()> {
         .await
         .context("cannot connect to the session bus")?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let tray = sni::ZerocastTray {
-        model: model::Model::default(),
-        own_icons: own_icons_installed(),
-        actions: tx,
-    };
-    // Wait for a watcher instead of failing: the tray often starts before the panel.
-    let handle = tray
-        .assume_sni_available(true)
-        .spawn()
-        .await
-        .context("cannot serve the StatusNotifierItem")?;
     info!("tray running");
-    bus::Loop::new(conn, handle).run(rx).await
+    bus::Loop::new(conn, tx, own_icons_installed()).run(rx).await
 }
 
 /// Whether our state icons are in an icon theme dir the host will search.

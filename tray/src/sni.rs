@@ -23,6 +23,9 @@ pub enum Action {
     Open(PathBuf),
     ForgetSources,
     Quit,
+    /// Not a click: the watcher refused or missed our registration (a watcher that takes its
+    /// name before it serves its object answers `UnknownObject`); serve the item anew.
+    Reregister,
 }
 
 pub struct ZerocastTray {
@@ -130,8 +133,19 @@ impl ksni::Tray for ZerocastTray {
     }
 
     fn watcher_offline(&self, reason: ksni::OfflineReason) -> bool {
-        // Keep running: ksni registers again when a watcher (re)appears.
-        warn!(?reason, "no StatusNotifierWatcher; waiting for one");
+        match reason {
+            // Gone: ksni registers again when a watcher appears.
+            ksni::OfflineReason::No
+            | ksni::OfflineReason::Error(ksni::Error::Watcher(
+                zbus::fdo::Error::ServiceUnknown(_),
+            )) => info!("no StatusNotifierWatcher; waiting for one"),
+            // A watcher is there but registering failed: ksni would wait for the *next*
+            // watcher, so the loop serves the item again.
+            reason => {
+                warn!(?reason, "registering with the StatusNotifierWatcher failed");
+                self.send(Action::Reregister);
+            }
+        }
         true
     }
 }
