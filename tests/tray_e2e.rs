@@ -186,13 +186,7 @@ impl Item {
     where
         T::Error: Into<zbus::Error>,
     {
-        let p = Proxy::new(
-            &self.conn,
-            self.service.as_str(),
-            self.path.as_str(),
-            SNI,
-        )
-        .unwrap();
+        let p = Proxy::new(&self.conn, self.service.as_str(), self.path.as_str(), SNI).unwrap();
         p.get_property(name).unwrap()
     }
 
@@ -222,7 +216,10 @@ impl Item {
     fn menu(&self) -> Vec<Entry> {
         let menu = self.menu_path();
         let p = Proxy::new(&self.conn, self.service.as_str(), menu.as_str(), MENU).unwrap();
-        let (_rev, (_id, _props, children)): (u32, (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>)) = p
+        let (_rev, (_id, _props, children)): (
+            u32,
+            (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>),
+        ) = p
             .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
             .expect("GetLayout");
         children
@@ -238,7 +235,12 @@ impl Item {
                 };
                 let props: HashMap<String, OwnedValue> =
                     HashMap::try_from(f[1].try_clone().unwrap()).unwrap();
-                let get_bool = |k: &str| props.get(k).map(|v| bool::try_from(&**v).unwrap()).unwrap_or(true);
+                let get_bool = |k: &str| {
+                    props
+                        .get(k)
+                        .map(|v| bool::try_from(&**v).unwrap())
+                        .unwrap_or(true)
+                };
                 let label = props
                     .get("label")
                     .map(|v| String::try_from(v.try_clone().unwrap()).unwrap())
@@ -327,11 +329,16 @@ fn decodes(path: &Path) {
 /// Voluntary + involuntary context switches per thread of `pid`, by thread id.
 fn switches(pid: u32) -> HashMap<String, u64> {
     let mut m = HashMap::new();
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
         let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
         let mut n = 0;
         for l in s.lines() {
-            if l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches") {
+            if l.starts_with("voluntary_ctxt_switches")
+                || l.starts_with("nonvoluntary_ctxt_switches")
+            {
                 n += l.split_whitespace().last().unwrap().parse::<u64>().unwrap();
             }
         }
@@ -427,7 +434,10 @@ fn tray_menu_records_pauses_and_stops() {
     assert!(title.starts_with("zerocast: recording 0:0"), "{title}");
     assert!(body.contains(" MB") && body.contains("shm-cpu"), "{body}");
     assert!(body.contains("home/Videos/zerocast-"), "{body}");
-    assert!(!title.ends_with("0:00"), "elapsed time did not advance: {title}");
+    assert!(
+        !title.ends_with("0:00"),
+        "elapsed time did not advance: {title}"
+    );
 
     let t_pause = Instant::now();
     item.click("Pause");
@@ -446,7 +456,11 @@ fn tray_menu_records_pauses_and_stops() {
     item.click("Stop");
     item.wait_status("Active", "idle");
     let file = the_video(&desk);
-    let name = file.file_name().unwrap().to_string_lossy().replace('_', "__");
+    let name = file
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace('_', "__");
     assert_eq!(
         enabled(&item),
         with_tail(expect_menu(true, "Pause", false, false), &[&name], true)
@@ -467,9 +481,11 @@ fn tray_menu_records_pauses_and_stops() {
 
     // The recent entry opens the file with the default handler.
     item.click(&name);
-    wait_until(Duration::from_secs(10), "the default handler to run", || {
-        std::fs::read_to_string(&opened).is_ok_and(|s| s.contains(file.to_str().unwrap()))
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "the default handler to run",
+        || std::fs::read_to_string(&opened).is_ok_and(|s| s.contains(file.to_str().unwrap())),
+    );
 
     println!(
         "tray figures: RSS idle {idle_rss} kB, recording {rec_rss} kB; wake-ups/s idle {idle_wakeups:.2} \
@@ -477,7 +493,10 @@ fn tray_menu_records_pauses_and_stops() {
         click_to_recording.as_secs_f64() * 1e3
     );
     // Nothing polls: an idle tray sleeps until the bus has something for it.
-    assert!(idle_wakeups < 0.5, "idle tray woke {idle_wakeups:.2} times a second");
+    assert!(
+        idle_wakeups < 0.5,
+        "idle tray woke {idle_wakeups:.2} times a second"
+    );
 }
 
 /// A recording started by someone else (busctl) shows up in the tray; the tray stops it.
@@ -496,7 +515,19 @@ fn tray_follows_a_busctl_recording_and_stops_it() {
     let file = out.path().join("busctl.mkv");
     let o = desk
         .command("busctl")
-        .args(["--user", "--timeout=30", "call", NAME, MANAGER, NAME, "Start", "a{sv}", "1", "path", "s"])
+        .args([
+            "--user",
+            "--timeout=30",
+            "call",
+            NAME,
+            MANAGER,
+            NAME,
+            "Start",
+            "a{sv}",
+            "1",
+            "path",
+            "s",
+        ])
         .arg(&file)
         .output()
         .unwrap();
@@ -514,10 +545,20 @@ fn tray_follows_a_busctl_recording_and_stops_it() {
     item.wait_status("Active", "idle");
     let state = desk
         .command("busctl")
-        .args(["--user", "get-property", NAME, &obj, "org.zerocast.Recording1", "State"])
+        .args([
+            "--user",
+            "get-property",
+            NAME,
+            &obj,
+            "org.zerocast.Recording1",
+            "State",
+        ])
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&state.stdout).trim(), "s \"finished\"");
+    assert_eq!(
+        String::from_utf8_lossy(&state.stdout).trim(),
+        "s \"finished\""
+    );
     decodes(&file);
     assert!(ffprobe(&file).duration > 0.5);
     assert!(item.entry("busctl.mkv").visible);
@@ -531,12 +572,8 @@ fn tray_survives_daemon_and_watcher_restarts() {
     let _g = lock();
     let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
     home(&desk);
-    session::install_activatable(
-        &desk,
-        NAME,
-        &format!("{} daemon", zerocast_bin().display()),
-    )
-    .unwrap();
+    session::install_activatable(&desk, NAME, &format!("{} daemon", zerocast_bin().display()))
+        .unwrap();
     let tray = start_tray(&desk);
     std::thread::sleep(Duration::from_millis(500));
     let mut watcher = session::start_watcher(&desk).unwrap();
@@ -554,15 +591,24 @@ fn tray_survives_daemon_and_watcher_restarts() {
     };
     // Activation starts the daemon.
     record_and_stop(&item);
-    let first = session::name_owner_pid(&desk, NAME).unwrap().expect("activated daemon");
+    let first = session::name_owner_pid(&desk, NAME)
+        .unwrap()
+        .expect("activated daemon");
 
     session::kill_name_owner(&desk, NAME, libc::SIGKILL, Duration::from_secs(5)).unwrap();
     item.wait_status("Active", "not running");
     assert_eq!(item.icon(), "video-display");
     record_and_stop(&item);
-    let second = session::name_owner_pid(&desk, NAME).unwrap().expect("re-activated daemon");
+    let second = session::name_owner_pid(&desk, NAME)
+        .unwrap()
+        .expect("re-activated daemon");
     assert_ne!(first, second);
-    assert_eq!(std::fs::read_dir(desk.dir().join("home/Videos")).unwrap().count(), 2);
+    assert_eq!(
+        std::fs::read_dir(desk.dir().join("home/Videos"))
+            .unwrap()
+            .count(),
+        2
+    );
 
     // The watcher restarts (a panel restart): the item registers with the new one.
     watcher.signal(libc::SIGTERM).unwrap();
@@ -588,7 +634,12 @@ fn tray_links_no_recorder_code() {
         assert!(!libs.contains(lib), "zerocast-tray links {lib}:\n{libs}");
     }
     let bytes = std::fs::read(&bin).unwrap();
-    for krate in ["zerocast_recorder", "zerocast_interop", "zerocast_portal", "zerocast_dbus"] {
+    for krate in [
+        "zerocast_recorder",
+        "zerocast_interop",
+        "zerocast_portal",
+        "zerocast_dbus",
+    ] {
         assert!(
             !bytes.windows(krate.len()).any(|w| w == krate.as_bytes()),
             "zerocast-tray contains {krate}"

@@ -5,6 +5,7 @@
 //! - [`service`]: the manager and per-recording objects, their lifecycle and signals.
 //! - [`backend`]: the portal + recorder composition the service drives ([`start_recording`]).
 //! - [`daemon`]: [`run_daemon`], bus name ownership and shutdown.
+//! - [`notify`]: desktop notifications when a recording ends.
 //! - [`ctl`]: [`run_ctl`], the client.
 
 pub mod backend;
@@ -15,6 +16,7 @@ pub mod error;
 #[cfg(any(test, feature = "fake-backend"))]
 pub mod fake;
 pub mod logging;
+pub mod notify;
 pub mod options;
 pub mod service;
 

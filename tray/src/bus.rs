@@ -49,7 +49,11 @@ pub struct Loop {
 }
 
 impl Loop {
-    pub fn new(conn: Connection, actions_tx: mpsc::UnboundedSender<Action>, own_icons: bool) -> Self {
+    pub fn new(
+        conn: Connection,
+        actions_tx: mpsc::UnboundedSender<Action>,
+        own_icons: bool,
+    ) -> Self {
         Loop {
             conn,
             handle: None,
@@ -216,7 +220,11 @@ impl Loop {
         Ok(Vec::<OwnedObjectPath>::try_from(v)?)
     }
 
-    async fn props(&self, owner: &OwnedUniqueName, path: &str) -> anyhow::Result<PropertiesProxy<'static>> {
+    async fn props(
+        &self,
+        owner: &OwnedUniqueName,
+        path: &str,
+    ) -> anyhow::Result<PropertiesProxy<'static>> {
         Ok(PropertiesProxy::builder(&self.conn)
             .destination(owner.clone())?
             .path(path.to_owned())?
@@ -227,12 +235,16 @@ impl Loop {
 
     /// Adopts the daemon's list: reads new objects, drops removed ones.
     async fn sync_recordings(&mut self, list: &[OwnedObjectPath]) {
-        let ids: Vec<(u64, &OwnedObjectPath)> =
-            list.iter().filter_map(|p| Some((id_of(p.as_str())?, p))).collect();
+        let ids: Vec<(u64, &OwnedObjectPath)> = list
+            .iter()
+            .filter_map(|p| Some((id_of(p.as_str())?, p)))
+            .collect();
         self.model
             .recordings
             .retain(|id, _| ids.iter().any(|(i, _)| i == id));
-        let Some(owner) = self.owner.clone() else { return };
+        let Some(owner) = self.owner.clone() else {
+            return;
+        };
         for (id, path) in ids {
             if self.model.recordings.contains_key(&id) {
                 continue;
@@ -274,7 +286,9 @@ impl Loop {
                 let changed = args.changed_properties();
                 if path == MANAGER_PATH {
                     if let Some(v) = changed.get("Recordings") {
-                        if let Ok(list) = Vec::<OwnedObjectPath>::try_from(v.try_to_owned().unwrap_or_else(|_| OwnedValue::from(0u8))) {
+                        if let Ok(list) = Vec::<OwnedObjectPath>::try_from(
+                            v.try_to_owned().unwrap_or_else(|_| OwnedValue::from(0u8)),
+                        ) {
                             self.sync_recordings(&list).await;
                         }
                     }
@@ -291,8 +305,9 @@ impl Loop {
                 }
             }
             "Finished" => {
-                if let Ok((file, _stats)) =
-                    msg.body().deserialize::<(String, HashMap<String, OwnedValue>)>()
+                if let Ok((file, _stats)) = msg
+                    .body()
+                    .deserialize::<(String, HashMap<String, OwnedValue>)>()
                 {
                     info!(%file, "recording finished");
                     self.model.add_recent(PathBuf::from(file));
@@ -332,9 +347,16 @@ impl Loop {
                 // Start returns once frames flow; the portal dialog may take minutes, so it
                 // runs beside the loop, which keeps following the new object's signals.
                 tokio::spawn(async move {
-                    let opts: HashMap<&str, Value<'_>> = HashMap::from([("source", Value::from(source))]);
+                    let opts: HashMap<&str, Value<'_>> =
+                        HashMap::from([("source", Value::from(source))]);
                     let r = conn
-                        .call_method(Some(BUS_NAME), MANAGER_PATH, Some(MANAGER_IFACE), "Start", &(opts,))
+                        .call_method(
+                            Some(BUS_NAME),
+                            MANAGER_PATH,
+                            Some(MANAGER_IFACE),
+                            "Start",
+                            &(opts,),
+                        )
                         .await;
                     let _ = done.send(match r {
                         Ok(_) => Done::Started,
@@ -352,7 +374,13 @@ impl Loop {
                 let path = format!("{MANAGER_PATH}/recording/{id}");
                 tokio::spawn(async move {
                     let r = conn
-                        .call_method(Some(BUS_NAME), path.as_str(), Some(RECORDING_IFACE), method, &())
+                        .call_method(
+                            Some(BUS_NAME),
+                            path.as_str(),
+                            Some(RECORDING_IFACE),
+                            method,
+                            &(),
+                        )
                         .await;
                     if let Err(e) = r {
                         let _ = done.send(Done::Failed(describe(&e)));
@@ -362,7 +390,13 @@ impl Loop {
             Action::ForgetSources => {
                 tokio::spawn(async move {
                     let r = conn
-                        .call_method(Some(BUS_NAME), MANAGER_PATH, Some(MANAGER_IFACE), "ForgetSources", &())
+                        .call_method(
+                            Some(BUS_NAME),
+                            MANAGER_PATH,
+                            Some(MANAGER_IFACE),
+                            "ForgetSources",
+                            &(),
+                        )
                         .await;
                     if let Err(e) = r {
                         let _ = done.send(Done::Failed(describe(&e)));
@@ -421,7 +455,10 @@ fn describe(e: &zbus::Error) -> String {
 
 /// `$XDG_VIDEOS_DIR` (xdg-user-dirs), else `~/Videos` — where the daemon puts relative paths.
 fn videos_dir() -> PathBuf {
-    if let Ok(out) = std::process::Command::new("xdg-user-dir").arg("VIDEOS").output() {
+    if let Ok(out) = std::process::Command::new("xdg-user-dir")
+        .arg("VIDEOS")
+        .output()
+    {
         let s = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         if out.status.success() && !s.is_empty() {
             return PathBuf::from(s);

@@ -38,7 +38,10 @@ fn main() {
     }
     init_logging(verbose);
     // One thread: the tray does little, and every extra worker is memory and wake-ups.
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zerocast tray: cannot start the async runtime: {e}");
@@ -57,7 +60,9 @@ async fn run() -> anyhow::Result<()> {
         .context("cannot connect to the session bus")?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     info!("tray running");
-    bus::Loop::new(conn, tx, own_icons_installed()).run(rx).await
+    bus::Loop::new(conn, tx, own_icons_installed())
+        .run(rx)
+        .await
 }
 
 /// Whether our state icons are in an icon theme dir the host will search.

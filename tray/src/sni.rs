@@ -42,11 +42,7 @@ impl ZerocastTray {
     }
 }
 
-fn item(
-    label: impl Into<String>,
-    enabled: bool,
-    action: Action,
-) -> MenuItem<ZerocastTray> {
+fn item(label: impl Into<String>, enabled: bool, action: Action) -> MenuItem<ZerocastTray> {
     StandardItem {
         label: label.into(),
         enabled,
@@ -122,7 +118,11 @@ impl ksni::Tray for ZerocastTray {
         }
         items.extend([
             MenuItem::Separator,
-            item("Forget remembered source", m.forget_source, Action::ForgetSources),
+            item(
+                "Forget remembered source",
+                m.forget_source,
+                Action::ForgetSources,
+            ),
             item("Quit", true, Action::Quit),
         ]);
         items
@@ -136,9 +136,9 @@ impl ksni::Tray for ZerocastTray {
         match reason {
             // Gone: ksni registers again when a watcher appears.
             ksni::OfflineReason::No
-            | ksni::OfflineReason::Error(ksni::Error::Watcher(
-                zbus::fdo::Error::ServiceUnknown(_),
-            )) => info!("no StatusNotifierWatcher; waiting for one"),
+            | ksni::OfflineReason::Error(ksni::Error::Watcher(zbus::fdo::Error::ServiceUnknown(
+                _,
+            ))) => info!("no StatusNotifierWatcher; waiting for one"),
             // A watcher is there but registering failed: ksni would wait for the *next*
             // watcher, so the loop serves the item again.
             reason => {

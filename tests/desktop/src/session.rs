@@ -125,7 +125,12 @@ pub fn start_watcher(desk: &Desktop) -> Result<SessionProc> {
     let bin = "status-notifier-watcher";
     let mut p = spawn(desk, "status-notifier-watcher", desk.command(bin))
         .context("is haskell-status-notifier-item-utils installed? (scripts/install-deps.sh)")?;
-    wait_for_name(desk, WATCHER_BUS_NAME, Some(&mut p), Duration::from_secs(10))?;
+    wait_for_name(
+        desk,
+        WATCHER_BUS_NAME,
+        Some(&mut p),
+        Duration::from_secs(10),
+    )?;
     Ok(p)
 }
 
@@ -168,8 +173,14 @@ pub fn start_dunst(desk: &Desktop) -> Result<Dunst> {
     )?;
     let mut cmd = desk.command("dunst");
     cmd.arg("-config").arg(&config);
-    let mut proc = spawn(desk, "dunst", cmd).context("is dunst installed? (scripts/install-deps.sh)")?;
-    wait_for_name(desk, NOTIFICATIONS_BUS_NAME, Some(&mut proc), Duration::from_secs(10))?;
+    let mut proc =
+        spawn(desk, "dunst", cmd).context("is dunst installed? (scripts/install-deps.sh)")?;
+    wait_for_name(
+        desk,
+        NOTIFICATIONS_BUS_NAME,
+        Some(&mut proc),
+        Duration::from_secs(10),
+    )?;
     Ok(Dunst { proc, menu_log })
 }
 
@@ -240,7 +251,9 @@ pub fn install_default_handler(desk: &Desktop) -> Result<PathBuf> {
 /// [`kill_name_owner`].
 pub fn install_activatable(desk: &Desktop, name: &str, exec: &str) -> Result<()> {
     fs::write(
-        desk.dir().join("dbus-services").join(format!("{name}.service")),
+        desk.dir()
+            .join("dbus-services")
+            .join(format!("{name}.service")),
         format!("[D-BUS Service]\nName={name}\nExec={exec}\n"),
     )?;
     let out = desk
