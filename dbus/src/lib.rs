@@ -6,7 +6,7 @@
 //! - [`backend`]: the portal + recorder composition the service drives ([`start_recording`]).
 //! - [`daemon`]: [`run_daemon`], bus name ownership and shutdown.
 //! - [`notify`]: desktop notifications when a recording ends.
-//! - [`ctl`]: [`run_ctl`], the client.
+//! - [`ctl`]: [`run_ctl`], the client; [`feed`]: its `watch --json` / `--format waybar`.
 
 pub mod backend;
 pub mod ctl;
@@ -15,6 +15,7 @@ pub mod error;
 /// Test double for the D-Bus surface tests only; never built into the daemon.
 #[cfg(any(test, feature = "fake-backend"))]
 pub mod fake;
+pub mod feed;
 pub mod logging;
 pub mod notify;
 pub mod options;
