@@ -154,6 +154,8 @@ pub async fn run(args: RecordArgs) -> Result<i32> {
         recording: opts,
         source,
         stop_on_disconnect: false,
+        // In-process recordings report on the terminal; notifications are the daemon's.
+        notify: false,
     });
     // Ctrl-C while the portal dialog is open (or the stream is starting) abandons the start:
     // our handlers replaced the default "terminate", so they must act here too.

@@ -253,3 +253,51 @@ fn no_notification_server_is_logged_only() {
     let log = daemon.stop();
     assert!(log.contains("no notification server"), "{log}");
 }
+
+/// `ctl start --no-notify` (Start option `notify` false): that recording ends silently; the next
+/// one, with the default, is notified (so the silence is the option's doing).
+#[test]
+fn no_notify_turns_them_off() {
+    let _g = lock();
+    let (desk, _dunst) = desktop_with_dunst();
+    let daemon = Daemon::start(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let ctl = |args: &[&str]| -> String {
+        let o = run_ok(zerocast(&desk).arg("ctl").args(args));
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    let quiet = out.path().join("quiet.mkv");
+    let obj = ctl(&["start", "--no-notify", "-o", quiet.to_str().unwrap()]);
+    let options = busctl(
+        &desk,
+        &[
+            "get-property",
+            NAME,
+            &obj,
+            "org.zerocast.Recording1",
+            "Options",
+        ],
+    );
+    assert!(options.contains("\"notify\" b false"), "{options}");
+    std::thread::sleep(Duration::from_millis(800));
+    ctl(&["stop", &obj]);
+
+    let loud = out.path().join("loud.mkv");
+    let obj = ctl(&["start", "-o", loud.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_millis(800));
+    ctl(&["stop", &obj]);
+    wait_until(
+        Duration::from_secs(10),
+        "the second recording's notification",
+        || displayed(&desk) >= 1,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    session::dunstctl(&desk, &["close-all"]).unwrap();
+    wait_until(Duration::from_secs(5), "history", || {
+        !history(&desk).is_empty()
+    });
+    let h = history(&desk);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert!(h[0].1.contains("loud.mkv"), "{h:?}");
+    daemon.stop();
+}

@@ -132,6 +132,9 @@ pub struct StartArgs {
     /// Stop when this `ctl` process exits (it then waits until the recording ends).
     #[arg(long)]
     pub stop_on_disconnect: bool,
+    /// No desktop notification when the recording ends.
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 impl StartArgs {
@@ -175,6 +178,9 @@ impl StartArgs {
         }
         if self.stop_on_disconnect {
             m.insert("stop-on-disconnect", Value::from(true));
+        }
+        if self.no_notify {
+            m.insert("notify", Value::from(false));
         }
         Ok(m)
     }

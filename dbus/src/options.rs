@@ -30,6 +30,7 @@ pub const KEYS: &[&str] = &[
     "restore",
     "duration",
     "stop-on-disconnect",
+    "notify",
 ];
 
 /// Upper bounds that keep values meaningful and arithmetic safe (e.g. `Duration::from_secs_f64`
@@ -48,6 +49,8 @@ pub struct StartRequest {
     pub source: SourceOptions,
     /// Stop (and finalize) when the D-Bus client that called `Start` leaves the bus.
     pub stop_on_disconnect: bool,
+    /// A desktop notification when the recording ends (saved or failed).
+    pub notify: bool,
 }
 
 impl StartRequest {
@@ -78,6 +81,7 @@ impl StartRequest {
             put("duration", Value::from(d.as_secs_f64()));
         }
         put("stop-on-disconnect", Value::from(self.stop_on_disconnect));
+        put("notify", Value::from(self.notify));
         m
     }
 }
@@ -225,6 +229,10 @@ pub fn parse_options_in(
         .map(|v| as_bool("stop-on-disconnect", v))
         .transpose()?
         .unwrap_or(false);
+    let notify = get("notify")
+        .map(|v| as_bool("notify", v))
+        .transpose()?
+        .unwrap_or(true);
 
     let rate = match (bitrate, quality) {
         (Some(_), Some(_)) => {
@@ -265,6 +273,7 @@ pub fn parse_options_in(
             restore,
         },
         stop_on_disconnect,
+        notify,
     })
 }
 
@@ -606,6 +615,7 @@ mod tests {
         assert_eq!(req.recording.codec, Codec::H264);
         assert!(req.source.restore);
         assert!(!req.stop_on_disconnect);
+        assert!(req.notify);
     }
 
     #[test]
@@ -623,6 +633,7 @@ mod tests {
             ("restore", Value::from(false)),
             ("duration", Value::from(2.5f64)),
             ("stop-on-disconnect", Value::from(true)),
+            ("notify", Value::from(false)),
         ]);
         let req = parse_options_in(&o, &ctx(dir.path())).unwrap();
         assert_eq!(req.recording.path, p);
@@ -636,6 +647,7 @@ mod tests {
         assert_eq!(req.source.source, SourceType::Window);
         assert!(!req.source.restore);
         assert!(req.stop_on_disconnect);
+        assert!(!req.notify);
         let again = parse_options_in(&req.to_dbus(), &ctx(dir.path())).unwrap();
         assert_eq!(again.to_dbus(), req.to_dbus());
     }
@@ -684,6 +696,7 @@ mod tests {
         assert_eq!(e.key(), "cursor");
         assert!(e.to_string().contains("embedded"), "{e}");
         assert_eq!(err(&[("restore", Value::from("yes"))]).key(), "restore");
+        assert_eq!(err(&[("notify", Value::from(1u32))]).key(), "notify");
         assert_eq!(err(&[("duration", Value::from(0.0f64))]).key(), "duration");
         assert_eq!(
             err(&[("duration", Value::from(f64::NAN))]).key(),

@@ -260,7 +260,7 @@ impl RecorderService {
             view: view_tx,
             cmds: cmd_rx,
             caller: sender.filter(|_| req.stop_on_disconnect),
-            notify: true,
+            notify: req.notify,
         };
         tokio::spawn(sup.run(req, started_tx).instrument(span));
         match started_rx.await {
