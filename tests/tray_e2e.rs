@@ -175,6 +175,11 @@ struct Entry {
     visible: bool,
 }
 
+/// SNI `ToolTip`: icon name, pixmaps (w, h, ARGB), title, description.
+type ToolTip = (String, Vec<(i32, i32, Vec<u8>)>, String, String);
+/// dbusmenu layout node: id, properties, children (each a variant holding a node).
+type Layout = (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>);
+
 struct Item {
     conn: Connection,
     service: String,
@@ -201,8 +206,7 @@ impl Item {
     /// Tooltip (title, description).
     fn tooltip(&self) -> (String, String) {
         let p = Proxy::new(&self.conn, self.service.as_str(), self.path.as_str(), SNI).unwrap();
-        let (_icon, _pixmaps, title, body): (String, Vec<(i32, i32, Vec<u8>)>, String, String) =
-            p.get_property("ToolTip").unwrap();
+        let (_icon, _pixmaps, title, body): ToolTip = p.get_property("ToolTip").unwrap();
         (title, body)
     }
 
@@ -216,10 +220,7 @@ impl Item {
     fn menu(&self) -> Vec<Entry> {
         let menu = self.menu_path();
         let p = Proxy::new(&self.conn, self.service.as_str(), menu.as_str(), MENU).unwrap();
-        let (_rev, (_id, _props, children)): (
-            u32,
-            (i32, HashMap<String, OwnedValue>, Vec<OwnedValue>),
-        ) = p
+        let (_rev, (_id, _props, children)): (u32, Layout) = p
             .call("GetLayout", &(0i32, -1i32, Vec::<String>::new()))
             .expect("GetLayout");
         children

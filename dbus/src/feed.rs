@@ -280,7 +280,7 @@ impl<W: Write> Feed<W> {
                 continue;
             };
             if let Ok(all) = p
-                .get_all(InterfaceName::from_static_str_unchecked(RECORDING_IFACE).into())
+                .get_all(InterfaceName::from_static_str_unchecked(RECORDING_IFACE))
                 .await
             {
                 let r = self.snap.recordings.entry(id).or_default();

@@ -251,7 +251,7 @@ impl Loop {
             }
             let all = match self.props(&owner, path.as_str()).await {
                 Ok(p) => p
-                    .get_all(InterfaceName::from_static_str_unchecked(RECORDING_IFACE).into())
+                    .get_all(InterfaceName::from_static_str_unchecked(RECORDING_IFACE))
                     .await
                     .map_err(anyhow::Error::from),
                 Err(e) => Err(e),
