@@ -413,7 +413,18 @@ fn tray_menu_records_pauses_and_stops() {
     );
     let ids: Vec<i32> = item.menu().iter().map(|e| e.id).collect();
 
-    std::thread::sleep(Duration::from_millis(500));
+    // Steady state: zbus connects through tokio's blocking pool, whose idle thread leaves
+    // ~10 s later (one last wake-up); after that the tray is one thread.
+    wait_until(
+        Duration::from_secs(20),
+        "the tray to be single-threaded",
+        || {
+            std::fs::read_dir(format!("/proc/{}/task", tray.pid()))
+                .unwrap()
+                .count()
+                == 1
+        },
+    );
     let idle_wakeups = wakeups_per_sec(tray.pid(), Duration::from_secs(10));
     let idle_rss = rss_kb(tray.pid());
 
