@@ -279,6 +279,12 @@ impl Item {
             .expect("dbusmenu Event");
     }
 
+    /// A left click on the icon.
+    fn activate(&self) {
+        let p = Proxy::new(&self.conn, self.service.as_str(), self.path.as_str(), SNI).unwrap();
+        let () = p.call("Activate", &(0i32, 0i32)).expect("Activate");
+    }
+
     fn wait_status(&self, status: &str, title_has: &str) {
         wait_until(
             Duration::from_secs(30),
@@ -444,7 +450,10 @@ fn tray_menu_records_pauses_and_stops() {
     // The tooltip follows the daemon's 1 Hz progress signals: elapsed time, size, capture path.
     let (title, body) = item.tooltip();
     assert!(title.starts_with("zerocast: recording 0:0"), "{title}");
-    assert!(body.contains(" MB") && body.contains("shm-cpu"), "{body}");
+    assert!(
+        body.contains(" MB") && body.contains("shm-cpu") && body.contains("x264"),
+        "{body}"
+    );
     assert!(body.contains("home/Videos/zerocast-"), "{body}");
     assert!(
         !title.ends_with("0:00"),
@@ -498,6 +507,20 @@ fn tray_menu_records_pauses_and_stops() {
         "the default handler to run",
         || std::fs::read_to_string(&opened).is_ok_and(|s| s.contains(file.to_str().unwrap())),
     );
+
+    // Open recordings folder: the folder of the last recording.
+    item.click("Open recordings folder");
+    let videos = file.parent().unwrap().to_str().unwrap().to_owned();
+    wait_until(Duration::from_secs(10), "the folder opened", || {
+        std::fs::read_to_string(&opened).is_ok_and(|s| s.lines().any(|l| l == videos))
+    });
+    // Forget remembered source: the daemon drops the restore token the recording stored.
+    let token = desk.dir().join("state/zerocast/restore-token-monitor");
+    assert!(token.exists(), "no restore token at {}", token.display());
+    item.click("Forget remembered source");
+    wait_until(Duration::from_secs(10), "the restore token removed", || {
+        !token.exists()
+    });
 
     println!(
         "tray figures: RSS idle {idle_rss} kB, recording {rec_rss} kB; wake-ups/s idle {idle_wakeups:.2} \
@@ -574,6 +597,20 @@ fn tray_follows_a_busctl_recording_and_stops_it() {
     decodes(&file);
     assert!(ffprobe(&file).duration > 0.5);
     assert!(item.entry("busctl.mkv").visible);
+
+    // Left click toggles: records the screen, then stops.
+    item.activate();
+    item.wait_status("NeedsAttention", "recording");
+    std::thread::sleep(Duration::from_millis(700));
+    item.activate();
+    item.wait_status("Active", "idle");
+    assert_eq!(
+        item.menu()
+            .iter()
+            .filter(|e| e.visible && e.label.ends_with(".mkv"))
+            .count(),
+        2
+    );
 }
 
 /// The tray starts before any watcher and registers when one appears; a killed daemon shows
