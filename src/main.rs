@@ -28,6 +28,7 @@ enum Command {
         cmd: zerocast_dbus::CtlCommand,
     },
     /// Tray applet (runs `zerocast-tray`, a separate binary with no recorder code in it).
+    #[command(disable_help_flag = true)]
     Tray {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,

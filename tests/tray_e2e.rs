@@ -709,3 +709,18 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `zerocast tray` replaces itself with the `zerocast-tray` next to it.
+#[test]
+fn zerocast_tray_runs_the_applet_binary() {
+    tray_bin();
+    let out = run_ok(Command::new(zerocast_bin()).args(["tray", "--help"]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("zerocast-tray: tray applet"), "{text}");
+    let bad = Command::new(zerocast_bin())
+        .args(["tray", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument \"--bogus\""));
+}
