@@ -286,9 +286,10 @@ impl Loop {
                 let changed = args.changed_properties();
                 if path == MANAGER_PATH {
                     if let Some(v) = changed.get("Recordings") {
-                        if let Ok(list) = Vec::<OwnedObjectPath>::try_from(
-                            v.try_to_owned().unwrap_or_else(|_| OwnedValue::from(0u8)),
-                        ) {
+                        let list = OwnedValue::try_from(v)
+                            .ok()
+                            .and_then(|v| Vec::<OwnedObjectPath>::try_from(v).ok());
+                        if let Some(list) = list {
                             self.sync_recordings(&list).await;
                         }
                     }
