@@ -718,7 +718,9 @@ impl Source {
 /// painter's frames, at 60 fps timestamps. No capture, no PipeWire, no second thread of ours.
 fn floor_child() -> Result<()> {
     use ffmpeg_next::{format::Pixel, frame::Video};
-    use zerocast_recorder::encode::{Converter, ConverterChoice, Encoder, EncoderConfig, FrameRef};
+    use zerocast_recorder::encode::{
+        ConverterChoice, CpuConverter, Encoder, EncoderConfig, FrameRef,
+    };
     use zerocast_recorder::frame::{CpuFrame, PixelFormat};
     use zerocast_recorder::{Codec, Container, EncoderChoice, RateControl};
 
@@ -736,7 +738,7 @@ fn floor_child() -> Result<()> {
         .context("ZEROCAST_BENCH_SIZE")?;
     let (ew, eh) = (w & !1, h & !1);
     let mut source = Source::new(Layout::new(w, h), content);
-    let mut conv = Converter::new(ConverterChoice::Auto);
+    let mut conv = CpuConverter::new(ConverterChoice::Auto);
     let mut yuv = Video::new(Pixel::YUV420P, ew, eh);
     let (ew, eh) = (ew as usize, eh as usize);
     // The PipeWire thread's layout: Y rows at `stride`, then U and V rows at `stride / 2`.
@@ -753,6 +755,7 @@ fn floor_child() -> Result<()> {
         container: Container::Mkv,
         codec: Codec::H264,
         encoder: EncoderChoice::Software,
+        selected: None,
         rate: RateControl::Quality(23),
         keyint: 250,
         width: w,

@@ -16,7 +16,8 @@ BOOKWORM=(pkg-config build-essential libclang-dev clang
   meson ninja-build libinih-dev libsystemd-dev scdoc dpkg-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-tools
-  procps psmisc util-linux time)
+  procps psmisc util-linux time
+  dunst haskell-status-notifier-item-utils xdg-utils file desktop-file-utils)
 
 missing=()
 for p in "${BACKPORTS[@]}" "${BOOKWORM[@]}"; do

@@ -27,6 +27,12 @@ enum Command {
         #[command(subcommand)]
         cmd: zerocast_dbus::CtlCommand,
     },
+    /// Tray applet (runs `zerocast-tray`, a separate binary with no recorder code in it).
+    #[command(disable_help_flag = true)]
+    Tray {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show what this machine can do: portal, Vulkan, CUDA, encoders.
     Probe {
         /// Machine-readable output.
@@ -42,6 +48,9 @@ fn main() {
         std::env::set_var("SVT_LOG", "1");
     }
     let cli = Cli::parse();
+    if let Command::Tray { args } = &cli.command {
+        exec_tray(args, cli.verbose);
+    }
     if matches!(cli.command, Command::Daemon) {
         // The daemon logs to the journal when systemd started it, else to stderr.
         zerocast_app::logging::init(if cli.verbose > 0 { "debug" } else { "info" });
@@ -61,6 +70,7 @@ fn main() {
             Command::Probe { json } => probe(json).await,
             Command::Daemon => zerocast_dbus::run_daemon().await.map(|()| 0),
             Command::Ctl { cmd } => zerocast_dbus::run_ctl(cmd).await,
+            Command::Tray { .. } => unreachable!("exec'd above"),
         }
     });
     match result {
@@ -71,6 +81,24 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// Replaces this process with `zerocast-tray` (next to this binary, else from `PATH`): the
+/// applet stays in the session all day and must not carry the recorder's libraries.
+fn exec_tray(args: &[String], verbose: u8) -> ! {
+    use std::os::unix::process::CommandExt;
+    let sibling = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("zerocast-tray")))
+        .filter(|p| p.is_file());
+    let program = sibling.unwrap_or_else(|| "zerocast-tray".into());
+    let mut cmd = std::process::Command::new(&program);
+    for _ in 0..verbose {
+        cmd.arg("-v");
+    }
+    let err = cmd.args(args).exec();
+    eprintln!("zerocast: cannot run {}: {err}", program.display());
+    std::process::exit(1);
 }
 
 async fn probe(json: bool) -> Result<i32> {

@@ -55,6 +55,7 @@ impl RequestArgs {
             duration: self.duration,
             // A CLI recording belongs to its process; there is no bus client to leave.
             stop_on_disconnect: None,
+            notify: None,
         }
     }
 

@@ -62,6 +62,7 @@ pub fn to_raw(opts: &HashMap<String, OwnedValue>) -> Result<RawRequest, RequestE
             "restore" => raw.restore = Some(as_bool(key, v)?),
             "duration" => raw.duration = Some(as_seconds(key, v)?),
             "stop-on-disconnect" => raw.stop_on_disconnect = Some(as_bool(key, v)?),
+            "notify" => raw.notify = Some(as_bool(key, v)?),
             // A table row without a parse arm: caught by this module's tests.
             other => {
                 return Err(RequestError::UnknownKey {
@@ -103,6 +104,7 @@ pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
         put("duration", Value::from(d.as_secs_f64()));
     }
     put("stop-on-disconnect", Value::from(r.stop_on_disconnect));
+    put("notify", Value::from(r.notify));
     m
 }
 
@@ -273,6 +275,7 @@ mod tests {
         assert_eq!(req.codec, None);
         assert!(req.restore);
         assert!(!req.stop_on_disconnect);
+        assert!(req.notify);
     }
 
     #[test]
@@ -290,6 +293,7 @@ mod tests {
             ("restore", Value::from(false)),
             ("duration", Value::from(2.5f64)),
             ("stop-on-disconnect", Value::from(true)),
+            ("notify", Value::from(false)),
         ]);
         let req = parse_options_in(&o, &ctx(dir.path())).unwrap();
         assert_eq!(req.path, p);
@@ -303,6 +307,7 @@ mod tests {
         assert_eq!(req.source, SourceType::Window);
         assert!(!req.restore);
         assert!(req.stop_on_disconnect);
+        assert!(!req.notify);
         let again = parse_options_in(&to_dbus(&req), &ctx(dir.path())).unwrap();
         assert_eq!(to_dbus(&again), to_dbus(&req));
     }

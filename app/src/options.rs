@@ -148,6 +148,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "Stop when the D-Bus caller leaves the bus (default: false)",
         range: None,
     },
+    OptionSpec {
+        key: "notify",
+        signature: "b",
+        flag: None,
+        help: "A desktop notification when the recording ends (default: true; `ctl start --no-notify`)",
+        range: None,
+    },
 ];
 
 /// Every key `Start` understands, in table order.

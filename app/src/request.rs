@@ -37,6 +37,7 @@ pub struct RawRequest {
     pub restore: Option<bool>,
     pub duration: Option<f64>,
     pub stop_on_disconnect: Option<bool>,
+    pub notify: Option<bool>,
 }
 
 /// A validated recording request: what to ask the portal for and what to tell the recorder.
@@ -62,6 +63,9 @@ pub struct RecordingRequest {
     pub restore: bool,
     /// Stop (and finalize) when the D-Bus client that called `Start` leaves the bus.
     pub stop_on_disconnect: bool,
+    /// A desktop notification when the recording ends (saved or failed). The daemon sends it;
+    /// an in-process CLI recording reports on its terminal instead.
+    pub notify: bool,
 }
 
 /// Why a request was rejected. Every variant names the option ([`RequestError::key`]) and the
@@ -243,6 +247,7 @@ impl RawRequest {
             source,
             restore: self.restore.unwrap_or(true),
             stop_on_disconnect: self.stop_on_disconnect.unwrap_or(false),
+            notify: self.notify.unwrap_or(true),
         })
     }
 }

@@ -80,8 +80,17 @@ pub enum CtlCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print property changes of a recording until it ends (exit status 1 if it failed).
-    Watch { recording: Option<String> },
+    /// Print property changes of a recording until it ends (exit status 1 if it failed); with
+    /// --json or --format waybar, one line per change of whatever records, until interrupted
+    /// (for status bars: driven by the daemon's signals, never starts a daemon).
+    Watch {
+        recording: Option<String>,
+        /// Same as --format json.
+        #[arg(long, conflicts_with = "format")]
+        json: bool,
+        #[arg(long, value_enum)]
+        format: Option<crate::feed::Format>,
+    },
     /// Forget the remembered screen/window so the next start asks again.
     ForgetSources,
 }
@@ -123,6 +132,9 @@ pub struct StartArgs {
     /// Stop when this `ctl` process exits (it then waits until the recording ends).
     #[arg(long)]
     pub stop_on_disconnect: bool,
+    /// No desktop notification when the recording ends.
+    #[arg(long)]
+    pub no_notify: bool,
 }
 
 impl StartArgs {
@@ -169,6 +181,9 @@ impl StartArgs {
         }
         if self.stop_on_disconnect {
             m.insert("stop-on-disconnect", Value::from(true));
+        }
+        if self.no_notify {
+            m.insert("notify", Value::from(false));
         }
         Ok(m)
     }
@@ -256,7 +271,22 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        CtlCommand::Watch { recording } => {
+        CtlCommand::Watch {
+            recording,
+            json,
+            format,
+        } => {
+            let format = if json {
+                crate::feed::Format::Json
+            } else {
+                format.unwrap_or(crate::feed::Format::Text)
+            };
+            if format != crate::feed::Format::Text {
+                if let Some(r) = recording {
+                    bail!("--json and --format {format:?} follow every recording; leave out {r:?}");
+                }
+                return crate::feed::run(conn, format).await;
+            }
             let path = match recording {
                 Some(r) => parse_target(&r)?,
                 None => newest_running(conn, &manager).await?,

@@ -8,7 +8,8 @@
 //! - [`error`]: the `org.zerocast.Error.*` names and how request, portal and recorder errors
 //!   map onto them.
 //! - [`daemon`]: [`run_daemon`], bus name ownership and shutdown.
-//! - [`ctl`]: [`run_ctl`], the client.
+//! - [`notify`]: desktop notifications when a recording ends.
+//! - [`ctl`]: [`run_ctl`], the client; [`feed`]: its `watch --json` / `--format waybar`.
 
 pub mod backend;
 pub mod ctl;
@@ -17,6 +18,8 @@ pub mod error;
 /// Test double for the D-Bus surface tests only; never built into the daemon.
 #[cfg(any(test, feature = "fake-backend"))]
 pub mod fake;
+pub mod feed;
+pub mod notify;
 pub mod service;
 
 pub use ctl::{run_ctl, CtlCommand};

@@ -24,6 +24,7 @@ use zerocast_recorder::{EndReason, RecordingState, Stats, Summary};
 
 use crate::backend::{ActiveRecording, Backend};
 use crate::error::Error;
+use crate::notify::{Notifier, Outcome};
 use zerocast_app::dbus::{parse_options, to_dbus};
 use zerocast_app::RecordingRequest;
 
@@ -58,6 +59,7 @@ pub struct Shared {
     backend: Arc<dyn Backend>,
     config: ServiceConfig,
     registry: StdMutex<Registry>,
+    notifier: Notifier,
 }
 
 #[derive(Default)]
@@ -85,6 +87,7 @@ impl Shared {
             backend,
             config,
             registry: StdMutex::new(Registry::default()),
+            notifier: Notifier::new(),
         })
     }
 
@@ -258,6 +261,7 @@ impl RecorderService {
             view: view_tx,
             cmds: cmd_rx,
             caller: sender.filter(|_| req.stop_on_disconnect),
+            notify: req.notify,
         };
         tokio::spawn(sup.run(req, started_tx).instrument(span));
         match started_rx.await {
@@ -474,6 +478,8 @@ struct Supervisor {
     cmds: mpsc::Receiver<Cmd>,
     /// The `Start` caller, when it asked for `stop-on-disconnect`.
     caller: Option<UniqueName<'static>>,
+    /// Send a desktop notification when the recording ends.
+    notify: bool,
 }
 
 impl Supervisor {
@@ -703,6 +709,27 @@ impl Supervisor {
                 let _ = RecordingObject::failed(&emitter, &e.dbus_name(), &e.message()).await;
             }
             (None, None) => unreachable!("an end has a summary or an error"),
+        }
+        if self.notify {
+            let outcome = match (&summary, &failure) {
+                (Some(s), None) => Outcome::Saved {
+                    path: s.path.clone(),
+                    duration: s.stats.duration,
+                    bytes: s.stats.bytes,
+                },
+                (s, Some(e)) => Outcome::Failed {
+                    error_name: e.dbus_name().to_string(),
+                    message: e.message(),
+                    path: s.as_ref().map(|s| s.path.clone()),
+                },
+                (None, None) => unreachable!(),
+            };
+            let (conn, shared) = (self.conn.clone(), self.shared.clone());
+            // Beside the end: a slow or missing notification server delays nothing.
+            tokio::spawn(
+                async move { shared.notifier.recording_ended(&conn, outcome).await }
+                    .in_current_span(),
+            );
         }
         for w in stop_waiters {
             // A Stop caller gets the path whenever a file exists, even after a lost stream.

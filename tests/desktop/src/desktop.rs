@@ -898,7 +898,7 @@ fn tail_file(path: &Path, max: u64) -> String {
 }
 
 /// SIGTERM, wait up to `grace`, then SIGKILL; always reaps.
-fn terminate(child: &mut Child, grace: Duration) {
+pub(crate) fn terminate(child: &mut Child, grace: Duration) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
@@ -969,7 +969,7 @@ type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 /// not the process. Tests run on short-lived threads, and a Desktop may outlive the thread that
 /// created it (e.g. one kept in a static), so forking from a test thread would kill the
 /// desktop when that test's thread ends.
-fn spawn_with_pdeathsig(cmd: Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_with_pdeathsig(cmd: Command) -> std::io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();

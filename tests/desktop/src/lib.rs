@@ -7,6 +7,7 @@
 pub mod desktop;
 pub mod layout;
 pub mod painter;
+pub mod session;
 
 pub use desktop::{Component, Desktop, DesktopOptions, Screenshot};
 pub use layout::{Content, Layout};

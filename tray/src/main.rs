@@ -1,0 +1,104 @@
+//! `zerocast-tray` (`zerocast tray`): a StatusNotifierItem for the zerocast daemon. A client of
+//! `org.zerocast.Recorder1` only: it links no recorder code and starts the daemon by D-Bus
+//! activation on the first Record click.
+
+mod bus;
+mod model;
+mod sni;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tracing::info;
+
+const HELP: &str = "zerocast-tray: tray applet for the zerocast screen recorder
+
+Usage: zerocast tray [-v]
+
+Shows the recorder's state in the status area (StatusNotifierItem: KDE, waybar, XFCE,
+Cinnamon, GNOME with the AppIndicator extension) with Record screen / Record window /
+Pause / Stop and the last recordings. Left click starts or stops a recording.
+ZEROCAST_LOG (or RUST_LOG) sets the log level.";
+
+fn main() {
+    let mut verbose = 0;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "-h" | "--help" => {
+                println!("{HELP}");
+                return;
+            }
+            "-v" | "--verbose" => verbose += 1,
+            "-vv" => verbose += 2,
+            other => {
+                eprintln!("zerocast tray: unknown argument {other:?}\n\n{HELP}");
+                std::process::exit(2);
+            }
+        }
+    }
+    init_logging(verbose);
+    // One thread: the tray does little, and every extra worker is memory and wake-ups.
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("zerocast tray: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run()) {
+        eprintln!("zerocast tray: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let conn = zbus::Connection::session()
+        .await
+        .context("cannot connect to the session bus")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    info!("tray running");
+    bus::Loop::new(conn, tx, own_icons_installed())
+        .run(rx)
+        .await
+}
+
+/// Whether our state icons are in an icon theme dir the host will search.
+fn own_icons_installed() -> bool {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(d) => dirs.push(d.into()),
+        None => {
+            if let Some(h) = std::env::var_os("HOME") {
+                dirs.push(PathBuf::from(h).join(".local/share"));
+            }
+        }
+    }
+    let data_dirs = std::env::var("XDG_DATA_DIRS")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/usr/local/share:/usr/share".into());
+    dirs.extend(data_dirs.split(':').map(PathBuf::from));
+    dirs.iter().any(|d| {
+        d.join("icons/hicolor/scalable/status/zerocast-recording.svg")
+            .is_file()
+    })
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "info,zbus=warn",
+        1 => "debug,zbus=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("ZEROCAST_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

@@ -1,0 +1,341 @@
+//! What the tray knows about the daemon, and what it shows for it: pure data and pure functions,
+//! so every label, flag, icon and tooltip is unit-tested without a bus.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+/// How many finished recordings the menu lists.
+pub const RECENT: usize = 5;
+
+/// One recording object of the daemon, as far as its properties and signals told us.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recording {
+    pub state: String,
+    pub path: String,
+    pub duration: f64,
+    pub bytes: u64,
+    pub encoder: String,
+    pub capture_path: String,
+}
+
+impl Recording {
+    pub fn is_over(&self) -> bool {
+        matches!(self.state.as_str(), "finished" | "failed")
+    }
+}
+
+/// The tray's picture of the world. Changed only by the event loop (`bus.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// `org.zerocast.Recorder1` has an owner.
+    pub daemon: bool,
+    /// Recording objects by their number (the last path element).
+    pub recordings: BTreeMap<u64, Recording>,
+    /// Finished files, newest first.
+    pub recent: VecDeque<PathBuf>,
+    /// A `Start` sent from this tray that has not returned yet.
+    pub start_pending: bool,
+    /// The last error of an action started here, shown in the tooltip until the next action.
+    pub last_error: Option<String>,
+}
+
+/// The state the icon shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    Unavailable,
+    Idle,
+    Starting,
+    Recording,
+    Paused,
+    Finishing,
+}
+
+impl Model {
+    /// The recording the menu acts on: the newest one that has not ended.
+    pub fn current(&self) -> Option<(u64, &Recording)> {
+        self.recordings
+            .iter()
+            .rev()
+            .find(|(_, r)| !r.is_over())
+            .map(|(id, r)| (*id, r))
+    }
+
+    pub fn shown(&self) -> Shown {
+        match self.current() {
+            Some((_, r)) => match r.state.as_str() {
+                "recording" => Shown::Recording,
+                "paused" => Shown::Paused,
+                "finishing" => Shown::Finishing,
+                _ => Shown::Starting,
+            },
+            None if self.start_pending => Shown::Starting,
+            None if self.daemon => Shown::Idle,
+            None => Shown::Unavailable,
+        }
+    }
+
+    /// Remembers a finished file (newest first, no duplicates, at most [`RECENT`]).
+    pub fn add_recent(&mut self, path: PathBuf) {
+        self.recent.retain(|p| p != &path);
+        self.recent.push_front(path);
+        self.recent.truncate(RECENT);
+    }
+
+    /// The daemon went away: what it was running is gone with it.
+    pub fn daemon_lost(&mut self) {
+        self.daemon = false;
+        self.recordings.clear();
+    }
+
+    pub fn menu(&self) -> Menu {
+        let shown = self.shown();
+        let idle = matches!(shown, Shown::Idle | Shown::Unavailable);
+        let current = self.current().map(|(_, r)| r.state.as_str());
+        Menu {
+            record_screen: idle,
+            record_window: idle,
+            pause_label: if current == Some("paused") {
+                "Resume"
+            } else {
+                "Pause"
+            },
+            pause_resume: matches!(current, Some("recording" | "paused")),
+            stop: matches!(current, Some("starting" | "recording" | "paused")),
+            forget_source: idle,
+            recent: self
+                .recent
+                .iter()
+                .map(|p| menu_label(&file_name(p)))
+                .collect(),
+        }
+    }
+
+    /// The freedesktop status: `NeedsAttention` while recording (hosts emphasise it).
+    pub fn status(&self) -> ksni::Status {
+        match self.shown() {
+            Shown::Recording | Shown::Starting | Shown::Finishing => ksni::Status::NeedsAttention,
+            _ => ksni::Status::Active,
+        }
+    }
+
+    pub fn icon(&self, own_icons: bool) -> &'static str {
+        let shown = self.shown();
+        if own_icons {
+            match shown {
+                Shown::Unavailable => "zerocast-unavailable",
+                Shown::Idle => "zerocast-idle",
+                Shown::Recording | Shown::Starting | Shown::Finishing => "zerocast-recording",
+                Shown::Paused => "zerocast-paused",
+            }
+        } else {
+            // Names every freedesktop icon theme has.
+            match shown {
+                Shown::Unavailable | Shown::Idle => "video-display",
+                Shown::Recording | Shown::Starting | Shown::Finishing => "media-record",
+                Shown::Paused => "media-playback-pause",
+            }
+        }
+    }
+
+    /// Tooltip title and body.
+    pub fn tooltip(&self) -> (String, String) {
+        let (title, mut body) = match (self.shown(), self.current()) {
+            (Shown::Unavailable, _) => (
+                "zerocast: daemon not running".to_owned(),
+                "Record starts it (D-Bus activation).".to_owned(),
+            ),
+            (Shown::Idle, _) => (
+                "zerocast: idle".to_owned(),
+                "Click to record the screen.".to_owned(),
+            ),
+            (shown, Some((_, r))) => {
+                let word = match shown {
+                    Shown::Recording => "recording",
+                    Shown::Paused => "paused",
+                    Shown::Finishing => "finishing",
+                    _ => "starting",
+                };
+                let mut body = format!("{} · {}", clock(r.duration), size(r.bytes));
+                for extra in [&r.capture_path, &r.encoder] {
+                    if !extra.is_empty() {
+                        body.push_str(" · ");
+                        body.push_str(extra);
+                    }
+                }
+                if !r.path.is_empty() {
+                    body.push('\n');
+                    body.push_str(&r.path);
+                }
+                (format!("zerocast: {word} {}", clock(r.duration)), body)
+            }
+            (_, None) => (
+                "zerocast: starting".to_owned(),
+                "Waiting for the screen-cast dialog.".to_owned(),
+            ),
+        };
+        if let Some(e) = &self.last_error {
+            body.push_str("\nLast error: ");
+            body.push_str(e);
+        }
+        (title, body)
+    }
+}
+
+/// Labels and enabled flags of the menu. The items never move (ksni renumbers items when the
+/// structure changes); only these values do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Menu {
+    pub record_screen: bool,
+    pub record_window: bool,
+    pub pause_label: &'static str,
+    pub pause_resume: bool,
+    pub stop: bool,
+    pub forget_source: bool,
+    /// Labels of the recent files, newest first (at most [`RECENT`]).
+    pub recent: Vec<String>,
+}
+
+pub fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.to_string_lossy().into_owned())
+}
+
+/// dbusmenu reads `_` as an access-key marker; `__` is a literal underscore.
+pub fn menu_label(s: &str) -> String {
+    s.replace('_', "__")
+}
+
+/// `m:ss`, or `h:mm:ss` from an hour on.
+pub fn clock(secs: f64) -> String {
+    let s = secs.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+pub fn size(bytes: u64) -> String {
+    if bytes >= 1_000_000_000 {
+        format!("{:.2} GB", bytes as f64 / 1e9)
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(state: &str) -> Model {
+        let mut m = Model {
+            daemon: true,
+            ..Model::default()
+        };
+        m.recordings.insert(
+            3,
+            Recording {
+                state: state.into(),
+                path: "/v/a_b.mkv".into(),
+                duration: 75.4,
+                bytes: 3_400_000,
+                encoder: "libx264".into(),
+                capture_path: "shm-cpu".into(),
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn idle_enables_start_only() {
+        let m = Model {
+            daemon: true,
+            ..Model::default()
+        };
+        let menu = m.menu();
+        assert!(menu.record_screen && menu.record_window && menu.forget_source);
+        assert!(!menu.pause_resume && !menu.stop);
+        assert_eq!(m.shown(), Shown::Idle);
+        assert_eq!(m.status(), ksni::Status::Active);
+    }
+
+    #[test]
+    fn unavailable_still_starts_through_activation() {
+        let m = Model::default();
+        assert_eq!(m.shown(), Shown::Unavailable);
+        assert!(m.menu().record_screen);
+        assert_eq!(m.icon(true), "zerocast-unavailable");
+        assert!(m.tooltip().0.contains("not running"));
+    }
+
+    #[test]
+    fn recording_and_paused() {
+        let m = with("recording");
+        let menu = m.menu();
+        assert!(!menu.record_screen && menu.pause_resume && menu.stop);
+        assert_eq!(menu.pause_label, "Pause");
+        assert_eq!(m.status(), ksni::Status::NeedsAttention);
+        assert_eq!(m.icon(false), "media-record");
+        let (title, body) = m.tooltip();
+        assert_eq!(title, "zerocast: recording 1:15");
+        assert!(body.contains("3.4 MB") && body.contains("shm-cpu") && body.contains("libx264"));
+        assert!(body.contains("/v/a_b.mkv"));
+
+        let m = with("paused");
+        assert_eq!(m.menu().pause_label, "Resume");
+        assert!(m.menu().pause_resume);
+        assert_eq!(m.status(), ksni::Status::Active);
+        assert_eq!(m.icon(true), "zerocast-paused");
+    }
+
+    #[test]
+    fn starting_can_be_stopped_not_paused() {
+        let m = with("starting");
+        let menu = m.menu();
+        assert!(menu.stop && !menu.pause_resume && !menu.record_screen);
+    }
+
+    #[test]
+    fn ended_recordings_are_not_current() {
+        let mut m = with("finished");
+        assert!(m.current().is_none());
+        assert_eq!(m.shown(), Shown::Idle);
+        m.start_pending = true;
+        assert_eq!(m.shown(), Shown::Starting);
+        assert!(!m.menu().record_screen);
+    }
+
+    #[test]
+    fn newest_running_wins() {
+        let mut m = with("recording");
+        m.recordings.insert(
+            5,
+            Recording {
+                state: "paused".into(),
+                ..Recording::default()
+            },
+        );
+        assert_eq!(m.current().unwrap().0, 5);
+    }
+
+    #[test]
+    fn recent_is_bounded_and_escaped() {
+        let mut m = Model::default();
+        for i in 0..7 {
+            m.add_recent(PathBuf::from(format!("/v/clip_{i}.mkv")));
+        }
+        m.add_recent(PathBuf::from("/v/clip_3.mkv"));
+        let labels = m.menu().recent;
+        assert_eq!(labels.len(), RECENT);
+        assert_eq!(labels[0], "clip__3.mkv");
+        assert_eq!(labels[1], "clip__6.mkv");
+    }
+
+    #[test]
+    fn clock_and_size() {
+        assert_eq!(clock(0.4), "0:00");
+        assert_eq!(clock(3725.0), "1:02:05");
+        assert_eq!(size(1_500_000_000), "1.50 GB");
+    }
+}
