@@ -8,5 +8,5 @@ pub mod desktop;
 pub mod layout;
 pub mod painter;
 
-pub use desktop::{Component, Desktop, DesktopOptions, Screenshot};
+pub use desktop::{Component, Desktop, DesktopOptions, Flavour, Screenshot};
 pub use layout::Layout;
