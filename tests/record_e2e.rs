@@ -437,7 +437,8 @@ fn sigusr1_pause(flavour: Flavour) {
     // ~1 s + ~1 s recorded, 2 s paused.
     assert!(
         p.duration > 1.5 && p.duration < 3.0,
-        "pause not removed: {p:?}"
+        "pause not removed: {p:?}\n{}",
+        String::from_utf8_lossy(&res.stderr)
     );
     assert_matches_screen(
         &frame_rgb(&file, 1.5, 1280, 720),

@@ -101,15 +101,29 @@ export class ZerocastIndicator {
     }
 
     _bindKeys() {
-        const { Main, Meta, Shell } = this._shell;
-        const modes = Shell.ActionMode.NORMAL | Shell.ActionMode.OVERVIEW | Shell.ActionMode.POPUP;
-        Main.wm.addKeybinding('toggle-recording', this._settings, Meta.KeyBindingFlags.NONE,
-            modes, () => {
+        this._keys = {
+            'toggle-recording': () => {
                 this._lastShortcutUs = this._shell.GLib.get_real_time();
                 this.toggle();
-            });
-        Main.wm.addKeybinding('toggle-pause', this._settings, Meta.KeyBindingFlags.NONE,
-            modes, () => this.togglePause());
+            },
+            'toggle-pause': () => this.togglePause(),
+        };
+        this._keyIds = [];
+        for (const [name, handler] of Object.entries(this._keys)) {
+            this._addKey(name, handler);
+            // mutter 43 keeps the old accelerator of an extension's binding when the setting
+            // changes: bind it again.
+            this._keyIds.push(this._settings.connect(`changed::${name}`, () => {
+                this._shell.Main.wm.removeKeybinding(name);
+                this._addKey(name, handler);
+            }));
+        }
+    }
+
+    _addKey(name, handler) {
+        const { Main, Meta, Shell } = this._shell;
+        const modes = Shell.ActionMode.NORMAL | Shell.ActionMode.OVERVIEW | Shell.ActionMode.POPUP;
+        Main.wm.addKeybinding(name, this._settings, Meta.KeyBindingFlags.NONE, modes, handler);
     }
 
     _connectBus() {
@@ -419,8 +433,10 @@ export class ZerocastIndicator {
     destroy() {
         const { GLib, Main } = this._shell;
         this._cancellable.cancel();
-        Main.wm.removeKeybinding('toggle-recording');
-        Main.wm.removeKeybinding('toggle-pause');
+        for (const id of this._keyIds)
+            this._settings.disconnect(id);
+        for (const name of Object.keys(this._keys))
+            Main.wm.removeKeybinding(name);
         if (this._tick)
             GLib.source_remove(this._tick);
         this._tick = 0;

@@ -510,8 +510,9 @@ impl Desktop {
     /// Presses `keysyms` together (in order, released in reverse) through a mutter
     /// `org.gnome.Mutter.RemoteDesktop` session: the same input path as a remote-desktop client,
     /// so keybindings see a real key press. One gjs process keeps the session alive (mutter
-    /// closes it when its caller leaves the bus).
-    pub fn press_keys(&self, keysyms: &[u32]) -> Result<()> {
+    /// closes it when its caller leaves the bus). Returns when the keys were pressed
+    /// (CLOCK_REALTIME, µs), for latency figures.
+    pub fn press_keys(&self, keysyms: &[u32]) -> Result<i64> {
         let script = format!(
             r#"
 const {{ Gio, GLib }} = imports.gi;
@@ -525,10 +526,15 @@ const [session] = call('/org/gnome/Mutter/RemoteDesktop', 'org.gnome.Mutter.Remo
 const S = 'org.gnome.Mutter.RemoteDesktop.Session';
 call(session, S, 'Start', null);
 const keys = [{keys}];
+print(GLib.get_real_time());
 for (const k of keys)
     call(session, S, 'NotifyKeyboardKeysym', new GLib.Variant('(ub)', [k, true]));
+// Injected events are queued and processed later: a loaded shell may not have seen them yet
+// when the call returns, and stopping the session drops its device (and so its pressed keys).
+GLib.usleep(100000);
 for (const k of keys.slice().reverse())
     call(session, S, 'NotifyKeyboardKeysym', new GLib.Variant('(ub)', [k, false]));
+GLib.usleep(500000);
 call(session, S, 'Stop', null);
 "#,
             keys = keysyms
@@ -549,7 +555,11 @@ call(session, S, 'Stop', null);
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        Ok(())
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .trim()
+            .parse()
+            .with_context(|| format!("gjs printed {stdout:?}"))
     }
 }
 
