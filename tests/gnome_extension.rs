@@ -62,7 +62,8 @@ fn gnome_desktop(ext_build: &Path) -> Desktop {
     // The daemon's default output dir ($XDG_VIDEOS_DIR, else ~/Videos) must exist.
     std::fs::create_dir_all(desk.dir().join("home/Videos")).unwrap();
     std::fs::write(
-        desk.dir().join("dbus-services/org.zerocast.Recorder1.service"),
+        desk.dir()
+            .join("dbus-services/org.zerocast.Recorder1.service"),
         format!(
             "[D-BUS Service]\nName={NAME}\nExec={} daemon\n",
             zerocast_bin().display()
@@ -309,10 +310,7 @@ fn extension_menu_follows_the_daemon() {
             file.to_str().unwrap(),
         ],
     );
-    let obj = reply
-        .trim_start_matches("o ")
-        .trim_matches('"')
-        .to_owned();
+    let obj = reply.trim_start_matches("o ").trim_matches('"').to_owned();
     let s = wait_status(
         &desk,
         "following the busctl recording",
@@ -357,7 +355,10 @@ fn press(desk: &Desktop, keys: &[u32]) -> i64 {
 }
 
 fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
 }
 
 /// The toggle shortcut, pressed through a real input path, starts and then stops a recording;
@@ -383,7 +384,10 @@ fn shortcut_starts_and_stops_a_recording() {
         );
         let t_recording = now_us();
         let handler = s["lastShortcutUs"].as_i64().unwrap();
-        assert!(handler >= t0, "the shortcut handler ran before the press? {s}");
+        assert!(
+            handler >= t0,
+            "the shortcut handler ran before the press? {s}"
+        );
         latencies.push((round, handler - t0, t_recording - t0));
         let obj = s["recording"].as_str().unwrap().to_owned();
 

@@ -447,3 +447,49 @@ fn sigusr1_pause(flavour: Flavour) {
     );
 }
 }
+
+on_both_desktops! {
+/// `zerocast probe` names the running backend and what its portal offers: wlr has monitors
+/// and no metadata cursor; GNOME adds windows and a metadata cursor (not used) and, with the
+/// seeded token, reports it stored.
+fn probe_reports_the_portal_backend(flavour: Flavour) {
+    let _g = lock();
+    let desk = desktop_of(flavour);
+    let out = run_ok(zerocast(&desk).args(["probe", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("probe --json");
+    let portal = &v["portal"];
+    let names = |key: &str| -> Vec<String> {
+        portal[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} in {portal}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(portal["version"], 4, "{portal}");
+    match flavour {
+        Flavour::Sway => {
+            assert_eq!(names("backends"), ["wlr"], "{portal}");
+            assert_eq!(names("cursor_modes"), ["hidden", "embedded"], "{portal}");
+            assert_eq!(names("source_types"), ["monitor"], "{portal}");
+            assert!(names("restore_tokens").is_empty(), "{portal}");
+        }
+        Flavour::Gnome => {
+            assert_eq!(names("backends"), ["gnome"], "{portal}");
+            assert_eq!(
+                names("cursor_modes"),
+                ["hidden", "embedded", "metadata"],
+                "{portal}"
+            );
+            assert_eq!(names("source_types"), ["monitor", "window"], "{portal}");
+            assert_eq!(names("restore_tokens"), ["monitor"], "{portal}");
+            let text = run_ok(zerocast(&desk).arg("probe"));
+            let text = String::from_utf8_lossy(&text.stdout);
+            assert!(
+                text.contains("metadata is offered but not used") && text.contains("share dialog"),
+                "{text}"
+            );
+        }
+    }
+}
+}
