@@ -493,3 +493,77 @@ fn probe_reports_the_portal_backend(flavour: Flavour) {
     }
 }
 }
+
+/// CPU time (user + system) of a process so far, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(14) + ticks(15)) / hz
+}
+
+/// CPU-seconds per recorded frame on each desktop in the same run: zerocast itself, and the
+/// desktop side of the cast (compositor, portal backend + frontend, PipeWire + WirePlumber; not
+/// the painter). `cargo test --release --test record_e2e -- --ignored --nocapture bench_cpu_per_frame`
+#[test]
+#[ignore = "benchmark: cargo test --release --test record_e2e -- --ignored --nocapture bench_cpu_per_frame"]
+fn bench_cpu_per_frame() {
+    let _g = lock();
+    let mut rows = Vec::new();
+    for flavour in Flavour::ALL {
+        let desk = desktop_of(flavour);
+        // Let start-up work (the shell's first paints, WirePlumber) settle.
+        std::thread::sleep(Duration::from_secs(3));
+        let side: Vec<u32> = desk
+            .pids()
+            .into_iter()
+            .filter(|(c, _)| *c != Component::Painter)
+            .map(|(_, p)| p)
+            .collect();
+        let desk_cpu = || side.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("bench.mkv");
+        let times = out.path().join("time");
+        let before = desk_cpu();
+        run_ok(
+            desk.command("/usr/bin/time")
+                .arg("-o")
+                .arg(&times)
+                .args(["-f", "%U %S"])
+                .arg(zerocast_bin())
+                .env("ZEROCAST_LOG", "off")
+                .args(["record", "--duration", "10", "-o"])
+                .arg(&file),
+        );
+        let desk_used = desk_cpu() - before;
+        let t = std::fs::read_to_string(&times).unwrap();
+        let own: f64 = t
+            .lines()
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().unwrap())
+            .sum();
+        let frames = ffprobe(&file).frames.max(1) as f64;
+        println!(
+            "{flavour}: {frames} frames in 10 s; zerocast {:.2} ms CPU/frame, desktop side {:.2} ms CPU/frame, total {:.2} ms CPU/frame",
+            own / frames * 1e3,
+            desk_used / frames * 1e3,
+            (own + desk_used) / frames * 1e3
+        );
+        rows.push((own / frames, (own + desk_used) / frames));
+    }
+    println!(
+        "GNOME / sway, CPU-seconds per recorded frame: zerocast {:.2}×, whole cast {:.2}×",
+        rows[1].0 / rows[0].0,
+        rows[1].1 / rows[0].1
+    );
+}
