@@ -465,3 +465,48 @@ fn shortcut_starts_and_stops_a_recording() {
         );
     }
 }
+
+/// build.sh makes both zips from the one source (legacy: no module syntax, shell 43-44; ESM:
+/// modules, 45+), and install.sh picks the one for the installed gnome-shell (43 here).
+#[test]
+fn build_makes_both_variants_and_install_picks_this_shell() {
+    let out = tempfile::tempdir().unwrap();
+    build_extension(out.path());
+    let read = |variant: &str, file: &str| {
+        std::fs::read_to_string(out.path().join(variant).join(UUID).join(file)).unwrap()
+    };
+    let meta: serde_json::Value = serde_json::from_str(&read("legacy", "metadata.json")).unwrap();
+    assert_eq!(meta["shell-version"], serde_json::json!(["43", "44"]));
+    let meta: serde_json::Value = serde_json::from_str(&read("esm", "metadata.json")).unwrap();
+    assert_eq!(meta["shell-version"][0], "45");
+    let legacy = read("legacy", "zerocast.js");
+    assert!(legacy.contains("var ZerocastIndicator = class"));
+    assert!(!legacy
+        .lines()
+        .any(|l| l.starts_with("export ") || l.starts_with("import ")));
+    assert!(read("legacy", "extension.js").contains("imports.misc.extensionUtils"));
+    assert!(read("esm", "zerocast.js").contains("export class ZerocastIndicator"));
+    assert!(read("esm", "extension.js").contains("export default class"));
+    for variant in ["legacy", "esm"] {
+        assert!(out
+            .path()
+            .join(variant)
+            .join(UUID)
+            .join("schemas/gschemas.compiled")
+            .is_file());
+    }
+
+    let root = zerocast_testdesk::desktop::workspace_root();
+    let picked = run_ok(
+        Command::new(root.join("shell/gnome/install.sh"))
+            .arg("--print")
+            .env("ZEROCAST_EXTENSION_BUILD", out.path()),
+    );
+    let picked = String::from_utf8_lossy(&picked.stdout);
+    assert!(
+        picked
+            .trim()
+            .ends_with(&format!("{UUID}.v43-44.shell-extension.zip")),
+        "gnome-shell 43 needs the legacy zip, install.sh picked {picked}"
+    );
+}
