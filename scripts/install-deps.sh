@@ -17,9 +17,12 @@ BOOKWORM=(pkg-config build-essential libclang-dev clang
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-ugly gstreamer1.0-tools
   procps psmisc util-linux time
-  dunst haskell-status-notifier-item-utils xdg-utils file desktop-file-utils)
+  dunst haskell-status-notifier-item-utils xdg-utils file desktop-file-utils
+  gnome-shell mutter gjs xdg-desktop-portal-gnome dconf-service libglib2.0-bin zip)
 
 missing=()
+# The GNOME extension is linted with eslint (npm); any Node >= 18 will do.
+if ! command -v npm >/dev/null; then BOOKWORM+=(nodejs npm); fi
 for p in "${BACKPORTS[@]}" "${BOOKWORM[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs system packages when missing, builds the patched
-# xdg-desktop-portal-wlr the test desktop needs, then `cargo test` for the whole workspace.
-# The end-to-end tests bring up their own headless desktop (sway + PipeWire + portal).
+# xdg-desktop-portal-wlr the test desktop needs, lints the GNOME Shell extension (eslint with
+# GNOME's configuration), then `cargo test` for the whole workspace. The end-to-end tests bring
+# up their own headless desktops (sway + PipeWire + portal-wlr; gnome-shell + portal-gnome).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -11,6 +12,7 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 ./scripts/build-xdpw.sh
+./shell/gnome/lint.sh
 # Vulkan on lavapipe wants a runtime dir; the desktops make their own.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 chmod 700 "$XDG_RUNTIME_DIR"

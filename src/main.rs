@@ -103,6 +103,10 @@ fn exec_tray(args: &[String], verbose: u8) -> ! {
 
 async fn probe(json: bool) -> Result<i32> {
     let portal = zerocast_portal::capabilities().await;
+    let backends = zerocast_portal::setup::running_backends()
+        .await
+        .unwrap_or_default();
+    let tokens = zerocast_portal::setup::stored_tokens();
     // Vulkan/CUDA probing loads drivers and may block; keep it off the async workers.
     let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
     // The same tables D-Bus `Capabilities` and `ctl` read (`zerocast-app`'s `caps`).
@@ -121,6 +125,8 @@ async fn probe(json: bool) -> Result<i32> {
                 "version": c.version,
                 "cursor_modes": c.cursor_modes.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
                 "source_types": c.source_types.iter().map(|m| m.to_string()).collect::<Vec<_>>(),
+                "backends": backends,
+                "restore_tokens": tokens.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             }),
             Err(e) => serde_json::json!({"available": false, "reason": e.to_string()}),
         };
@@ -150,12 +156,39 @@ async fn probe(json: bool) -> Result<i32> {
         );
     } else {
         match &portal {
-            Ok(c) => println!(
-                "portal: ScreenCast v{}, cursor modes: {}, sources: {}",
-                c.version,
-                join(&c.cursor_modes),
-                join(&c.source_types)
-            ),
+            Ok(c) => {
+                println!(
+                    "portal: ScreenCast v{}, cursor modes: {}, sources: {}, backends: {}",
+                    c.version,
+                    join(&c.cursor_modes),
+                    join(&c.source_types),
+                    if backends.is_empty() {
+                        "none running (activated on use)".to_string()
+                    } else {
+                        backends.join(", ")
+                    }
+                );
+                if c.cursor_modes
+                    .contains(&zerocast_portal::CursorMode::Metadata)
+                {
+                    println!(
+                        "portal: cursor mode metadata is offered but not used (the pointer would be missing from the file)"
+                    );
+                }
+                println!(
+                    "portal: stored restore tokens: {}{}",
+                    if tokens.is_empty() {
+                        "none".to_string()
+                    } else {
+                        join(&tokens)
+                    },
+                    if backends.iter().any(|b| b == "gnome") {
+                        " (GNOME shows its share dialog for a source without one)"
+                    } else {
+                        ""
+                    }
+                );
+            }
             Err(e) => println!("portal: unavailable — {e}"),
         }
         println!("{gpu}");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use zbus::zvariant::{OwnedObjectPath, Value};
-use zerocast_testdesk::{Component, Desktop, DesktopOptions};
+use zerocast_testdesk::{Component, Desktop, DesktopOptions, Layout};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -108,10 +108,10 @@ fn decodes(path: &Path) {
     );
 }
 
-#[test]
-fn busctl_start_pause_resume_stop() {
+on_both_desktops! {
+fn busctl_start_pause_resume_stop(flavour: Flavour) {
     let _g = lock();
-    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let desk = desktop_of(flavour);
     let _daemon = start_daemon(&desk);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("dbus.mkv");
@@ -169,7 +169,15 @@ fn busctl_start_pause_resume_stop() {
         (p.duration - 3.0).abs() < 0.6,
         "duration without the pause: {p:?}"
     );
-    assert!(p.frames > 30, "{p:?}");
+    assert!(
+        p.frames > per_desktop(flavour, 30, min_frames(flavour, 3.0)),
+        "{p:?}"
+    );
+    assert_matches_screen(
+        &frame_rgb(&file, 2.0, 1280, 720),
+        &desk,
+        Layout::new(1280, 720),
+    );
 
     std::thread::sleep(Duration::from_millis(300));
     let _ = monitor.kill();
@@ -194,6 +202,7 @@ fn busctl_start_pause_resume_stop() {
         assert!(states.iter().any(|x| x == s), "{s} missing in {states:?}");
     }
     assert!(text.contains("\"member\":\"Finished\""));
+}
 }
 
 #[test]

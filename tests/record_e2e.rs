@@ -1,6 +1,8 @@
 //! End-to-end: `zerocast record` against the real stack — sway (headless), xdg-desktop-portal,
 //! the patched xdg-desktop-portal-wlr, PipeWire and WirePlumber — started by the test harness.
-//! Output files are checked with ffprobe and by decoding pixels.
+//! Output files are checked with ffprobe and by decoding pixels. The tests defined with
+//! `on_both_desktops!` also run on GNOME (gnome-shell 43 + xdg-desktop-portal-gnome):
+//! `cargo test --test record_e2e gnome`.
 
 mod common;
 
@@ -8,7 +10,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
-use zerocast_testdesk::{Component, Desktop, DesktopOptions, Layout};
+use zerocast_testdesk::{Component, Desktop, DesktopOptions, Flavour, Layout};
 
 /// Desktops with a recording are heavy for a 2-core CI machine; one at a time keeps frame
 /// counts meaningful.
@@ -18,33 +20,68 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// GNOME: mutter's paint rate while a recording runs (sway: none, it composites every frame).
+struct CompositorRate(Option<(u64, Instant)>);
+
+impl CompositorRate {
+    fn start(desk: &Desktop) -> Self {
+        CompositorRate(match desk.flavour() {
+            Flavour::Gnome => Some((
+                desk.compositor_frames().expect("paint count"),
+                Instant::now(),
+            )),
+            Flavour::Sway => None,
+        })
+    }
+
+    fn fps(self, desk: &Desktop) -> Option<f64> {
+        let (before, t0) = self.0?;
+        let after = desk.compositor_frames().expect("paint count");
+        Some((after - before) as f64 / t0.elapsed().as_secs_f64())
+    }
+}
+
 fn desktop() -> Desktop {
     Desktop::start(DesktopOptions::default()).expect("test desktop")
 }
 
-#[test]
-fn records_three_seconds_with_the_colours_drawn() {
+on_both_desktops! {
+fn records_three_seconds_with_the_colours_drawn(flavour: Flavour) {
     let _g = lock();
-    let desk = desktop();
+    let desk = desktop_of(flavour);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("clip.mkv");
+    let painted = CompositorRate::start(&desk);
     run_ok(
         zerocast(&desk)
             .args(["record", "--duration", "3", "-o"])
             .arg(&file),
     );
+    let painted = painted.fps(&desk);
 
     let p = ffprobe(&file);
     assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
     assert_eq!(p.pix_fmt, "yuv420p", "{p:?}");
     assert_eq!(p.codec, "h264", "{p:?}");
     assert!((p.duration - 3.0).abs() <= 0.3, "duration {p:?}");
-    assert!(p.frames >= 100, "too few frames at 120 Hz: {p:?}");
+    let want = per_desktop(flavour, 100, min_frames(flavour, 3.0));
+    assert!(p.frames >= want, "too few frames ({want} wanted): {p:?}");
+    if let Some(fps) = painted {
+        // mutter's rate depends on the machine's load; what it painted during this recording
+        // is the baseline. The count includes the portal start-up, hence 60 %.
+        let want = (0.6 * fps * 3.0).floor() as u64;
+        assert!(
+            p.frames >= want,
+            "mutter painted {fps:.1} fps, the file has {} frames in 3 s ({want} wanted): {p:?}",
+            p.frames
+        );
+    }
 
     let layout = Layout::new(1280, 720);
-    assert_quadrants(&frame_rgb(&file, 1.5, 1280, 720), layout);
+    assert_matches_screen(&frame_rgb(&file, 1.5, 1280, 720), &desk, layout);
     // The painter numbers its frames: the file must hold them in order (the compositor may send
-    // a frame twice), and hardly any of the ~180 it drew in 3 s may be missing.
+    // a frame twice). sway composites every one of the ~180 drawn in 3 s, hardly any may be
+    // missing; mutter renders fewer (~18 fps), each a distinct painter frame.
     let counters = frame_counters(&file, layout);
     assert!(
         counters.windows(2).all(|w| w[1] >= w[0]),
@@ -52,16 +89,18 @@ fn records_three_seconds_with_the_colours_drawn() {
     );
     let mut distinct = counters.clone();
     distinct.dedup();
+    let want = per_desktop(flavour, 150, min_frames(flavour, 3.0));
     assert!(
-        distinct.len() >= 150,
-        "painter frames missing: {counters:?}"
+        distinct.len() as u64 >= want,
+        "painter frames missing ({want} distinct wanted): {counters:?}"
     );
 }
+}
 
-#[test]
-fn sigterm_finalizes_a_playable_mp4() {
+on_both_desktops! {
+fn sigterm_finalizes_a_playable_mp4(flavour: Flavour) {
     let _g = lock();
-    let desk = desktop();
+    let desk = desktop_of(flavour);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("clip.mp4");
     let mut child = spawn_record(&desk, &[], &file);
@@ -78,14 +117,26 @@ fn sigterm_finalizes_a_playable_mp4() {
     let p = ffprobe(&file);
     assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
     assert!(p.duration > 1.5 && p.duration < 4.0, "{p:?}");
-    assert!(p.frames > 60, "{p:?}");
-    assert_quadrants(&frame_rgb(&file, 1.0, 1280, 720), Layout::new(1280, 720));
+    assert!(
+        p.frames > per_desktop(flavour, 60, min_frames(flavour, 2.0)),
+        "{p:?}"
+    );
+    assert_matches_screen(
+        &frame_rgb(&file, 1.0, 1280, 720),
+        &desk,
+        Layout::new(1280, 720),
+    );
+}
 }
 
-#[test]
-fn restore_token_is_stored_private_and_reused() {
+on_both_desktops! {
+/// sway: the first session asks (xdpw's chooser picks), later ones are restored. GNOME: the
+/// harness seeded a token the way the portal stores one after the share dialog, so every
+/// session is restored; asking again (`--no-restore`) opens the share dialog, which the
+/// test closes (nobody can click it headless) and zerocast reports as cancelled.
+fn restore_token_is_stored_private_and_reused(flavour: Flavour) {
     let _g = lock();
-    let desk = desktop();
+    let desk = desktop_of(flavour);
     let out = tempfile::tempdir().unwrap();
     let state = desk
         .env()
@@ -100,10 +151,12 @@ fn restore_token_is_stored_private_and_reused() {
             .args(["record", "--duration", "1", "-o"])
             .arg(out.path().join("a.mkv")),
     );
+    // On GNOME the seeded token was used: no dialog.
+    let asked_first = per_desktop(flavour, 1, 0) as usize;
     assert_eq!(
         desk.source_selections(),
-        1,
-        "first session selects a source"
+        asked_first,
+        "first session: source selections"
     );
     let first = std::fs::read_to_string(&token).expect("token stored");
     use std::os::unix::fs::PermissionsExt;
@@ -117,15 +170,37 @@ fn restore_token_is_stored_private_and_reused() {
     );
     assert_eq!(
         desk.source_selections(),
-        1,
+        asked_first,
         "second session must be restored from the token, without a source selection"
     );
     // The portal may hand back a new token or the same one; either way one must be stored.
     let second = std::fs::read_to_string(&token).unwrap();
     assert!(!second.trim().is_empty() && !first.trim().is_empty());
-    assert!(ffprobe(&out.path().join("b.mkv")).frames > 10);
+    assert!(ffprobe(&out.path().join("b.mkv")).frames > per_desktop(flavour, 10, 3));
 
     // --no-restore asks again.
+    if flavour == Flavour::Gnome {
+        desk.cancel_source_selection(true).unwrap();
+        let res = zerocast(&desk)
+            .env("ZEROCAST_LOG", "off")
+            .args(["record", "--no-restore", "--duration", "1", "-o"])
+            .arg(out.path().join("c.mkv"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&res.stderr);
+        assert!(!res.status.success() && err.contains("cancelled"), "{err}");
+        assert_eq!(desk.source_selections(), 1, "--no-restore opens the dialog");
+        assert!(!out.path().join("c.mkv").exists());
+        // The stored token survives a cancelled dialog: the next session is restored.
+        desk.cancel_source_selection(false).unwrap();
+        run_ok(
+            zerocast(&desk)
+                .args(["record", "--duration", "1", "-o"])
+                .arg(out.path().join("d.mkv")),
+        );
+        assert_eq!(desk.source_selections(), 1);
+        return;
+    }
     run_ok(
         zerocast(&desk)
             .args(["record", "--no-restore", "--duration", "1", "-o"])
@@ -133,11 +208,12 @@ fn restore_token_is_stored_private_and_reused() {
     );
     assert_eq!(desk.source_selections(), 2);
 }
+}
 
-#[test]
-fn static_screen_still_gets_the_wall_clock_duration() {
+on_both_desktops! {
+fn static_screen_still_gets_the_wall_clock_duration(flavour: Flavour) {
     let _g = lock();
-    let mut desk = desktop();
+    let mut desk = desktop_of(flavour);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("static.mkv");
     let child = spawn_record(&desk, &["--duration", "3"], &file);
@@ -152,6 +228,7 @@ fn static_screen_still_gets_the_wall_clock_duration() {
     );
     let p = ffprobe(&file);
     assert!((p.duration - 3.0).abs() <= 0.3, "duration {p:?}");
+}
 }
 
 #[test]
@@ -379,10 +456,10 @@ fn pipewire_or_compositor_dying_keeps_a_playable_file() {
     }
 }
 
-/// `--fps` caps the rate (the painter draws 60 fps), and SIGUSR1 pauses/resumes: the paused
-/// time is absent from the file.
+/// `--fps` caps the rate (the painter draws 60 fps; sway sends them all, mutter fewer than
+/// the cap, so this runs on sway only).
 #[test]
-fn fps_cap_and_sigusr1_pause() {
+fn fps_cap() {
     let _g = lock();
     let desk = desktop();
     let out = tempfile::tempdir().unwrap();
@@ -394,7 +471,14 @@ fn fps_cap_and_sigusr1_pause() {
     );
     let p = ffprobe(&file);
     assert!((45..=75).contains(&p.frames), "30 fps for 2 s: {p:?}");
+}
 
+on_both_desktops! {
+/// SIGUSR1 pauses/resumes: the paused time is absent from the file.
+fn sigusr1_pause(flavour: Flavour) {
+    let _g = lock();
+    let desk = desktop_of(flavour);
+    let out = tempfile::tempdir().unwrap();
     let file = out.path().join("paused.mkv");
     let mut child = spawn_record(&desk, &[], &file);
     let pid = child.id() as i32;
@@ -416,6 +500,133 @@ fn fps_cap_and_sigusr1_pause() {
     // ~1 s + ~1 s recorded, 2 s paused.
     assert!(
         p.duration > 1.5 && p.duration < 3.0,
-        "pause not removed: {p:?}"
+        "pause not removed: {p:?}\n{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_matches_screen(
+        &frame_rgb(&file, 1.5, 1280, 720),
+        &desk,
+        Layout::new(1280, 720),
+    );
+}
+}
+
+on_both_desktops! {
+/// `zerocast probe` names the running backend and what its portal offers: wlr has monitors
+/// and no metadata cursor; GNOME adds windows and a metadata cursor (not used) and, with the
+/// seeded token, reports it stored.
+fn probe_reports_the_portal_backend(flavour: Flavour) {
+    let _g = lock();
+    let desk = desktop_of(flavour);
+    let out = run_ok(zerocast(&desk).args(["probe", "--json"]));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("probe --json");
+    let portal = &v["portal"];
+    let names = |key: &str| -> Vec<String> {
+        portal[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} in {portal}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(portal["version"], 4, "{portal}");
+    match flavour {
+        Flavour::Sway => {
+            assert_eq!(names("backends"), ["wlr"], "{portal}");
+            assert_eq!(names("cursor_modes"), ["hidden", "embedded"], "{portal}");
+            assert_eq!(names("source_types"), ["monitor"], "{portal}");
+            assert!(names("restore_tokens").is_empty(), "{portal}");
+        }
+        Flavour::Gnome => {
+            assert_eq!(names("backends"), ["gnome"], "{portal}");
+            assert_eq!(
+                names("cursor_modes"),
+                ["hidden", "embedded", "metadata"],
+                "{portal}"
+            );
+            assert_eq!(names("source_types"), ["monitor", "window"], "{portal}");
+            assert_eq!(names("restore_tokens"), ["monitor"], "{portal}");
+            let text = run_ok(zerocast(&desk).arg("probe"));
+            let text = String::from_utf8_lossy(&text.stdout);
+            assert!(
+                text.contains("metadata is offered but not used") && text.contains("share dialog"),
+                "{text}"
+            );
+        }
+    }
+}
+}
+
+/// CPU time (user + system) of a process so far, from /proc/PID/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(14) + ticks(15)) / hz
+}
+
+/// CPU-seconds per recorded frame on each desktop in the same run: zerocast itself, and the
+/// desktop side of the cast (compositor, portal backend + frontend, PipeWire + WirePlumber; not
+/// the painter). `cargo test --release --test record_e2e -- --ignored --nocapture bench_cpu_per_frame`
+#[test]
+#[ignore = "benchmark: cargo test --release --test record_e2e -- --ignored --nocapture bench_cpu_per_frame"]
+fn bench_cpu_per_frame() {
+    let _g = lock();
+    let mut rows = Vec::new();
+    for flavour in Flavour::ALL {
+        let desk = desktop_of(flavour);
+        // Let start-up work (the shell's first paints, WirePlumber) settle.
+        std::thread::sleep(Duration::from_secs(3));
+        let side: Vec<u32> = desk
+            .pids()
+            .into_iter()
+            .filter(|(c, _)| *c != Component::Painter)
+            .map(|(_, p)| p)
+            .collect();
+        let desk_cpu = || side.iter().map(|p| cpu_seconds(*p)).sum::<f64>();
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("bench.mkv");
+        let times = out.path().join("time");
+        let before = desk_cpu();
+        run_ok(
+            desk.command("/usr/bin/time")
+                .arg("-o")
+                .arg(&times)
+                .args(["-f", "%U %S"])
+                .arg(zerocast_bin())
+                .env("ZEROCAST_LOG", "off")
+                .args(["record", "--duration", "10", "-o"])
+                .arg(&file),
+        );
+        let desk_used = desk_cpu() - before;
+        let t = std::fs::read_to_string(&times).unwrap();
+        let own: f64 = t
+            .lines()
+            .last()
+            .unwrap()
+            .split_whitespace()
+            .map(|v| v.parse::<f64>().unwrap())
+            .sum();
+        let frames = ffprobe(&file).frames.max(1) as f64;
+        println!(
+            "{flavour}: {frames} frames in 10 s; zerocast {:.2} ms CPU/frame, desktop side {:.2} ms CPU/frame, total {:.2} ms CPU/frame",
+            own / frames * 1e3,
+            desk_used / frames * 1e3,
+            (own + desk_used) / frames * 1e3
+        );
+        rows.push((own / frames, (own + desk_used) / frames));
+    }
+    println!(
+        "GNOME / sway, CPU-seconds per recorded frame: zerocast {:.2}×, whole cast {:.2}×",
+        rows[1].0 / rows[0].0,
+        rows[1].1 / rows[0].1
     );
 }

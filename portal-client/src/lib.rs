@@ -14,6 +14,7 @@ use ashpd::desktop::screencast::{
 use ashpd::desktop::PersistMode;
 use ashpd::enumflags2::BitFlags;
 
+pub mod setup;
 pub mod tokens;
 
 /// How the pointer appears in the capture (portal `cursor_mode`).

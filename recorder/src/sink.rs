@@ -32,17 +32,28 @@ pub(crate) struct Counters {
 }
 
 /// The recording's clock. Compositor timestamps (SPA header PTS) are in the compositor's clock;
-/// pause/stop requests are in CLOCK_MONOTONIC. The offset between the two is taken at the first
-/// frame so both can be compared even if a compositor stamps with another clock.
+/// pause/stop requests are in CLOCK_MONOTONIC. Frames are placed on the monotonic clock through
+/// an offset, so both can be compared even if a compositor stamps with another clock.
+///
+/// The offset is the smallest `arrival − PTS` seen: a frame can arrive late, never early. The
+/// first frame alone may be stale: mutter under load sends the frame it recorded at stream start
+/// seconds later, then fresh ones; taking that frame's lag as the offset for good put a gap of
+/// the lag into the file (3 s in a 3 s recording). Later frames that arrive with less lag
+/// correct it, so the file follows the wall clock from the first frame's arrival on.
 #[derive(Debug, Default)]
 pub(crate) struct RecordingClock {
-    /// Header PTS of the first frame: time zero of the file.
+    /// Monotonic arrival of the first frame: time zero of the file.
     origin: Option<i64>,
-    /// monotonic − header clock, measured at the first frame.
+    /// monotonic − header clock (the least lag seen).
     offset: i64,
+    /// Position of the last mapped frame: corrections never move a frame before it.
+    last: i64,
     paused_since: Option<i64>,
     paused_total: i64,
 }
+
+/// Less lag than this below the current offset is jitter, not a stale offset.
+const STALE_NS: i64 = 50_000_000;
 
 impl RecordingClock {
     pub fn new() -> Self {
@@ -54,11 +65,21 @@ impl RecordingClock {
         if self.paused_since.is_some() {
             return None;
         }
-        let origin = *self.origin.get_or_insert_with(|| {
-            self.offset = now_mono - pts_ns;
-            pts_ns
-        });
-        let rel = pts_ns - origin - self.paused_total;
+        let lag = now_mono - pts_ns;
+        let origin = match self.origin {
+            None => {
+                self.offset = lag;
+                *self.origin.insert(now_mono)
+            }
+            Some(origin) => {
+                if lag < self.offset - STALE_NS {
+                    self.offset = lag;
+                }
+                origin
+            }
+        };
+        let rel = (pts_ns + self.offset - origin - self.paused_total).max(self.last);
+        self.last = rel;
         Some(Duration::from_nanos(rel.max(0) as u64))
     }
 
@@ -68,7 +89,7 @@ impl RecordingClock {
             return Duration::ZERO;
         };
         let now = self.paused_since.unwrap_or(now_mono);
-        let rel = now - self.offset - origin - self.paused_total;
+        let rel = now - origin - self.paused_total;
         Duration::from_nanos(rel.max(0) as u64)
     }
 
@@ -340,5 +361,27 @@ mod tests {
             Some(Duration::from_millis(1100))
         );
         assert_eq!(t.elapsed(5000 * MS), Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn a_stale_first_frame_leaves_no_gap() {
+        // The first frame arrives 2.5 s after its timestamp, the next ones 20 ms after theirs:
+        // the file follows their arrival, not the stale frame's timestamp.
+        let mut t = RecordingClock::new();
+        assert_eq!(t.map(1000 * MS, 3500 * MS), Some(Duration::ZERO));
+        assert_eq!(
+            t.map(3980 * MS, 4000 * MS),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            t.map(4080 * MS, 4100 * MS),
+            Some(Duration::from_millis(600))
+        );
+        // 10 ms less lag is jitter: the offset stays.
+        assert_eq!(
+            t.map(4190 * MS, 4200 * MS),
+            Some(Duration::from_millis(710))
+        );
+        assert_eq!(t.elapsed(4300 * MS), Duration::from_millis(800));
     }
 }

@@ -8,7 +8,84 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use zerocast_testdesk::{Desktop, Layout};
+use zerocast_testdesk::{Desktop, DesktopOptions, Flavour, Layout};
+
+/// Defines `fn name(flavour: Flavour)` and runs it on both test desktops, as the tests
+/// `name::sway` (sway + xdg-desktop-portal-wlr) and `name::gnome` (gnome-shell +
+/// xdg-desktop-portal-gnome).
+#[macro_export]
+macro_rules! on_both_desktops {
+    ($(#[$m:meta])* fn $name:ident($flavour:ident: Flavour) $body:block) => {
+        $(#[$m])*
+        fn $name($flavour: zerocast_testdesk::Flavour) $body
+
+        mod $name {
+            #[test]
+            fn sway() {
+                super::$name(zerocast_testdesk::Flavour::Sway)
+            }
+
+            #[test]
+            fn gnome() {
+                super::$name(zerocast_testdesk::Flavour::Gnome)
+            }
+        }
+    };
+}
+
+/// A default desktop of the given flavour.
+pub fn desktop_of(flavour: Flavour) -> Desktop {
+    Desktop::start(DesktopOptions {
+        flavour,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("{flavour} test desktop: {e:#}"))
+}
+
+/// A frame-count threshold per desktop: sway delivers every frame of the 60 fps painter;
+/// gnome-shell renders with llvmpipe and sends ~18 fps on 2 cores
+/// ([`Flavour::min_recorded_fps`]: 6 fps, a third of that, for CI load).
+pub fn per_desktop(flavour: Flavour, sway: u64, gnome: u64) -> u64 {
+    match flavour {
+        Flavour::Sway => sway,
+        Flavour::Gnome => gnome,
+    }
+}
+
+/// Frames a recording of `secs` seconds must at least hold on `flavour`'s desktop.
+pub fn min_frames(flavour: Flavour, secs: f64) -> u64 {
+    (flavour.min_recorded_fps() * secs).floor() as u64
+}
+
+/// The decoded frame shows what the compositor showed: the four quadrants of `rgb` match a
+/// screenshot taken from the compositor itself (grim on sway, org.gnome.Shell.Screenshot on
+/// GNOME) and the painter's colours.
+pub fn assert_matches_screen(rgb: &[u8], desk: &Desktop, layout: Layout) {
+    use zerocast_testdesk::layout::{close, Quadrant};
+    let shot = desk.screenshot().expect("screenshot of the compositor");
+    assert_eq!(
+        (shot.width, shot.height),
+        (layout.width, layout.height),
+        "{}: screenshot size",
+        desk.flavour()
+    );
+    for q in Quadrant::ALL {
+        let r = layout.quadrant_rect(q);
+        for (fx, fy) in [(0.25, 0.25), (0.5, 0.5), (0.75, 0.75)] {
+            let x = r.x + (r.w as f64 * fx) as u32;
+            let y = r.y + (r.h as f64 * fy) as u32;
+            let i = ((y * layout.width + x) * 3) as usize;
+            let got = [rgb[i], rgb[i + 1], rgb[i + 2]];
+            let shown = shot.pixel(x, y);
+            assert!(
+                close(got, shown, 12),
+                "{} {q:?} at ({x},{y}): file has {got:?}, the compositor showed {shown:?}",
+                desk.flavour()
+            );
+        }
+    }
+    assert_quadrants(rgb, layout);
+}
 
 pub fn zerocast_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_zerocast"))

@@ -22,6 +22,46 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::layout::Content;
 use crate::painter::{PainterOptions, PainterThread};
 
+mod gnome;
+pub use gnome::{MUTTER_SCREENCAST_BUS_NAME, PORTAL_GNOME_BUS_NAME, SHELL_BUS_NAME};
+
+/// Which desktop runs: sway + xdg-desktop-portal-wlr, or GNOME Shell + xdg-desktop-portal-gnome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Flavour {
+    #[default]
+    Sway,
+    Gnome,
+}
+
+impl Flavour {
+    pub const ALL: [Flavour; 2] = [Flavour::Sway, Flavour::Gnome];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Sway => "sway",
+            Flavour::Gnome => "gnome",
+        }
+    }
+
+    /// The lowest frame rate a 60 fps painter may be recorded at on a loaded 2-core machine:
+    /// sway (pixman) composites every frame (~48-60 fps delivered); gnome-shell renders with
+    /// llvmpipe at ~18 fps on an idle 2-core machine and ~4 fps when it is 8× oversubscribed,
+    /// so on GNOME this floor only catches a stalled stream; tests that count frames compare
+    /// with mutter's own paint count in the same run ([`Desktop::compositor_frames`]).
+    pub fn min_recorded_fps(self) -> f64 {
+        match self {
+            Flavour::Sway => 33.0,
+            Flavour::Gnome => 2.0,
+        }
+    }
+}
+
+impl fmt::Display for Flavour {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How the desktop is set up. `Default` is a 1280×720@120Hz output, the painter at 60 fps and
 /// the portal with restore tokens.
 #[derive(Debug, Clone)]
@@ -49,6 +89,11 @@ pub struct DesktopOptions {
     pub debug: bool,
     /// Give up when the desktop is not ready after this long.
     pub timeout: Duration,
+    /// sway or GNOME.
+    pub flavour: Flavour,
+    /// GNOME: extension directories (each with a metadata.json) installed into the data dir
+    /// before the shell starts.
+    pub gnome_extensions: Vec<PathBuf>,
 }
 
 impl Default for DesktopOptions {
@@ -64,6 +109,8 @@ impl Default for DesktopOptions {
             restore_tokens: true,
             debug: false,
             timeout: Duration::from_secs(20),
+            flavour: Flavour::Sway,
+            gnome_extensions: Vec::new(),
         }
     }
 }
@@ -79,6 +126,12 @@ pub enum Component {
     Xdpw,
     PermissionStore,
     Portal,
+    /// GNOME: the second bus standing in for the system bus.
+    SystemBus,
+    /// GNOME: dconf-service (GSettings writes).
+    Dconf,
+    GnomeShell,
+    PortalGnome,
 }
 
 impl Component {
@@ -92,6 +145,10 @@ impl Component {
             Component::Xdpw => "xdpw",
             Component::PermissionStore => "permission-store",
             Component::Portal => "xdg-desktop-portal",
+            Component::SystemBus => "system-bus",
+            Component::Dconf => "dconf-service",
+            Component::GnomeShell => "gnome-shell",
+            Component::PortalGnome => "xdg-desktop-portal-gnome",
         }
     }
 
@@ -207,19 +264,10 @@ impl Desktop {
     fn bring_up(&mut self, t0: Instant) -> Result<()> {
         let deadline = t0 + self.opts.timeout;
         self.write_files()?;
-
-        // D-Bus first: PipeWire, WirePlumber and the portals connect to it at start-up.
-        let bus_conf = self.root.join("dbus.conf");
-        let mut cmd = self.daemon_command("dbus-daemon");
-        cmd.arg(format!("--config-file={}", bus_conf.display()))
-            .arg("--nofork")
-            .arg("--nopidfile")
-            .arg(format!("--address={}", self.bus_address));
-        self.spawn(Component::Dbus, cmd)?;
-        let bus_socket = self.runtime_dir.join("bus");
-        self.wait(Component::Dbus, deadline, "the bus socket", |_| {
-            Ok(UnixStream::connect(&bus_socket).is_ok())
-        })?;
+        if self.opts.flavour == Flavour::Gnome {
+            return self.bring_up_gnome(deadline);
+        }
+        self.spawn_session_bus(deadline)?;
 
         // PipeWire and sway are independent: start both, then wait for both.
         let mut cmd = self.daemon_command("pipewire");
@@ -302,6 +350,21 @@ impl Desktop {
             )?;
         }
         Ok(())
+    }
+
+    /// D-Bus first: PipeWire, WirePlumber and the portals connect to it at start-up.
+    fn spawn_session_bus(&mut self, deadline: Instant) -> Result<()> {
+        let bus_conf = self.root.join("dbus.conf");
+        let mut cmd = self.daemon_command("dbus-daemon");
+        cmd.arg(format!("--config-file={}", bus_conf.display()))
+            .arg("--nofork")
+            .arg("--nopidfile")
+            .arg(format!("--address={}", self.bus_address));
+        self.spawn(Component::Dbus, cmd)?;
+        let bus_socket = self.runtime_dir.join("bus");
+        self.wait(Component::Dbus, deadline, "the bus socket", |_| {
+            Ok(UnixStream::connect(&bus_socket).is_ok())
+        })
     }
 
     fn write_files(&self) -> Result<()> {
@@ -554,8 +617,18 @@ impl Desktop {
             ("XDG_DATA_HOME".into(), p("data")),
             ("XDG_STATE_HOME".into(), p("state")),
             ("XDG_CACHE_HOME".into(), p("cache")),
-            ("XDG_CURRENT_DESKTOP".into(), "sway".into()),
-            ("XDG_SESSION_DESKTOP".into(), "sway".into()),
+            (
+                "XDG_CURRENT_DESKTOP".into(),
+                match self.opts.flavour {
+                    Flavour::Sway => "sway",
+                    Flavour::Gnome => "GNOME",
+                }
+                .into(),
+            ),
+            (
+                "XDG_SESSION_DESKTOP".into(),
+                self.opts.flavour.name().into(),
+            ),
             ("XDG_SESSION_TYPE".into(), "wayland".into()),
         ];
         if !self.wayland_display.is_empty() {
@@ -615,6 +688,10 @@ impl Desktop {
     /// e.g. `wayland-1` (relative to [`Desktop::runtime_dir`]).
     pub fn wayland_display(&self) -> &str {
         &self.wayland_display
+    }
+
+    pub fn flavour(&self) -> Flavour {
+        self.opts.flavour
     }
 
     pub fn options(&self) -> &DesktopOptions {
@@ -696,6 +773,9 @@ impl Desktop {
 
     /// Takes a screenshot with `grim` (PPM) and returns it as packed RGB.
     pub fn screenshot(&self) -> Result<Screenshot> {
+        if self.opts.flavour == Flavour::Gnome {
+            return self.gnome_screenshot();
+        }
         let out = self
             .command("grim")
             .args(["-t", "ppm", "-"])
@@ -708,16 +788,23 @@ impl Desktop {
         Screenshot::from_ppm(&out.stdout)
     }
 
-    /// Keep the temp dir (and its logs) after drop, and print where it is.
     /// How many times the portal asked for a source (restored sessions do not ask).
+    /// GNOME: how many share dialogs the portal opened.
     pub fn source_selections(&self) -> usize {
+        if self.opts.flavour == Flavour::Gnome {
+            return self.gnome_dialogs();
+        }
         std::fs::read_to_string(self.root.join("chooser.log"))
             .map(|s| s.lines().count())
             .unwrap_or(0)
     }
 
     /// Makes the next source selections fail as if the user cancelled the dialog.
+    /// GNOME: share dialogs are closed as soon as they open (the user pressing Cancel).
     pub fn cancel_source_selection(&self, cancel: bool) -> Result<()> {
+        if self.opts.flavour == Flavour::Gnome {
+            return self.gnome_cancel_dialogs(cancel);
+        }
         let flag = self.root.join("cancel-selection");
         if cancel {
             std::fs::write(&flag, b"")?;
@@ -727,6 +814,7 @@ impl Desktop {
         Ok(())
     }
 
+    /// Keep the temp dir (and its logs) after drop, and print where it is.
     pub fn keep_logs(&mut self) {
         self.keep = true;
     }

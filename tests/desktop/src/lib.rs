@@ -9,5 +9,5 @@ pub mod layout;
 pub mod painter;
 pub mod session;
 
-pub use desktop::{Component, Desktop, DesktopOptions, Screenshot};
+pub use desktop::{Component, Desktop, DesktopOptions, Flavour, Screenshot};
 pub use layout::{Content, Layout};

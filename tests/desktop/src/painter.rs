@@ -14,6 +14,9 @@
 //! buffer (3.7 MB at 720p, ~0.3 ms) and damages the whole surface. The painter stays a small
 //! share of a core, so the compositor and the recorder under test keep the CPU.
 //!
+//! On compositors without wlr-layer-shell (mutter) it is a fullscreen xdg-shell toplevel
+//! instead, which also covers the output (and GNOME Shell's panel).
+//!
 //! Runs as the `zerocast-painter` binary (preferred: own PID) or, when that binary cannot be
 //! found, on a thread of the test process ([`PainterThread`]).
 
@@ -50,6 +53,10 @@ use smithay_client_toolkit::{
             Anchor, KeyboardInteractivity, Layer, LayerShell, LayerShellHandler, LayerSurface,
             LayerSurfaceConfigure,
         },
+        xdg::{
+            window::{Window, WindowConfigure, WindowDecorations, WindowHandler},
+            XdgShell,
+        },
         WaylandSurface,
     },
     shm::{
@@ -72,7 +79,7 @@ pub(crate) struct Painter {
     // CompositorState's surfaces track which outputs they are on, so an OutputState is needed.
     output_state: OutputState,
     shm: Shm,
-    layer: LayerSurface,
+    surface: PainterSurface,
     pool: Option<SlotPool>,
     slots: Vec<Slot>,
     layout: Option<Layout>,
@@ -134,24 +141,39 @@ pub fn run(
     let qh: QueueHandle<Painter> = event_queue.handle();
 
     let compositor = CompositorState::bind(&globals, &qh).context("wl_compositor")?;
-    let layer_shell = LayerShell::bind(&globals, &qh).context("zwlr_layer_shell_v1")?;
     let shm = Shm::bind(&globals, &qh).context("wl_shm")?;
 
     let surface = compositor.create_surface(&qh);
-    let layer = layer_shell.create_layer_surface(
-        &qh,
-        surface,
-        Layer::Overlay,
-        Some("zerocast-painter"),
-        None,
-    );
-    // Size 0×0 + all anchors = "as large as the output"; exclusive zone -1 ignores panels.
-    layer.set_anchor(Anchor::TOP | Anchor::BOTTOM | Anchor::LEFT | Anchor::RIGHT);
-    layer.set_size(0, 0);
-    layer.set_exclusive_zone(-1);
-    layer.set_keyboard_interactivity(KeyboardInteractivity::None);
+    let surface = match LayerShell::bind(&globals, &qh) {
+        Ok(layer_shell) => {
+            let layer = layer_shell.create_layer_surface(
+                &qh,
+                surface,
+                Layer::Overlay,
+                Some("zerocast-painter"),
+                None,
+            );
+            // Size 0×0 + all anchors = "as large as the output"; exclusive zone -1 ignores
+            // panels.
+            layer.set_anchor(Anchor::TOP | Anchor::BOTTOM | Anchor::LEFT | Anchor::RIGHT);
+            layer.set_size(0, 0);
+            layer.set_exclusive_zone(-1);
+            layer.set_keyboard_interactivity(KeyboardInteractivity::None);
+            PainterSurface::Layer(layer)
+        }
+        // mutter has no layer shell: a fullscreen toplevel covers the output (and the panel).
+        Err(_) => {
+            let xdg =
+                XdgShell::bind(&globals, &qh).context("neither layer shell nor xdg_wm_base")?;
+            let window = xdg.create_window(surface, WindowDecorations::None, &qh);
+            window.set_title("zerocast-painter");
+            window.set_app_id("zerocast-painter");
+            window.set_fullscreen(None);
+            PainterSurface::Window(window)
+        }
+    };
     // The initial commit without a buffer asks the compositor for the first configure.
-    layer.commit();
+    surface.commit();
 
     let mut event_loop: EventLoop<Painter> = EventLoop::try_new()?;
     let handle = event_loop.handle();
@@ -163,7 +185,7 @@ pub fn run(
         registry_state: RegistryState::new(&globals),
         output_state: OutputState::new(&globals, &qh),
         shm,
-        layer,
+        surface,
         pool: None,
         slots: Vec::new(),
         layout: None,
@@ -350,7 +372,7 @@ impl Painter {
 
     /// Damages `damage` (from the top-left corner), attaches buffer `idx` and commits.
     fn commit(&mut self, idx: usize, damage: (u32, u32), qh: &QueueHandle<Self>) -> bool {
-        let surface = self.layer.wl_surface();
+        let surface = self.surface.wl_surface();
         surface.damage_buffer(0, 0, damage.0 as i32, damage.1 as i32);
         if !self.ready {
             // The first frame callback tells us the compositor has presented our content.
@@ -360,9 +382,46 @@ impl Painter {
             eprintln!("zerocast-painter: attach failed: {e:?}");
             return false;
         }
-        self.layer.commit();
+        self.surface.commit();
         self.frames_drawn += 1;
         true
+    }
+
+    /// A configure of `(w, h)` (0 = "pick your size"): size the buffers, draw, start ticking.
+    fn configured(&mut self, qh: &QueueHandle<Self>, w: u32, h: u32) {
+        let (w, h) = if w == 0 || h == 0 {
+            // A toplevel may be told to pick its own size before fullscreen applies: use the
+            // output's mode.
+            match self.output_size() {
+                Some(size) => size,
+                None => {
+                    eprintln!("zerocast-painter: 0-sized configure and no output mode");
+                    self.exit = true;
+                    return;
+                }
+            }
+        } else {
+            (w, h)
+        };
+        if let Err(e) = self.resize(w, h) {
+            eprintln!("zerocast-painter: {e:#}");
+            self.exit = true;
+            return;
+        }
+        let counter = (self.tick & COUNTER_MASK as u64) as u32;
+        self.draw(qh, counter);
+        if self.start.is_none() {
+            self.start_ticking();
+        }
+    }
+
+    fn output_size(&self) -> Option<(u32, u32)> {
+        let out = self.output_state.outputs().next()?;
+        let info = self.output_state.info(&out)?;
+        let (w, h) = info
+            .logical_size
+            .or_else(|| info.modes.iter().find(|m| m.current).map(|m| m.dimensions))?;
+        Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
     }
 
     fn start_ticking(&mut self) {
@@ -495,16 +554,25 @@ impl LayerShellHandler for Painter {
             self.exit = true;
             return;
         }
-        if let Err(e) = self.resize(w, h) {
-            eprintln!("zerocast-painter: {e:#}");
-            self.exit = true;
-            return;
-        }
-        let counter = (self.tick & COUNTER_MASK as u64) as u32;
-        self.draw(qh, counter);
-        if self.start.is_none() {
-            self.start_ticking();
-        }
+        self.configured(qh, w, h);
+    }
+}
+
+impl WindowHandler for Painter {
+    fn request_close(&mut self, _: &Connection, _: &QueueHandle<Self>, _: &Window) {
+        self.exit = true;
+    }
+
+    fn configure(
+        &mut self,
+        _: &Connection,
+        qh: &QueueHandle<Self>,
+        _: &Window,
+        configure: WindowConfigure,
+        _serial: u32,
+    ) {
+        let (w, h) = configure.new_size;
+        self.configured(qh, w.map_or(0, |v| v.get()), h.map_or(0, |v| v.get()));
     }
 }
 
@@ -523,6 +591,28 @@ impl ProvidesRegistryState for Painter {
 
 delegate_registry!(Painter);
 smithay_client_toolkit::delegate_dispatch2!(Painter);
+
+/// The painter's role: a layer-shell overlay (sway) or a fullscreen toplevel (mutter).
+enum PainterSurface {
+    Layer(LayerSurface),
+    Window(Window),
+}
+
+impl PainterSurface {
+    fn wl_surface(&self) -> &wl_surface::WlSurface {
+        match self {
+            PainterSurface::Layer(l) => l.wl_surface(),
+            PainterSurface::Window(w) => w.wl_surface(),
+        }
+    }
+
+    fn commit(&self) {
+        match self {
+            PainterSurface::Layer(l) => l.commit(),
+            PainterSurface::Window(w) => w.commit(),
+        }
+    }
+}
 
 impl OutputHandler for Painter {
     fn output_state(&mut self) -> &mut OutputState {

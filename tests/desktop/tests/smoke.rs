@@ -201,3 +201,101 @@ fn painter_on_a_thread_works_too() {
     assert!(desk.pid(Component::Painter).is_none());
     check_painter_on_screen(&desk);
 }
+
+/// The GNOME flavour: gnome-shell, its portal and the permission store run and own their
+/// names, the painter covers the screen (panel included), the seeded restore token is in the
+/// permission store and where zerocast looks, and drop leaves nothing behind.
+#[test]
+fn gnome_desktop_comes_up_and_drop_leaves_nothing() {
+    use zerocast_testdesk::desktop::{
+        MUTTER_SCREENCAST_BUS_NAME, PORTAL_GNOME_BUS_NAME, SHELL_BUS_NAME,
+    };
+    use zerocast_testdesk::Flavour;
+    let desk = Desktop::start(DesktopOptions {
+        flavour: Flavour::Gnome,
+        ..DesktopOptions::default()
+    })
+    .expect("GNOME desktop");
+    eprintln!("GNOME desktop up in {:?}", desk.startup_time());
+    for name in [
+        SHELL_BUS_NAME,
+        MUTTER_SCREENCAST_BUS_NAME,
+        PORTAL_GNOME_BUS_NAME,
+        PORTAL_BUS_NAME,
+        PERMISSION_STORE_BUS_NAME,
+    ] {
+        assert!(desk.name_has_owner(name).unwrap(), "{name} not owned");
+    }
+    assert!(!desk.name_has_owner(XDPW_BUS_NAME).unwrap());
+    assert_eq!(desk.screencast_version().unwrap(), Some(4));
+
+    let layout = Layout::new(1280, 720);
+    let shot = desk.screenshot().expect("Shell.Screenshot");
+    for q in Quadrant::ALL {
+        let r = layout.quadrant_rect(q);
+        for (x, y) in [
+            r.center(),
+            (r.x + 2, r.y + 2),
+            (r.x + r.w - 3, r.y + r.h - 3),
+        ] {
+            assert_eq!(shot.pixel(x, y), q.color(), "{q:?} at ({x},{y})");
+        }
+    }
+    // The strip is the painter's, not the shell's panel: the bar band matches the model.
+    let c1 = layout.decode_counter(|x, y| shot.pixel(x, y));
+    let y = layout.bar_band().y + 1;
+    for x in (0..1280).step_by(7) {
+        assert_eq!(
+            shot.pixel(x, y),
+            layout.color_at(x, y, c1),
+            "bar band at x={x}"
+        );
+    }
+    let shot2 = desk.screenshot().unwrap();
+    let c2 = layout.decode_counter(|x, y| shot2.pixel(x, y));
+    assert!(c2 > c1, "counter did not advance: {c1} then {c2}");
+
+    // The seeded token: stored for zerocast and known to the permission store.
+    let token = std::fs::read_to_string(desk.dir().join("state/zerocast/restore-token-monitor"))
+        .expect("token file");
+    let out = desk
+        .command("busctl")
+        .args([
+            "--user",
+            "call",
+            PERMISSION_STORE_BUS_NAME,
+            "/org/freedesktop/impl/portal/PermissionStore",
+            "org.freedesktop.impl.portal.PermissionStore",
+            "Lookup",
+            "ss",
+            "screencast",
+            token.trim(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MetaVendor:MetaVirtualMonitor"),
+        "permission store entry: {text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = desk.dir().to_path_buf();
+    let pids = desk.pids();
+    let ours: Vec<u32> = pids.iter().map(|(_, p)| *p).collect();
+    let strays = processes_mentioning(&dir);
+    assert!(
+        strays.iter().all(|p| ours.contains(p)),
+        "unknown processes {strays:?} vs {pids:?}"
+    );
+    drop(desk);
+    for (c, pid) in pids {
+        assert!(!alive(pid), "{c} (pid {pid}) survived drop");
+    }
+    assert_eq!(
+        processes_mentioning(&dir),
+        Vec::<u32>::new(),
+        "strays after drop"
+    );
+    assert!(!dir.exists(), "temp dir {} not removed", dir.display());
+}

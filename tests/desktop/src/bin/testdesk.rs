@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! zerocast-testdesk [--width W] [--height H] [--refresh HZ] [--fps N | --no-painter] [--full-motion]
-//!                   [--no-portal] [--no-restore-tokens] [--keep-logs] [--debug] [-- COMMAND...]
+//!                   [--no-portal] [--no-restore-tokens] [--gnome [--extension DIR]...]
+//!                   [--keep-logs] [--debug] [-- COMMAND...]
 //! ```
 //! Brings the desktop up, runs COMMAND with the desktop's environment, tears everything down
 //! and exits with COMMAND's status (128+signal if it was killed). Without COMMAND it prints the
@@ -15,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use zerocast_testdesk::{Content, Desktop, DesktopOptions};
 
 const USAGE: &str = "usage: zerocast-testdesk [--width W] [--height H] [--refresh HZ] \
-[--fps N | --no-painter] [--full-motion] [--no-portal] [--no-restore-tokens] [--keep-logs] [--debug] \
+[--fps N | --no-painter] [--full-motion] [--no-portal] [--no-restore-tokens] [--gnome [--extension DIR]...] [--keep-logs] [--debug] \
 [--timeout SECS] [-- COMMAND...]";
 
 fn main() -> ExitCode {
@@ -44,6 +45,8 @@ fn run() -> Result<ExitCode> {
             "--no-painter" => opts.painter_fps = None,
             "--full-motion" => opts.painter_content = Content::FullMotion,
             "--no-portal" => opts.portal = false,
+            "--gnome" => opts.flavour = zerocast_testdesk::Flavour::Gnome,
+            "--extension" => opts.gnome_extensions.push(value("--extension")?.into()),
             "--no-restore-tokens" => opts.restore_tokens = false,
             "--keep-logs" => keep = true,
             "--debug" => opts.debug = true,
