@@ -37,7 +37,10 @@ const ACTION_SHOW: &str = "show-in-folder";
     default_path = "/org/freedesktop/Notifications"
 )]
 trait Notifications {
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the Notify method of the freedesktop spec has eight arguments"
+    )]
     fn notify(
         &self,
         app_name: &str,

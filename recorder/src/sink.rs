@@ -155,7 +155,10 @@ impl FrameSink {
     }
 
     /// An SHM frame arrived from the compositor: `bytes` from the first recorded pixel on.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one SHM frame: the mapped bytes, their layout and its timestamps"
+    )]
     pub fn submit(
         &mut self,
         pts_ns: i64,

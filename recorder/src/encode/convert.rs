@@ -622,7 +622,10 @@ impl SwsCache {
 }
 
 /// Gets (or reuses) a context for `format` `sw×sh` → `dst_fmt` `dw×dh`, BT.709 limited range.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "source and destination size and format, each a scalar as swscale takes them"
+)]
 fn sws_context(
     old: *mut ffi::SwsContext,
     format: PixelFormat,

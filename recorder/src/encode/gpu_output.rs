@@ -22,7 +22,13 @@ use crate::RecorderError;
 /// that the PipeWire thread retired, either when it ended or when the first frame's crop
 /// region rebuilt the converter. It must outlive every bridge that maps it, so the encoder
 /// thread keeps it as the owner of everything it encodes with.
-pub(crate) struct BridgeMemory(#[allow(dead_code)] Box<dyn Send>);
+pub(crate) struct BridgeMemory(
+    #[allow(
+        dead_code,
+        reason = "held only to be dropped after everything that reads it"
+    )]
+    Box<dyn Send>,
+);
 
 impl BridgeMemory {
     pub fn new(owner: Box<dyn Send>) -> Self {
