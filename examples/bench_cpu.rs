@@ -760,6 +760,7 @@ fn floor_child() -> Result<()> {
         keyint: 250,
         width: w,
         height: h,
+        audio: None,
     };
     let process0 = clock(libc::CLOCK_PROCESS_CPUTIME_ID);
     let mut ours = Duration::ZERO;

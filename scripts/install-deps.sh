@@ -7,7 +7,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 BACKPORTS=(pipewire pipewire-bin wireplumber libspa-0.2-modules libpipewire-0.3-0
-  libpipewire-0.3-dev libspa-0.2-dev mesa-vulkan-drivers libgbm-dev libdrm-dev gstreamer1.0-pipewire)
+  libpipewire-0.3-dev libspa-0.2-dev mesa-vulkan-drivers libgbm-dev libdrm-dev gstreamer1.0-pipewire
+  pipewire-pulse)
 BOOKWORM=(pkg-config build-essential libclang-dev clang
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev ffmpeg

@@ -118,7 +118,18 @@ async fn probe(json: bool) -> Result<i32> {
         .map(|(c, codecs)| (c.to_string(), codecs.iter().map(|c| c.as_str()).collect()))
         .collect();
     let ranges = caps::ranges();
+    // A registry round trip on the user's PipeWire daemon.
+    let audio = tokio::task::spawn_blocking(caps::audio_sources).await?;
+    let audio_codecs = caps::audio_codecs();
     if json {
+        let audio_json = match &audio {
+            Ok(sources) => serde_json::json!({
+                "available": true,
+                "codecs": audio_codecs,
+                "sources": sources.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            }),
+            Err(e) => serde_json::json!({"available": false, "reason": e.to_string()}),
+        };
         let portal_json = match &portal {
             Ok(c) => serde_json::json!({
                 "available": true,
@@ -138,6 +149,7 @@ async fn probe(json: bool) -> Result<i32> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "portal": portal_json,
+                "audio": audio_json,
                 "encoders": enc,
                 "codecs": caps::codecs().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
                 "containers": containers.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
@@ -190,6 +202,18 @@ async fn probe(json: bool) -> Result<i32> {
                 );
             }
             Err(e) => println!("portal: unavailable — {e}"),
+        }
+        match &audio {
+            Ok(sources) => {
+                println!("audio codecs: {}", audio_codecs.join(", "));
+                for (name, description) in sources {
+                    match description {
+                        Some(d) => println!("audio source {name}: {d}"),
+                        None => println!("audio source {name}"),
+                    }
+                }
+            }
+            Err(e) => println!("audio: unavailable — {e}"),
         }
         println!("{gpu}");
         for (codec, r) in &nvenc {

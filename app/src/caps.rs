@@ -59,3 +59,36 @@ pub fn nvenc() -> Vec<(Codec, Result<&'static str, String>)> {
         .map(|c| (*c, encode::nvenc_status(*c)))
         .collect()
 }
+
+/// Audio codecs this FFmpeg build can write.
+pub fn audio_codecs() -> Vec<&'static str> {
+    zerocast_recorder::audio::AudioCodec::ALL
+        .iter()
+        .filter(|c| zerocast_recorder::audio::encoder_present(c.encoder_name()))
+        .map(|c| c.as_str())
+        .collect()
+}
+
+/// What `audio` accepts now, with a description where PipeWire has one: `desktop`, `mic`, then
+/// every `node:…` and `app:…`. A registry round trip on the user's PipeWire daemon (blocking);
+/// the error says why there is no audio server.
+pub fn audio_sources() -> Result<Vec<(String, Option<String>)>, zerocast_recorder::audio::AudioError>
+{
+    use zerocast_recorder::audio::NodeKind;
+    let nodes = zerocast_recorder::audio::list_sources()?;
+    let mut out = vec![
+        (
+            "desktop".to_owned(),
+            Some("the default output (its monitor)".to_owned()),
+        ),
+        ("mic".to_owned(), Some("the default input".to_owned())),
+    ];
+    out.extend(nodes.into_iter().map(|n| {
+        let name = match n.kind {
+            NodeKind::App => format!("app:{}", n.app.as_deref().unwrap_or(&n.name)),
+            _ => format!("node:{}", n.name),
+        };
+        (name, n.description)
+    }));
+    Ok(out)
+}

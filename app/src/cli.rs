@@ -35,6 +35,12 @@ pub struct RequestArgs {
     pub source: Option<String>,
     #[arg(long, help = help("restore"))]
     pub no_restore: bool,
+    #[arg(long = "audio", value_name = "SOURCE", help = help("audio"))]
+    pub audio: Vec<String>,
+    #[arg(long, help = help("audio-codec"))]
+    pub audio_codec: Option<String>,
+    #[arg(long, allow_negative_numbers = true, help = help("audio-bitrate"))]
+    pub audio_bitrate: Option<i128>,
 }
 
 impl RequestArgs {
@@ -56,6 +62,9 @@ impl RequestArgs {
             // A CLI recording belongs to its process; there is no bus client to leave.
             stop_on_disconnect: None,
             notify: None,
+            audio: (!self.audio.is_empty()).then(|| self.audio.clone()),
+            audio_codec: self.audio_codec.clone(),
+            audio_bitrate: self.audio_bitrate,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use tracing::debug;
 use zerocast_portal::{PortalError, ScreencastSession};
+use zerocast_recorder::audio::TrackSpec;
 use zerocast_recorder::{encode::Selection, Codec, PipeWireSource, RecorderError, Recording};
 
 use crate::request::RecordingRequest;
@@ -28,6 +29,15 @@ pub async fn select_encoder(req: &RecordingRequest) -> Result<(Codec, Selection)
     .map_err(|e| RecorderError::Encode(format!("encoder selection panicked: {e}")))?
 }
 
+/// Looks every audio source up on the PipeWire daemon (a registry round trip, off the async
+/// workers): an unknown name or no audio server is [`RecorderError::Audio`].
+pub async fn resolve_audio(tracks: Vec<TrackSpec>) -> Result<Vec<TrackSpec>, RecorderError> {
+    tokio::task::spawn_blocking(move || zerocast_recorder::audio::resolve(&tracks))
+        .await
+        .map_err(|e| RecorderError::Audio(format!("audio source lookup panicked: {e}")))?
+        .map_err(|e| RecorderError::Audio(e.to_string()))
+}
+
 /// The whole composition: selects the encoder (before the portal: a missing encoder should not
 /// cost the user a dialog), opens the portal session, and starts the recorder on its stream
 /// with that encoder. Resolves once frames flow.
@@ -40,6 +50,12 @@ pub async fn start_recording(
         tracing::info!("NVENC not used ({reason}); encoding with {}", selected.name);
     }
     debug!(encoder = selected.name, %codec, "encoder selected");
+    // Every audio source must exist (and PipeWire answer) before the portal is asked: an
+    // unknown name should not cost the user a dialog either.
+    let mut options = req.recording_options(codec, selected);
+    if let Some(audio) = options.audio.as_mut() {
+        audio.tracks = resolve_audio(audio.tracks.clone()).await?;
+    }
     let (session, stream) = ScreencastSession::open(&req.source_options()).await?;
     debug!(
         node = stream.node_id,
@@ -51,7 +67,7 @@ pub async fn start_recording(
         node_id: stream.node_id,
         size: stream.size,
     };
-    match Recording::start(source, req.recording_options(codec, selected)).await {
+    match Recording::start(source, options).await {
         Ok(rec) => Ok((session, rec)),
         Err(e) => {
             // Without this the compositor keeps showing its "screen is shared" indicator.

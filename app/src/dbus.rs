@@ -63,6 +63,9 @@ pub fn to_raw(opts: &HashMap<String, OwnedValue>) -> Result<RawRequest, RequestE
             "duration" => raw.duration = Some(as_seconds(key, v)?),
             "stop-on-disconnect" => raw.stop_on_disconnect = Some(as_bool(key, v)?),
             "notify" => raw.notify = Some(as_bool(key, v)?),
+            "audio" => raw.audio = Some(as_strings(key, v)?),
+            "audio-codec" => raw.audio_codec = Some(as_str(key, v)?.to_owned()),
+            "audio-bitrate" => raw.audio_bitrate = Some(as_uint(key, v)?),
             // A table row without a parse arm: caught by this module's tests.
             other => {
                 return Err(RequestError::UnknownKey {
@@ -105,6 +108,14 @@ pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
     }
     put("stop-on-disconnect", Value::from(r.stop_on_disconnect));
     put("notify", Value::from(r.notify));
+    if let Some(a) = &r.audio {
+        let tracks: Vec<String> = a.tracks.iter().map(|t| t.to_string()).collect();
+        put("audio", Value::from(tracks));
+        put("audio-codec", Value::from(a.codec.as_str()));
+        if let Some(b) = a.bitrate {
+            put("audio-bitrate", Value::from(b));
+        }
+    }
     m
 }
 
@@ -155,6 +166,21 @@ fn as_str<'a>(key: &str, v: &'a Value<'a>) -> Result<&'a str, RequestError> {
     match v {
         Value::Str(s) => Ok(s.as_str()),
         _ => Err(wrong_type(key, "s (string)", v)),
+    }
+}
+
+/// `as`; one `s` is taken as a one-element array (`busctl … audio s desktop`).
+fn as_strings(key: &str, v: &Value<'_>) -> Result<Vec<String>, RequestError> {
+    match v {
+        Value::Str(s) => Ok(vec![s.to_string()]),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| match unwrap_variant(x) {
+                Value::Str(s) => Ok(s.to_string()),
+                _ => Err(wrong_type(key, "as (array of strings)", v)),
+            })
+            .collect(),
+        _ => Err(wrong_type(key, "as (array of strings)", v)),
     }
 }
 

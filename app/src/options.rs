@@ -4,6 +4,7 @@
 //! [`crate::RawRequest`] and [`crate::RecordingRequest`], and one parse arm per surface.
 
 use zerocast_portal::{CursorMode, SourceType};
+use zerocast_recorder::audio::{AudioCodec, BITRATE_RANGE};
 use zerocast_recorder::{Codec, Container, EncoderChoice};
 
 /// One recording option.
@@ -11,7 +12,7 @@ use zerocast_recorder::{Codec, Container, EncoderChoice};
 pub struct OptionSpec {
     /// The D-Bus key; also the name error messages use (`'framerate' must be …`).
     pub key: &'static str,
-    /// The D-Bus type (`s`, `u`, `d`, `b`).
+    /// The D-Bus type (`s`, `u`, `d`, `b`, `as`).
     pub signature: &'static str,
     /// The `zerocast record` flag, if the CLI has the option.
     pub flag: Option<&'static str>,
@@ -155,6 +156,30 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "A desktop notification when the recording ends (default: true; `ctl start --no-notify`)",
         range: None,
     },
+    OptionSpec {
+        key: "audio",
+        signature: "as",
+        flag: Some("--audio"),
+        help: "An audio track, repeatable (one track each): desktop (the default output), mic \
+               (the default input), node:NAME, app:NAME (one application's sound); a+b mixes \
+               sources into one track. `zerocast probe` lists them (default: no audio)",
+        range: None,
+    },
+    OptionSpec {
+        key: "audio-codec",
+        signature: "s",
+        flag: Some("--audio-codec"),
+        help: "Audio codec (default: opus in mkv/webm, aac in mp4; flac only in mkv); needs audio",
+        range: None,
+    },
+    OptionSpec {
+        key: "audio-bitrate",
+        signature: "u",
+        flag: Some("--audio-bitrate"),
+        help: "Audio bitrate in kbit/s per track (default: 128 opus, 160 aac; flac is lossless); \
+               needs audio",
+        range: int_range(*BITRATE_RANGE.start(), *BITRATE_RANGE.end()),
+    },
 ];
 
 /// Every key `Start` understands, in table order.
@@ -190,6 +215,7 @@ pub fn choices(key: &str) -> Option<Vec<&'static str>> {
         // `metadata` is a portal mode we refuse; it is not offered.
         "cursor" => vec![CursorMode::Hidden.as_str(), CursorMode::Embedded.as_str()],
         "source" => SourceType::ALL.iter().map(|c| c.as_str()).collect(),
+        "audio-codec" => AudioCodec::ALL.iter().map(|c| c.as_str()).collect(),
         _ => return None,
     })
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use zerocast_portal::{CursorMode, SourceOptions, SourceType};
+use zerocast_recorder::audio::{AudioCodec, AudioConfig, TrackSpec};
 use zerocast_recorder::{
     encode::Selection, Codec, CodecNotInContainer, Container, EncoderChoice, RateControl,
     RecordingOptions,
@@ -38,6 +39,10 @@ pub struct RawRequest {
     pub duration: Option<f64>,
     pub stop_on_disconnect: Option<bool>,
     pub notify: Option<bool>,
+    /// One entry per audio track (`desktop`, `mic`, `node:…`, `app:…`, `a+b`).
+    pub audio: Option<Vec<String>>,
+    pub audio_codec: Option<String>,
+    pub audio_bitrate: Option<i128>,
 }
 
 /// A validated recording request: what to ask the portal for and what to tell the recorder.
@@ -66,6 +71,9 @@ pub struct RecordingRequest {
     /// A desktop notification when the recording ends (saved or failed). The daemon sends it;
     /// an in-process CLI recording reports on its terminal instead.
     pub notify: bool,
+    /// Audio tracks (as named; the sources are looked up by [`crate::start_recording`],
+    /// before the portal), codec and bitrate. `None`: no audio.
+    pub audio: Option<AudioConfig>,
 }
 
 /// Why a request was rejected. Every variant names the option ([`RequestError::key`]) and the
@@ -118,6 +126,10 @@ pub enum RequestError {
     /// The output exists and `overwrite` was not given.
     #[error("'path' {path} already exists; set 'overwrite' (--overwrite) to replace it")]
     Exists { path: PathBuf },
+    /// An audio option that is malformed, does not fit the container, or comes without
+    /// `audio`.
+    #[error("'{key}' {reason}")]
+    Audio { key: &'static str, reason: String },
 }
 
 impl RequestError {
@@ -127,7 +139,8 @@ impl RequestError {
             RequestError::UnknownKey { key } | RequestError::WrongType { key, .. } => key,
             RequestError::NotAChoice { key, .. }
             | RequestError::OutOfRange { key, .. }
-            | RequestError::Conflict { key, .. } => key,
+            | RequestError::Conflict { key, .. }
+            | RequestError::Audio { key, .. } => key,
             RequestError::MetadataCursor => "cursor",
             RequestError::BadPath { .. }
             | RequestError::NotWritable { .. }
@@ -231,6 +244,7 @@ impl RawRequest {
         if let Some(codec) = codec {
             container.check(codec)?;
         }
+        let audio = self.audio_config(container)?;
         let overwrite = self.overwrite.unwrap_or(false);
         check_writable(&path, overwrite, &ctx.videos_dir)?;
 
@@ -248,7 +262,49 @@ impl RawRequest {
             restore: self.restore.unwrap_or(true),
             stop_on_disconnect: self.stop_on_disconnect.unwrap_or(false),
             notify: self.notify.unwrap_or(true),
+            audio,
         })
+    }
+
+    /// The audio options: tracks parsed, codec defaulted by the container and checked against
+    /// it, bitrate in range. Whether the sources exist is asked of PipeWire later, once, before
+    /// the portal (parsing never talks to a daemon).
+    fn audio_config(&self, container: Container) -> Result<Option<AudioConfig>, RequestError> {
+        let codec = choice::<AudioCodec>("audio-codec", self.audio_codec.as_deref())?;
+        let bitrate = in_range("audio-bitrate", self.audio_bitrate)?;
+        let tracks = match self.audio.as_deref() {
+            Some(specs) if !specs.is_empty() => specs
+                .iter()
+                .map(|s| {
+                    s.parse::<TrackSpec>().map_err(|e| RequestError::Audio {
+                        key: "audio",
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => {
+                // Name the key that was given (every rejection names one of the caller's keys).
+                let key = match (codec, bitrate) {
+                    (Some(_), _) => "audio-codec",
+                    (None, Some(_)) => "audio-bitrate",
+                    (None, None) => return Ok(None),
+                };
+                return Err(RequestError::Audio {
+                    key,
+                    reason: "needs 'audio' (e.g. --audio desktop, audio=[\"desktop\"])".into(),
+                });
+            }
+        };
+        let codec = codec.unwrap_or_else(|| AudioCodec::default_for(container));
+        codec.check(container).map_err(|e| RequestError::Audio {
+            key: "audio-codec",
+            reason: e.to_string(),
+        })?;
+        Ok(Some(AudioConfig {
+            tracks,
+            codec,
+            bitrate,
+        }))
     }
 }
 
@@ -272,6 +328,7 @@ impl RecordingRequest {
         o.rate = self.rate;
         o.duration = self.duration;
         o.selected = Some(selected);
+        o.audio = self.audio.clone();
         o
     }
 }

@@ -48,6 +48,14 @@ fn string() -> impl Strategy<Value = String> {
                 "",
                 "g.avi",
                 "/h.mkv",
+                "desktop",
+                "mic",
+                "desktop+mic",
+                "app:firefox",
+                "node:x",
+                "opus",
+                "aac",
+                "flac",
             ][..]
         )
         .prop_map(str::to_owned),
@@ -70,6 +78,7 @@ fn value() -> impl Strategy<Value = OwnedValue> {
         (-10.0f64..100.0).prop_map(Value::from),
         string().prop_map(Value::from),
         proptest::collection::vec(any::<u32>(), 0..3).prop_map(Value::from),
+        proptest::collection::vec(string(), 0..3).prop_map(Value::from),
     ];
     v.prop_map(|v| v.try_to_owned().unwrap())
 }

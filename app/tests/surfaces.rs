@@ -1,7 +1,7 @@
 //! The same requests through both surfaces' parsers — `zerocast record`'s flags and D-Bus
 //! `Start`'s `a{sv}` — give equal `RecordingRequest`s or equal named errors: the default name,
 //! templates, `~`, relative paths, every range, every codec/container/encoder combination, the
-//! `cursor=metadata` refusal.
+//! `cursor=metadata` refusal, the audio tracks, codecs and bitrates.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +28,8 @@ enum V {
     U(i64),
     D(f64),
     B(bool),
+    /// A list: the CLI repeats the flag, D-Bus sends `as`.
+    L(&'static [&'static str]),
 }
 
 fn ctx(dir: &Path) -> PathContext {
@@ -52,6 +54,11 @@ fn cli(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, Reques
             (V::Path(p), _) => args.extend([flag.to_string(), p.display().to_string()]),
             (V::U(n), _) => args.extend([flag.to_string(), n.to_string()]),
             (V::D(d), _) => args.extend([flag.to_string(), d.to_string()]),
+            (V::L(items), _) => {
+                for s in *items {
+                    args.extend([flag.to_string(), s.to_string()]);
+                }
+            }
         }
     }
     let parsed = Record::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
@@ -70,6 +77,7 @@ fn dbus(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, Reque
                 V::U(n) => Value::from(*n),
                 V::D(d) => Value::from(*d),
                 V::B(b) => Value::from(*b),
+                V::L(items) => Value::from(items.to_vec()),
             };
             (k.to_string(), v.try_to_owned().unwrap())
         })
@@ -210,19 +218,29 @@ fn every_range() {
         ("framerate", &[1, 60, 1000], &[0, -5, 1001, 1 << 40]),
         ("bitrate", &[1, 8000, 1_000_000], &[0, -1, 1_000_001]),
         ("quality", &[0, 23, 63], &[-1, 64, 500]),
+        ("audio-bitrate", &[6, 96, 512], &[0, 5, -1, 513]),
     ];
     for (key, good, bad) in ints {
+        // The audio options need a track to apply to.
+        let with = |n: i64| -> Vec<(&str, V)> {
+            let mut o = vec![(*key, V::U(n))];
+            if *key == "audio-bitrate" {
+                o.push(("audio", V::L(&["desktop"])));
+            }
+            o
+        };
         for n in *good {
-            let r = ok(&c, &[(key, V::U(*n))]);
+            let r = ok(&c, &with(*n));
             let n = *n as u32;
             match *key {
                 "framerate" => assert_eq!(r.framerate, Some(n)),
                 "bitrate" => assert_eq!(r.rate, RateControl::Bitrate(n)),
+                "audio-bitrate" => assert_eq!(r.audio.unwrap().bitrate, Some(n)),
                 _ => assert_eq!(r.rate, RateControl::Quality(n)),
             }
         }
         for n in *bad {
-            let e = refused(&c, &[(key, V::U(*n))], key, &format!("got {n}"));
+            let e = refused(&c, &with(*n), key, &format!("got {n}"));
             assert!(matches!(e, RequestError::OutOfRange { .. }), "{e}");
         }
     }
@@ -335,4 +353,88 @@ fn cursor_source_restore() {
     for source in ["monitor", "window", "virtual"] {
         assert_eq!(ok(&c, &[("source", V::S(source))]).source.as_str(), source);
     }
+}
+
+#[test]
+fn audio_tracks_codecs_and_bitrate() {
+    use zerocast_recorder::audio::{AudioCodec, AudioSource};
+    let (_dir, c) = setup();
+    assert_eq!(ok(&c, &[]).audio, None, "no audio unless asked");
+    // Two tracks, the first a mix; the codec follows the container.
+    let r = ok(
+        &c,
+        &[
+            ("path", V::S("a.mp4")),
+            ("audio", V::L(&["desktop+mic", "app:firefox"])),
+        ],
+    );
+    let a = r.audio.clone().unwrap();
+    assert_eq!(a.codec, AudioCodec::Aac);
+    assert_eq!(a.bitrate, None);
+    assert_eq!(a.tracks.len(), 2);
+    assert_eq!(
+        a.tracks[0].sources,
+        vec![AudioSource::Desktop, AudioSource::Mic]
+    );
+    // The recorder gets them as they are (sources are looked up before the portal).
+    let o = r.recording_options(
+        Codec::H264,
+        zerocast_recorder::encode::select_encoder(
+            Some(Codec::H264),
+            EncoderChoice::Software,
+            Container::Mp4,
+        )
+        .unwrap()
+        .1,
+    );
+    assert_eq!(o.audio, r.audio);
+    // The effective options round-trip through D-Bus.
+    let back = zerocast_app::dbus::parse_options_in(&zerocast_app::dbus::to_dbus(&r), &c).unwrap();
+    assert_eq!(back.audio, r.audio);
+    for (container, codec) in [("mkv", "opus"), ("webm", "opus"), ("mp4", "aac")] {
+        let r = ok(
+            &c,
+            &[("container", V::S(container)), ("audio", V::L(&["mic"]))],
+        );
+        assert_eq!(r.audio.unwrap().codec.as_str(), codec, "{container}");
+    }
+    let r = ok(
+        &c,
+        &[
+            ("audio", V::L(&["node:alsa_output.x"])),
+            ("audio-codec", V::S("flac")),
+        ],
+    );
+    assert_eq!(r.audio.unwrap().codec, AudioCodec::Flac);
+    refused(
+        &c,
+        &[
+            ("container", V::S("webm")),
+            ("audio", V::L(&["desktop"])),
+            ("audio-codec", V::S("aac")),
+        ],
+        "audio-codec",
+        "webm takes opus",
+    );
+    refused(
+        &c,
+        &[("audio", V::L(&["desktop"])), ("audio-codec", V::S("mp3"))],
+        "audio-codec",
+        "one of opus, aac, flac",
+    );
+    refused(&c, &[("audio", V::L(&["bogus:x"]))], "audio", "bogus");
+    refused(&c, &[("audio", V::L(&[""]))], "audio", "empty");
+    // Codec or bitrate without a track names the key that was given.
+    refused(
+        &c,
+        &[("audio-codec", V::S("opus"))],
+        "audio-codec",
+        "needs 'audio'",
+    );
+    refused(
+        &c,
+        &[("audio-bitrate", V::U(96))],
+        "audio-bitrate",
+        "needs 'audio'",
+    );
 }

@@ -26,6 +26,12 @@ pub struct Capabilities {
     pub cursor_modes: Vec<String>,
     pub source_types: Vec<String>,
     pub portal_error: Option<String>,
+    /// Audio codecs this build can write.
+    pub audio_codecs: Vec<String>,
+    /// Audio sources now (`desktop`, `mic`, `node:…`, `app:…`); empty when no audio server.
+    pub audio_sources: Vec<String>,
+    /// Why there is no audio (no PipeWire daemon answered).
+    pub audio_error: Option<String>,
 }
 
 /// Starts recordings. One per daemon, shared by all requests.
@@ -102,6 +108,17 @@ impl Backend for RealBackend {
                 zero_copy,
                 ..Default::default()
             };
+            caps.audio_codecs = zerocast_app::caps::audio_codecs()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            match tokio::task::spawn_blocking(zerocast_app::caps::audio_sources).await {
+                Ok(Ok(sources)) => {
+                    caps.audio_sources = sources.into_iter().map(|(name, _)| name).collect()
+                }
+                Ok(Err(e)) => caps.audio_error = Some(e.to_string()),
+                Err(e) => caps.audio_error = Some(e.to_string()),
+            }
             match zerocast_portal::capabilities().await {
                 Ok(p) => {
                     caps.portal_version = p.version;

@@ -28,6 +28,8 @@ pub enum Error {
     NotRecording(String),
     /// Resume on a recording that is not paused.
     NotPaused(String),
+    /// Audio was asked for but a source does not exist or there is no audio server.
+    AudioUnavailable(String),
     /// Anything else (PipeWire, encoder internals, portal protocol errors).
     Failed(String),
 }
@@ -46,6 +48,7 @@ impl Error {
             Error::StreamLost(_) => "StreamLost",
             Error::NotRecording(_) => "NotRecording",
             Error::NotPaused(_) => "NotPaused",
+            Error::AudioUnavailable(_) => "AudioUnavailable",
             Error::Failed(_) => "Failed",
         }
     }
@@ -67,6 +70,7 @@ impl Error {
             | Error::StreamLost(m)
             | Error::NotRecording(m)
             | Error::NotPaused(m)
+            | Error::AudioUnavailable(m)
             | Error::Failed(m) => m.clone(),
         }
     }
@@ -86,6 +90,7 @@ impl Clone for Error {
             Error::StreamLost(m) => Error::StreamLost(m.clone()),
             Error::NotRecording(m) => Error::NotRecording(m.clone()),
             Error::NotPaused(m) => Error::NotPaused(m.clone()),
+            Error::AudioUnavailable(m) => Error::AudioUnavailable(m.clone()),
             Error::Failed(m) => Error::Failed(m.clone()),
         }
     }
@@ -149,6 +154,7 @@ impl From<RecorderError> for Error {
             RecorderError::StreamLost(_) => Error::StreamLost(msg),
             RecorderError::NotRecording(_) => Error::NotRecording(msg),
             RecorderError::InvalidOption(_) => Error::InvalidOption(msg),
+            RecorderError::Audio(_) => Error::AudioUnavailable(msg),
             RecorderError::PipeWire(_) | RecorderError::Encode(_) => Error::Failed(msg),
         }
     }

@@ -173,6 +173,9 @@ impl Backend for FakeBackend {
                 cursor_modes: vec![],
                 source_types: vec![],
                 portal_error: Some("fake backend: no portal".into()),
+                audio_codecs: vec![],
+                audio_sources: vec![],
+                audio_error: Some("fake backend: no audio server".into()),
             }
         })
     }

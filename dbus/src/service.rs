@@ -288,8 +288,10 @@ impl RecorderService {
     }
 
     /// `encoders` as, `zero-copy` b, `version` u (portal), `cursor-modes` as,
-    /// `source-types` as, and `portal-error` s when no portal answered; plus the request
-    /// tables (`codecs`, `containers`, `encoder-choices`, `options`, `ranges`).
+    /// `source-types` as, and `portal-error` s when no portal answered; `audio-codecs` as,
+    /// `audio-sources` as (what `audio` accepts now), `audio-error` s when there is no audio
+    /// server; plus the request tables (`codecs`, `containers`, `encoder-choices`, `options`,
+    /// `ranges`).
     #[zbus(property(emits_changed_signal = "false"))]
     async fn capabilities(&self) -> HashMap<String, OwnedValue> {
         let c = self.shared.backend.capabilities().await;
@@ -304,6 +306,11 @@ impl RecorderService {
         put("source-types", Value::from(c.source_types));
         if let Some(e) = c.portal_error {
             put("portal-error", Value::from(e));
+        }
+        put("audio-codecs", Value::from(c.audio_codecs));
+        put("audio-sources", Value::from(c.audio_sources));
+        if let Some(e) = c.audio_error {
+            put("audio-error", Value::from(e));
         }
         // What a request may name: the same tables `zerocast probe` prints.
         for (k, v) in zerocast_app::dbus::capability_tables() {

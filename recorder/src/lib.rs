@@ -6,6 +6,7 @@
 //! - the encoder thread owns FFmpeg (`encode::worker`, the encoders and muxer in `encode`);
 //! - [`Recording`] is the async handle the CLI and the D-Bus service hold.
 
+pub mod audio;
 mod drop_order;
 pub mod encode;
 pub mod frame;
@@ -44,4 +45,6 @@ pub enum RecorderError {
     NotRecording(RecordingState),
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    #[error("audio: {0}")]
+    Audio(String),
 }

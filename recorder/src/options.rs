@@ -65,6 +65,8 @@ pub struct RecordingOptions {
     /// the portal); the encoder thread then uses it as is. `None`: the recorder applies the
     /// same rule ([`crate::encode::select_encoder`]) itself (library use, tests).
     pub selected: Option<crate::encode::Selection>,
+    /// Audio tracks (sources already resolved), codec and bitrate; `None`: no audio.
+    pub audio: Option<crate::audio::AudioConfig>,
 }
 
 impl RecordingOptions {
@@ -80,6 +82,7 @@ impl RecordingOptions {
             keyint: 250,
             duration: None,
             selected: None,
+            audio: None,
         }
     }
 }

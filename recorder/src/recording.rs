@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc as tmpsc, oneshot, watch};
 use tracing::Instrument;
 
+use crate::audio::{AudioThread, TrackSet};
 use crate::encode::worker::{self, EncEvent, EncMsg};
 use crate::encode::EncoderConfig;
 use crate::frame::FramePool;
@@ -141,11 +142,19 @@ impl Recording {
             selected: opts.selected.clone(),
             width: 0,
             height: 0,
+            audio: opts.audio.clone(),
+        };
+        // Audio before the encoder thread (which gives its blocks back) and before the video
+        // stream, so it is capturing when the first frame sets the file's time zero.
+        let audio = match &opts.audio {
+            Some(cfg) => Some(start_audio(cfg, &opts, &clock, &enc_tx, &span).await?),
+            None => None,
         };
         let enc_join = worker::spawn(
             enc_cfg,
             enc_rx,
             pool.returner(),
+            audio.as_ref().map(AudioThread::block_return),
             Arc::clone(&counters),
             enc_events_tx,
             span.clone(),
@@ -172,6 +181,7 @@ impl Recording {
             opts: opts.clone(),
             progress: Arc::clone(&progress),
             pw: Some(pw),
+            audio,
             enc_tx,
             enc_join: Some(enc_join),
             pw_events,
@@ -286,6 +296,7 @@ struct ControlTask {
     opts: RecordingOptions,
     progress: Arc<Progress>,
     pw: Option<PwThread>,
+    audio: Option<AudioThread>,
     enc_tx: mpsc::SyncSender<EncMsg>,
     enc_join: Option<std::thread::JoinHandle<()>>,
     pw_events: tmpsc::UnboundedReceiver<PwEvent>,
@@ -409,6 +420,10 @@ impl ControlTask {
         if let Some(pw) = self.pw.take() {
             let _ = tokio::task::spawn_blocking(move || pw.stop()).await;
         }
+        // Every audio track up to `end`, queued before Finish (same channel, in order).
+        if let Some(audio) = self.audio.take() {
+            let _ = tokio::task::spawn_blocking(move || audio.finish(end)).await;
+        }
         let reason = match ending {
             Ending::Normal(r) => r,
             Ending::Error(e) => {
@@ -472,4 +487,49 @@ impl ControlTask {
         }
         result
     }
+}
+
+/// Connects the audio capture streams (blocking PipeWire round trip: off the tokio workers) and
+/// starts the audio thread, which sends its blocks into the encoder's queue.
+async fn start_audio(
+    cfg: &crate::audio::AudioConfig,
+    opts: &RecordingOptions,
+    clock: &Arc<Mutex<RecordingClock>>,
+    enc_tx: &mpsc::SyncSender<EncMsg>,
+    span: &tracing::Span,
+) -> Result<AudioThread, RecorderError> {
+    let set = TrackSet::new(cfg.tracks.clone());
+    let limit = opts.duration;
+    let clock = Arc::clone(clock);
+    let tx = enc_tx.clone();
+    let span = span.clone();
+    let (events, mut events_rx) = tmpsc::unbounded_channel();
+    let thread = tokio::task::spawn_blocking(move || {
+        AudioThread::start(
+            &set,
+            limit,
+            Box::new(move |file_clock| {
+                clock
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .sync_audio_clock(file_clock)
+            }),
+            // Blocking send, on the audio thread: the encoder's queue is the backpressure.
+            Box::new(move |block| tx.send(EncMsg::Audio(block)).is_ok()),
+            events,
+            span,
+        )
+    })
+    .await
+    .map_err(|e| RecorderError::Audio(format!("audio start: {e}")))?
+    .map_err(|e| RecorderError::Audio(e.to_string()))?;
+    // A source that stops is silence in the file and a line in the log; the recording goes on.
+    tokio::spawn(async move {
+        while let Some(ev) = events_rx.recv().await {
+            if let crate::audio::AudioEvent::Lost { slot, reason } = ev {
+                tracing::warn!(slot, %reason, "audio source lost; recording silence for it");
+            }
+        }
+    });
+    Ok(thread)
 }

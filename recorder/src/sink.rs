@@ -50,6 +50,8 @@ pub(crate) struct RecordingClock {
     last: i64,
     paused_since: Option<i64>,
     paused_total: i64,
+    /// Closed pauses `[start, end)` (monotonic), for audio, which is placed after the fact.
+    pauses: Vec<(i64, i64)>,
 }
 
 /// Less lag than this below the current offset is jitter, not a stale offset.
@@ -60,25 +62,33 @@ impl RecordingClock {
         RecordingClock::default()
     }
 
-    /// Position of a frame stamped `pts_ns` in the file, or `None` while paused.
+    /// Position of a frame stamped `pts_ns` in the file, or `None` while paused (or when a
+    /// correction of the offset would place it at or before the previous frame).
     pub fn map(&mut self, pts_ns: i64, now_mono: i64) -> Option<Duration> {
         if self.paused_since.is_some() {
             return None;
         }
         let lag = now_mono - pts_ns;
-        let origin = match self.origin {
+        let (origin, first) = match self.origin {
             None => {
                 self.offset = lag;
-                *self.origin.insert(now_mono)
+                (*self.origin.insert(now_mono), true)
             }
             Some(origin) => {
                 if lag < self.offset - STALE_NS {
                     self.offset = lag;
                 }
-                origin
+                (origin, false)
             }
         };
-        let rel = (pts_ns + self.offset - origin - self.paused_total).max(self.last);
+        let rel = pts_ns + self.offset - origin - self.paused_total;
+        if !first && rel <= self.last {
+            // Right after a correction, frames land at or before the last one. Clamping them
+            // onto it put a burst of frames ~0 ms apart into the file (one timestamp in mkv's
+            // milliseconds: non-monotonic dts); the next frame lands after it again.
+            return None;
+        }
+        let rel = rel.max(self.last);
         self.last = rel;
         Some(Duration::from_nanos(rel.max(0) as u64))
     }
@@ -93,6 +103,26 @@ impl RecordingClock {
         Duration::from_nanos(rel.max(0) as u64)
     }
 
+    /// Brings audio's view of the file clock up to date: audio captured at monotonic `t` lands
+    /// where a frame stamped `t` lands, `t + offset − origin − paused` (the same mapping as
+    /// [`RecordingClock::map`]; the compositor stamps frames with CLOCK_MONOTONIC, so a flash
+    /// and a beep at the same instant share a position). Its zero is therefore
+    /// `origin − offset`, and follows the offset's corrections to the least lag seen.
+    /// Allocates only when a pause was added.
+    pub fn sync_audio_clock(&self, clock: &mut crate::audio::timing::FileClock) {
+        clock.origin = self.origin.map(|o| o - self.offset);
+        clock.paused_since = if self.origin.is_some() {
+            self.paused_since
+        } else {
+            None
+        };
+        if clock.pauses.len() < self.pauses.len() {
+            clock
+                .pauses
+                .extend_from_slice(&self.pauses[clock.pauses.len()..]);
+        }
+    }
+
     pub fn pause(&mut self, now_mono: i64) {
         self.paused_since.get_or_insert(now_mono);
     }
@@ -102,6 +132,7 @@ impl RecordingClock {
             // Before the first frame there is no file time to shift.
             if self.origin.is_some() {
                 self.paused_total += now_mono - since;
+                self.pauses.push((since, now_mono));
             }
         }
     }
@@ -364,6 +395,30 @@ mod tests {
             Some(Duration::from_millis(1100))
         );
         assert_eq!(t.elapsed(5000 * MS), Duration::from_millis(2000));
+    }
+
+    #[test]
+    fn audio_follows_the_frames_mapping() {
+        use crate::audio::timing::{FileClock, Place};
+        let mut t = RecordingClock::new();
+        let mut a = FileClock::default();
+        t.sync_audio_clock(&mut a);
+        assert_eq!(a.origin, None, "no file time before the first frame");
+        // A stale first frame (2.5 s lag), then fresh ones (20 ms lag): a beep captured when a
+        // frame was stamped lands where that frame lands.
+        t.map(1000 * MS, 3500 * MS);
+        let frame = t.map(3980 * MS, 4000 * MS).unwrap();
+        t.sync_audio_clock(&mut a);
+        assert_eq!(a.place(3980 * MS), Place::At(frame.as_nanos() as i64));
+        // A pause removes the same span from audio.
+        t.pause(5000 * MS);
+        t.sync_audio_clock(&mut a);
+        assert_eq!(a.place(5100 * MS), Place::Paused(None));
+        t.resume(6000 * MS);
+        t.sync_audio_clock(&mut a);
+        let frame = t.map(6480 * MS, 6500 * MS).unwrap();
+        assert_eq!(a.place(6480 * MS), Place::At(frame.as_nanos() as i64));
+        assert_eq!(a.place(5100 * MS), Place::Paused(Some(6000 * MS)));
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn config(path: &Path, container: Container, codec: Codec) -> EncoderConfig {
         selected: None,
         width: W,
         height: H,
+        audio: None,
     }
 }
 

@@ -205,6 +205,7 @@ fn cfg(
         selected: None,
         width: w,
         height: h,
+        audio: None,
     }
 }
 

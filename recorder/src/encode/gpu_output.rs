@@ -90,6 +90,11 @@ impl GpuOutput {
         self.chain.user_mut().push_cpu(frame)
     }
 
+    /// A block of an audio track, into the same file.
+    pub fn push_audio(&mut self, block: &crate::audio::Block) -> Result<(), RecorderError> {
+        self.chain.user_mut().push_audio(block)
+    }
+
     /// Gives a slot back without encoding it.
     pub fn release(&self, frame: &ConvertedFrame) {
         self.releaser.release(frame);

@@ -33,6 +33,7 @@
 //! process loses at most about a second. Dropping an `Encoder` without `finish` still finalises
 //! the file (best effort).
 
+pub(crate) mod audio;
 mod convert;
 mod gpu_output;
 pub mod hwframes;
@@ -66,6 +67,10 @@ pub(crate) enum Input<'a> {
     Cuda(&'a hwframes::CudaFrames),
 }
 
+/// The least spacing of two frames' timestamps (µs): the coarsest time base of our containers
+/// (mkv/webm: 1 ms).
+const MIN_PTS_STEP_US: i64 = 1000;
+
 /// Everything needed to open the output.
 #[derive(Debug, Clone)]
 pub struct EncoderConfig {
@@ -83,6 +88,8 @@ pub struct EncoderConfig {
     /// the capture is cropped.
     pub width: u32,
     pub height: u32,
+    /// Audio tracks to add next to the video (their own encoders, the same muxer).
+    pub audio: Option<crate::audio::AudioConfig>,
 }
 
 /// A borrowed frame: the same fields as [`CpuFrame`] over pixels owned elsewhere, e.g. a mapped
@@ -146,6 +153,8 @@ pub struct Encoder {
     last_pts: Option<i64>,
     adjusted_pts: u64,
     finished: bool,
+    /// One encoder per audio track (streams 1..); with audio the muxer interleaves.
+    audio: Vec<audio::AudioEncoder>,
 }
 
 // The encoder thread owns the encoder; it is moved there once.
@@ -249,6 +258,15 @@ impl Encoder {
         // A failure from here on removes the file again (MuxerSetup's Drop): no stub is left.
         let mut setup = MuxerSetup::create(&cfg.path, cfg.container)?;
         let video = setup.add_stream(av_codec, &enc, cfg.codec)?;
+        let mut audio_encs = Vec::new();
+        if let Some(a) = &cfg.audio {
+            let global = muxer_wants_global_header(muxer_name(cfg.container));
+            for _ in &a.tracks {
+                audio_encs.push(audio::AudioEncoder::open(
+                    &mut setup, a.codec, a.bitrate, global,
+                )?);
+            }
+        }
         let mux = setup.start()?;
         tracing::debug!(
             encoder = name,
@@ -275,11 +293,13 @@ impl Encoder {
             last_pts: None,
             adjusted_pts: 0,
             finished: false,
+            audio: audio_encs,
         })
     }
 
     /// Converts and encodes one frame at `frame.pts`. A frame whose pts is not after the previous
-    /// one is encoded 1 µs after it instead (timestamps must strictly increase).
+    /// one (or less than 1 ms after it) is encoded 1 ms after it instead (timestamps must
+    /// strictly increase in every container's time base).
     pub fn push(&mut self, frame: &CpuFrame) -> Result<(), RecorderError> {
         self.push_ref(&frame.into())
     }
@@ -322,8 +342,12 @@ impl Encoder {
             // started: it is the best picture of that moment, and a late start would shorten
             // the file (mp4 has no edit list in fragmented mode).
             None => pts = 0,
-            Some(last) if pts <= last => {
-                pts = last + 1;
+            // Not just "after": mkv/webm store milliseconds, so a frame less than 1 ms after the
+            // previous one would share its timestamp in the file (a decoder then reports
+            // non-monotonic dts). The recording clock produces such frames when it corrects a
+            // stale first frame's offset (it clamps to the previous position).
+            Some(last) if pts < last + MIN_PTS_STEP_US => {
+                pts = last + MIN_PTS_STEP_US;
                 self.adjusted_pts += 1;
                 if self.adjusted_pts.is_power_of_two() {
                     tracing::debug!(
@@ -407,6 +431,22 @@ impl Encoder {
         self.mux.write(self.video, pkt)
     }
 
+    /// Encodes a block of an audio track (from the audio thread) into the file.
+    pub fn push_audio(&mut self, block: &crate::audio::Block) -> Result<(), RecorderError> {
+        if self.finished {
+            return Err(RecorderError::Encode("encoder already finished".into()));
+        }
+        let Some(a) = self.audio.get_mut(block.track) else {
+            return Ok(());
+        };
+        a.push(block, &mut self.mux)
+    }
+
+    /// Whether the file has audio tracks.
+    pub fn has_audio(&self) -> bool {
+        !self.audio.is_empty()
+    }
+
     /// The end of the recording: repeat the last frame so the file lasts until `end`, flush,
     /// write the trailer. Every step is tried even if an earlier one failed, so the file is as
     /// playable as possible; the first error is returned.
@@ -443,6 +483,14 @@ impl Encoder {
             };
             last.set_duration(dur);
             keep(self.write(&mut last));
+        }
+        // Audio tracks end where the video ends (`end`), padded with silence if need be.
+        let end_frames = match end {
+            Some(end) => crate::audio::timing::ns_to_frames(end * 1000),
+            None => i64::MIN,
+        };
+        for a in &mut self.audio {
+            keep(a.finish(end_frames, &mut self.mux));
         }
         keep(self.mux.finish());
         match first_err {

@@ -24,7 +24,8 @@ pub(crate) struct MuxerSetup {
     container: Container,
     /// Only a file we create ourselves may be removed again (never e.g. a device node).
     existed: bool,
-    streams: usize,
+    /// Time base of the timestamps each stream's encoder produces, by [`StreamIndex`].
+    sources: Vec<Rational>,
     /// The header is written: the file is the [`Muxer`]'s.
     started: bool,
 }
@@ -49,7 +50,7 @@ impl MuxerSetup {
             path: path.to_owned(),
             container,
             existed,
-            streams: 0,
+            sources: Vec::new(),
             started: false,
         })
     }
@@ -74,7 +75,34 @@ impl MuxerSetup {
             Ok::<_, ffmpeg_next::Error>(st.index())
         })();
         let index = r.map_err(|e| io_error(&self.path, e, "adding a stream to"))?;
-        self.streams += 1;
+        self.sources.push(TIME_BASE);
+        Ok(StreamIndex(index))
+    }
+
+    /// Adds an audio stream carrying what the open encoder `enc` (`av_codec`) produces,
+    /// timestamps in `time_base` (one tick per sample).
+    pub fn add_audio_stream(
+        &mut self,
+        av_codec: ffmpeg_next::Codec,
+        enc: &codec::encoder::Audio,
+        time_base: Rational,
+    ) -> Result<StreamIndex, RecorderError> {
+        let octx = self.octx.as_mut().expect("present until start");
+        let r = (|| {
+            let mut st = octx.add_stream(av_codec)?;
+            st.set_parameters(enc);
+            st.set_time_base(time_base);
+            Ok::<_, ffmpeg_next::Error>(st.index())
+        })();
+        let index = r.map_err(|e| io_error(&self.path, e, "adding a stream to"))?;
+        if self.sources.len() == 1 {
+            // A static screen sends no video for seconds: don't let the interleaver hold audio
+            // back longer than the crash-safety promise (≤ 1 s lost).
+            // SAFETY: a plain integer field of the output context we own, set before the
+            // header is written.
+            unsafe { (*octx.as_mut_ptr()).max_interleave_delta = 1_000_000 };
+        }
+        self.sources.push(time_base);
         Ok(StreamIndex(index))
     }
 
@@ -91,14 +119,15 @@ impl MuxerSetup {
             return Err(io_error(&self.path, e, "writing the header"));
         }
         // The muxer may have picked its own time base per stream.
-        let time_bases = (0..self.streams)
-            .map(|i| octx.stream(i).map_or(TIME_BASE, |s| s.time_base()))
+        let time_bases = (0..self.sources.len())
+            .map(|i| octx.stream(i).map_or(self.sources[i], |s| s.time_base()))
             .collect();
         self.started = true;
         Ok(Muxer {
             octx,
             path: self.path.clone(),
             time_bases,
+            sources: std::mem::take(&mut self.sources),
         })
     }
 }
@@ -122,6 +151,8 @@ pub(crate) struct Muxer {
     path: PathBuf,
     /// Each stream's time base in the file, by [`StreamIndex`].
     time_bases: Vec<Rational>,
+    /// Time base of each stream's packets as written to [`Muxer::write`].
+    sources: Vec<Rational>,
 }
 
 impl Muxer {
@@ -129,10 +160,10 @@ impl Muxer {
         &self.path
     }
 
-    /// Writes `pkt` (timestamps in [`TIME_BASE`]) to `stream`.
+    /// Writes `pkt` (timestamps in the time base the stream was added with) to `stream`.
     pub fn write(&mut self, stream: StreamIndex, pkt: &mut Packet) -> Result<(), RecorderError> {
         pkt.set_stream(stream.0);
-        pkt.rescale_ts(TIME_BASE, self.time_bases[stream.0]);
+        pkt.rescale_ts(self.sources[stream.0], self.time_bases[stream.0]);
         let r = if self.time_bases.len() == 1 {
             // One stream: nothing to interleave, and av_write_frame leaves the packet's buffer
             // to us (av_interleaved_write_frame would queue a reference per packet).

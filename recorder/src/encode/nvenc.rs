@@ -440,6 +440,11 @@ impl GpuEncoder {
     pub fn bytes_written(&self) -> u64 {
         self.enc.bytes_written()
     }
+
+    /// Encodes a block of an audio track into the same file.
+    pub fn push_audio(&mut self, block: &crate::audio::Block) -> Result<(), RecorderError> {
+        self.enc.push_audio(block)
+    }
 }
 
 fn takes_nv12(name: &str) -> bool {

@@ -26,6 +26,7 @@ use zerocast_interop::{ConvertedFrame, CudaBridge, FrameReleaser};
 pub(crate) use super::gpu_output::BridgeMemory;
 use super::gpu_output::{DropsBefore, GpuOutput};
 use super::{Encoder, EncoderConfig};
+use crate::audio::BlockReturn;
 use crate::frame::{CpuFrame, FrameReturn};
 use crate::sink::Counters;
 use crate::{EncoderChoice, RecorderError};
@@ -54,6 +55,8 @@ pub(crate) enum EncMsg {
     /// The Vulkan memory behind a bridge, handed over by the PipeWire thread: kept until every
     /// bridge and encoder is gone.
     Retire(BridgeMemory),
+    /// Samples of one audio track, contiguous, from the audio thread.
+    Audio(crate::audio::Block),
     /// Flush and finalize so the file lasts until `end`.
     Finish {
         end: Duration,
@@ -93,6 +96,13 @@ impl Encoding {
         }
     }
 
+    fn push_audio(&mut self, block: &crate::audio::Block) -> Result<(), RecorderError> {
+        match self {
+            Encoding::Cpu(e) => e.push_audio(block),
+            Encoding::Gpu(g) => g.push_audio(block),
+        }
+    }
+
     fn finish(self, end: Duration) -> Result<u64, RecorderError> {
         match self {
             Encoding::Cpu(e) => (*e).finish(end),
@@ -120,6 +130,10 @@ enum Stage {
 struct Worker {
     cfg: EncoderConfig,
     returner: FrameReturn,
+    /// Where audio blocks go back to the audio thread's pool (`None`: no audio).
+    blocks: Option<BlockReturn>,
+    /// Audio that arrived before the first frame opened the encoder (at most the block pool).
+    early_audio: Vec<crate::audio::Block>,
     counters: Arc<Counters>,
     events: UnboundedSender<EncEvent>,
     stage: DropsBefore<Stage, Vec<BridgeMemory>>,
@@ -131,6 +145,7 @@ pub(crate) fn spawn(
     cfg: EncoderConfig,
     rx: mpsc::Receiver<EncMsg>,
     returner: FrameReturn,
+    blocks: Option<BlockReturn>,
     counters: Arc<Counters>,
     events: UnboundedSender<EncEvent>,
     span: tracing::Span,
@@ -143,6 +158,8 @@ pub(crate) fn spawn(
             Worker {
                 cfg,
                 returner,
+                blocks,
+                early_audio: Vec::new(),
                 counters,
                 events,
                 stage,
@@ -170,6 +187,7 @@ impl Worker {
                 EncMsg::Frame(frame) => self.frame(frame),
                 EncMsg::GpuFrame { frame, pts } => self.gpu_frame(&frame, pts),
                 EncMsg::Retire(memory) => self.stage.owner_mut().push(memory),
+                EncMsg::Audio(block) => self.audio(block),
                 EncMsg::Finish { end } => {
                     let result = self.finish(end);
                     let _ = self.events.send(EncEvent::Finished(result));
@@ -264,6 +282,31 @@ impl Worker {
                 }
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    /// A block of an audio track: encoded once the video encoder (and with it the muxer) is
+    /// open, kept until then; dropped once encoding failed or finished. Its buffer goes back
+    /// to the audio thread either way.
+    fn audio(&mut self, block: crate::audio::Block) {
+        if matches!(self.stage(), Stage::Idle) {
+            self.early_audio.push(block);
+            return;
+        }
+        let early = std::mem::take(&mut self.early_audio);
+        let mut r = Ok(());
+        for b in early.into_iter().chain(std::iter::once(block)) {
+            if r.is_ok() {
+                if let Stage::Open(enc) = self.stage() {
+                    r = enc.push_audio(&b);
+                }
+            }
+            if let Some(ret) = &self.blocks {
+                ret.give_back(b);
+            }
+        }
+        if let Err(e) = r {
+            self.failed(e);
         }
     }
 

@@ -339,6 +339,7 @@ impl Desktop {
         }
 
         self.wait_wireplumber(deadline)?;
+        self.configure_audio(deadline)?;
 
         if self.opts.painter_fps.is_some() {
             let ready = self.root.join("painter.ready");
@@ -454,6 +455,13 @@ impl Desktop {
                 self.bus_address,
                 self.root.join("dbus-services").display()
             ),
+        )?;
+        // Null sinks for the speakers and the microphone (crate::audio).
+        write(
+            &self
+                .root
+                .join("config/pipewire/pipewire.conf.d/50-zerocast-null-sinks.conf"),
+            crate::audio::NULL_SINKS_CONF,
         )?;
         // Nothing to monitor on a headless box; skipping the monitors makes WirePlumber start
         // faster and log less.

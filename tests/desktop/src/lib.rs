@@ -4,6 +4,8 @@
 //! (headless, pixman), the painter (known, animated content: [`layout`]), a patched
 //! xdg-desktop-portal-wlr and xdg-desktop-portal. See tests/desktop/README.md.
 
+pub mod audio;
+pub mod avsync;
 pub mod desktop;
 pub mod layout;
 pub mod painter;

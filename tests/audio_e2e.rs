@@ -1,0 +1,504 @@
+//! End-to-end audio: `zerocast record --audio …` on the test desktop, whose PipeWire has null
+//! sinks for the speakers and the microphone. `zerocast-avsync` flashes the screen and beeps at
+//! the same instant once a second; the file's flash onsets (blackdetect) and beep onsets
+//! (silencedetect) give the A/V offset.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use zerocast_testdesk::{audio, avsync, Desktop, DesktopOptions};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A desktop with nothing on screen but the A/V client.
+fn desktop() -> Desktop {
+    Desktop::start(DesktopOptions {
+        painter_fps: None,
+        ..DesktopOptions::default()
+    })
+    .expect("test desktop")
+}
+
+/// Median |offset| allowed: one video frame (60 Hz) + one audio packet (Opus: 20 ms; AAC:
+/// 21.3 ms).
+const MAX_MEDIAN: f64 = 1.0 / 60.0 + 0.0213;
+
+struct Client(Child);
+
+impl Client {
+    /// Starts the flash+beep client (beeping to the default sink, or `target`).
+    fn avsync(desk: &Desktop, seconds: f64, target: Option<&str>, app: &str) -> Client {
+        let bin = avsync::binary().expect(
+            "zerocast-avsync not built (cargo build -p zerocast-testdesk --bins, or cargo test --workspace)",
+        );
+        let mut c = desk.command(bin);
+        c.args([
+            "--seconds",
+            &seconds.to_string(),
+            "--lead-in-ms",
+            "700",
+            "--app",
+            app,
+        ]);
+        if let Some(t) = target {
+            c.args(["--target", t]);
+        }
+        Client(
+            c.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("avsync"),
+        )
+    }
+
+    /// A continuous tone from an application named `app` (to the default sink, or `target`).
+    fn tone(desk: &Desktop, dir: &Path, hz: u32, app: &str, target: Option<&str>) -> Client {
+        let wav = dir.join(format!("tone{hz}.wav"));
+        if !wav.exists() {
+            run_ok(
+                Command::new("ffmpeg")
+                    .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+                    .arg(format!("sine=f={hz}:d=120"))
+                    .args(["-ar", "48000", "-ac", "2"])
+                    .arg(&wav),
+            );
+        }
+        let mut c = desk.command("pw-play");
+        c.arg("-P")
+            .arg(format!("{{ application.name={app} node.name={app} }}"));
+        if let Some(t) = target {
+            c.args(["--target", t]);
+        }
+        Client(
+            c.arg(&wav)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("pw-play"),
+        )
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `zerocast record` with `args` for `secs` seconds (`--duration`), output checked.
+fn record(desk: &Desktop, file: &Path, secs: f64, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut c = zerocast(desk);
+    c.arg("record")
+        .args(args)
+        .args(["--duration", &secs.to_string(), "--overwrite", "-o"])
+        .arg(file);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = run_ok(&mut c);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[derive(Debug)]
+struct Stream {
+    codec: String,
+    kind: String,
+    duration: f64,
+}
+
+/// Streams of `file` with their durations from the last packet (containers differ in what they
+/// write as stream duration).
+fn streams(file: &Path) -> Vec<Stream> {
+    let out = run_ok(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=index,codec_name,codec_type",
+                "-of",
+                "json",
+            ])
+            .arg(file),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let idx = s["index"].as_u64().unwrap();
+            let pk = run_ok(
+                Command::new("ffprobe")
+                    .args(["-v", "error", "-select_streams", &idx.to_string()])
+                    .args([
+                        "-show_entries",
+                        "packet=pts_time,duration_time",
+                        "-of",
+                        "csv=p=0",
+                    ])
+                    .arg(file),
+            );
+            let end = String::from_utf8_lossy(&pk.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let mut it = l.split(',');
+                    let p: f64 = it.next()?.parse().ok()?;
+                    let d: f64 = it.next().and_then(|d| d.parse().ok()).unwrap_or(0.0);
+                    Some(p + d)
+                })
+                .fold(0.0, f64::max);
+            Stream {
+                codec: s["codec_name"].as_str().unwrap_or("").into(),
+                kind: s["codec_type"].as_str().unwrap_or("").into(),
+                duration: end,
+            }
+        })
+        .collect()
+}
+
+/// Every track decodes without an error, and each audio track ends within one audio packet
+/// (and the encoder's padding) of the video.
+fn check_tracks(file: &Path, audio_codec: &str, n_audio: usize) -> Vec<Stream> {
+    let out = run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(file)
+            .args(["-map", "0", "-f", "null", "-"]),
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "decoding errors: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = streams(file);
+    let video = s
+        .iter()
+        .find(|s| s.kind == "video")
+        .expect("a video stream");
+    let audio: Vec<&Stream> = s.iter().filter(|s| s.kind == "audio").collect();
+    assert_eq!(audio.len(), n_audio, "{s:?}");
+    for a in &audio {
+        assert_eq!(a.codec, audio_codec);
+        assert!(
+            (a.duration - video.duration).abs() < 0.05,
+            "audio lasts {:.3} s, video {:.3} s",
+            a.duration,
+            video.duration
+        );
+    }
+    s
+}
+
+/// Power of `hz` (Goertzel, full-scale sine = 1) in the decoded audio track `index` of `file`.
+fn tone_power(file: &Path, index: usize, from: f64, len: f64, hz: f64) -> f64 {
+    let out = run_ok(
+        Command::new("ffmpeg")
+            .args([
+                "-v",
+                "error",
+                "-ss",
+                &from.to_string(),
+                "-t",
+                &len.to_string(),
+                "-i",
+            ])
+            .arg(file)
+            .args([
+                "-map",
+                &format!("0:a:{index}"),
+                "-ac",
+                "1",
+                "-ar",
+                "48000",
+                "-f",
+                "f32le",
+                "-",
+            ]),
+    );
+    let x: Vec<f64> = out
+        .stdout
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
+        .collect();
+    let n = x.len() as f64;
+    let w = 2.0 * std::f64::consts::PI * hz / 48000.0;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for v in &x {
+        let s0 = v + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    4.0 * (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (n * n)
+}
+
+fn out_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// The A/V offset over 60 s: median within a frame + a packet, no trend, and a 200 ms stall of
+/// our audio capture thread (at 30 s) costs at most a second of sync.
+#[test]
+fn av_offset_is_small_has_no_trend_and_recovers_from_a_stall() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    let file = dir.path().join("av.mkv");
+    let _c = Client::avsync(&desk, 66.0, None, "avsync");
+    std::thread::sleep(Duration::from_millis(300));
+    let log = record(
+        &desk,
+        &file,
+        60.0,
+        &["--audio", "desktop"],
+        &[(zerocast_recorder::audio::STALL_ENV, "30000:200")],
+    );
+    assert!(log.contains("stalling the audio capture thread"), "{log}");
+    // The stall really lost samples (PipeWire's time jumped): silence filled ≥ 100 ms.
+    let gap: u64 = log
+        .split("gap_frames: ")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    assert!(gap >= 4800, "no gap after the stall ({gap} frames): {log}");
+    check_tracks(&file, "opus", 1);
+    let o = avsync::measure(&file, 0).unwrap();
+    eprintln!("zerocast mkv/opus 60 s: {}", o.summary());
+    assert!(o.pairs.len() >= 50, "{}", o.summary());
+    assert!(o.median_abs() <= MAX_MEDIAN, "{}", o.summary());
+    assert!(o.slope_ms_per_min().abs() < 1.0, "{}", o.summary());
+    // The stall happened ~30 s after start (the file starts ~1 s after that): from 1 s after
+    // it every flash is back within the bound (a sample-counting clock would stay 170 ms off).
+    let after = o.after(32.5);
+    assert!(after.pairs.len() >= 20, "{}", after.summary());
+    assert!(
+        after.worst_abs() < 0.06,
+        "after the stall: {}",
+        after.summary()
+    );
+    assert!(
+        after.median_abs() <= MAX_MEDIAN,
+        "after the stall: {}",
+        after.summary()
+    );
+}
+
+/// Desktop and mic as two tracks (mp4: AAC), and mixed as one (webm: Opus); each track holds
+/// what was played to its device; the mixed one holds both at full level.
+#[test]
+fn desktop_and_mic_as_two_tracks_and_mixed() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    let _c = Client::avsync(&desk, 16.0, None, "avsync");
+    let _mic = Client::tone(&desk, dir.path(), 440, "talker", Some(audio::MIC));
+    std::thread::sleep(Duration::from_millis(500));
+
+    let mp4 = dir.path().join("two.mp4");
+    record(
+        &desk,
+        &mp4,
+        5.0,
+        &["--audio", "desktop", "--audio", "mic"],
+        &[],
+    );
+    check_tracks(&mp4, "aac", 2);
+    let d = avsync::measure(&mp4, 0).unwrap();
+    eprintln!("mp4/aac desktop: {}", d.summary());
+    assert!(
+        d.pairs.len() >= 3 && d.median_abs() <= MAX_MEDIAN,
+        "{}",
+        d.summary()
+    );
+    // The mic track: the 440 Hz tone, no beeps; the desktop track: no 440 Hz.
+    assert!(tone_power(&mp4, 1, 1.0, 3.0, 440.0) > 0.003);
+    assert!(tone_power(&mp4, 1, 1.0, 3.0, 1000.0) < 1e-4);
+    assert!(tone_power(&mp4, 0, 1.0, 3.0, 440.0) < 1e-4);
+
+    let webm = dir.path().join("mixed.webm");
+    record(&desk, &webm, 5.0, &["--audio", "desktop+mic"], &[]);
+    check_tracks(&webm, "opus", 1);
+    // The tone at the level the mic track had (a sum, not an average), and the beeps in sync.
+    let mic_level = tone_power(&mp4, 1, 1.0, 3.0, 440.0);
+    let mixed_level = tone_power(&webm, 0, 1.0, 3.0, 440.0);
+    assert!(
+        (mixed_level / mic_level - 1.0).abs() < 0.2,
+        "{mixed_level} vs {mic_level}"
+    );
+    let m = avsync::measure(&webm, 0);
+    // The tone under the beeps hides the silences silencedetect needs; the beep's own energy
+    // shows it is there.
+    assert!(tone_power(&webm, 0, 1.0, 3.0, 1000.0) > 1e-4, "{m:?}");
+}
+
+/// An application's audio alone: the beeping client is recorded, another application's tone is
+/// absent; flac in mkv.
+#[test]
+fn an_application_alone_flac() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    let _c = Client::avsync(&desk, 12.0, None, "beeper");
+    let _other = Client::tone(&desk, dir.path(), 440, "other-app", None);
+    std::thread::sleep(Duration::from_millis(500));
+    let file = dir.path().join("app.mkv");
+    record(
+        &desk,
+        &file,
+        5.0,
+        &["--audio", "app:beeper", "--audio-codec", "flac"],
+        &[],
+    );
+    check_tracks(&file, "flac", 1);
+    let o = avsync::measure(&file, 0).unwrap();
+    eprintln!("app/flac: {}", o.summary());
+    assert!(
+        o.pairs.len() >= 3 && o.median_abs() <= MAX_MEDIAN,
+        "{}",
+        o.summary()
+    );
+    assert!(
+        tone_power(&file, 0, 1.0, 3.0, 440.0) < 1e-5,
+        "the other application is absent"
+    );
+}
+
+/// Pause removes the same span from audio and video: flashes and beeps stay paired after it,
+/// and the file is shorter by the pause.
+#[test]
+fn pause_removes_the_same_span_from_both() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    let file = dir.path().join("pause.mkv");
+    let _c = Client::avsync(&desk, 20.0, None, "avsync");
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    let mut rec = spawn_record(&desk, &["--audio", "desktop", "--overwrite"], &file);
+    wait_for_data(&file, 2000);
+    std::thread::sleep(Duration::from_millis(3000));
+    // SAFETY: kill() on our own child's PID.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: as above, our own child.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGUSR1) };
+    std::thread::sleep(Duration::from_millis(4000));
+    let wall = t0.elapsed().as_secs_f64();
+    let out = signal_and_wait(&mut rec, libc::SIGINT, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = check_tracks(&file, "opus", 1);
+    let v = s.iter().find(|s| s.kind == "video").unwrap().duration;
+    // Everything from spawn to SIGINT but the 2.5 s pause and the start-up (portal, first
+    // frame: well under 2 s).
+    assert!(
+        v < wall - 2.5 + 0.2 && v > wall - 2.5 - 2.0,
+        "the pause is not right in the file: {v:.2} s of {wall:.2} s; {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let o = avsync::measure(&file, 0).unwrap();
+    eprintln!("pause: {}", o.summary());
+    assert!(o.pairs.len() >= 6, "{}", o.summary());
+    assert!(o.worst_abs() < 0.06, "{}", o.summary());
+}
+
+/// SIGTERM mid-recording leaves every track playable; the default sink changed
+/// mid-recording keeps the desktop track going (the beeps follow the new default).
+#[test]
+fn sigterm_and_default_sink_change_keep_every_track() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    let file = dir.path().join("term.mkv");
+    let _c = Client::avsync(&desk, 20.0, None, "avsync");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut rec = spawn_record(
+        &desk,
+        &["--audio", "desktop", "--audio", "mic", "--overwrite"],
+        &file,
+    );
+    wait_for_data(&file, 2000);
+    std::thread::sleep(Duration::from_millis(3000));
+    desk.set_default_sink(audio::MIC).unwrap();
+    std::thread::sleep(Duration::from_millis(4000));
+    assert_eq!(desk.default_sink().unwrap().as_deref(), Some(audio::MIC));
+    let out = signal_and_wait(&mut rec, libc::SIGTERM, Duration::from_secs(20));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = check_tracks(&file, "opus", 2);
+    let v = s.iter().find(|s| s.kind == "video").unwrap().duration;
+    // After the switch (the last ~3 s) the desktop track still has the beeps, in sync.
+    let o = avsync::measure(&file, 0).unwrap().after(v - 3.0);
+    eprintln!("after the default sink changed: {}", o.summary());
+    assert!(o.pairs.len() >= 2, "{}", o.summary());
+    assert!(o.median_abs() <= MAX_MEDIAN, "{}", o.summary());
+}
+
+/// Bad audio input fails before the portal is asked, with the source named; no audio server
+/// is an error only when audio is asked for.
+#[test]
+fn unknown_sources_and_no_audio_server() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    let file = dir.path().join("x.mkv");
+    let out = zerocast(&desk)
+        .args([
+            "record",
+            "--audio",
+            "node:no-such-sink",
+            "--duration",
+            "1",
+            "-o",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no audio source named \"no-such-sink\"")
+            && err.contains("node:test-speakers"),
+        "{err}"
+    );
+    assert_eq!(desk.source_selections(), 0, "the portal was asked");
+    assert!(!file.exists());
+    // Audio's daemon is unreachable (the portal's PipeWire remote is still fine for video).
+    let out = zerocast(&desk)
+        .env("PIPEWIRE_REMOTE", "/nonexistent/pipewire-0")
+        .args(["record", "--audio", "desktop", "--duration", "1", "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no audio server"), "{err}");
+    assert_eq!(desk.source_selections(), 0);
+    let _c = Client::avsync(&desk, 6.0, None, "avsync");
+    std::thread::sleep(Duration::from_millis(300));
+    record(
+        &desk,
+        &file,
+        1.5,
+        &[],
+        &[("PIPEWIRE_REMOTE", "/nonexistent/pipewire-0")],
+    );
+    assert_eq!(streams(&file).len(), 1);
+}

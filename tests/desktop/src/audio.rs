@@ -1,0 +1,83 @@
+//! Sound on the test desktop, without a sound card: two null sinks stand in for the speakers
+//! (`test-speakers`, the default sink) and the microphone (`test-mic`, whose monitor is the
+//! default source), created by a drop-in of the desktop's PipeWire.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::Desktop;
+
+/// The default sink: what "the speakers" play.
+pub const SPEAKERS: &str = "test-speakers";
+/// The default source is this null sink's monitor: what "the microphone" hears.
+pub const MIC: &str = "test-mic";
+
+/// `pipewire.conf.d` drop-in creating both null sinks. The speakers get the higher priority so
+/// WirePlumber makes them the default sink.
+pub const NULL_SINKS_CONF: &str = "context.objects = [\n\
+  { factory = adapter args = { factory.name = support.null-audio-sink node.name = test-speakers \
+    node.description = \"Test speakers\" media.class = Audio/Sink object.linger = true \
+    audio.position = [ FL FR ] priority.session = 2000 priority.driver = 2000 } }\n\
+  { factory = adapter args = { factory.name = support.null-audio-sink node.name = test-mic \
+    node.description = \"Test microphone\" media.class = Audio/Sink object.linger = true \
+    audio.position = [ FL FR ] priority.session = 1000 priority.driver = 1000 } }\n\
+]\n";
+
+impl Desktop {
+    fn pw_metadata(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("pw-metadata")
+            .args(args)
+            .envs(self.env())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .context("running pw-metadata")?;
+        if !out.status.success() {
+            bail!("pw-metadata {args:?} failed");
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Waits for WirePlumber to choose the default sink, then points the default source at
+    /// the microphone stand-in's monitor.
+    pub(crate) fn configure_audio(&self, deadline: Instant) -> Result<()> {
+        while !self.pw_metadata(&["0"])?.contains("default.audio.sink") {
+            if Instant::now() > deadline {
+                bail!("WirePlumber chose no default sink");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.set_default_source(MIC)
+    }
+
+    /// Makes `node` the default sink (as a user switching outputs would).
+    pub fn set_default_sink(&self, node: &str) -> Result<()> {
+        let v = format!("{{\"name\":\"{node}\"}}");
+        self.pw_metadata(&["0", "default.configured.audio.sink", &v, "Spa:String:JSON"])?;
+        Ok(())
+    }
+
+    /// Makes `node` (a source, or a sink whose monitor is meant) the default source.
+    pub fn set_default_source(&self, node: &str) -> Result<()> {
+        let v = format!("{{\"name\":\"{node}\"}}");
+        self.pw_metadata(&[
+            "0",
+            "default.configured.audio.source",
+            &v,
+            "Spa:String:JSON",
+        ])?;
+        Ok(())
+    }
+
+    /// The current default sink's node name, as WirePlumber announces it.
+    pub fn default_sink(&self) -> Result<Option<String>> {
+        let out = self.pw_metadata(&["0", "default.audio.sink"])?;
+        Ok(out
+            .split("\"name\":\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .map(str::to_string))
+    }
+}

@@ -1,0 +1,622 @@
+//! The A/V sync client: once a second it turns the whole screen white and plays a beep **at the
+//! same instant**, so a recording can be checked for A/V offset (flash onsets vs beep onsets).
+//!
+//! - The screen: a full-screen overlay layer surface, black, white for `FLASH` from each
+//!   instant `T_k = start + k·period`. The white buffer is committed half a refresh before
+//!   `T_k`, so the compositor presents it at the refresh nearest to `T_k`.
+//! - The beep: a PipeWire playback stream (to the default sink) that plays silence and a
+//!   1 kHz tone for `BEEP` from each `T_k`, placed sample-exactly: in each process call the
+//!   time the buffer's first sample will be heard is `pw_time.now + delay + buffered + queued`.
+//!
+//! Each `T_k` (CLOCK_MONOTONIC ns) and where its beep landed is written to the log file given
+//! with `--log` (one line per beep: `k t_k_ns beep_start_ns`).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use pipewire as pw;
+use smithay_client_toolkit::{
+    compositor::{CompositorHandler, CompositorState},
+    delegate_registry,
+    output::{OutputHandler, OutputState},
+    reexports::{
+        calloop::{
+            timer::{TimeoutAction, Timer},
+            EventLoop,
+        },
+        calloop_wayland_source::WaylandSource,
+        client::{
+            globals::registry_queue_init,
+            protocol::{wl_output, wl_shm, wl_surface},
+            Connection, QueueHandle,
+        },
+    },
+    registry::{ProvidesRegistryState, RegistryState},
+    registry_handlers,
+    shell::{
+        wlr_layer::{
+            Anchor, KeyboardInteractivity, Layer, LayerShell, LayerShellHandler, LayerSurface,
+            LayerSurfaceConfigure,
+        },
+        WaylandSurface,
+    },
+    shm::{
+        slot::{Buffer, SlotPool},
+        Shm, ShmHandler,
+    },
+};
+
+/// How long the screen stays white.
+pub const FLASH: Duration = Duration::from_millis(200);
+/// How long the beep lasts.
+pub const BEEP: Duration = Duration::from_millis(100);
+const RATE: u32 = 48_000;
+const BEEP_HZ: f64 = 1000.0;
+
+#[derive(Debug, Clone)]
+pub struct AvSyncOptions {
+    pub period: Duration,
+    /// First flash this long after start-up.
+    pub lead_in: Duration,
+    /// Refresh rate of the output (to commit half a refresh early).
+    pub refresh_hz: u32,
+    pub log: Option<std::path::PathBuf>,
+    /// Play the beep to this node instead of the default sink.
+    pub target: Option<String>,
+    /// Node/application name of the playback stream.
+    pub app_name: String,
+}
+
+impl Default for AvSyncOptions {
+    fn default() -> Self {
+        AvSyncOptions {
+            period: Duration::from_secs(1),
+            lead_in: Duration::from_millis(1500),
+            refresh_hz: 120,
+            log: None,
+            target: None,
+            app_name: "zerocast-avsync".into(),
+        }
+    }
+}
+
+pub fn monotonic_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+/// Runs until the compositor closes the surface or `stop` is set.
+pub fn run(opts: AvSyncOptions, stop: Arc<AtomicBool>) -> Result<()> {
+    let start = monotonic_ns() + opts.lead_in.as_nanos() as i64;
+    let period = opts.period.as_nanos() as i64;
+    let audio = {
+        let opts = opts.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("avsync-audio".into())
+            .spawn(move || beeper(start, period, &opts, &stop))?
+    };
+    let r = flasher(start, period, &opts, &stop);
+    stop.store(true, Ordering::Relaxed);
+    let a = audio
+        .join()
+        .map_err(|_| anyhow::anyhow!("beeper panicked"))?;
+    r.and(a)
+}
+
+// ---------------------------------------------------------------------------------- beeper
+
+struct Beep {
+    start: i64,
+    period: i64,
+    phase: f64,
+    log: Option<std::fs::File>,
+    last_logged: i64,
+}
+
+fn beeper(start: i64, period: i64, opts: &AvSyncOptions, stop: &AtomicBool) -> Result<()> {
+    pw::init();
+    let mainloop = pw::main_loop::MainLoopRc::new(None)?;
+    let context = pw::context::ContextRc::new(&mainloop, None)?;
+    let core = context.connect_rc(None).context("connecting to PipeWire")?;
+    let mut props = pw::properties::properties! {
+        *pw::keys::MEDIA_TYPE => "Audio",
+        *pw::keys::MEDIA_CATEGORY => "Playback",
+        *pw::keys::MEDIA_ROLE => "Music",
+        *pw::keys::APP_NAME => opts.app_name.as_str(),
+        *pw::keys::NODE_NAME => opts.app_name.as_str(),
+        *pw::keys::NODE_LATENCY => "256/48000",
+    };
+    if let Some(t) = &opts.target {
+        props.insert(*pw::keys::TARGET_OBJECT, t.as_str());
+    }
+    let stream = pw::stream::StreamRc::new(core.clone(), "avsync-beep", props)?;
+    let log = match &opts.log {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("{}", p.display()))?),
+        None => None,
+    };
+    let data = Beep {
+        start,
+        period,
+        phase: 0.0,
+        log,
+        last_logged: -1,
+    };
+    let _listener = stream
+        .add_local_listener_with_user_data(data)
+        .process(|stream, b| {
+            // SAFETY: inside process; a null return means no buffer.
+            let buf = unsafe { stream.dequeue_raw_buffer() };
+            if buf.is_null() {
+                return;
+            }
+            // When the first sample of the buffer we queue now will be heard.
+            let heard = stream.time().ok().map(|t| {
+                let r = t.rate();
+                let ticks = t.delay() + t.buffered() as i64;
+                let dev = if r.denom == 0 {
+                    0
+                } else {
+                    ticks * 1_000_000_000 * r.num as i64 / r.denom as i64
+                };
+                t.now() + dev + t.queued() as i64 * 1_000_000_000 / RATE as i64
+            });
+            // SAFETY: `buf` is dequeued until queued below; datas[0] is mapped (MAP_BUFFERS).
+            unsafe {
+                let sb = (*buf).buffer;
+                let d = &mut *(*sb).datas;
+                let max = d.maxsize as usize / 8;
+                let mut n = if (*buf).requested > 0 {
+                    ((*buf).requested as usize).min(max)
+                } else {
+                    max.min(256)
+                };
+                if d.data.is_null() {
+                    n = 0;
+                }
+                let out = std::slice::from_raw_parts_mut(d.data as *mut f32, n * 2);
+                fill(b, heard.unwrap_or_else(monotonic_ns), out);
+                let c = &mut *d.chunk;
+                c.offset = 0;
+                c.stride = 8;
+                c.size = (n * 8) as u32;
+                (*buf).size = n as u64;
+                stream.queue_raw_buffer(buf);
+            }
+        })
+        .register()?;
+    let mut info = pw::spa::param::audio::AudioInfoRaw::new();
+    info.set_format(pw::spa::param::audio::AudioFormat::F32LE);
+    info.set_rate(RATE);
+    info.set_channels(2);
+    let mut pos = [0u32; pw::spa::param::audio::MAX_CHANNELS];
+    pos[0] = pw::spa::sys::SPA_AUDIO_CHANNEL_FL;
+    pos[1] = pw::spa::sys::SPA_AUDIO_CHANNEL_FR;
+    info.set_position(pos);
+    let bytes = pw::spa::pod::serialize::PodSerializer::serialize(
+        std::io::Cursor::new(Vec::new()),
+        &pw::spa::pod::Value::Object(pw::spa::pod::Object {
+            type_: pw::spa::utils::SpaTypes::ObjectParamFormat.as_raw(),
+            id: pw::spa::param::ParamType::EnumFormat.as_raw(),
+            properties: info.into(),
+        }),
+    )?
+    .0
+    .into_inner();
+    let mut params = [pw::spa::pod::Pod::from_bytes(&bytes).context("format pod")?];
+    stream.connect(
+        pw::spa::utils::Direction::Output,
+        None,
+        pw::stream::StreamFlags::AUTOCONNECT
+            | pw::stream::StreamFlags::MAP_BUFFERS
+            | pw::stream::StreamFlags::RT_PROCESS,
+        &mut params,
+    )?;
+    while !stop.load(Ordering::Relaxed) {
+        mainloop
+            .loop_()
+            .iterate(pw::loop_::Timeout::Finite(Duration::from_millis(50)));
+    }
+    let _ = stream.disconnect();
+    Ok(())
+}
+
+/// Fills `out` (interleaved stereo) whose first frame is heard at `t0`.
+fn fill(b: &mut Beep, t0: i64, out: &mut [f32]) {
+    let beep_ns = BEEP.as_nanos() as i64;
+    for (i, frame) in out.chunks_exact_mut(2).enumerate() {
+        let t = t0 + i as i64 * 1_000_000_000 / RATE as i64;
+        let rel = t - b.start;
+        let on = rel >= 0 && rel % b.period < beep_ns;
+        let v = if on {
+            let k = rel / b.period;
+            if k != b.last_logged && rel % b.period < 1_000_000_000 / RATE as i64 + 1 {
+                b.last_logged = k;
+                if let Some(f) = b.log.as_mut() {
+                    let _ = writeln!(f, "beep {k} {} {t}", b.start + k * b.period);
+                }
+                b.phase = 0.0;
+            }
+            b.phase += 2.0 * std::f64::consts::PI * BEEP_HZ / RATE as f64;
+            (b.phase.sin() * 0.5) as f32
+        } else {
+            0.0
+        };
+        frame[0] = v;
+        frame[1] = v;
+    }
+}
+
+// --------------------------------------------------------------------------------- flasher
+
+struct Flasher {
+    registry_state: RegistryState,
+    output_state: OutputState,
+    shm: Shm,
+    layer: LayerSurface,
+    pool: Option<SlotPool>,
+    /// Two black and two white buffers, painted once.
+    black: Vec<Buffer>,
+    white: Vec<Buffer>,
+    size: (u32, u32),
+    configured: bool,
+    exit: bool,
+}
+
+fn flasher(start: i64, period: i64, opts: &AvSyncOptions, stop: &AtomicBool) -> Result<()> {
+    let conn = Connection::connect_to_env().context("connecting to the Wayland compositor")?;
+    let (globals, queue) = registry_queue_init(&conn)?;
+    let qh: QueueHandle<Flasher> = queue.handle();
+    let compositor = CompositorState::bind(&globals, &qh).context("wl_compositor")?;
+    let layer_shell = LayerShell::bind(&globals, &qh).context("zwlr_layer_shell_v1")?;
+    let shm = Shm::bind(&globals, &qh).context("wl_shm")?;
+    let surface = compositor.create_surface(&qh);
+    let layer = layer_shell.create_layer_surface(
+        &qh,
+        surface,
+        Layer::Overlay,
+        Some("zerocast-avsync"),
+        None,
+    );
+    layer.set_anchor(Anchor::TOP | Anchor::BOTTOM | Anchor::LEFT | Anchor::RIGHT);
+    layer.set_size(0, 0);
+    layer.set_exclusive_zone(-1);
+    layer.set_keyboard_interactivity(KeyboardInteractivity::None);
+    layer.commit();
+    let mut event_loop: EventLoop<Flasher> = EventLoop::try_new()?;
+    let handle = event_loop.handle();
+    WaylandSource::new(conn.clone(), queue)
+        .insert(handle.clone())
+        .map_err(|e| anyhow::anyhow!("inserting the Wayland source: {e}"))?;
+    let mut f = Flasher {
+        registry_state: RegistryState::new(&globals),
+        output_state: OutputState::new(&globals, &qh),
+        shm,
+        layer,
+        pool: None,
+        black: Vec::new(),
+        white: Vec::new(),
+        size: (0, 0),
+        configured: false,
+        exit: false,
+    };
+    // Transitions: white at T_k − half a refresh, black at T_k + FLASH − half a refresh.
+    let early = 500_000_000 / opts.refresh_hz.max(1) as i64;
+    let flash = FLASH.as_nanos() as i64;
+    let to_instant = |t: i64| {
+        let now = monotonic_ns();
+        Instant::now() + Duration::from_nanos((t - now).max(0) as u64)
+    };
+    let mut k: i64 = 0;
+    let mut white_next = true;
+    let first = to_instant(start - early);
+    handle
+        .insert_source(Timer::from_deadline(first), move |_, _, f: &mut Flasher| {
+            f.show(white_next);
+            let next = if white_next {
+                start + k * period + flash - early
+            } else {
+                k += 1;
+                start + k * period - early
+            };
+            white_next = !white_next;
+            TimeoutAction::ToInstant(to_instant(next))
+        })
+        .map_err(|e| anyhow::anyhow!("timer: {e}"))?;
+    while !f.exit && !stop.load(Ordering::Relaxed) {
+        event_loop.dispatch(Some(Duration::from_millis(50)), &mut f)?;
+    }
+    Ok(())
+}
+
+impl Flasher {
+    fn show(&mut self, white: bool) {
+        let (Some(pool), true) = (self.pool.as_mut(), self.configured) else {
+            return;
+        };
+        let list = if white { &self.white } else { &self.black };
+        // A buffer the compositor does not hold (it releases the previous one of a colour
+        // long before that colour is shown again).
+        let Some(buf) = list
+            .iter()
+            .find(|b| b.canvas(pool).is_some())
+            .or(list.first())
+        else {
+            return;
+        };
+        let s = self.layer.wl_surface();
+        s.damage_buffer(0, 0, self.size.0 as i32, self.size.1 as i32);
+        if buf.attach_to(s).is_ok() {
+            self.layer.commit();
+        }
+    }
+
+    fn resize(&mut self, w: u32, h: u32) -> Result<()> {
+        if self.size == (w, h) {
+            return Ok(());
+        }
+        self.black.clear();
+        self.white.clear();
+        let stride = w as i32 * 4;
+        let len = stride as usize * h as usize;
+        let mut pool = SlotPool::new(len * 4, &self.shm)?;
+        for i in 0..4 {
+            let (buf, canvas) =
+                pool.create_buffer(w as i32, h as i32, stride, wl_shm::Format::Xrgb8888)?;
+            let white = i >= 2;
+            canvas.fill(if white { 0xff } else { 0 });
+            if white {
+                self.white.push(buf);
+            } else {
+                self.black.push(buf);
+            }
+        }
+        self.pool = Some(pool);
+        self.size = (w, h);
+        Ok(())
+    }
+}
+
+impl CompositorHandler for Flasher {
+    fn scale_factor_changed(
+        &mut self,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+        _: &wl_surface::WlSurface,
+        _: i32,
+    ) {
+    }
+    fn transform_changed(
+        &mut self,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+        _: &wl_surface::WlSurface,
+        _: wl_output::Transform,
+    ) {
+    }
+    fn frame(&mut self, _: &Connection, _: &QueueHandle<Self>, _: &wl_surface::WlSurface, _: u32) {}
+    fn surface_enter(
+        &mut self,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+        _: &wl_surface::WlSurface,
+        _: &wl_output::WlOutput,
+    ) {
+    }
+    fn surface_leave(
+        &mut self,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+        _: &wl_surface::WlSurface,
+        _: &wl_output::WlOutput,
+    ) {
+    }
+}
+
+impl LayerShellHandler for Flasher {
+    fn closed(&mut self, _: &Connection, _: &QueueHandle<Self>, _: &LayerSurface) {
+        self.exit = true;
+    }
+
+    fn configure(
+        &mut self,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+        _: &LayerSurface,
+        configure: LayerSurfaceConfigure,
+        _serial: u32,
+    ) {
+        let (w, h) = configure.new_size;
+        if w == 0 || h == 0 || self.resize(w, h).is_err() {
+            self.exit = true;
+            return;
+        }
+        self.configured = true;
+        self.show(false);
+    }
+}
+
+impl ShmHandler for Flasher {
+    fn shm_state(&mut self) -> &mut Shm {
+        &mut self.shm
+    }
+}
+
+impl ProvidesRegistryState for Flasher {
+    fn registry(&mut self) -> &mut RegistryState {
+        &mut self.registry_state
+    }
+    registry_handlers![OutputState];
+}
+
+delegate_registry!(Flasher);
+smithay_client_toolkit::delegate_dispatch2!(Flasher);
+
+impl OutputHandler for Flasher {
+    fn output_state(&mut self) -> &mut OutputState {
+        &mut self.output_state
+    }
+    fn new_output(&mut self, _: &Connection, _: &QueueHandle<Self>, _: wl_output::WlOutput) {}
+    fn update_output(&mut self, _: &Connection, _: &QueueHandle<Self>, _: wl_output::WlOutput) {}
+    fn output_destroyed(&mut self, _: &Connection, _: &QueueHandle<Self>, _: wl_output::WlOutput) {}
+}
+
+// ----------------------------------------------------------------------------- measurement
+
+/// Flash and beep onsets found in a recording, paired.
+#[derive(Debug, Clone, Default)]
+pub struct Offsets {
+    /// Flash onsets (video, s into the file).
+    pub flashes: Vec<f64>,
+    /// Beep onsets (audio, s into the file).
+    pub beeps: Vec<f64>,
+    /// (flash onset, beep onset − flash onset) for every flash with a beep within 400 ms.
+    pub pairs: Vec<(f64, f64)>,
+}
+
+impl Offsets {
+    fn abs_sorted(&self) -> Vec<f64> {
+        let mut v: Vec<f64> = self.pairs.iter().map(|p| p.1.abs()).collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    /// Median |offset|, seconds.
+    pub fn median_abs(&self) -> f64 {
+        let v = self.abs_sorted();
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        v[v.len() / 2]
+    }
+
+    /// Median signed offset (positive: audio after video), seconds.
+    pub fn median(&self) -> f64 {
+        let mut v: Vec<f64> = self.pairs.iter().map(|p| p.1).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    }
+
+    pub fn worst_abs(&self) -> f64 {
+        self.abs_sorted().last().copied().unwrap_or(f64::NAN)
+    }
+
+    /// Trend of the offset over the file (Theil–Sen: the median of pairwise slopes, robust to
+    /// a few late frames), in ms of offset per minute of recording.
+    pub fn slope_ms_per_min(&self) -> f64 {
+        let p = &self.pairs;
+        let mut s = Vec::new();
+        for i in 0..p.len() {
+            for j in i + 1..p.len() {
+                let dt = p[j].0 - p[i].0;
+                if dt > 5.0 {
+                    s.push((p[j].1 - p[i].1) / dt);
+                }
+            }
+        }
+        if s.is_empty() {
+            return f64::NAN;
+        }
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2] * 1000.0 * 60.0
+    }
+
+    /// Pairs whose flash is at or after `t` seconds.
+    pub fn after(&self, t: f64) -> Offsets {
+        Offsets {
+            flashes: self.flashes.iter().copied().filter(|&f| f >= t).collect(),
+            beeps: self.beeps.iter().copied().filter(|&b| b >= t).collect(),
+            pairs: self.pairs.iter().copied().filter(|p| p.0 >= t).collect(),
+        }
+    }
+
+    pub fn summary(&self) -> String {
+        format!(
+            "{} flashes, {} beeps, {} pairs: median |offset| {:.1} ms (signed {:+.1} ms), worst {:.1} ms, trend {:+.2} ms/min",
+            self.flashes.len(),
+            self.beeps.len(),
+            self.pairs.len(),
+            self.median_abs() * 1e3,
+            self.median() * 1e3,
+            self.worst_abs() * 1e3,
+            self.slope_ms_per_min()
+        )
+    }
+}
+
+/// Finds flash onsets (ends of black, `blackdetect`) in the first video stream and beep
+/// onsets (ends of silence, `silencedetect`) in audio stream `audio` of `path`, and pairs them.
+pub fn measure(path: &std::path::Path, audio: usize) -> Result<Offsets> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-vf", "blackdetect=d=0.05:pix_th=0.3"])
+        .args([
+            "-map",
+            &format!("0:a:{audio}"),
+            "-af",
+            "silencedetect=n=-30dB:d=0.05",
+        ])
+        .args(["-f", "null", "-"])
+        .output()
+        .context("running ffmpeg")?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        anyhow::bail!("ffmpeg failed on {}: {log}", path.display());
+    }
+    let find = |key: &str| -> Vec<f64> {
+        log.split(key)
+            .skip(1)
+            .filter_map(|rest| {
+                rest.trim_start()
+                    .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+                    .next()
+                    .and_then(|s| s.parse().ok())
+            })
+            .collect()
+    };
+    let flashes = find("black_end:");
+    let beeps = find("silence_end:");
+    let pairs = flashes
+        .iter()
+        .filter_map(|&f| {
+            beeps
+                .iter()
+                .map(|&b| b - f)
+                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
+                .filter(|d| d.abs() < 0.4)
+                .map(|d| (f, d))
+        })
+        .collect();
+    Ok(Offsets {
+        flashes,
+        beeps,
+        pairs,
+    })
+}
+
+/// Where the `zerocast-avsync` binary is: `$ZEROCAST_AVSYNC`, or next to the running test or
+/// example binary (`target/<profile>/`).
+pub fn binary() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("ZEROCAST_AVSYNC") {
+        return Some(p.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let mut dir = exe.parent()?;
+    for _ in 0..2 {
+        let p = dir.join("zerocast-avsync");
+        if p.exists() {
+            return Some(p);
+        }
+        dir = dir.parent()?;
+    }
+    None
+}
