@@ -1,6 +1,9 @@
 //! Helpers shared by the end-to-end tests: run zerocast inside a test desktop, inspect files
 //! with ffprobe, decode pixels with ffmpeg.
-#![allow(dead_code, reason = "each test binary uses a different part of the shared helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the shared helpers"
+)]
 
 pub mod daemon;
 
