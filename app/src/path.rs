@@ -59,6 +59,25 @@ fn bad_path(reason: impl Into<String>) -> RequestError {
     }
 }
 
+/// `path` if nothing is there, else the first of `stem-2.ext`, `stem-3.ext`, … that is free.
+pub fn first_free(path: PathBuf) -> PathBuf {
+    if std::fs::symlink_metadata(&path).is_err() {
+        return path;
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    (2u32..)
+        .map(|n| path.with_file_name(format!("{stem}-{n}{ext}")))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .expect("some suffix is free")
+}
+
 /// Expands `template` and settles the container: the extension decides unless `container`
 /// is given (then they must agree); a missing extension is added.
 pub fn resolve_path(
@@ -264,6 +283,17 @@ mod tests {
             date: "2026-08-21".into(),
             time: "14-03-59".into(),
         }
+    }
+
+    #[test]
+    fn first_free_counts_up_past_taken_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("zerocast-x.mkv");
+        assert_eq!(first_free(p.clone()), p);
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(first_free(p.clone()), dir.path().join("zerocast-x-2.mkv"));
+        std::fs::write(dir.path().join("zerocast-x-2.mkv"), b"").unwrap();
+        assert_eq!(first_free(p), dir.path().join("zerocast-x-3.mkv"));
     }
 
     #[test]

@@ -240,7 +240,13 @@ impl RawRequest {
         };
 
         let template = self.path.as_deref().unwrap_or(DEFAULT_NAME);
-        let (path, container) = resolve_path(template, container, ctx)?;
+        let (mut path, container) = resolve_path(template, container, ctx)?;
+        if self.path.is_none() {
+            // The default name has one-second resolution: a second recording within the same
+            // second (a quick stop and start from a tray or a shortcut) gets `-2`, `-3`, …
+            // rather than an "already exists" error the user never chose a name for.
+            path = crate::path::first_free(path);
+        }
         if let Some(codec) = codec {
             container.check(codec)?;
         }

@@ -137,6 +137,20 @@ fn default_name_and_defaults() {
         r.path,
         c.videos_dir.join("zerocast-2026-08-21-14-03-59.webm")
     );
+    // Two recordings in the same second: the default name counts up; a name the user gave
+    // stays an error without `overwrite`.
+    std::fs::write(c.videos_dir.join("zerocast-2026-08-21-14-03-59.mkv"), b"").unwrap();
+    let r = ok(&c, &[]);
+    assert_eq!(
+        r.path,
+        c.videos_dir.join("zerocast-2026-08-21-14-03-59-2.mkv")
+    );
+    refused(
+        &c,
+        &[("path", V::S("zerocast-%d-%t.mkv"))],
+        "path",
+        "already exists",
+    );
 }
 
 #[test]

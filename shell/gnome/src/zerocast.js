@@ -106,7 +106,10 @@ export class ZerocastIndicator {
                 this._lastShortcutUs = this._shell.GLib.get_real_time();
                 this.toggle();
             },
-            'toggle-pause': () => this.togglePause(),
+            'toggle-pause': () => {
+                this._lastShortcutUs = this._shell.GLib.get_real_time();
+                this.togglePause();
+            },
         };
         this._keyIds = [];
         for (const [name, handler] of Object.entries(this._keys)) {

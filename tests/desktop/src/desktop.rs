@@ -649,6 +649,22 @@ impl Desktop {
     }
 
     /// `program` with [`Desktop::env`] applied and any outer-session variables removed.
+    /// `busctl --user <args>` on this desktop's bus: its stdout, or an error that starts with
+    /// `what` and carries busctl's own message.
+    pub fn busctl(&self, what: &str, args: &[&str]) -> Result<String> {
+        let out = self
+            .command("busctl")
+            .arg("--user")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .context("running busctl")?;
+        if !out.status.success() {
+            bail!("{what}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
         for k in ENV_REMOVE {

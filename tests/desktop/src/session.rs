@@ -256,21 +256,16 @@ pub fn install_activatable(desk: &Desktop, name: &str, exec: &str) -> Result<()>
             .join(format!("{name}.service")),
         format!("[D-BUS Service]\nName={name}\nExec={exec}\n"),
     )?;
-    let out = desk
-        .command("busctl")
-        .args([
-            "--user",
+    desk.busctl(
+        "ReloadConfig",
+        &[
             "call",
             "org.freedesktop.DBus",
             "/org/freedesktop/DBus",
             "org.freedesktop.DBus",
             "ReloadConfig",
-        ])
-        .stdin(Stdio::null())
-        .output()?;
-    if !out.status.success() {
-        bail!("ReloadConfig: {}", String::from_utf8_lossy(&out.stderr));
-    }
+        ],
+    )?;
     Ok(())
 }
 

@@ -295,26 +295,20 @@ impl Desktop {
     /// `org.gnome.Shell.Eval(js)`: the JSON of the result. Needs `--unsafe-mode` (always on
     /// here). Promises are not awaited (43).
     pub fn shell_eval(&self, js: &str) -> Result<String> {
-        let out = self
-            .command("busctl")
-            .args([
-                "--user",
+        let out = self.busctl(
+            "Eval failed",
+            &[
                 "--json=short",
                 "call",
                 SHELL_BUS_NAME,
                 "/org/gnome/Shell",
-            ])
-            .args(["org.gnome.Shell", "Eval", "s", js])
-            .stdin(Stdio::null())
-            .output()
-            .context("running busctl")?;
-        if !out.status.success() {
-            bail!(
-                "Eval failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let v = parse_busctl_json(&out.stdout)?;
+                "org.gnome.Shell",
+                "Eval",
+                "s",
+                js,
+            ],
+        )?;
+        let v = parse_busctl_json(out.as_bytes())?;
         let ok = v["data"][0].as_bool().unwrap_or(false);
         let result = v["data"][1].as_str().unwrap_or("").to_string();
         if !ok {
@@ -327,29 +321,18 @@ impl Desktop {
     /// store, exactly as xdg-desktop-portal would store it after the user picked that monitor
     /// in the share dialog and allowed "remember". Returns the token.
     fn seed_gnome_restore_token(&self) -> Result<String> {
-        let out = self
-            .command("busctl")
-            .args([
-                "--user",
+        let out = self.busctl(
+            "DisplayConfig.GetCurrentState",
+            &[
                 "--json=short",
                 "call",
                 "org.gnome.Mutter.DisplayConfig",
-            ])
-            .args([
                 "/org/gnome/Mutter/DisplayConfig",
                 "org.gnome.Mutter.DisplayConfig",
-            ])
-            .arg("GetCurrentState")
-            .stdin(Stdio::null())
-            .output()
-            .context("running busctl")?;
-        if !out.status.success() {
-            bail!(
-                "DisplayConfig.GetCurrentState: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let v = parse_busctl_json(&out.stdout)?;
+                "GetCurrentState",
+            ],
+        )?;
+        let v = parse_busctl_json(out.as_bytes())?;
         // (serial, monitors a((ssss)a(...)a{sv}), logical monitors, properties)
         let spec = &v["data"][1][0][0];
         let field = |i: usize| spec[i].as_str().unwrap_or("").to_string();
