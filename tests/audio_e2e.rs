@@ -37,6 +37,17 @@ struct Client(Child);
 impl Client {
     /// Starts the flash+beep client (beeping to the default sink, or `target`).
     fn avsync(desk: &Desktop, seconds: f64, target: Option<&str>, app: &str) -> Client {
+        Client::avsync_logged(desk, seconds, target, app, None)
+    }
+
+    /// The same, writing what it presented and played to `log` (see `avsync::ClientLog`).
+    fn avsync_logged(
+        desk: &Desktop,
+        seconds: f64,
+        target: Option<&str>,
+        app: &str,
+        log: Option<&Path>,
+    ) -> Client {
         let bin = avsync::binary().expect(
             "zerocast-avsync not built (cargo build -p zerocast-testdesk --bins, or cargo test --workspace)",
         );
@@ -51,6 +62,9 @@ impl Client {
         ]);
         if let Some(t) = target {
             c.args(["--target", t]);
+        }
+        if let Some(l) = log {
+            c.arg("--log").arg(l);
         }
         Client(
             c.stdout(Stdio::null())
@@ -254,7 +268,8 @@ fn av_offset_is_small_has_no_trend_and_recovers_from_a_stall() {
     let desk = desktop();
     let dir = out_dir();
     let file = dir.path().join("av.mkv");
-    let _c = Client::avsync(&desk, 66.0, None, "avsync");
+    let client_log = dir.path().join("avsync.log");
+    let _c = Client::avsync_logged(&desk, 66.0, None, "avsync", Some(&client_log));
     std::thread::sleep(Duration::from_millis(300));
     let log = record(
         &desk,
@@ -273,14 +288,35 @@ fn av_offset_is_small_has_no_trend_and_recovers_from_a_stall() {
         .unwrap_or(0);
     assert!(gap >= 4800, "no gap after the stall ({gap} frames): {log}");
     check_tracks(&file, "opus", 1);
+    for l in log
+        .lines()
+        .filter(|l| l.contains("DIAG") || l.contains("audio finished"))
+    {
+        eprintln!("{l}");
+    }
     let o = avsync::measure(&file, 0).unwrap();
-    eprintln!("zerocast mkv/opus 60 s: {}", o.summary());
+    eprintln!("zerocast mkv/opus 60 s, in the file: {}", o.summary());
+    eprintln!("{}", o.table());
     assert!(o.pairs.len() >= 50, "{}", o.summary());
     assert!(o.median_abs() <= MAX_MEDIAN, "{}", o.summary());
-    assert!(o.slope_ms_per_min().abs() < 1.0, "{}", o.summary());
+    // The flashes the compositor presented late under load (a 2-core CI machine) would read as
+    // the recorder's error: compare each pair with what the client really presented and played.
+    let client = avsync::ClientLog::read(&client_log).unwrap();
+    let zero = avsync::zero_from_log(&log).expect("zerocast logs the file's time zero");
+    let r = o.against(&client, zero);
+    eprintln!(
+        "recorder's error (file offset − presented offset; {} of {} flashes presented > 10 ms late): {}",
+        client.late(10),
+        client.events.len(),
+        r.summary()
+    );
+    eprintln!("{}", r.table());
+    assert!(r.pairs.len() >= 50, "{}", r.summary());
+    assert!(r.median_abs() <= MAX_MEDIAN, "{}", r.summary());
+    assert!(r.slope_ms_per_min().abs() < 1.0, "{}", r.summary());
     // The stall happened ~30 s after start (the file starts ~1 s after that): from 1 s after
     // it every flash is back within the bound (a sample-counting clock would stay 170 ms off).
-    let after = o.after(32.5);
+    let after = r.after(32.5);
     assert!(after.pairs.len() >= 20, "{}", after.summary());
     assert!(
         after.worst_abs() < 0.06,

@@ -72,10 +72,23 @@ impl RecordingClock {
         let (origin, first) = match self.origin {
             None => {
                 self.offset = lag;
+                // Where the file's zero lies on the frames' clock (CLOCK_MONOTONIC for every
+                // compositor we know): lets a user (or the A/V test) line the file up with
+                // other material stamped on that clock.
+                tracing::info!(
+                    zero_ns = now_mono - lag,
+                    lag_ms = lag / 1_000_000,
+                    "file time zero"
+                );
                 (*self.origin.insert(now_mono), true)
             }
             Some(origin) => {
                 if lag < self.offset - STALE_NS {
+                    tracing::info!(
+                        zero_ns = origin - lag,
+                        moved_ms = (self.offset - lag) / 1_000_000,
+                        "file time zero corrected: a frame arrived with less lag"
+                    );
                     self.offset = lag;
                 }
                 (origin, false)

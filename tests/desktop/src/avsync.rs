@@ -8,8 +8,11 @@
 //!   1 kHz tone for `BEEP` from each `T_k`, placed sample-exactly: in each process call the
 //!   time the buffer's first sample will be heard is `pw_time.now + delay + buffered + queued`.
 //!
-//! Each `T_k` (CLOCK_MONOTONIC ns) and where its beep landed is written to the log file given
-//! with `--log` (one line per beep: `k t_k_ns beep_start_ns`).
+//! What really happened is written to the log file given with `--log` (CLOCK_MONOTONIC ns):
+//! `beep k t_k heard` (when the beep's first sample is heard) and `flash k t_k shown` (when
+//! the compositor drew the output frame with the white surface, from its frame callback, ms). Under load a
+//! flash can be presented a few refreshes late: a test compares the file against what was
+//! presented, not against the plan.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use pipewire as pw;
 use smithay_client_toolkit::{
-    compositor::{CompositorHandler, CompositorState},
+    compositor::{CompositorHandler, CompositorState, FrameCallbackData},
     delegate_registry,
     output::{OutputHandler, OutputState},
     reexports::{
@@ -83,6 +86,20 @@ impl Default for AvSyncOptions {
     }
 }
 
+/// The log file, shared by the beeper and the flasher: one `write_all` per line.
+#[derive(Clone)]
+struct Log(Arc<std::sync::Mutex<std::fs::File>>);
+
+impl Log {
+    fn line(&self, line: String) {
+        let mut f = match self.0.lock() {
+            Ok(f) => f,
+            Err(e) => e.into_inner(),
+        };
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
 pub fn monotonic_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -97,14 +114,21 @@ pub fn monotonic_ns() -> i64 {
 pub fn run(opts: AvSyncOptions, stop: Arc<AtomicBool>) -> Result<()> {
     let start = monotonic_ns() + opts.lead_in.as_nanos() as i64;
     let period = opts.period.as_nanos() as i64;
+    let log = match &opts.log {
+        Some(p) => Some(Log(Arc::new(std::sync::Mutex::new(
+            std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
+        )))),
+        None => None,
+    };
     let audio = {
         let opts = opts.clone();
         let stop = Arc::clone(&stop);
+        let log = log.clone();
         std::thread::Builder::new()
             .name("avsync-audio".into())
-            .spawn(move || beeper(start, period, &opts, &stop))?
+            .spawn(move || beeper(start, period, &opts, log, &stop))?
     };
-    let r = flasher(start, period, &opts, &stop);
+    let r = flasher(start, period, &opts, log, &stop);
     stop.store(true, Ordering::Relaxed);
     let a = audio
         .join()
@@ -118,11 +142,17 @@ struct Beep {
     start: i64,
     period: i64,
     phase: f64,
-    log: Option<std::fs::File>,
+    log: Option<Log>,
     last_logged: i64,
 }
 
-fn beeper(start: i64, period: i64, opts: &AvSyncOptions, stop: &AtomicBool) -> Result<()> {
+fn beeper(
+    start: i64,
+    period: i64,
+    opts: &AvSyncOptions,
+    log: Option<Log>,
+    stop: &AtomicBool,
+) -> Result<()> {
     pw::init();
     let mainloop = pw::main_loop::MainLoopRc::new(None)?;
     let context = pw::context::ContextRc::new(&mainloop, None)?;
@@ -139,10 +169,6 @@ fn beeper(start: i64, period: i64, opts: &AvSyncOptions, stop: &AtomicBool) -> R
         props.insert(*pw::keys::TARGET_OBJECT, t.as_str());
     }
     let stream = pw::stream::StreamRc::new(core.clone(), "avsync-beep", props)?;
-    let log = match &opts.log {
-        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("{}", p.display()))?),
-        None => None,
-    };
     let data = Beep {
         start,
         period,
@@ -240,8 +266,8 @@ fn fill(b: &mut Beep, t0: i64, out: &mut [f32]) {
             let k = rel / b.period;
             if k != b.last_logged && rel % b.period < 1_000_000_000 / RATE as i64 + 1 {
                 b.last_logged = k;
-                if let Some(f) = b.log.as_mut() {
-                    let _ = writeln!(f, "beep {k} {} {t}", b.start + k * b.period);
+                if let Some(l) = &b.log {
+                    l.line(format!("beep {k} {} {t}\n", b.start + k * b.period));
                 }
                 b.phase = 0.0;
             }
@@ -269,9 +295,21 @@ struct Flasher {
     size: (u32, u32),
     configured: bool,
     exit: bool,
+    qh: QueueHandle<Flasher>,
+    log: Option<Log>,
+    /// `(k, T_k)` of the next white commit.
+    flash: Option<(i64, i64)>,
+    /// White commits whose frame callback is pending, oldest first.
+    shown: Vec<(i64, i64)>,
 }
 
-fn flasher(start: i64, period: i64, opts: &AvSyncOptions, stop: &AtomicBool) -> Result<()> {
+fn flasher(
+    start: i64,
+    period: i64,
+    opts: &AvSyncOptions,
+    log: Option<Log>,
+    stop: &AtomicBool,
+) -> Result<()> {
     let conn = Connection::connect_to_env().context("connecting to the Wayland compositor")?;
     let (globals, queue) = registry_queue_init(&conn)?;
     let qh: QueueHandle<Flasher> = queue.handle();
@@ -307,6 +345,10 @@ fn flasher(start: i64, period: i64, opts: &AvSyncOptions, stop: &AtomicBool) -> 
         size: (0, 0),
         configured: false,
         exit: false,
+        qh: qh.clone(),
+        log,
+        flash: None,
+        shown: Vec::new(),
     };
     // Transitions: white at T_k − half a refresh, black at T_k + FLASH − half a refresh.
     let early = 500_000_000 / opts.refresh_hz.max(1) as i64;
@@ -320,6 +362,9 @@ fn flasher(start: i64, period: i64, opts: &AvSyncOptions, stop: &AtomicBool) -> 
     let first = to_instant(start - early);
     handle
         .insert_source(Timer::from_deadline(first), move |_, _, f: &mut Flasher| {
+            if white_next {
+                f.flash = Some((k, start + k * period));
+            }
             f.show(white_next);
             let next = if white_next {
                 start + k * period + flash - early
@@ -355,6 +400,12 @@ impl Flasher {
         let s = self.layer.wl_surface();
         s.damage_buffer(0, 0, self.size.0 as i32, self.size.1 as i32);
         if buf.attach_to(s).is_ok() {
+            if let (true, Some((k, t_k))) = (white, self.flash.take()) {
+                // sway does not answer wp_presentation feedback for layer surfaces; the
+                // frame callback's time (ms) is when the output frame showing it was drawn.
+                s.frame(&self.qh, FrameCallbackData(s.clone()));
+                self.shown.push((k, t_k));
+            }
             self.layer.commit();
         }
     }
@@ -402,7 +453,25 @@ impl CompositorHandler for Flasher {
         _: wl_output::Transform,
     ) {
     }
-    fn frame(&mut self, _: &Connection, _: &QueueHandle<Self>, _: &wl_surface::WlSurface, _: u32) {}
+    fn frame(
+        &mut self,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+        _: &wl_surface::WlSurface,
+        time_ms: u32,
+    ) {
+        if self.shown.is_empty() {
+            return;
+        }
+        let (k, t_k) = self.shown.remove(0);
+        // The callback's time is CLOCK_MONOTONIC in ms, wrapped at 2^32: unwrap it near now.
+        let now_ms = monotonic_ns() / 1_000_000;
+        let back = (now_ms as u32).wrapping_sub(time_ms) as i64;
+        let at = (now_ms - back) * 1_000_000;
+        if let Some(l) = &self.log {
+            l.line(format!("flash {k} {t_k} {at}\n"));
+        }
+    }
     fn surface_enter(
         &mut self,
         _: &Connection,
@@ -538,6 +607,42 @@ impl Offsets {
         }
     }
 
+    /// The recorder's own error: each pair's offset less the offset the client really produced
+    /// for that flash (`heard − presented` from its log), so a flash the compositor presented
+    /// late under load does not count against the recording. `zero_ns` is the file's time zero
+    /// on CLOCK_MONOTONIC (the recorder logs it); it only picks which flash a pair is (they are
+    /// a period apart). Pairs without both log lines are left out.
+    pub fn against(&self, log: &ClientLog, zero_ns: i64) -> Offsets {
+        let pairs = self
+            .pairs
+            .iter()
+            .filter_map(|&(f, d)| {
+                let at = zero_ns + (f * 1e9) as i64;
+                let e = log
+                    .events
+                    .iter()
+                    .min_by_key(|e| (e.presented - at).abs())
+                    .filter(|e| (e.presented - at).abs() < 300_000_000)?;
+                Some((f, d - (e.heard - e.presented) as f64 * 1e-9))
+            })
+            .collect();
+        Offsets {
+            flashes: self.flashes.clone(),
+            beeps: self.beeps.clone(),
+            pairs,
+        }
+    }
+
+    /// Every pair as `flash_s:offset_ms`, for the log of a failed run.
+    pub fn table(&self) -> String {
+        let v: Vec<String> = self
+            .pairs
+            .iter()
+            .map(|(f, d)| format!("{f:.2}:{:+.1}", d * 1e3))
+            .collect();
+        format!("pairs (flash s: offset ms) {}", v.join(" "))
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "{} flashes, {} beeps, {} pairs: median |offset| {:.1} ms (signed {:+.1} ms), worst {:.1} ms, trend {:+.2} ms/min",
@@ -550,6 +655,104 @@ impl Offsets {
             self.slope_ms_per_min()
         )
     }
+}
+
+/// One flash and its beep as the client logged them (CLOCK_MONOTONIC ns).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientEvent {
+    pub k: i64,
+    /// The planned instant.
+    pub planned: i64,
+    /// When the compositor presented the white frame.
+    pub presented: i64,
+    /// When the beep's first sample was heard.
+    pub heard: i64,
+}
+
+/// The client's `--log`, flashes joined with their beeps.
+#[derive(Debug, Clone, Default)]
+pub struct ClientLog {
+    pub events: Vec<ClientEvent>,
+}
+
+impl ClientLog {
+    pub fn read(path: &std::path::Path) -> Result<ClientLog> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        let mut flashes = std::collections::BTreeMap::new();
+        let mut beeps = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            let v: Vec<&str> = line.split_whitespace().collect();
+            let [kind, k, planned, at] = v[..] else {
+                continue;
+            };
+            let (Ok(k), Ok(planned), Ok(at)) =
+                (k.parse::<i64>(), planned.parse::<i64>(), at.parse::<i64>())
+            else {
+                continue;
+            };
+            match kind {
+                "flash" => {
+                    flashes.insert(k, (planned, at));
+                }
+                "beep" => {
+                    beeps.insert(k, at);
+                }
+                _ => {}
+            }
+        }
+        let events = flashes
+            .into_iter()
+            .filter_map(|(k, (planned, presented))| {
+                Some(ClientEvent {
+                    k,
+                    planned,
+                    presented,
+                    heard: *beeps.get(&k)?,
+                })
+            })
+            .collect();
+        Ok(ClientLog { events })
+    }
+
+    /// Flashes presented more than `ms` after their plan.
+    pub fn late(&self, ms: i64) -> usize {
+        self.events
+            .iter()
+            .filter(|e| e.presented - e.planned > ms * 1_000_000)
+            .count()
+    }
+}
+
+/// The file's time zero on CLOCK_MONOTONIC as zerocast logged it (`file time zero`, the last
+/// correction wins), from its stderr.
+pub fn zero_from_log(stderr: &str) -> Option<i64> {
+    // Colours (tracing's ANSI codes hold digits) off first.
+    let mut plain = String::with_capacity(stderr.len());
+    let mut it = stderr.chars();
+    while let Some(c) = it.next() {
+        if c == '\x1b' {
+            for c in it.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .lines()
+        .filter(|l| l.contains("file time zero"))
+        .filter_map(|l| {
+            let rest = l.split("zero_ns").nth(1)?;
+            let digits: String = rest
+                .chars()
+                .skip_while(|c| !c.is_ascii_digit())
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            digits.parse().ok()
+        })
+        .next_back()
 }
 
 /// Finds flash onsets (ends of black, `blackdetect`) in the first video stream and beep
@@ -583,7 +786,21 @@ pub fn measure(path: &std::path::Path, audio: usize) -> Result<Offsets> {
             })
             .collect()
     };
-    let flashes = find("black_end:");
+    // blackdetect reports the end of the stream as a black_end when the picture is black up
+    // to it: that is not a flash.
+    let duration = log
+        .split("Duration:")
+        .nth(1)
+        .and_then(|r| r.trim_start().split(',').next())
+        .and_then(|hms| {
+            let mut it = hms.trim().split(':').map(|v| v.parse::<f64>().ok());
+            Some(it.next()?? * 3600.0 + it.next()?? * 60.0 + it.next()??)
+        })
+        .unwrap_or(f64::INFINITY);
+    let flashes: Vec<f64> = find("black_end:")
+        .into_iter()
+        .filter(|&f| f < duration - 0.05)
+        .collect();
     let beeps = find("silence_end:");
     let pairs = flashes
         .iter()
