@@ -39,6 +39,7 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigusr1 = signal(SignalKind::user_defined1()).context("installing SIGUSR1 handler")?;
+    let mut sigusr2 = signal(SignalKind::user_defined2()).context("installing SIGUSR2 handler")?;
 
     let start = zerocast_app::start_recording(&req);
     // Ctrl-C while the portal dialog is open (or the stream is starting) abandons the start:
@@ -70,6 +71,10 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
                     tracing::warn!(error = %e, "pause/resume ignored");
                 }
             }
+            // SIGUSR2 saves a replay (`pkill -USR2 -x zerocast`): all the ring holds, to
+            // zerocast-replay-%d-%t in the videos folder; the replay goes on. Frames keep
+            // flowing on their own threads while this waits for the file.
+            _ = sigusr2.recv() => save_replay(&recording, req.container).await,
             r = recording.finished() => break r,
             _ = ticker.tick(), if tty => {
                 let s = stats.borrow_and_update().clone();
@@ -89,6 +94,13 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
     session.close().await;
     let summary = result.with_context(|| format!("recording to {}", path.display()))?;
     let s = &summary.stats;
+    if summary.path.as_os_str().is_empty() {
+        eprintln!(
+            "zerocast: replay stopped after {:.1} s; nothing written (--save-on-stop keeps it)",
+            s.duration.as_secs_f64()
+        );
+        return Ok(0);
+    }
     let what = match &summary.reason {
         EndReason::StreamLost(why) => format!("stream ended by the compositor ({why}); saved"),
         _ => "saved".to_string(),
@@ -149,5 +161,36 @@ fn human_bytes(b: u64) -> String {
         format!("{:.1} MB", b as f64 / (1u64 << 20) as f64)
     } else {
         format!("{:.0} kB", b as f64 / 1024.0)
+    }
+}
+
+/// Saves everything a replay holds to the default replay name; reports on the terminal.
+async fn save_replay(
+    recording: &zerocast_recorder::Recording,
+    container: zerocast_recorder::Container,
+) {
+    let req = tokio::task::spawn_blocking(move || {
+        zerocast_app::dbus::parse_save_replay(
+            &Default::default(),
+            container,
+            &zerocast_app::PathContext::from_env(),
+        )
+    })
+    .await;
+    let req = match req {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return eprintln!("zerocast: replay not saved: {e}"),
+        Err(e) => return eprintln!("zerocast: replay not saved: {e}"),
+    };
+    match recording.save_replay(req.path, req.seconds).await {
+        Ok(s) => {
+            eprintln!(
+                "zerocast: replay saved, {:.1} s, {}",
+                s.seconds,
+                human_bytes(s.bytes)
+            );
+            println!("{}", s.path.display());
+        }
+        Err(e) => eprintln!("zerocast: replay not saved: {e}"),
     }
 }

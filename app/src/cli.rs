@@ -41,6 +41,12 @@ pub struct RequestArgs {
     pub audio_codec: Option<String>,
     #[arg(long, allow_negative_numbers = true, help = help("audio-bitrate"))]
     pub audio_bitrate: Option<i128>,
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, help = help("replay"))]
+    pub replay: Option<f64>,
+    #[arg(long, value_name = "MIB", allow_negative_numbers = true, help = help("replay-max-bytes"))]
+    pub replay_max_mb: Option<i128>,
+    #[arg(long, help = help("save-on-stop"))]
+    pub save_on_stop: bool,
 }
 
 impl RequestArgs {
@@ -65,6 +71,10 @@ impl RequestArgs {
             audio: (!self.audio.is_empty()).then(|| self.audio.clone()),
             audio_codec: self.audio_codec.clone(),
             audio_bitrate: self.audio_bitrate,
+            replay: self.replay,
+            // MiB on the command line, bytes in the request (the D-Bus unit).
+            replay_max_bytes: self.replay_max_mb.map(|m| m.saturating_mul(1 << 20)),
+            save_on_stop: self.save_on_stop.then_some(true),
         }
     }
 

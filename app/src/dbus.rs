@@ -66,6 +66,9 @@ pub fn to_raw(opts: &HashMap<String, OwnedValue>) -> Result<RawRequest, RequestE
             "audio" => raw.audio = Some(as_strings(key, v)?),
             "audio-codec" => raw.audio_codec = Some(as_str(key, v)?.to_owned()),
             "audio-bitrate" => raw.audio_bitrate = Some(as_uint(key, v)?),
+            "replay" => raw.replay = Some(as_seconds(key, v)?),
+            "replay-max-bytes" => raw.replay_max_bytes = Some(as_uint(key, v)?),
+            "save-on-stop" => raw.save_on_stop = Some(as_bool(key, v)?),
             // A table row without a parse arm: caught by this module's tests.
             other => {
                 return Err(RequestError::UnknownKey {
@@ -75,6 +78,65 @@ pub fn to_raw(opts: &HashMap<String, OwnedValue>) -> Result<RawRequest, RequestE
         }
     }
     Ok(raw)
+}
+
+/// Default name of a saved replay clip (the container's extension is added).
+pub const REPLAY_NAME: &str = "zerocast-replay-%d-%t";
+
+/// A `SaveReplay` request: where the clip goes and how much of the ring.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SaveReplayRequest {
+    pub path: std::path::PathBuf,
+    /// `None`: everything the ring holds.
+    pub seconds: Option<f64>,
+}
+
+/// Parses `SaveReplay` options (`path` s, `seconds` d, `overwrite` b) for a replay written as
+/// `container`: the same path rules as `Start` (templates, `~/`, relative → videos folder, the
+/// default name counts up, an existing file needs `overwrite`). Touches the filesystem.
+pub fn parse_save_replay(
+    options: &HashMap<String, OwnedValue>,
+    container: zerocast_recorder::Container,
+    ctx: &crate::PathContext,
+) -> Result<SaveReplayRequest, RequestError> {
+    let mut path = None;
+    let mut seconds = None;
+    let mut overwrite = false;
+    let mut keys: Vec<&String> = options.keys().collect();
+    keys.sort();
+    for key in keys {
+        let v = unwrap_variant(&options[key]);
+        match key.as_str() {
+            "path" => path = Some(as_str(key, v)?.to_owned()),
+            "overwrite" => overwrite = as_bool(key, v)?,
+            "seconds" => {
+                let s = as_seconds(key, v)?;
+                if !(s > 0.0 && s <= crate::options::MAX_REPLAY_S) {
+                    return Err(RequestError::OutOfRange {
+                        key: "seconds",
+                        bounds: format!("> 0 and <= {} seconds", crate::options::MAX_REPLAY_S),
+                        got: s.to_string(),
+                    });
+                }
+                seconds = Some(s);
+            }
+            other => {
+                return Err(RequestError::UnknownKey {
+                    key: format!("{other} (SaveReplay takes path, seconds, overwrite)"),
+                })
+            }
+        }
+    }
+    let template = path.as_deref().unwrap_or(REPLAY_NAME);
+    let (mut resolved, _) = crate::path::resolve_path(template, Some(container), ctx)?;
+    if path.is_none() {
+        resolved = crate::path::first_free(resolved);
+    }
+    crate::path::check_writable(&resolved, overwrite, &ctx.videos_dir)?;
+    Ok(SaveReplayRequest {
+        path: resolved,
+        seconds,
+    })
 }
 
 /// The effective options, every default filled in: the `Options` property of a recording.
@@ -108,6 +170,11 @@ pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
     }
     put("stop-on-disconnect", Value::from(r.stop_on_disconnect));
     put("notify", Value::from(r.notify));
+    if let Some(l) = &r.replay {
+        put("replay", Value::from(l.seconds.as_secs_f64()));
+        put("replay-max-bytes", Value::from(l.max_bytes));
+        put("save-on-stop", Value::from(l.save_on_stop));
+    }
     if let Some(a) = &r.audio {
         let tracks: Vec<String> = a.tracks.iter().map(|t| t.to_string()).collect();
         put("audio", Value::from(tracks));

@@ -40,6 +40,13 @@ pub const MAX_BITRATE_KBPS: u32 = 1_000_000;
 pub const MAX_QUALITY: u32 = 63;
 /// One year: long enough for any recording, small enough for `Duration`.
 pub const MAX_DURATION_S: f64 = 365.0 * 24.0 * 3600.0;
+/// A replay's longest ring: an hour.
+pub const MAX_REPLAY_S: f64 = 3600.0;
+/// A replay's byte bound: at least 1 MiB, at most 256 GiB.
+pub const MIN_REPLAY_BYTES: u64 = 1 << 20;
+pub const MAX_REPLAY_BYTES: u64 = 256 << 30;
+/// Default byte bound of a replay (30 s of 4K at 60 Mbit/s is ~225 MB).
+pub const DEFAULT_REPLAY_BYTES: u64 = 512 << 20;
 
 const fn int_range(min: u32, max: u32) -> Option<Range> {
     Some(Range {
@@ -154,6 +161,35 @@ pub const OPTIONS: &[OptionSpec] = &[
         signature: "b",
         flag: None,
         help: "A desktop notification when the recording ends (default: true; `ctl start --no-notify`)",
+        range: None,
+    },
+    OptionSpec {
+        key: "replay",
+        signature: "d",
+        flag: Some("--replay"),
+        help: "Replay mode: keep the last SECONDS in memory and write nothing until a save                (SaveReplay, `zerocast ctl save-replay`, SIGUSR2 to `zerocast record`); clips                start at a keyframe, at most 1 s longer than asked",
+        range: Some(Range {
+            min: 0.0,
+            max: MAX_REPLAY_S,
+            min_exclusive: true,
+        }),
+    },
+    OptionSpec {
+        key: "replay-max-bytes",
+        signature: "t",
+        flag: Some("--replay-max-mb"),
+        help: "Memory bound of a replay (D-Bus: bytes; CLI: MiB; default 512 MiB): the oldest                seconds go first when the content is hard to encode; needs replay",
+        range: Some(Range {
+            min: MIN_REPLAY_BYTES as f64,
+            max: MAX_REPLAY_BYTES as f64,
+            min_exclusive: false,
+        }),
+    },
+    OptionSpec {
+        key: "save-on-stop",
+        signature: "b",
+        flag: Some("--save-on-stop"),
+        help: "Replay: write what the ring holds to the path when it stops (default: false,                stopping a replay writes nothing); needs replay",
         range: None,
     },
     OptionSpec {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use zerocast_portal::{CursorMode, SourceOptions, SourceType};
 use zerocast_recorder::audio::{AudioCodec, AudioConfig, TrackSpec};
+use zerocast_recorder::encode::replay::ReplayLimits;
 use zerocast_recorder::{
     encode::Selection, Codec, CodecNotInContainer, Container, EncoderChoice, RateControl,
     RecordingOptions,
@@ -43,6 +44,9 @@ pub struct RawRequest {
     pub audio: Option<Vec<String>>,
     pub audio_codec: Option<String>,
     pub audio_bitrate: Option<i128>,
+    pub replay: Option<f64>,
+    pub replay_max_bytes: Option<i128>,
+    pub save_on_stop: Option<bool>,
 }
 
 /// A validated recording request: what to ask the portal for and what to tell the recorder.
@@ -74,6 +78,8 @@ pub struct RecordingRequest {
     /// Audio tracks (as named; the sources are looked up by [`crate::start_recording`],
     /// before the portal), codec and bitrate. `None`: no audio.
     pub audio: Option<AudioConfig>,
+    /// Replay mode (ring length, byte bound, save at stop); `None`: a normal recording.
+    pub replay: Option<ReplayLimits>,
 }
 
 /// Why a request was rejected. Every variant names the option ([`RequestError::key`]) and the
@@ -113,6 +119,12 @@ pub enum RequestError {
         key: &'static str,
         other: &'static str,
     },
+    /// An option that only means something with another one.
+    #[error("'{key}' needs '{needs}'")]
+    Needs {
+        key: &'static str,
+        needs: &'static str,
+    },
     /// The path template or name is malformed.
     #[error("'path' {reason}")]
     BadPath { reason: String },
@@ -140,6 +152,7 @@ impl RequestError {
             RequestError::NotAChoice { key, .. }
             | RequestError::OutOfRange { key, .. }
             | RequestError::Conflict { key, .. }
+            | RequestError::Needs { key, .. }
             | RequestError::Audio { key, .. } => key,
             RequestError::MetadataCursor => "cursor",
             RequestError::BadPath { .. }
@@ -251,6 +264,7 @@ impl RawRequest {
             container.check(codec)?;
         }
         let audio = self.audio_config(container)?;
+        let replay = self.replay_limits()?;
         let overwrite = self.overwrite.unwrap_or(false);
         check_writable(&path, overwrite, &ctx.videos_dir)?;
 
@@ -269,7 +283,43 @@ impl RawRequest {
             stop_on_disconnect: self.stop_on_disconnect.unwrap_or(false),
             notify: self.notify.unwrap_or(true),
             audio,
+            replay,
         })
+    }
+
+    /// The replay options: the ring's seconds and byte bound; the other two need `replay`.
+    fn replay_limits(&self) -> Result<Option<ReplayLimits>, RequestError> {
+        let seconds = seconds("replay", self.replay)?;
+        let max_bytes = match self.replay_max_bytes {
+            None => None,
+            Some(n) => {
+                let r = spec("replay-max-bytes").range.expect("has a range");
+                if (n as f64) < r.min || (n as f64) > r.max {
+                    return Err(RequestError::OutOfRange {
+                        key: "replay-max-bytes",
+                        bounds: format!(">= {} and <= {} bytes", r.min, r.max),
+                        got: n.to_string(),
+                    });
+                }
+                Some(n as u64)
+            }
+        };
+        let Some(seconds) = seconds else {
+            let key = match (max_bytes, self.save_on_stop) {
+                (Some(_), _) => "replay-max-bytes",
+                (None, Some(_)) => "save-on-stop",
+                (None, None) => return Ok(None),
+            };
+            return Err(RequestError::Needs {
+                key,
+                needs: "replay",
+            });
+        };
+        Ok(Some(ReplayLimits {
+            seconds,
+            max_bytes: max_bytes.unwrap_or(crate::options::DEFAULT_REPLAY_BYTES),
+            save_on_stop: self.save_on_stop.unwrap_or(false),
+        }))
     }
 
     /// The audio options: tracks parsed, codec defaulted by the container and checked against
@@ -335,6 +385,7 @@ impl RecordingRequest {
         o.duration = self.duration;
         o.selected = Some(selected);
         o.audio = self.audio.clone();
+        o.replay = self.replay;
         o
     }
 }

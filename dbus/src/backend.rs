@@ -10,6 +10,7 @@ use tokio::sync::{watch, Mutex};
 use tracing::info;
 use zerocast_app::{start_recording, RecordingRequest};
 use zerocast_portal::ScreencastSession;
+use zerocast_recorder::encode::replay::SavedReplay;
 use zerocast_recorder::{Codec, Recording, Stats, Summary};
 
 use crate::error::Error;
@@ -61,6 +62,16 @@ pub trait ActiveRecording: Send + Sync + 'static {
     fn finished(&self) -> BoxFuture<'_, Result<Summary, Error>>;
     /// Releases the capture source (portal session) after the end.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Replay mode: writes the last `seconds` (all when `None`) to `path`; resolves once the
+    /// file is complete.
+    fn save_replay(
+        &self,
+        path: std::path::PathBuf,
+        seconds: Option<f64>,
+    ) -> BoxFuture<'_, Result<SavedReplay, Error>> {
+        let _ = (path, seconds);
+        Box::pin(async { Err(Error::NotReplay("this recording is not a replay".into())) })
+    }
 }
 
 /// The production backend: real portal, real recorder.
@@ -155,6 +166,13 @@ impl ActiveRecording for LiveRecording {
     }
     fn finished(&self) -> BoxFuture<'_, Result<Summary, Error>> {
         Box::pin(async move { Ok(self.rec.finished().await?) })
+    }
+    fn save_replay(
+        &self,
+        path: std::path::PathBuf,
+        seconds: Option<f64>,
+    ) -> BoxFuture<'_, Result<SavedReplay, Error>> {
+        Box::pin(async move { Ok(self.rec.save_replay(path, seconds).await?) })
     }
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {

@@ -37,6 +37,10 @@ pub trait Recording {
     fn stop(&self) -> zbus::Result<String>;
     fn pause(&self) -> zbus::Result<()>;
     fn resume(&self) -> zbus::Result<()>;
+    fn save_replay(
+        &self,
+        options: HashMap<&str, Value<'_>>,
+    ) -> zbus::Result<(String, HashMap<String, OwnedValue>)>;
     #[zbus(property)]
     fn state(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -73,6 +77,21 @@ pub enum CtlCommand {
     Pause { recording: Option<String> },
     /// Resume a paused recording.
     Resume { recording: Option<String> },
+    /// Replay: write the last seconds of a replay to a file (the replay keeps running); prints
+    /// the path once the file is complete.
+    SaveReplay {
+        recording: Option<String>,
+        /// Output file or template (relative: from the current directory); default
+        /// zerocast-replay-%d-%t in the videos folder.
+        #[arg(short = 'o', long)]
+        path: Option<String>,
+        /// How many seconds (default: all the replay holds).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Show recordings (all, or one).
     Status {
         recording: Option<String>,
@@ -248,6 +267,46 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
                 .await?
                 .resume()
                 .await?;
+            Ok(0)
+        }
+        CtlCommand::SaveReplay {
+            recording,
+            path,
+            seconds,
+            overwrite,
+        } => {
+            let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
+            let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+            if let Some(p) = path {
+                // Relative to where the command runs, as for `ctl start -o`.
+                let p = std::path::Path::new(&p);
+                let abs = if p.is_absolute() || p.starts_with("~") {
+                    p.to_path_buf()
+                } else {
+                    std::env::current_dir()?.join(p)
+                };
+                opts.insert("path", Value::from(abs.to_string_lossy().into_owned()));
+            }
+            if let Some(s) = seconds {
+                opts.insert("seconds", Value::from(s));
+            }
+            if overwrite {
+                opts.insert("overwrite", Value::from(true));
+            }
+            let (path, info) = rec.save_replay(opts).await?;
+            let secs = info
+                .get("seconds")
+                .and_then(|v| f64::try_from(v).ok())
+                .unwrap_or(0.0);
+            let whole = info
+                .get("whole-ring")
+                .and_then(|v| bool::try_from(v).ok())
+                .unwrap_or(false);
+            eprintln!(
+                "zerocast: saved {secs:.1} s{}",
+                if whole { " (all the replay held)" } else { "" }
+            );
+            println!("{path}");
             Ok(0)
         }
         CtlCommand::Status { recording, json } => {

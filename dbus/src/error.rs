@@ -30,6 +30,8 @@ pub enum Error {
     NotPaused(String),
     /// Audio was asked for but a source does not exist or there is no audio server.
     AudioUnavailable(String),
+    /// SaveReplay on a recording that is not in replay mode.
+    NotReplay(String),
     /// Anything else (PipeWire, encoder internals, portal protocol errors).
     Failed(String),
 }
@@ -49,6 +51,7 @@ impl Error {
             Error::NotRecording(_) => "NotRecording",
             Error::NotPaused(_) => "NotPaused",
             Error::AudioUnavailable(_) => "AudioUnavailable",
+            Error::NotReplay(_) => "NotReplay",
             Error::Failed(_) => "Failed",
         }
     }
@@ -71,6 +74,7 @@ impl Error {
             | Error::NotRecording(m)
             | Error::NotPaused(m)
             | Error::AudioUnavailable(m)
+            | Error::NotReplay(m)
             | Error::Failed(m) => m.clone(),
         }
     }
@@ -91,6 +95,7 @@ impl Clone for Error {
             Error::NotRecording(m) => Error::NotRecording(m.clone()),
             Error::NotPaused(m) => Error::NotPaused(m.clone()),
             Error::AudioUnavailable(m) => Error::AudioUnavailable(m.clone()),
+            Error::NotReplay(m) => Error::NotReplay(m.clone()),
             Error::Failed(m) => Error::Failed(m.clone()),
         }
     }
@@ -155,6 +160,7 @@ impl From<RecorderError> for Error {
             RecorderError::NotRecording(_) => Error::NotRecording(msg),
             RecorderError::InvalidOption(_) => Error::InvalidOption(msg),
             RecorderError::Audio(_) => Error::AudioUnavailable(msg),
+            RecorderError::NotReplay => Error::NotReplay(msg),
             RecorderError::PipeWire(_) | RecorderError::Encode(_) => Error::Failed(msg),
         }
     }

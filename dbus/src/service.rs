@@ -20,6 +20,7 @@ use zbus::names::{InterfaceName, UniqueName};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::Connection;
+use zerocast_recorder::encode::replay::SavedReplay;
 use zerocast_recorder::{EndReason, RecordingState, Stats, Summary};
 
 use crate::backend::{ActiveRecording, Backend};
@@ -347,6 +348,10 @@ impl View {
 
 enum Cmd {
     Stop(oneshot::Sender<Result<String, Error>>),
+    SaveReplay {
+        request: zerocast_app::dbus::SaveReplayRequest,
+        reply: oneshot::Sender<Result<SavedReplay, Error>>,
+    },
     Pause(oneshot::Sender<Result<(), Error>>),
     Resume(oneshot::Sender<Result<(), Error>>),
 }
@@ -395,6 +400,55 @@ impl RecordingObject {
 
     async fn resume(&self) -> Result<(), Error> {
         self.call(Cmd::Resume).await
+    }
+
+    /// Replay mode: writes the last `seconds` of the ring (options: `path` s — same rules as
+    /// Start's, default `zerocast-replay-%d-%t` in the videos folder; `seconds` d — default and
+    /// at most the whole ring; `overwrite` b) and returns once the file is complete. The replay
+    /// keeps running. `info`: `seconds` d (the clip's length: it starts at a keyframe, up to
+    /// 1 s longer than asked), `bytes` t, `whole-ring` b (less than asked was kept: this is
+    /// everything). `NotReplay` on a normal recording; `OutputNotWritable` leaves the ring as it
+    /// was.
+    #[zbus(out_args("path", "info"))]
+    async fn save_replay(
+        &self,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<(String, HashMap<String, OwnedValue>), Error> {
+        let (replay, container) = {
+            let v = self.view.borrow();
+            let container = v
+                .options
+                .get("container")
+                .and_then(|c| <&str>::try_from(c).ok())
+                .and_then(|c| c.parse::<zerocast_recorder::Container>().ok())
+                .unwrap_or(zerocast_recorder::Container::Mkv);
+            (v.options.contains_key("replay"), container)
+        };
+        if !replay {
+            return Err(Error::NotReplay(format!(
+                "recording {} is not a replay (Start it with the 'replay' option)",
+                self.id
+            )));
+        }
+        let request = tokio::task::spawn_blocking(move || {
+            zerocast_app::dbus::parse_save_replay(
+                &options,
+                container,
+                &zerocast_app::PathContext::from_env(),
+            )
+        })
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))?
+        .map_err(Error::from)?;
+        let saved = self
+            .call(|reply| Cmd::SaveReplay { request, reply })
+            .await?;
+        let info = HashMap::from([
+            ("seconds".to_string(), OwnedValue::from(saved.seconds)),
+            ("bytes".to_string(), OwnedValue::from(saved.bytes)),
+            ("whole-ring".to_string(), OwnedValue::from(saved.whole_ring)),
+        ]);
+        Ok((saved.path.to_string_lossy().into_owned(), info))
     }
 
     /// starting | recording | paused | finishing | finished | failed
@@ -580,6 +634,21 @@ impl Supervisor {
                     Some(Cmd::Resume(reply)) => {
                         let _ = reply.send(self.resume(&*rec, stopping));
                     }
+                    Some(Cmd::SaveReplay { request, reply }) => {
+                        if stopping {
+                            let _ = reply.send(Err(Error::NotRecording(format!("recording {} is finishing", self.id))));
+                        } else {
+                            // Beside the loop: the save takes as long as writing the clip.
+                            let rec = rec.clone();
+                            tokio::spawn(async move {
+                                let r = rec.save_replay(request.path, request.seconds).await;
+                                if let Err(e) = &r {
+                                    info!(error = %e.message(), "replay save failed");
+                                }
+                                let _ = reply.send(r);
+                            }.in_current_span());
+                        }
+                    }
                     None => {}
                 },
                 _ = &mut disconnected, if !stopping => {
@@ -612,6 +681,9 @@ impl Supervisor {
                     }
                     Some(Cmd::Resume(reply)) => {
                         let _ = reply.send(Err(Error::NotPaused(format!("recording {} is still starting", self.id))));
+                    }
+                    Some(Cmd::SaveReplay { reply, .. }) => {
+                        let _ = reply.send(Err(Error::NotRecording(format!("recording {} is still starting; the replay holds nothing yet", self.id))));
                     }
                     None => std::future::pending::<()>().await,
                 },

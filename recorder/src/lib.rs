@@ -47,4 +47,6 @@ pub enum RecorderError {
     InvalidOption(String),
     #[error("audio: {0}")]
     Audio(String),
+    #[error("this recording is not a replay (start it with the replay option)")]
+    NotReplay,
 }

@@ -67,6 +67,9 @@ pub struct RecordingOptions {
     pub selected: Option<crate::encode::Selection>,
     /// Audio tracks (sources already resolved), codec and bitrate; `None`: no audio.
     pub audio: Option<crate::audio::AudioConfig>,
+    /// Replay mode: keep the last seconds in memory, write only on a save (or at stop when
+    /// asked); `None`: a normal recording.
+    pub replay: Option<crate::encode::replay::ReplayLimits>,
 }
 
 impl RecordingOptions {
@@ -83,6 +86,7 @@ impl RecordingOptions {
             duration: None,
             selected: None,
             audio: None,
+            replay: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! thread and the encoder thread are reached only through channels.
 
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -103,6 +103,8 @@ enum Control {
 pub struct Recording {
     id: RecordingId,
     opts: RecordingOptions,
+    /// The encoder thread's queue, for replay saves (in stream order with the frames).
+    saves: mpsc::SyncSender<EncMsg>,
     progress: Arc<Progress>,
     control: tmpsc::UnboundedSender<Control>,
     outcome: watch::Receiver<Outcome>,
@@ -143,6 +145,7 @@ impl Recording {
             width: 0,
             height: 0,
             audio: opts.audio.clone(),
+            replay: opts.replay,
         };
         // Audio before the encoder thread (which gives its blocks back) and before the video
         // stream, so it is capturing when the first frame sets the file's time zero.
@@ -177,6 +180,7 @@ impl Recording {
         let (control, control_rx) = tmpsc::unbounded_channel();
         let (outcome_tx, outcome) = watch::channel(None);
         let (ready_tx, ready_rx) = oneshot::channel();
+        let saves = enc_tx.clone();
         let task = ControlTask {
             opts: opts.clone(),
             progress: Arc::clone(&progress),
@@ -196,6 +200,7 @@ impl Recording {
             Ok(Ok(())) => Ok(Recording {
                 id,
                 opts,
+                saves,
                 progress,
                 control,
                 outcome,
@@ -284,6 +289,38 @@ impl Recording {
             .await
             .map_err(|_| RecorderError::Encode("recording task vanished".into()))?;
         outcome.clone().expect("wait_for guarantees Some")
+    }
+
+    /// Replay mode: writes the last `seconds` (the whole ring when `None` or more than it
+    /// holds) to `path` and resolves once the file is complete. The save runs on a thread of
+    /// its own; capture and encoding go on. `NotReplay` on a normal recording.
+    pub async fn save_replay(
+        &self,
+        path: PathBuf,
+        seconds: Option<f64>,
+    ) -> Result<crate::encode::replay::SavedReplay, RecorderError> {
+        if self.opts.replay.is_none() {
+            return Err(RecorderError::NotReplay);
+        }
+        let state = self.progress.state();
+        if state.is_over() || state == RecordingState::Finishing {
+            return Err(RecorderError::NotRecording(state));
+        }
+        let (reply, rx) = oneshot::channel();
+        let tx = self.saves.clone();
+        let msg = EncMsg::SaveReplay {
+            request: crate::encode::replay::SaveRequest { path, seconds },
+            reply,
+        };
+        // The queue is bounded (frames): waiting for room must not block a tokio worker.
+        let sent = tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
+            .await
+            .unwrap_or(false);
+        if !sent {
+            return Err(RecorderError::NotRecording(self.progress.state()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(RecorderError::NotRecording(self.progress.state())))
     }
 
     /// Current state without subscribing.
@@ -456,8 +493,14 @@ impl ControlTask {
                     ..stats
                 };
                 tracing::info!(?reason, path = %self.opts.path.display(), frames = stats.frames_written, dropped = stats.frames_dropped, "recording finished");
+                // A replay stopped without save-on-stop wrote nothing: no path to show.
+                let nothing_written = self.opts.replay.is_some_and(|r| !r.save_on_stop);
                 Ok(Summary {
-                    path: self.opts.path.clone(),
+                    path: if nothing_written {
+                        PathBuf::new()
+                    } else {
+                        self.opts.path.clone()
+                    },
                     stats,
                     reason,
                 })

@@ -75,6 +75,13 @@ impl GpuOutput {
         self.chain.user().bytes_written()
     }
 
+    pub(crate) fn save_job(
+        &self,
+        seconds: Option<f64>,
+    ) -> Result<super::mux::SaveJob, RecorderError> {
+        self.chain.user().save_job(seconds)
+    }
+
     /// Encodes a frame of the bridge; a frame that fails gives its slot back.
     pub fn push(&mut self, frame: &ConvertedFrame, pts: Duration) -> Result<(), RecorderError> {
         let (enc, stream) = self.chain.parts_mut();

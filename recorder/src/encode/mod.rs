@@ -40,6 +40,7 @@ pub mod hwframes;
 mod log;
 mod mux;
 pub mod nvenc;
+pub mod replay;
 pub(crate) mod worker;
 
 use std::path::PathBuf;
@@ -90,6 +91,8 @@ pub struct EncoderConfig {
     pub height: u32,
     /// Audio tracks to add next to the video (their own encoders, the same muxer).
     pub audio: Option<crate::audio::AudioConfig>,
+    /// Replay mode: keep packets in a ring instead of writing the file.
+    pub replay: Option<replay::ReplayLimits>,
 }
 
 /// A borrowed frame: the same fields as [`CpuFrame`] over pixels owned elsewhere, e.g. a mapped
@@ -155,6 +158,9 @@ pub struct Encoder {
     finished: bool,
     /// One encoder per audio track (streams 1..); with audio the muxer interleaves.
     audio: Vec<audio::AudioEncoder>,
+    /// Replay mode: a keyframe at least this often (µs), by time.
+    key_every_us: Option<i64>,
+    last_key_pts: Option<i64>,
 }
 
 // The encoder thread owns the encoder; it is moved there once.
@@ -237,7 +243,12 @@ impl Encoder {
         if let RateControl::Bitrate(kbps) = cfg.rate {
             ctx.set_bit_rate(kbps as usize * 1000);
         }
-        let opts = encoder_options(name, cfg, width, height, tuning);
+        let mut opts = encoder_options(name, cfg, width, height, tuning);
+        if cfg.replay.is_some() {
+            // The keyframes forced every second (a clip starts at one) must be IDR frames, not
+            // just intra frames, for a clip to decode from its start (libx264, NVENC).
+            opts.0.set("forced-idr", "1");
+        }
         if let Some(t) = opts.1 {
             ctx.set_threading(codec::threading::Config {
                 // FFmpeg's default thread_type (frame|slice) makes its libx264 wrapper switch
@@ -256,7 +267,7 @@ impl Encoder {
         let enc = enc.map_err(|e| unavailable(nvenc::explain(name, &lines, &e.to_string())))?;
 
         // A failure from here on removes the file again (MuxerSetup's Drop): no stub is left.
-        let mut setup = MuxerSetup::create(&cfg.path, cfg.container)?;
+        let mut setup = MuxerSetup::create(&cfg.path, cfg.container, cfg.replay)?;
         let video = setup.add_stream(av_codec, &enc, cfg.codec)?;
         let mut audio_encs = Vec::new();
         if let Some(a) = &cfg.audio {
@@ -294,6 +305,8 @@ impl Encoder {
             adjusted_pts: 0,
             finished: false,
             audio: audio_encs,
+            key_every_us: cfg.replay.map(|_| replay::KEY_EVERY.as_micros() as i64),
+            last_key_pts: None,
         })
     }
 
@@ -385,7 +398,17 @@ impl Encoder {
 
     fn encode_current(&mut self, pts: i64) -> Result<(), RecorderError> {
         self.yuv.set_pts(Some(pts));
-        self.yuv.set_kind(ffmpeg_next::picture::Type::None);
+        let key = self
+            .key_every_us
+            .is_some_and(|every| self.last_key_pts.is_none_or(|k| pts - k >= every));
+        if key {
+            self.last_key_pts = Some(pts);
+        }
+        self.yuv.set_kind(if key {
+            ffmpeg_next::picture::Type::I
+        } else {
+            ffmpeg_next::picture::Type::None
+        });
         self.enc
             .send_frame(&self.yuv)
             .map_err(|e| RecorderError::Encode(format!("{}: {e}", self.name)))?;
@@ -440,6 +463,11 @@ impl Encoder {
             return Ok(());
         };
         a.push(block, &mut self.mux)
+    }
+
+    /// Replay mode: the last `seconds` of the ring as a job for another thread.
+    pub(crate) fn save_job(&self, seconds: Option<f64>) -> Result<mux::SaveJob, RecorderError> {
+        self.mux.save_job(seconds)
     }
 
     /// Whether the file has audio tracks.

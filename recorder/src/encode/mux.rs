@@ -7,12 +7,24 @@ use std::path::{Path, PathBuf};
 
 use ffmpeg_next::{codec, ffi, format, Dictionary, Packet, Rational};
 
+use super::replay::{self, Clip, ReplayLimits, ReplayRing, StreamInfo};
 use super::{muxer_name, TIME_BASE};
 use crate::{Codec, Container, RecorderError};
 
 /// A stream of the output file, as [`MuxerSetup::add_stream`] numbered it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StreamIndex(usize);
+
+impl StreamIndex {
+    #[cfg(test)]
+    pub fn new(i: usize) -> StreamIndex {
+        StreamIndex(i)
+    }
+
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
 
 /// The output before its header: the file exists, streams are being added. Dropped without
 /// [`MuxerSetup::start`] (an encoder failed to open, the header could not be written), it
@@ -28,12 +40,33 @@ pub(crate) struct MuxerSetup {
     sources: Vec<Rational>,
     /// The header is written: the file is the [`Muxer`]'s.
     started: bool,
+    /// Replay mode: no file until a save; packets go to a ring.
+    replay: Option<ReplayLimits>,
 }
 
 impl MuxerSetup {
     /// Creates the file and the muxer for `container`.
-    pub fn create(path: &Path, container: Container) -> Result<MuxerSetup, RecorderError> {
+    pub fn create(
+        path: &Path,
+        container: Container,
+        replay: Option<ReplayLimits>,
+    ) -> Result<MuxerSetup, RecorderError> {
         let existed = path.exists();
+        if replay.is_some() {
+            // Nothing is written until a save: a context without a file, to add the streams to
+            // and learn their parameters.
+            return Ok(MuxerSetup {
+                octx: Some(output_without_file(container).map_err(|e| {
+                    RecorderError::Encode(format!("creating the {container:?} muxer: {e}"))
+                })?),
+                path: path.to_owned(),
+                container,
+                existed,
+                sources: Vec::new(),
+                started: false,
+                replay,
+            });
+        }
         let octx = format::output_as(path, muxer_name(container)).map_err(|e| match e {
             ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
                 RecorderError::OutOfDiskSpace {
@@ -52,6 +85,7 @@ impl MuxerSetup {
             existed,
             sources: Vec::new(),
             started: false,
+            replay: None,
         })
     }
 
@@ -109,6 +143,29 @@ impl MuxerSetup {
     /// Writes the header: from now on packets can be written.
     pub fn start(mut self) -> Result<Muxer, RecorderError> {
         let mut octx = self.octx.take().expect("present until start");
+        if let Some(limits) = self.replay {
+            // Which stream is video: the first one added (the video encoder opens first).
+            let streams: Vec<StreamInfo> = (0..self.sources.len())
+                .map(|i| StreamInfo {
+                    params: octx.stream(i).map(|s| s.parameters()).unwrap_or_default(),
+                    time_base: self.sources[i],
+                })
+                .collect();
+            let ring = ReplayRing::new(limits, StreamIndex(0), self.sources.clone());
+            self.started = true;
+            return Ok(Muxer {
+                target: Target::Ring(Box::new(RingTarget {
+                    ring,
+                    streams: std::sync::Arc::new(streams),
+                    limits,
+                    saved: 0,
+                })),
+                path: self.path.clone(),
+                container: self.container,
+                time_bases: self.sources.clone(),
+                sources: std::mem::take(&mut self.sources),
+            });
+        }
         // What comes back is the options the muxer did not take: not needed.
         let header = octx
             .write_header_with(muxer_options(self.container))
@@ -124,8 +181,9 @@ impl MuxerSetup {
             .collect();
         self.started = true;
         Ok(Muxer {
-            octx,
+            target: Target::File(octx),
             path: self.path.clone(),
+            container: self.container,
             time_bases,
             sources: std::mem::take(&mut self.sources),
         })
@@ -135,7 +193,7 @@ impl MuxerSetup {
 impl Drop for MuxerSetup {
     fn drop(&mut self) {
         drop(self.octx.take());
-        if self.started {
+        if self.started || self.replay.is_some() {
             return;
         }
         let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_file());
@@ -145,10 +203,32 @@ impl Drop for MuxerSetup {
     }
 }
 
+/// Where packets go: the file, or (replay mode) the ring.
+enum Target {
+    File(format::context::Output),
+    Ring(Box<RingTarget>),
+}
+
+struct RingTarget {
+    ring: ReplayRing,
+    streams: std::sync::Arc<Vec<StreamInfo>>,
+    limits: ReplayLimits,
+    /// Size of the file written at stop (`save_on_stop`).
+    saved: u64,
+}
+
+/// What a save needs, taken on the encoder thread and written on another.
+pub(crate) struct SaveJob {
+    pub clip: Clip,
+    pub streams: std::sync::Arc<Vec<StreamInfo>>,
+    pub container: Container,
+}
+
 /// The output after its header: packets of every stream go through [`Muxer::write`].
 pub(crate) struct Muxer {
-    octx: format::context::Output,
+    target: Target,
     path: PathBuf,
+    container: Container,
     /// Each stream's time base in the file, by [`StreamIndex`].
     time_bases: Vec<Rational>,
     /// Time base of each stream's packets as written to [`Muxer::write`].
@@ -163,30 +243,71 @@ impl Muxer {
     /// Writes `pkt` (timestamps in the time base the stream was added with) to `stream`.
     pub fn write(&mut self, stream: StreamIndex, pkt: &mut Packet) -> Result<(), RecorderError> {
         pkt.set_stream(stream.0);
+        let octx = match &mut self.target {
+            Target::File(octx) => octx,
+            Target::Ring(r) => {
+                // Moved into the ring (timestamps stay in the encoder's time base).
+                r.ring.push(stream, pkt);
+                return Ok(());
+            }
+        };
         pkt.rescale_ts(self.sources[stream.0], self.time_bases[stream.0]);
         let r = if self.time_bases.len() == 1 {
             // One stream: nothing to interleave, and av_write_frame leaves the packet's buffer
             // to us (av_interleaved_write_frame would queue a reference per packet).
-            pkt.write(&mut self.octx).map(|_| ())
+            pkt.write(octx).map(|_| ())
         } else {
-            pkt.write_interleaved(&mut self.octx)
+            pkt.write_interleaved(octx)
         };
         r.map_err(|e| io_error(&self.path, e, "writing"))
     }
 
     /// Writes the trailer (after every stream's last packet).
     pub fn finish(&mut self) -> Result<(), RecorderError> {
-        self.octx
-            .write_trailer()
-            .map_err(|e| io_error(&self.path, e, "writing the trailer"))
+        match &mut self.target {
+            Target::File(octx) => octx
+                .write_trailer()
+                .map_err(|e| io_error(&self.path, e, "writing the trailer")),
+            Target::Ring(r) => {
+                if !r.limits.save_on_stop {
+                    return Ok(());
+                }
+                let Some(clip) = r.ring.clip(None) else {
+                    return Ok(());
+                };
+                r.saved = replay::write_clip(&self.path, self.container, &r.streams, clip)?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Replay mode: the last `seconds` (all of the ring when `None`) as a job for
+    /// [`replay::write_clip`]. `None` when not in replay mode or the ring is empty.
+    pub fn save_job(&self, seconds: Option<f64>) -> Result<SaveJob, RecorderError> {
+        let Target::Ring(r) = &self.target else {
+            return Err(RecorderError::NotReplay);
+        };
+        let clip = r.ring.clip(seconds).ok_or_else(|| {
+            RecorderError::Encode("the replay holds no complete frame yet".into())
+        })?;
+        Ok(SaveJob {
+            clip,
+            streams: std::sync::Arc::clone(&r.streams),
+            container: self.container,
+        })
     }
 
     /// Bytes written so far (the muxer's output position).
     pub fn bytes_written(&self) -> u64 {
+        let octx = match &self.target {
+            Target::File(octx) => octx,
+            // What the ring holds: the memory a replay uses.
+            Target::Ring(r) => return r.ring.bytes(),
+        };
         // SAFETY: the output context and its pb live as long as `self`; avio_seek with offset 0
         // and SEEK_CUR only reads the position ("avio_tell").
         unsafe {
-            let pb = (*self.octx.as_ptr()).pb;
+            let pb = (*octx.as_ptr()).pb;
             if pb.is_null() {
                 return 0;
             }
@@ -196,9 +317,13 @@ impl Muxer {
 
     /// The file's size once finished (the write position where it cannot be asked).
     pub fn file_size(&self) -> u64 {
+        let octx = match &self.target {
+            Target::File(octx) => octx,
+            Target::Ring(r) => return r.saved,
+        };
         // SAFETY: as in bytes_written; avio_size seeks to the end and back on a flushed file.
         let size = unsafe {
-            let pb = (*self.octx.as_ptr()).pb;
+            let pb = (*octx.as_ptr()).pb;
             if pb.is_null() {
                 0
             } else {
@@ -222,7 +347,30 @@ fn set_hvc1_tag(st: &mut ffmpeg_next::StreamMut<'_>) {
     unsafe { (*(*st.as_mut_ptr()).codecpar).codec_tag = HVC1 }
 }
 
-fn muxer_options(container: Container) -> Dictionary<'static> {
+/// An output context for `container` with no file behind it.
+fn output_without_file(
+    container: Container,
+) -> Result<format::context::Output, ffmpeg_next::Error> {
+    let name = std::ffi::CString::new(muxer_name(container)).expect("muxer names have no NUL");
+    let mut ptr = std::ptr::null_mut();
+    // SAFETY: `ptr` receives a new context or stays null; the name is a valid C string for the
+    // call; no file name is passed, so nothing is opened.
+    let r = unsafe {
+        ffi::avformat_alloc_output_context2(
+            &mut ptr,
+            std::ptr::null(),
+            name.as_ptr(),
+            std::ptr::null(),
+        )
+    };
+    if r < 0 || ptr.is_null() {
+        return Err(ffmpeg_next::Error::from(r.min(-1)));
+    }
+    // SAFETY: a fresh context we own; its pb is null, which the destructor's avio_close accepts.
+    Ok(unsafe { format::context::Output::wrap(ptr) })
+}
+
+pub(super) fn muxer_options(container: Container) -> Dictionary<'static> {
     let mut d = Dictionary::new();
     // Hand every completed fragment/cluster to the kernel at once instead of keeping up to 32 KiB
     // in the AVIOContext buffer (FFmpeg's "flush point" markers do nothing for plain files). The

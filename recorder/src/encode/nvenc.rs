@@ -441,6 +441,13 @@ impl GpuEncoder {
         self.enc.bytes_written()
     }
 
+    pub(crate) fn save_job(
+        &self,
+        seconds: Option<f64>,
+    ) -> Result<super::mux::SaveJob, RecorderError> {
+        self.enc.save_job(seconds)
+    }
+
     /// Encodes a block of an audio track into the same file.
     pub fn push_audio(&mut self, block: &crate::audio::Block) -> Result<(), RecorderError> {
         self.enc.push_audio(block)

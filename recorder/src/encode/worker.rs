@@ -57,6 +57,12 @@ pub(crate) enum EncMsg {
     Retire(BridgeMemory),
     /// Samples of one audio track, contiguous, from the audio thread.
     Audio(crate::audio::Block),
+    /// Replay mode: write the last seconds of the ring to a file (on a thread of its own) and
+    /// answer on `reply` once it is complete.
+    SaveReplay {
+        request: super::replay::SaveRequest,
+        reply: tokio::sync::oneshot::Sender<Result<super::replay::SavedReplay, RecorderError>>,
+    },
     /// Flush and finalize so the file lasts until `end`.
     Finish {
         end: Duration,
@@ -100,6 +106,13 @@ impl Encoding {
         match self {
             Encoding::Cpu(e) => e.push_audio(block),
             Encoding::Gpu(g) => g.push_audio(block),
+        }
+    }
+
+    fn save_job(&self, seconds: Option<f64>) -> Result<super::mux::SaveJob, RecorderError> {
+        match self {
+            Encoding::Cpu(e) => e.save_job(seconds),
+            Encoding::Gpu(g) => g.save_job(seconds),
         }
     }
 
@@ -188,6 +201,7 @@ impl Worker {
                 EncMsg::GpuFrame { frame, pts } => self.gpu_frame(&frame, pts),
                 EncMsg::Retire(memory) => self.stage.owner_mut().push(memory),
                 EncMsg::Audio(block) => self.audio(block),
+                EncMsg::SaveReplay { request, reply } => self.save_replay(request, reply),
                 EncMsg::Finish { end } => {
                     let result = self.finish(end);
                     let _ = self.events.send(EncEvent::Finished(result));
@@ -307,6 +321,53 @@ impl Worker {
         }
         if let Err(e) = r {
             self.failed(e);
+        }
+    }
+
+    /// Takes the clip (references to the ring's packets: no copy, no wait) and writes it on a
+    /// thread of its own, so encoding goes on meanwhile and no frame is dropped for a save.
+    fn save_replay(
+        &mut self,
+        request: super::replay::SaveRequest,
+        reply: tokio::sync::oneshot::Sender<Result<super::replay::SavedReplay, RecorderError>>,
+    ) {
+        let replay = self.cfg.replay.is_some();
+        let job = match self.stage() {
+            Stage::Open(enc) | Stage::Failed(Some(enc)) => enc.save_job(request.seconds),
+            _ if !replay => Err(RecorderError::NotReplay),
+            _ => Err(RecorderError::Encode(
+                "the replay holds no frame yet".into(),
+            )),
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let span = tracing::Span::current();
+        let spawned = std::thread::Builder::new()
+            .name("zerocast-replay-save".into())
+            .spawn(move || {
+                let _enter = span.enter();
+                let seconds = job.clip.seconds;
+                let whole_ring = job.clip.whole_ring;
+                let r = super::replay::write_clip(&request.path, job.container, &job.streams, job.clip)
+                    .map(|bytes| super::replay::SavedReplay {
+                        path: request.path.clone(),
+                        seconds,
+                        bytes,
+                        whole_ring,
+                    });
+                match &r {
+                    Ok(s) => tracing::info!(path = %s.path.display(), seconds = s.seconds, bytes = s.bytes, "replay saved"),
+                    Err(e) => tracing::warn!(path = %request.path.display(), "replay save failed: {e}"),
+                }
+                let _ = reply.send(r);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot start the replay save thread: {e}");
         }
     }
 
