@@ -154,6 +154,14 @@ pub struct StartArgs {
     /// No desktop notification when the recording ends.
     #[arg(long)]
     pub no_notify: bool,
+    #[arg(long = "audio", value_name = "SOURCE", help = help("audio"))]
+    pub audio: Vec<String>,
+    #[arg(long, value_name = "SECONDS", help = help("replay"))]
+    pub replay: Option<f64>,
+    #[arg(long, value_name = "MIB", help = help("replay-max-bytes"))]
+    pub replay_max_mb: Option<u64>,
+    #[arg(long, help = help("save-on-stop"))]
+    pub save_on_stop: bool,
 }
 
 impl StartArgs {
@@ -203,6 +211,18 @@ impl StartArgs {
         }
         if self.no_notify {
             m.insert("notify", Value::from(false));
+        }
+        if !self.audio.is_empty() {
+            m.insert("audio", Value::from(self.audio.clone()));
+        }
+        if let Some(r) = self.replay {
+            m.insert("replay", Value::from(r));
+        }
+        if let Some(mb) = self.replay_max_mb {
+            m.insert("replay-max-bytes", Value::from(mb.saturating_mul(1 << 20)));
+        }
+        if self.save_on_stop {
+            m.insert("save-on-stop", Value::from(true));
         }
         Ok(m)
     }

@@ -1,0 +1,438 @@
+//! End-to-end: replay mode against the real stack (compositor, portal, PipeWire, the daemon),
+//! driven by the real `busctl`: a replay keeps the last seconds in memory, saves them on demand
+//! any number of times while it runs, never drops a frame for a save, and writes nothing at
+//! stop unless asked.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::daemon::{Daemon, MANAGER, NAME, RECORDING};
+use common::*;
+use zerocast_testdesk::{avsync, Desktop, DesktopOptions, Flavour, Layout};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn busctl(desk: &Desktop, args: &[&str]) -> Output {
+    desk.command("busctl")
+        .arg("--user")
+        .args(args)
+        .output()
+        .expect("busctl")
+}
+
+/// `busctl call`; (success, stdout+stderr).
+fn call(desk: &Desktop, obj: &str, iface: &str, method: &str, rest: &[&str]) -> (bool, String) {
+    let mut args = vec!["--timeout=60", "call", "--", NAME, obj, iface, method];
+    args.extend_from_slice(rest);
+    let o = busctl(desk, &args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text.trim().to_owned())
+}
+
+fn get(desk: &Desktop, obj: &str, prop: &str) -> String {
+    let o = busctl(desk, &["get-property", NAME, obj, RECORDING, prop]);
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn get_u64(desk: &Desktop, obj: &str, prop: &str) -> u64 {
+    let v = get(desk, obj, prop);
+    v.trim_start_matches("t ")
+        .parse()
+        .unwrap_or_else(|_| panic!("{prop}: {v}"))
+}
+
+fn get_f64(desk: &Desktop, obj: &str, prop: &str) -> f64 {
+    let v = get(desk, obj, prop);
+    v.trim_start_matches("d ")
+        .parse()
+        .unwrap_or_else(|_| panic!("{prop}: {v}"))
+}
+
+/// Starts a recording with `opts` (busctl a{sv} triples); its object path.
+fn start(desk: &Desktop, opts: &[&str]) -> String {
+    let n = (opts.len() / 3).to_string();
+    let mut args = vec!["a{sv}", n.as_str()];
+    args.extend_from_slice(opts);
+    let (ok, reply) = call(desk, MANAGER, NAME, "Start", &args);
+    assert!(ok, "Start: {reply}");
+    reply.trim_start_matches("o ").trim_matches('"').to_owned()
+}
+
+/// Waits until the recording has `secs` of recorded time.
+fn wait_recorded(desk: &Desktop, obj: &str, secs: f64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs * 3.0 + 20.0);
+    while get_f64(desk, obj, "Duration") < secs {
+        assert!(Instant::now() < deadline, "{obj} did not reach {secs} s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `SaveReplay` with a{sv} triples: (success, reply text).
+fn save(desk: &Desktop, obj: &str, opts: &[&str]) -> (bool, String) {
+    let n = (opts.len() / 3).to_string();
+    let mut args = vec!["a{sv}", n.as_str()];
+    args.extend_from_slice(opts);
+    call(desk, obj, RECORDING, "SaveReplay", &args)
+}
+
+/// `SaveReplay` through zbus, to see error names: the path and info, or `NAME: message`.
+fn save_named(
+    desk: &Desktop,
+    obj: &str,
+    opts: &[(&str, zbus::zvariant::Value<'_>)],
+) -> Result<(String, f64, bool), String> {
+    let conn = zbus::blocking::connection::Builder::address(desk.bus_address())
+        .unwrap()
+        .build()
+        .unwrap();
+    let rec = zbus::blocking::Proxy::new(&conn, NAME, obj, RECORDING).unwrap();
+    let opts: std::collections::HashMap<&str, zbus::zvariant::Value<'_>> =
+        opts.iter().cloned().collect();
+    type Reply = (
+        String,
+        std::collections::HashMap<String, zbus::zvariant::OwnedValue>,
+    );
+    match rec.call::<_, _, Reply>("SaveReplay", &(opts,)) {
+        Ok((path, info)) => Ok((
+            path,
+            f64::try_from(&info["seconds"]).unwrap(),
+            bool::try_from(&info["whole-ring"]).unwrap(),
+        )),
+        Err(zbus::Error::MethodError(n, msg, _)) => Err(format!("{n}: {msg:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The `seconds` and `whole-ring` of a SaveReplay reply (`sa{sv} "path" 3 "bytes" t N …`).
+fn reply_info(reply: &str) -> (f64, bool) {
+    let after = |key: &str| -> String {
+        reply
+            .split(&format!("\"{key}\" "))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {key} in {reply}"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned()
+    };
+    (
+        after("seconds").parse().unwrap(),
+        after("whole-ring") == "true",
+    )
+}
+
+/// Every frame decodes, from the first on, without a decoder complaint.
+fn decodes_cleanly(path: &Path) {
+    // Passthrough timestamps: the null muxer would otherwise complain about two frames within
+    // one of its ticks, which says nothing about the file.
+    let o = run_ok(
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(path)
+            .args(["-fps_mode", "passthrough", "-f", "null", "-"]),
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.trim().is_empty(), "{}: {err}", path.display());
+    // The first frame is a keyframe.
+    let o = run_ok(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-read_intervals",
+                "%+#1",
+            ])
+            .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+            .arg(path),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "1",
+        "{} does not start at a keyframe",
+        path.display()
+    );
+}
+
+on_both_desktops! {
+/// A 5 s replay running 12 s, saved twice in a row: each clip is 5–6 s, starts at a keyframe,
+/// holds no repeated frame, the two agree frame for frame where they overlap, no frame was
+/// dropped for the saves, and stopping writes nothing.
+fn saves_the_last_seconds_twice_and_stop_writes_nothing(flavour: Flavour) {
+    let _g = lock();
+    let desk = desktop_of(flavour);
+    let _daemon = Daemon::start(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let main = out.path().join("replay.mkv");
+    let obj = start(
+        &desk,
+        &["path", "s", main.to_str().unwrap(), "replay", "d", "5", "framerate", "u", "30"],
+    );
+    wait_recorded(&desk, &obj, 12.0);
+    // Nothing on disk while it runs.
+    assert!(!main.exists());
+    let dropped_before = get_u64(&desk, &obj, "DroppedFrames");
+    let frames_before = get_u64(&desk, &obj, "Frames");
+    let a = out.path().join("a.mkv");
+    let b = out.path().join("b.mkv");
+    let t = Instant::now();
+    let (ok, ra) = save(&desk, &obj, &["path", "s", a.to_str().unwrap()]);
+    let save_latency = t.elapsed();
+    assert!(ok, "{ra}");
+    assert!(ra.contains(a.to_str().unwrap()), "{ra}");
+    let (ok, rb) = save(&desk, &obj, &["path", "s", b.to_str().unwrap()]);
+    assert!(ok, "{rb}");
+    eprintln!("SaveReplay → file complete: {save_latency:?}");
+    // Frames kept flowing during the saves, none dropped for them.
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(get_u64(&desk, &obj, "Frames") > frames_before);
+    assert_eq!(get(&desk, &obj, "State"), "s \"recording\"");
+    assert_eq!(
+        get_u64(&desk, &obj, "DroppedFrames"),
+        dropped_before,
+        "frames dropped during the saves"
+    );
+    let (secs, whole) = reply_info(&ra);
+    assert!((5.0..=6.1).contains(&secs), "{ra}");
+    assert!(!whole, "{ra}");
+
+    let (ok, stopped) = call(&desk, &obj, RECORDING, "Stop", &[]);
+    assert!(ok, "{stopped}");
+    assert_eq!(stopped, "s \"\"", "a replay stopped without save-on-stop writes nothing");
+    assert!(!main.exists());
+
+    let layout = Layout::new(1280, 720);
+    let mut counters = Vec::new();
+    for clip in [&a, &b] {
+        decodes_cleanly(clip);
+        let p = ffprobe(clip);
+        assert!((4.9..=6.2).contains(&p.duration), "{}: {p:?}", clip.display());
+        let c = frame_counters(clip, layout);
+        assert!(
+            c.windows(2).all(|w| w[1] > w[0]),
+            "{}: repeated or out-of-order frames: {c:?}",
+            clip.display()
+        );
+        assert!(
+            c.len() as u64 >= per_desktop(flavour, 100, min_frames(flavour, 5.0)),
+            "{}: {} frames: {c:?}",
+            clip.display(),
+            c.len()
+        );
+        counters.push(c);
+    }
+    assert_matches_screen(&frame_rgb(&a, 2.0, 1280, 720), &desk, layout);
+    // Where the two clips overlap they hold exactly the same frames: a save takes what the
+    // ring holds, nothing lost or added between two saves.
+    let (ca, cb) = (&counters[0], &counters[1]);
+    let lo = ca[0].max(cb[0]);
+    let hi = *ca.last().unwrap().min(cb.last().unwrap());
+    let in_range = |c: &Vec<u32>| c.iter().copied().filter(|&n| n >= lo && n <= hi).collect::<Vec<_>>();
+    assert!(hi > lo + 50, "clips hardly overlap: {lo}..{hi}");
+    assert_eq!(in_range(ca), in_range(cb), "the two saves disagree");
+    assert!(cb.last() >= ca.last());
+}
+}
+
+/// save-on-stop writes the ring at stop; SaveReplay on a normal recording, an unwritable path
+/// and too many seconds get named errors or say what they did, and the replay keeps going.
+#[test]
+fn save_on_stop_and_bad_requests() {
+    let _g = lock();
+    let desk = desktop_of(Flavour::Sway);
+    let _daemon = Daemon::start(&desk);
+    let out = tempfile::tempdir().unwrap();
+
+    // Options that need replay, without it: named before anything starts.
+    let (ok, e) = call(
+        &desk,
+        MANAGER,
+        NAME,
+        "Start",
+        &["a{sv}", "1", "save-on-stop", "b", "true"],
+    );
+    assert!(!ok && e.contains("'save-on-stop' needs 'replay'"), "{e}");
+
+    // A normal recording: SaveReplay is NotReplay.
+    let normal = out.path().join("normal.mkv");
+    let obj = start(&desk, &["path", "s", normal.to_str().unwrap()]);
+    wait_recorded(&desk, &obj, 1.0);
+    let e = save_named(&desk, &obj, &[]).unwrap_err();
+    assert!(e.starts_with("org.zerocast.Error.NotReplay"), "{e}");
+    let (ok, _) = call(&desk, &obj, RECORDING, "Stop", &[]);
+    assert!(ok);
+
+    // A 3 s replay with save-on-stop.
+    let main = out.path().join("kept.mkv");
+    let obj = start(
+        &desk,
+        &[
+            "path",
+            "s",
+            main.to_str().unwrap(),
+            "replay",
+            "d",
+            "3",
+            "save-on-stop",
+            "b",
+            "true",
+        ],
+    );
+    wait_recorded(&desk, &obj, 5.0);
+    // Unwritable: named, and the replay goes on.
+    let e = save_named(
+        &desk,
+        &obj,
+        &[(
+            "path",
+            zbus::zvariant::Value::from("/nonexistent-dir/x.mkv"),
+        )],
+    )
+    .unwrap_err();
+    assert!(e.starts_with("org.zerocast.Error.OutputNotWritable"), "{e}");
+    // Bad option: named.
+    let e = save_named(
+        &desk,
+        &obj,
+        &[("seconds", zbus::zvariant::Value::from(-1.0f64))],
+    )
+    .unwrap_err();
+    assert!(
+        e.starts_with("org.zerocast.Error.InvalidOption") && e.contains("seconds"),
+        "{e}"
+    );
+    assert_eq!(get(&desk, &obj, "State"), "s \"recording\"");
+    // More seconds than the ring holds: all of it, and the reply says so.
+    let all = out.path().join("all.mkv");
+    let (ok, r) = save(
+        &desk,
+        &obj,
+        &["path", "s", all.to_str().unwrap(), "seconds", "d", "60"],
+    );
+    assert!(ok, "{r}");
+    let (secs, whole) = reply_info(&r);
+    assert!(whole, "{r}");
+    assert!((3.0..=4.1).contains(&secs), "{r}");
+    decodes_cleanly(&all);
+    // Fewer seconds: from the latest keyframe that gives that much (≤ 1 s more).
+    let one = out.path().join("one.mkv");
+    let (ok, r) = save(
+        &desk,
+        &obj,
+        &["path", "s", one.to_str().unwrap(), "seconds", "d", "1.5"],
+    );
+    assert!(ok, "{r}");
+    let (secs, whole) = reply_info(&r);
+    assert!(!whole && (1.5..=2.6).contains(&secs), "{r}");
+    decodes_cleanly(&one);
+
+    let (ok, stopped) = call(&desk, &obj, RECORDING, "Stop", &[]);
+    assert!(ok, "{stopped}");
+    assert_eq!(stopped, format!("s \"{}\"", main.display()));
+    decodes_cleanly(&main);
+    let p = ffprobe(&main);
+    assert!((2.9..=4.2).contains(&p.duration), "{p:?}");
+}
+
+/// `zerocast record --replay` saves on SIGUSR2 (to the videos folder) and keeps running; audio
+/// is in the clip and in sync by the A/V measure.
+#[test]
+fn cli_sigusr2_saves_with_audio_in_sync() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions {
+        painter_fps: None,
+        ..DesktopOptions::default()
+    })
+    .expect("test desktop");
+    let videos = tempfile::tempdir().unwrap();
+    let bin = avsync::binary().expect("zerocast-avsync not built");
+    let mut client = desk
+        .command(bin)
+        .args(["--seconds", "30", "--lead-in-ms", "500"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut rec = zerocast(&desk)
+        .env("XDG_VIDEOS_DIR", videos.path())
+        .args(["record", "--replay", "8", "--audio", "desktop"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it records, then past the ring's length.
+    std::thread::sleep(Duration::from_secs(13));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(rec.id() as i32, libc::SIGUSR2) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let clip = loop {
+        let found = std::fs::read_dir(videos.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("zerocast-replay-"))
+            });
+        if let Some(p) = found {
+            // Complete once the recorder says so on stdout; poll its size settling instead of
+            // reading the pipe (the recorder is still running).
+            let s1 = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            std::thread::sleep(Duration::from_millis(500));
+            if s1 > 0 && std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0) == s1 {
+                break p;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no replay clip in {}",
+            videos.path().display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = signal_and_wait(&mut rec, libc::SIGINT, Duration::from_secs(20));
+    let _ = client.kill();
+    let _ = client.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains(clip.to_str().unwrap()),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("nothing written"), "{stderr}");
+    decodes_cleanly(&clip);
+    let probe = run_ok(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&clip),
+    );
+    let kinds = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        kinds.contains("video") && kinds.contains("audio"),
+        "{kinds}"
+    );
+    let o = avsync::measure(&clip, 0).unwrap();
+    eprintln!("replay clip A/V: {}", o.summary());
+    assert!(o.pairs.len() >= 6, "{}", o.summary());
+    // One frame + one packet, as for recordings.
+    assert!(o.median_abs() <= 1.0 / 60.0 + 0.0213, "{}", o.summary());
+}
