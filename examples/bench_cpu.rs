@@ -761,6 +761,7 @@ fn floor_child() -> Result<()> {
         width: w,
         height: h,
         audio: None,
+        replay: None,
     };
     let process0 = clock(libc::CLOCK_PROCESS_CPUTIME_ID);
     let mut ours = Duration::ZERO;

@@ -99,6 +99,27 @@ pub fn parse_save_replay(
     container: zerocast_recorder::Container,
     ctx: &crate::PathContext,
 ) -> Result<SaveReplayRequest, RequestError> {
+    parse_replay_target(options, REPLAY_NAME, true, container, ctx)
+}
+
+/// Parses `Keep` options (`path` s, `overwrite` b; default path: the recording's own, from
+/// `Start`), with the same path rules.
+pub fn parse_keep(
+    options: &HashMap<String, OwnedValue>,
+    default_path: &str,
+    container: zerocast_recorder::Container,
+    ctx: &crate::PathContext,
+) -> Result<std::path::PathBuf, RequestError> {
+    parse_replay_target(options, default_path, false, container, ctx).map(|r| r.path)
+}
+
+fn parse_replay_target(
+    options: &HashMap<String, OwnedValue>,
+    default_template: &str,
+    with_seconds: bool,
+    container: zerocast_recorder::Container,
+    ctx: &crate::PathContext,
+) -> Result<SaveReplayRequest, RequestError> {
     let mut path = None;
     let mut seconds = None;
     let mut overwrite = false;
@@ -109,7 +130,7 @@ pub fn parse_save_replay(
         match key.as_str() {
             "path" => path = Some(as_str(key, v)?.to_owned()),
             "overwrite" => overwrite = as_bool(key, v)?,
-            "seconds" => {
+            "seconds" if with_seconds => {
                 let s = as_seconds(key, v)?;
                 if !(s > 0.0 && s <= crate::options::MAX_REPLAY_S) {
                     return Err(RequestError::OutOfRange {
@@ -122,12 +143,15 @@ pub fn parse_save_replay(
             }
             other => {
                 return Err(RequestError::UnknownKey {
-                    key: format!("{other} (SaveReplay takes path, seconds, overwrite)"),
+                    key: format!(
+                        "{other} (takes path{}, overwrite)",
+                        if with_seconds { ", seconds" } else { "" }
+                    ),
                 })
             }
         }
     }
-    let template = path.as_deref().unwrap_or(REPLAY_NAME);
+    let template = path.as_deref().unwrap_or(default_template);
     let (mut resolved, _) = crate::path::resolve_path(template, Some(container), ctx)?;
     if path.is_none() {
         resolved = crate::path::first_free(resolved);

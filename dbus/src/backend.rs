@@ -62,6 +62,11 @@ pub trait ActiveRecording: Send + Sync + 'static {
     fn finished(&self) -> BoxFuture<'_, Result<Summary, Error>>;
     /// Releases the capture source (portal session) after the end.
     fn close(&self) -> BoxFuture<'_, ()>;
+    /// Replay mode → a normal recording to `path` that starts with what the ring holds.
+    fn keep(&self, path: std::path::PathBuf) -> BoxFuture<'_, Result<(), Error>> {
+        let _ = path;
+        Box::pin(async { Err(Error::NotReplay("this recording is not a replay".into())) })
+    }
     /// Replay mode: writes the last `seconds` (all when `None`) to `path`; resolves once the
     /// file is complete.
     fn save_replay(
@@ -173,6 +178,9 @@ impl ActiveRecording for LiveRecording {
         seconds: Option<f64>,
     ) -> BoxFuture<'_, Result<SavedReplay, Error>> {
         Box::pin(async move { Ok(self.rec.save_replay(path, seconds).await?) })
+    }
+    fn keep(&self, path: std::path::PathBuf) -> BoxFuture<'_, Result<(), Error>> {
+        Box::pin(async move { Ok(self.rec.keep(path).await?) })
     }
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {

@@ -37,6 +37,7 @@ pub trait Recording {
     fn stop(&self) -> zbus::Result<String>;
     fn pause(&self) -> zbus::Result<()>;
     fn resume(&self) -> zbus::Result<()>;
+    fn keep(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
     fn save_replay(
         &self,
         options: HashMap<&str, Value<'_>>,
@@ -88,6 +89,17 @@ pub enum CtlCommand {
         /// How many seconds (default: all the replay holds).
         #[arg(long)]
         seconds: Option<f64>,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Replay: turn it into a normal recording that starts with what the replay holds
+    /// ("record from N seconds ago"); prints the file's path. Stop ends it as usual.
+    Keep {
+        recording: Option<String>,
+        /// Output file (relative: from the current directory); default: the path given at start.
+        #[arg(short = 'o', long)]
+        path: Option<String>,
         /// Replace the output file if it exists.
         #[arg(long)]
         overwrite: bool,
@@ -287,6 +299,28 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
                 .await?
                 .resume()
                 .await?;
+            Ok(0)
+        }
+        CtlCommand::Keep {
+            recording,
+            path,
+            overwrite,
+        } => {
+            let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
+            let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
+            if let Some(p) = path {
+                let p = std::path::Path::new(&p);
+                let abs = if p.is_absolute() || p.starts_with("~") {
+                    p.to_path_buf()
+                } else {
+                    std::env::current_dir()?.join(p)
+                };
+                opts.insert("path", Value::from(abs.to_string_lossy().into_owned()));
+            }
+            if overwrite {
+                opts.insert("overwrite", Value::from(true));
+            }
+            println!("{}", rec.keep(opts).await?);
             Ok(0)
         }
         CtlCommand::SaveReplay {

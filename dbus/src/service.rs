@@ -352,6 +352,10 @@ enum Cmd {
         request: zerocast_app::dbus::SaveReplayRequest,
         reply: oneshot::Sender<Result<SavedReplay, Error>>,
     },
+    Keep {
+        path: PathBuf,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     Pause(oneshot::Sender<Result<(), Error>>),
     Resume(oneshot::Sender<Result<(), Error>>),
 }
@@ -409,6 +413,43 @@ impl RecordingObject {
     /// 1 s longer than asked), `bytes` t, `whole-ring` b (less than asked was kept: this is
     /// everything). `NotReplay` on a normal recording; `OutputNotWritable` leaves the ring as it
     /// was.
+    /// Replay mode → a normal recording ("record from N seconds ago"): the file (options:
+    /// `path` s, default the path given to Start; `overwrite` b) starts with everything the ring
+    /// holds and goes on until Stop, like any recording. Returns the path. Afterwards the
+    /// recording is no longer a replay (SaveReplay: `NotReplay`).
+    #[zbus(out_args("path"))]
+    async fn keep(&self, options: HashMap<String, OwnedValue>) -> Result<String, Error> {
+        let (replay, container, default) = {
+            let v = self.view.borrow();
+            let container = v
+                .options
+                .get("container")
+                .and_then(|c| <&str>::try_from(c).ok())
+                .and_then(|c| c.parse::<zerocast_recorder::Container>().ok())
+                .unwrap_or(zerocast_recorder::Container::Mkv);
+            (v.options.contains_key("replay"), container, v.path.clone())
+        };
+        if !replay {
+            return Err(Error::NotReplay(format!(
+                "recording {} is not a replay (Start it with the 'replay' option)",
+                self.id
+            )));
+        }
+        let path = tokio::task::spawn_blocking(move || {
+            zerocast_app::dbus::parse_keep(
+                &options,
+                &default,
+                container,
+                &zerocast_app::PathContext::from_env(),
+            )
+        })
+        .await
+        .map_err(|e| Error::Failed(e.to_string()))?
+        .map_err(Error::from)?;
+        self.call(|reply| Cmd::Keep { path, reply }).await?;
+        Ok(self.view.borrow().path.clone())
+    }
+
     #[zbus(out_args("path", "info"))]
     async fn save_replay(
         &self,
@@ -634,6 +675,19 @@ impl Supervisor {
                     Some(Cmd::Resume(reply)) => {
                         let _ = reply.send(self.resume(&*rec, stopping));
                     }
+                    Some(Cmd::Keep { path, reply }) => {
+                        let r = if stopping {
+                            Err(Error::NotRecording(format!("recording {} is finishing", self.id)))
+                        } else {
+                            rec.keep(path.clone()).await
+                        };
+                        if r.is_ok() {
+                            info!(path = %path.display(), "replay kept as a recording");
+                            self.view.send_modify(|v| v.path = path.to_string_lossy().into_owned());
+                            self.emit_all().await;
+                        }
+                        let _ = reply.send(r);
+                    }
                     Some(Cmd::SaveReplay { request, reply }) => {
                         if stopping {
                             let _ = reply.send(Err(Error::NotRecording(format!("recording {} is finishing", self.id))));
@@ -683,6 +737,9 @@ impl Supervisor {
                         let _ = reply.send(Err(Error::NotPaused(format!("recording {} is still starting", self.id))));
                     }
                     Some(Cmd::SaveReplay { reply, .. }) => {
+                        let _ = reply.send(Err(Error::NotRecording(format!("recording {} is still starting; the replay holds nothing yet", self.id))));
+                    }
+                    Some(Cmd::Keep { reply, .. }) => {
                         let _ = reply.send(Err(Error::NotRecording(format!("recording {} is still starting; the replay holds nothing yet", self.id))));
                     }
                     None => std::future::pending::<()>().await,

@@ -140,6 +140,7 @@ fn bench_encode(frames: &mut [CpuFrame], n: usize, tuning: Tuning) -> EncodeResu
         width: frames[0].width,
         height: frames[0].height,
         audio: None,
+        replay: None,
     };
     let mut enc = Encoder::open_tuned(&cfg, tuning).unwrap();
     let (t, wall) = (cpu_time(), Instant::now());

@@ -61,9 +61,15 @@ struct Progress {
     stats_tx: watch::Sender<Stats>,
     clock: Arc<Mutex<RecordingClock>>,
     counters: Arc<Counters>,
+    /// A replay kept as a recording: where its file is.
+    kept: Mutex<Option<PathBuf>>,
 }
 
 impl Progress {
+    fn kept_path(&self) -> Option<PathBuf> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     fn set_state(&self, state: RecordingState) {
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
         self.publish();
@@ -128,6 +134,7 @@ impl Recording {
             stats_tx,
             clock: Arc::clone(&clock),
             counters: Arc::clone(&counters),
+            kept: Mutex::new(None),
         });
 
         // Encoder thread first, so the sink has somewhere to send frames.
@@ -299,7 +306,7 @@ impl Recording {
         path: PathBuf,
         seconds: Option<f64>,
     ) -> Result<crate::encode::replay::SavedReplay, RecorderError> {
-        if self.opts.replay.is_none() {
+        if self.opts.replay.is_none() || self.progress.kept_path().is_some() {
             return Err(RecorderError::NotReplay);
         }
         let state = self.progress.state();
@@ -321,6 +328,34 @@ impl Recording {
         }
         rx.await
             .unwrap_or_else(|_| Err(RecorderError::NotRecording(self.progress.state())))
+    }
+
+    /// Replay mode → a normal recording to `path` ("record from N seconds ago"): the file
+    /// starts with everything the ring holds and goes on until stop; saves end with it.
+    pub async fn keep(&self, path: PathBuf) -> Result<(), RecorderError> {
+        if self.opts.replay.is_none() || self.progress.kept_path().is_some() {
+            return Err(RecorderError::NotReplay);
+        }
+        let state = self.progress.state();
+        if state.is_over() || state == RecordingState::Finishing {
+            return Err(RecorderError::NotRecording(state));
+        }
+        let (reply, rx) = oneshot::channel();
+        let tx = self.saves.clone();
+        let msg = EncMsg::Keep {
+            path: path.clone(),
+            reply,
+        };
+        let sent = tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
+            .await
+            .unwrap_or(false);
+        if !sent {
+            return Err(RecorderError::NotRecording(self.progress.state()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(RecorderError::NotRecording(self.progress.state())))?;
+        *self.progress.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
+        Ok(())
     }
 
     /// Current state without subscribing.
@@ -494,12 +529,14 @@ impl ControlTask {
                 };
                 tracing::info!(?reason, path = %self.opts.path.display(), frames = stats.frames_written, dropped = stats.frames_dropped, "recording finished");
                 // A replay stopped without save-on-stop wrote nothing: no path to show.
-                let nothing_written = self.opts.replay.is_some_and(|r| !r.save_on_stop);
+                let kept = self.progress.kept_path();
+                let nothing_written =
+                    kept.is_none() && self.opts.replay.is_some_and(|r| !r.save_on_stop);
                 Ok(Summary {
-                    path: if nothing_written {
-                        PathBuf::new()
-                    } else {
-                        self.opts.path.clone()
+                    path: match kept {
+                        Some(p) => p,
+                        None if nothing_written => PathBuf::new(),
+                        None => self.opts.path.clone(),
                     },
                     stats,
                     reason,

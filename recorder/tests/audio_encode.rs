@@ -145,6 +145,7 @@ fn encode(container: Container, codec: Codec, audio: AudioCodec) {
             codec: audio,
             bitrate: None,
         }),
+        replay: None,
     };
     let mut enc = Encoder::open(&cfg).unwrap();
     assert!(enc.has_audio());

@@ -29,6 +29,7 @@ fn config(path: &Path, container: Container, codec: Codec) -> EncoderConfig {
         width: W,
         height: H,
         audio: None,
+        replay: None,
     }
 }
 

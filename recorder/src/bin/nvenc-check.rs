@@ -206,6 +206,7 @@ fn cfg(
         width: w,
         height: h,
         audio: None,
+        replay: None,
     }
 }
 

@@ -75,6 +75,10 @@ impl GpuOutput {
         self.chain.user().bytes_written()
     }
 
+    pub(crate) fn keep(&mut self, path: &std::path::Path) -> Result<(), RecorderError> {
+        self.chain.user_mut().keep(path)
+    }
+
     pub(crate) fn save_job(
         &self,
         seconds: Option<f64>,

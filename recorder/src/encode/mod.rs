@@ -465,6 +465,11 @@ impl Encoder {
         a.push(block, &mut self.mux)
     }
 
+    /// Replay mode → a recording to `path` that starts with what the ring holds.
+    pub(crate) fn keep(&mut self, path: &std::path::Path) -> Result<(), RecorderError> {
+        self.mux.keep(path)
+    }
+
     /// Replay mode: the last `seconds` of the ring as a job for another thread.
     pub(crate) fn save_job(&self, seconds: Option<f64>) -> Result<mux::SaveJob, RecorderError> {
         self.mux.save_job(seconds)

@@ -162,6 +162,7 @@ impl MuxerSetup {
                 })),
                 path: self.path.clone(),
                 container: self.container,
+                shift_us: 0,
                 time_bases: self.sources.clone(),
                 sources: std::mem::take(&mut self.sources),
             });
@@ -184,6 +185,7 @@ impl MuxerSetup {
             target: Target::File(octx),
             path: self.path.clone(),
             container: self.container,
+            shift_us: 0,
             time_bases,
             sources: std::mem::take(&mut self.sources),
         })
@@ -229,6 +231,9 @@ pub(crate) struct Muxer {
     target: Target,
     path: PathBuf,
     container: Container,
+    /// A replay kept as a recording: the file starts at the ring's first keyframe, so every
+    /// later packet moves back by its time (µs); 0 otherwise.
+    shift_us: i64,
     /// Each stream's time base in the file, by [`StreamIndex`].
     time_bases: Vec<Rational>,
     /// Time base of each stream's packets as written to [`Muxer::write`].
@@ -251,6 +256,9 @@ impl Muxer {
                 return Ok(());
             }
         };
+        if self.shift_us != 0 {
+            replay::shift_packet(pkt, self.shift_us, self.sources[stream.0]);
+        }
         pkt.rescale_ts(self.sources[stream.0], self.time_bases[stream.0]);
         let r = if self.time_bases.len() == 1 {
             // One stream: nothing to interleave, and av_write_frame leaves the packet's buffer
@@ -279,6 +287,44 @@ impl Muxer {
                 Ok(())
             }
         }
+    }
+
+    /// Replay mode → a recording to `path` that starts with everything the ring holds and goes
+    /// on with every later packet ("record from N seconds ago"). Runs on the encoder thread:
+    /// the ring is written once (page cache: milliseconds for tens of MB); frames wait in the
+    /// pool meanwhile. On failure the replay goes on unchanged.
+    pub fn keep(&mut self, path: &Path) -> Result<(), RecorderError> {
+        let Target::Ring(r) = &self.target else {
+            return Err(RecorderError::NotReplay);
+        };
+        let clip = r.ring.clip(None).ok_or_else(|| {
+            RecorderError::Encode("the replay holds no complete frame yet".into())
+        })?;
+        let (mut octx, out_tbs) = replay::open_output(path, self.container, &r.streams)?;
+        let offset_us = clip.offset_us;
+        let streams = std::sync::Arc::clone(&r.streams);
+        let write_all = |octx: &mut format::context::Output| {
+            for (s, mut p) in clip.packets {
+                let tb = streams[s.index()].time_base;
+                replay::shift_packet(&mut p, offset_us, tb);
+                p.set_stream(s.index());
+                p.set_position(-1);
+                p.rescale_ts(tb, out_tbs[s.index()]);
+                p.write_interleaved(octx)
+                    .map_err(|e| io_error(path, e, "writing"))?;
+            }
+            Ok::<_, RecorderError>(())
+        };
+        if let Err(e) = write_all(&mut octx) {
+            drop(octx);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
+        self.target = Target::File(octx);
+        self.path = path.to_owned();
+        self.time_bases = out_tbs;
+        self.shift_us = offset_us;
+        Ok(())
     }
 
     /// Replay mode: the last `seconds` (all of the ring when `None`) as a job for

@@ -441,6 +441,10 @@ impl GpuEncoder {
         self.enc.bytes_written()
     }
 
+    pub(crate) fn keep(&mut self, path: &std::path::Path) -> Result<(), RecorderError> {
+        self.enc.keep(path)
+    }
+
     pub(crate) fn save_job(
         &self,
         seconds: Option<f64>,

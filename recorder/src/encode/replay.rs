@@ -89,10 +89,10 @@ unsafe impl Send for Clip {}
 /// A new reference to `p`'s buffer (no copy of the data: `Packet::clone` also makes it
 /// writable, which copies a shared buffer).
 fn packet_ref(p: &Packet) -> Packet {
+    use ffmpeg_next::packet::{Mut, Ref};
     let mut out = Packet::empty();
     // SAFETY: both are valid AVPackets; `out` is blank, so av_packet_ref only adds a reference
     // to `p`'s refcounted buffer (or copies an unrefcounted one) and copies its properties.
-    use ffmpeg_next::packet::{Mut, Ref};
     let r = unsafe { ffmpeg_next::ffi::av_packet_ref(out.as_mut_ptr(), p.as_ptr()) };
     if r < 0 {
         // Out of memory for a reference: fall back to a copy.
@@ -264,42 +264,17 @@ fn write_clip_inner(
     streams: &[StreamInfo],
     clip: Clip,
 ) -> Result<u64, RecorderError> {
-    let mut octx = format::output_as(path, muxer_name(container)).map_err(|e| {
-        RecorderError::OutputNotWritable {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        }
-    })?;
-    for s in streams {
-        let mut st = octx
-            .add_stream(ffmpeg_next::encoder::find(s.params.id()))
-            .map_err(|e| io_error(path, e, "adding a stream to"))?;
-        st.set_parameters(s.params.clone());
-        st.set_time_base(s.time_base);
-    }
-    octx.write_header_with(muxer_options(container))
-        .map_err(|e| io_error(path, e, "writing the header of"))?;
-    let out_tbs: Vec<Rational> = (0..streams.len())
-        .map(|i| {
-            octx.stream(i)
-                .map_or(streams[i].time_base, |s| s.time_base())
-        })
-        .collect();
+    let (mut octx, out_tbs) = open_output(path, container, streams)?;
     let mut end_us = 0i64;
     for (s, mut p) in clip.packets {
-        let i = s.index();
-        let tb = streams[i].time_base;
-        let shift = from_us(clip.offset_us, tb);
+        let tb = streams[s.index()].time_base;
+        shift_packet(&mut p, clip.offset_us, tb);
         if let Some(pts) = p.pts() {
-            p.set_pts(Some(pts - shift));
-            end_us = end_us.max(to_us(pts - shift + p.duration(), tb));
+            end_us = end_us.max(to_us(pts + p.duration(), tb));
         }
-        if let Some(dts) = p.dts() {
-            p.set_dts(Some(dts - shift));
-        }
-        p.set_stream(i);
+        p.set_stream(s.index());
         p.set_position(-1);
-        p.rescale_ts(tb, out_tbs[i]);
+        p.rescale_ts(tb, out_tbs[s.index()]);
         p.write_interleaved(&mut octx)
             .map_err(|e| io_error(path, e, "writing"))?;
     }
@@ -313,6 +288,53 @@ fn write_clip_inner(
             path: path.to_owned(),
             reason: e.to_string(),
         })
+}
+
+/// Creates `path` as a `container` file with `streams` and writes its header; returns the
+/// output and each stream's time base in the file.
+pub(crate) fn open_output(
+    path: &Path,
+    container: Container,
+    streams: &[StreamInfo],
+) -> Result<(format::context::Output, Vec<Rational>), RecorderError> {
+    let mut octx = format::output_as(path, muxer_name(container)).map_err(|e| {
+        RecorderError::OutputNotWritable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        }
+    })?;
+    for s in streams {
+        let mut st = octx
+            .add_stream(ffmpeg_next::encoder::find(s.params.id()))
+            .map_err(|e| io_error(path, e, "adding a stream to"))?;
+        st.set_parameters(s.params.clone());
+        st.set_time_base(s.time_base);
+    }
+    if streams.len() > 1 {
+        // As for recordings (mux.rs): audio is not held back more than a second.
+        // SAFETY: a plain integer field of the output context we own, set before the header.
+        unsafe { (*octx.as_mut_ptr()).max_interleave_delta = 1_000_000 };
+    }
+    octx.write_header_with(muxer_options(container))
+        .map_err(|e| io_error(path, e, "writing the header of"))?;
+    let out_tbs = (0..streams.len())
+        .map(|i| {
+            octx.stream(i)
+                .map_or(streams[i].time_base, |s| s.time_base())
+        })
+        .collect();
+    Ok((octx, out_tbs))
+}
+
+/// Moves a packet's timestamps (in `tb`) back by `offset_us`.
+pub(crate) fn shift_packet(p: &mut Packet, offset_us: i64, tb: Rational) {
+    let shift = from_us(offset_us, tb);
+    if let Some(pts) = p.pts() {
+        p.set_pts(Some(pts - shift));
+    }
+    if let Some(dts) = p.dts() {
+        p.set_dts(Some(dts - shift));
+    }
 }
 
 /// Where a save goes and what it asked for.

@@ -63,6 +63,11 @@ pub(crate) enum EncMsg {
         request: super::replay::SaveRequest,
         reply: tokio::sync::oneshot::Sender<Result<super::replay::SavedReplay, RecorderError>>,
     },
+    /// Replay mode → a normal recording to `path`, starting with what the ring holds.
+    Keep {
+        path: std::path::PathBuf,
+        reply: tokio::sync::oneshot::Sender<Result<(), RecorderError>>,
+    },
     /// Flush and finalize so the file lasts until `end`.
     Finish {
         end: Duration,
@@ -106,6 +111,13 @@ impl Encoding {
         match self {
             Encoding::Cpu(e) => e.push_audio(block),
             Encoding::Gpu(g) => g.push_audio(block),
+        }
+    }
+
+    fn keep(&mut self, path: &std::path::Path) -> Result<(), RecorderError> {
+        match self {
+            Encoding::Cpu(e) => e.keep(path),
+            Encoding::Gpu(g) => g.keep(path),
         }
     }
 
@@ -202,6 +214,18 @@ impl Worker {
                 EncMsg::Retire(memory) => self.stage.owner_mut().push(memory),
                 EncMsg::Audio(block) => self.audio(block),
                 EncMsg::SaveReplay { request, reply } => self.save_replay(request, reply),
+                EncMsg::Keep { path, reply } => {
+                    let r = match self.stage() {
+                        Stage::Open(enc) => enc.keep(&path),
+                        _ => Err(RecorderError::Encode(
+                            "the replay holds no frame yet".into(),
+                        )),
+                    };
+                    if r.is_ok() {
+                        tracing::info!(path = %path.display(), "replay kept: recording from the ring's start on");
+                    }
+                    let _ = reply.send(r);
+                }
                 EncMsg::Finish { end } => {
                     let result = self.finish(end);
                     let _ = self.events.send(EncEvent::Finished(result));
