@@ -504,3 +504,77 @@ fn cli_sigusr2_saves_with_audio_in_sync() {
     // One frame + one packet, as for recordings.
     assert!(o.median_abs() <= 1.0 / 60.0 + 0.0213, "{}", o.summary());
 }
+
+/// Memory of a replay: a 30 s replay at 1280×720 kept running for 3 minutes holds its RSS flat
+/// once the ring is full (figures: RSS and ring bytes over time, bytes per replay-second); then
+/// full-motion content against a 16 MiB byte bound: the ring stays under it.
+/// `cargo test --test replay_e2e -- --ignored --nocapture replay_memory` (~4.5 min).
+#[test]
+#[ignore = "benchmark: 4.5 minutes"]
+fn replay_memory_is_bounded() {
+    let _g = lock();
+    for (content, minutes, max_bytes) in [
+        (zerocast_testdesk::Content::Strip, 3u64, None),
+        (zerocast_testdesk::Content::FullMotion, 1, Some(16u64 << 20)),
+    ] {
+        let desk = Desktop::start(DesktopOptions {
+            painter_content: content,
+            ..DesktopOptions::default()
+        })
+        .expect("test desktop");
+        let daemon = Daemon::start(&desk);
+        let pid = daemon.pid();
+        std::thread::sleep(Duration::from_secs(1));
+        let idle_kb = common::daemon::rss_kb(pid);
+        let mut opts: Vec<String> = vec!["replay".into(), "d".into(), "30".into()];
+        if let Some(b) = max_bytes {
+            opts.extend(["replay-max-bytes".into(), "t".into(), b.to_string()]);
+        }
+        let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+        let obj = start(&desk, &opts);
+        let t0 = Instant::now();
+        let mut samples = Vec::new();
+        while t0.elapsed() < Duration::from_secs(minutes * 60) {
+            std::thread::sleep(Duration::from_secs(10));
+            let s = (
+                t0.elapsed().as_secs(),
+                common::daemon::rss_kb(pid),
+                get_u64(&desk, &obj, "Bytes"),
+            );
+            eprintln!(
+                "{content:?} t={:>3}s RSS {:>6.1} MB ring {:>6.2} MB",
+                s.0,
+                s.1 as f64 / 1024.0,
+                s.2 as f64 / 1e6
+            );
+            samples.push(s);
+        }
+        assert_eq!(get_u64(&desk, &obj, "DroppedFrames"), 0);
+        let (ok, _) = call(&desk, &obj, RECORDING, "Stop", &[]);
+        assert!(ok);
+        // Full from 40 s on (30 s + a GOP + start-up): flat means the last sample is within a
+        // few MB of the lowest one after that (the allocator keeps some slack).
+        let full: Vec<_> = samples.iter().filter(|s| s.0 >= 40).collect();
+        let min_rss = full.iter().map(|s| s.1).min().unwrap();
+        let last = full.last().unwrap();
+        let ring = full.iter().map(|s| s.2).max().unwrap();
+        eprintln!(
+            "{content:?}: daemon idle {:.1} MB; ring ≤ {:.2} MB = {:.0} kB per replay-second; RSS after the ring filled {:.1}–{:.1} MB",
+            idle_kb as f64 / 1024.0,
+            ring as f64 / 1e6,
+            ring as f64 / 30.0 / 1e3,
+            min_rss as f64 / 1024.0,
+            full.iter().map(|s| s.1).max().unwrap() as f64 / 1024.0
+        );
+        assert!(
+            last.1 <= min_rss + 8 * 1024,
+            "RSS grew after the ring filled: {samples:?}"
+        );
+        if let Some(b) = max_bytes {
+            assert!(
+                samples.iter().all(|s| s.2 <= b),
+                "ring over {b} bytes: {samples:?}"
+            );
+        }
+    }
+}
