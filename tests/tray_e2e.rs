@@ -304,11 +304,22 @@ fn enabled(item: &Item) -> Vec<(String, bool)> {
 }
 
 fn expect_menu(record: bool, pause_label: &str, pause: bool, stop: bool) -> Vec<(String, bool)> {
+    expect_replay_menu(record, pause_label, pause, stop, false)
+}
+
+fn expect_replay_menu(
+    record: bool,
+    pause_label: &str,
+    pause: bool,
+    stop: bool,
+    save: bool,
+) -> Vec<(String, bool)> {
     [
         ("Record screen", record),
         ("Record window", record),
         (pause_label, pause),
         ("Stop", stop),
+        ("Save replay", save),
         ("Open recordings folder", true),
     ]
     .into_iter()
@@ -548,33 +559,12 @@ fn tray_follows_a_busctl_recording_and_stops_it() {
 
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("busctl.mkv");
-    let o = desk
-        .command("busctl")
-        .args([
-            "--user",
-            "--timeout=30",
-            "call",
-            NAME,
-            MANAGER,
-            NAME,
-            "Start",
-            "a{sv}",
-            "1",
-            "path",
-            "s",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let obj = String::from_utf8_lossy(&o.stdout)
-        .trim()
-        .trim_start_matches("o ")
-        .trim_matches('"')
-        .to_owned();
+    let obj = busctl_start(&desk, &["1", "path", "s", file.to_str().unwrap()]);
     item.wait_status("NeedsAttention", "recording");
     assert!(item.tooltip().1.contains(file.to_str().unwrap()));
     assert!(item.entry("Stop").enabled);
+    // Not a replay: nothing to save.
+    assert!(!item.entry("Save replay").enabled);
     std::thread::sleep(Duration::from_millis(1000));
     item.click("Stop");
     item.wait_status("Active", "idle");
@@ -611,6 +601,192 @@ fn tray_follows_a_busctl_recording_and_stops_it() {
             .count(),
         2
     );
+}
+
+/// `Start` through busctl with the `a{sv}` arguments `options` (count first); returns the
+/// recording's object path once frames flow.
+fn busctl_start(desk: &Desktop, options: &[&str]) -> String {
+    let o = desk
+        .command("busctl")
+        .args([
+            "--user",
+            "--timeout=30",
+            "call",
+            NAME,
+            MANAGER,
+            NAME,
+            "Start",
+            "a{sv}",
+        ])
+        .args(options)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .trim_start_matches("o ")
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// Files in the videos folder whose name starts with `prefix`.
+fn videos(desk: &Desktop, prefix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(desk.dir().join("home/Videos"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A replay started by busctl (`replay d 5`): "Save replay" is enabled for it only, the tooltip
+/// says replay; a save into an unusable videos folder shows the daemon's error; a save writes
+/// a clip of the last seconds that shows in the recent list; stopping the replay (no
+/// save-on-stop: the Finished path is empty) adds no entry.
+#[test]
+fn tray_saves_a_replay() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let _watcher = session::start_watcher(&desk).unwrap();
+    let host = Host::register(&desk);
+    let _daemon = start_daemon(&desk);
+    let mut tray = start_tray(&desk);
+    let item = host.wait_item(tray.pid());
+    item.wait_status("Active", "idle");
+    assert_eq!(
+        enabled(&item),
+        with_tail(
+            expect_replay_menu(true, "Pause", false, false, false),
+            &[],
+            true
+        )
+    );
+    let ids: Vec<i32> = item.menu().iter().map(|e| e.id).collect();
+
+    let obj = busctl_start(&desk, &["1", "replay", "d", "5"]);
+    item.wait_status("NeedsAttention", "replay (last 5 s)");
+    assert_eq!(
+        enabled(&item),
+        with_tail(
+            expect_replay_menu(false, "Pause", true, true, true),
+            &[],
+            false
+        )
+    );
+    assert_eq!(item.menu().iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    let (_, body) = item.tooltip();
+    assert!(body.contains("in memory"), "{body}");
+
+    // The videos folder is a file: the daemon refuses, the tray shows why and can try again.
+    let videos_dir = desk.dir().join("home/Videos");
+    let away = desk.dir().join("home/Videos.away");
+    std::fs::rename(&videos_dir, &away).unwrap();
+    std::fs::write(&videos_dir, b"").unwrap();
+    item.click("Save replay");
+    wait_until(
+        Duration::from_secs(20),
+        "the save error in the tooltip",
+        || {
+            item.tooltip()
+                .1
+                .contains("Last error: org.zerocast.Error.OutputNotWritable")
+        },
+    );
+    assert!(item.entry("Save replay").enabled);
+    std::fs::remove_file(&videos_dir).unwrap();
+    std::fs::rename(&away, &videos_dir).unwrap();
+
+    // Enough in the ring for a clip of more than 2 s (Duration: recorded seconds).
+    let rec: Proxy = zbus::blocking::proxy::Builder::new(&host.conn)
+        .destination(NAME)
+        .unwrap()
+        .path(obj.as_str())
+        .unwrap()
+        .interface("org.zerocast.Recording1")
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .unwrap();
+    wait_until(Duration::from_secs(20), "4 s in the replay", || {
+        rec.get_property::<f64>("Duration").unwrap_or(0.0) >= 4.0
+    });
+    item.click("Save replay");
+    let mut clip = Vec::new();
+    wait_until(
+        Duration::from_secs(20),
+        "the saved replay in the recent list",
+        || {
+            clip = videos(&desk, "zerocast-replay-");
+            clip.len() == 1 && {
+                let name = clip[0]
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('_', "__");
+                item.menu().iter().any(|e| e.visible && e.label == name)
+            }
+        },
+    );
+    let clip = clip.remove(0);
+    let name = clip.file_name().unwrap().to_string_lossy().into_owned();
+    let (_, body) = item.tooltip();
+    assert!(body.contains(&format!("Replay saved: {name} (")), "{body}");
+    assert!(
+        !body.contains("(0.0 s)"),
+        "the clip's length is missing: {body}"
+    );
+    assert!(!body.contains("Last error"), "{body}");
+    decodes(&clip);
+    let p = ffprobe(&clip);
+    // The last 5 s from a keyframe (at most 1 s more), of a ring that held at least 4 s.
+    assert!(
+        p.duration > 2.0 && p.duration < 7.0,
+        "clip of {:.2} s: {p:?}",
+        p.duration
+    );
+    // The replay goes on, and can be saved again.
+    let label = name.replace('_', "__");
+    assert_eq!(
+        enabled(&item),
+        with_tail(
+            expect_replay_menu(false, "Pause", true, true, true),
+            &[&label],
+            false
+        )
+    );
+
+    // Stopped without save-on-stop: nothing written, no empty recent entry, the tray lives on.
+    item.click("Stop");
+    item.wait_status("Active", "idle");
+    let state = rec.get_property::<String>("State").unwrap();
+    assert_eq!(state, "finished");
+    assert_eq!(
+        enabled(&item),
+        with_tail(
+            expect_replay_menu(true, "Pause", false, false, false),
+            &[&label],
+            true
+        )
+    );
+    // Only the two separators are visible without a label.
+    let menu = item.menu();
+    assert_eq!(
+        menu.iter()
+            .filter(|e| e.visible && e.label.is_empty())
+            .count(),
+        2,
+        "{menu:#?}"
+    );
+    assert_eq!(menu.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    assert_eq!(videos(&desk, ""), vec![clip]);
+    assert!(tray.is_running());
 }
 
 /// The tray starts before any watcher and registers when one appears; a killed daemon shows

@@ -15,7 +15,7 @@ use zbus::names::{BusName, InterfaceName, OwnedUniqueName};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::{Connection, MatchRule, Message, MessageStream};
 
-use crate::model::{Model, Recording};
+use crate::model::{file_name, Model, Recording};
 use crate::sni::{Action, ZerocastTray};
 
 pub const BUS_NAME: &str = "org.zerocast.Recorder1";
@@ -27,6 +27,12 @@ const RECORDING_IFACE: &str = "org.zerocast.Recording1";
 enum Done {
     Started,
     Failed(String),
+    /// `SaveReplay` wrote `path`, a clip of `seconds`.
+    Saved {
+        path: String,
+        seconds: f64,
+    },
+    SaveFailed(String),
 }
 
 const WATCHER_NAME: &str = "org.kde.StatusNotifierWatcher";
@@ -178,6 +184,18 @@ impl Loop {
                         self.model.start_pending = false;
                         self.model.last_error = Some(e);
                     }
+                    Done::Saved { path, seconds } => {
+                        info!(%path, seconds, "replay saved");
+                        self.model.save_pending = false;
+                        let path = PathBuf::from(path);
+                        self.model.last_saved = Some((file_name(&path), seconds));
+                        self.model.add_recent(path);
+                    }
+                    Done::SaveFailed(e) => {
+                        warn!(error = %e, "saving the replay failed");
+                        self.model.save_pending = false;
+                        self.model.last_error = Some(e);
+                    }
                 },
                 else => anyhow::bail!("lost the session bus"),
             }
@@ -246,9 +264,12 @@ impl Loop {
             return;
         };
         for (id, path) in ids {
-            if self.model.recordings.contains_key(&id) {
+            // Also those seen only in signals so far: `Options` comes with GetAll only.
+            let seen = self.model.recordings.get(&id);
+            if seen.is_some_and(|r| r.read) {
                 continue;
             }
+            let new = seen.is_none();
             let all = match self.props(&owner, path.as_str()).await {
                 Ok(p) => p
                     .get_all(InterfaceName::from_static_str_unchecked(RECORDING_IFACE))
@@ -258,12 +279,13 @@ impl Loop {
             };
             match all {
                 Ok(all) => {
-                    let mut r = Recording::default();
-                    apply(&mut r, all.iter().map(|(k, v)| (k.as_str(), &**v)));
-                    if r.state == "finished" && !r.path.is_empty() {
-                        self.model.add_recent(PathBuf::from(&r.path));
+                    let r = self.model.recordings.entry(id).or_default();
+                    apply(r, all.iter().map(|(k, v)| (k.as_str(), &**v)));
+                    r.read = true;
+                    if new && r.state == "finished" {
+                        let file = PathBuf::from(&r.path);
+                        self.model.add_recent(file);
                     }
-                    self.model.recordings.insert(id, r);
                 }
                 // Removed between the list and the read: nothing to show.
                 Err(e) => debug!(id, error = %e, "cannot read a recording"),
@@ -311,6 +333,7 @@ impl Loop {
                     .deserialize::<(String, HashMap<String, OwnedValue>)>()
                 {
                     info!(%file, "recording finished");
+                    // Empty for a replay stopped without save-on-stop: nothing was written.
                     self.model.add_recent(PathBuf::from(file));
                 }
                 if let Some(r) = id_of(&path).and_then(|id| self.model.recordings.get_mut(&id)) {
@@ -331,6 +354,7 @@ impl Loop {
 
     fn on_action(&mut self, action: Action, done: &mpsc::UnboundedSender<Done>) {
         self.model.last_error = None;
+        self.model.last_saved = None;
         let current = self.model.current().map(|(id, r)| (id, r.state.clone()));
         let action = match (action, &current) {
             (Action::Toggle, Some(_)) => Action::Stop,
@@ -388,6 +412,44 @@ impl Loop {
                     }
                 });
             }
+            Action::SaveReplay => {
+                let Some((id, _)) = self.model.current().filter(|(_, r)| r.can_save_replay())
+                else {
+                    return;
+                };
+                if self.model.save_pending {
+                    return;
+                }
+                self.model.save_pending = true;
+                let path = format!("{MANAGER_PATH}/recording/{id}");
+                // Returns once the clip is complete: beside the loop, like the others.
+                tokio::spawn(async move {
+                    let opts: HashMap<&str, Value<'_>> = HashMap::new();
+                    let r = conn
+                        .call_method(
+                            Some(BUS_NAME),
+                            path.as_str(),
+                            Some(RECORDING_IFACE),
+                            "SaveReplay",
+                            &(opts,),
+                        )
+                        .await
+                        .and_then(|m| {
+                            m.body()
+                                .deserialize::<(String, HashMap<String, OwnedValue>)>()
+                        });
+                    let _ = done.send(match r {
+                        Ok((path, info)) => Done::Saved {
+                            path,
+                            seconds: info
+                                .get("seconds")
+                                .and_then(|v| f64::try_from(v).ok())
+                                .unwrap_or(0.0),
+                        },
+                        Err(e) => Done::SaveFailed(describe(&e)),
+                    });
+                });
+            }
             Action::ForgetSources => {
                 tokio::spawn(async move {
                     let r = conn
@@ -422,20 +484,39 @@ impl Loop {
 /// Applies property values (from GetAll or PropertiesChanged) to a recording.
 fn apply<'a>(r: &mut Recording, props: impl Iterator<Item = (&'a str, &'a Value<'a>)>) {
     for (k, v) in props {
-        let v = match v {
-            Value::Value(inner) => inner,
-            v => v,
-        };
-        match (k, v) {
+        match (k, unwrap(v)) {
             ("State", Value::Str(s)) => r.state = s.to_string(),
             ("Path", Value::Str(s)) => r.path = s.to_string(),
             ("Encoder", Value::Str(s)) => r.encoder = s.to_string(),
             ("CapturePath", Value::Str(s)) => r.capture_path = s.to_string(),
             ("Duration", Value::F64(d)) => r.duration = *d,
             ("Bytes", Value::U64(b)) => r.bytes = *b,
+            ("Options", Value::Dict(opts)) => {
+                r.replay = None;
+                r.save_on_stop = false;
+                for (k, v) in opts.iter() {
+                    match (unwrap(k), unwrap(v)) {
+                        (Value::Str(k), Value::F64(s)) if k.as_str() == "replay" => {
+                            r.replay = Some(*s);
+                        }
+                        (Value::Str(k), Value::Bool(b)) if k.as_str() == "save-on-stop" => {
+                            r.save_on_stop = *b;
+                        }
+                        _ => {}
+                    }
+                }
+            }
             _ => {}
         }
     }
+}
+
+/// The value inside any `v` wrappers.
+fn unwrap<'a>(mut v: &'a Value<'a>) -> &'a Value<'a> {
+    while let Value::Value(inner) = v {
+        v = inner;
+    }
+    v
 }
 
 fn id_of(path: &str) -> Option<u64> {
@@ -512,5 +593,29 @@ mod tests {
             [("State", &state), ("Duration", &wrapped), ("Bytes", &bytes)].into_iter(),
         );
         assert_eq!((r.state.as_str(), r.duration, r.bytes), ("paused", 2.5, 42));
+    }
+
+    #[test]
+    fn apply_reads_replay_options() {
+        let mut r = Recording::default();
+        let normal = Value::from(HashMap::from([(
+            "path".to_owned(),
+            Value::Value(Box::new(Value::from("/v/a.mkv"))),
+        )]));
+        apply(&mut r, [("Options", &normal)].into_iter());
+        assert_eq!((r.replay, r.save_on_stop), (None, false));
+
+        let replay = Value::from(HashMap::from([
+            (
+                "replay".to_owned(),
+                Value::Value(Box::new(Value::from(5.0f64))),
+            ),
+            (
+                "save-on-stop".to_owned(),
+                Value::Value(Box::new(Value::from(true))),
+            ),
+        ]));
+        apply(&mut r, [("Options", &replay)].into_iter());
+        assert_eq!((r.replay, r.save_on_stop), (Some(5.0), true));
     }
 }

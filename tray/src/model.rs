@@ -16,11 +16,24 @@ pub struct Recording {
     pub bytes: u64,
     pub encoder: String,
     pub capture_path: String,
+    /// Replay mode: the ring's length in seconds (`replay` in its `Options`); `None` for a
+    /// normal recording, or while the options have not been read.
+    pub replay: Option<f64>,
+    /// A replay that writes its ring to `path` when it stops (`save-on-stop`).
+    pub save_on_stop: bool,
+    /// Its properties were read with `GetAll` (not only seen in signals): `Options` is const,
+    /// so no signal ever carries it.
+    pub read: bool,
 }
 
 impl Recording {
     pub fn is_over(&self) -> bool {
         matches!(self.state.as_str(), "finished" | "failed")
+    }
+
+    /// A replay that holds packets a save can write.
+    pub fn can_save_replay(&self) -> bool {
+        self.replay.is_some() && matches!(self.state.as_str(), "recording" | "paused")
     }
 }
 
@@ -37,6 +50,11 @@ pub struct Model {
     pub start_pending: bool,
     /// The last error of an action started here, shown in the tooltip until the next action.
     pub last_error: Option<String>,
+    /// A `SaveReplay` sent from this tray that has not returned yet.
+    pub save_pending: bool,
+    /// The last replay clip saved from this tray (file name and seconds), shown in the tooltip
+    /// until the next action.
+    pub last_saved: Option<(String, f64)>,
 }
 
 /// The state the icon shows.
@@ -74,8 +92,12 @@ impl Model {
         }
     }
 
-    /// Remembers a finished file (newest first, no duplicates, at most [`RECENT`]).
+    /// Remembers a finished file (newest first, no duplicates, at most [`RECENT`]). An empty
+    /// path (a replay stopped without saving wrote nothing) is no file.
     pub fn add_recent(&mut self, path: PathBuf) {
+        if path.as_os_str().is_empty() {
+            return;
+        }
         self.recent.retain(|p| p != &path);
         self.recent.push_front(path);
         self.recent.truncate(RECENT);
@@ -91,6 +113,7 @@ impl Model {
         let shown = self.shown();
         let idle = matches!(shown, Shown::Idle | Shown::Unavailable);
         let current = self.current().map(|(_, r)| r.state.as_str());
+        let replay = self.current().is_some_and(|(_, r)| r.can_save_replay());
         Menu {
             record_screen: idle,
             record_window: idle,
@@ -101,6 +124,12 @@ impl Model {
             },
             pause_resume: matches!(current, Some("recording" | "paused")),
             stop: matches!(current, Some("starting" | "recording" | "paused")),
+            save_replay_label: if self.save_pending {
+                "Saving replay…"
+            } else {
+                "Save replay"
+            },
+            save_replay: replay && !self.save_pending,
             forget_source: idle,
             recent: self
                 .recent
@@ -155,24 +184,42 @@ impl Model {
                     Shown::Finishing => "finishing",
                     _ => "starting",
                 };
-                let mut body = format!("{} · {}", clock(r.duration), size(r.bytes));
+                // A replay's bytes are what its ring holds in memory, not a file's size.
+                let mut body = match r.replay {
+                    Some(_) => format!("{} · {} in memory", clock(r.duration), size(r.bytes)),
+                    None => format!("{} · {}", clock(r.duration), size(r.bytes)),
+                };
                 for extra in [&r.capture_path, &r.encoder] {
                     if !extra.is_empty() {
                         body.push_str(" · ");
                         body.push_str(extra);
                     }
                 }
-                if !r.path.is_empty() {
+                // A replay writes its path only when saved at stop.
+                if !r.path.is_empty() && (r.replay.is_none() || r.save_on_stop) {
                     body.push('\n');
+                    if r.replay.is_some() {
+                        body.push_str("Saved at stop to ");
+                    }
                     body.push_str(&r.path);
                 }
-                (format!("zerocast: {word} {}", clock(r.duration)), body)
+                let title = match (shown, r.replay) {
+                    (Shown::Recording, Some(s)) => {
+                        format!("zerocast: replay (last {})", span(s))
+                    }
+                    (_, Some(s)) => format!("zerocast: replay {word} (last {})", span(s)),
+                    (_, None) => format!("zerocast: {word} {}", clock(r.duration)),
+                };
+                (title, body)
             }
             (_, None) => (
                 "zerocast: starting".to_owned(),
                 "Waiting for the screen-cast dialog.".to_owned(),
             ),
         };
+        if let Some((name, secs)) = &self.last_saved {
+            body.push_str(&format!("\nReplay saved: {name} ({secs:.1} s)"));
+        }
         if let Some(e) = &self.last_error {
             body.push_str("\nLast error: ");
             body.push_str(e);
@@ -190,6 +237,8 @@ pub struct Menu {
     pub pause_label: &'static str,
     pub pause_resume: bool,
     pub stop: bool,
+    pub save_replay_label: &'static str,
+    pub save_replay: bool,
     pub forget_source: bool,
     /// Labels of the recent files, newest first (at most [`RECENT`]).
     pub recent: Vec<String>,
@@ -213,6 +262,18 @@ pub fn clock(secs: f64) -> String {
         format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
     } else {
         format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// A replay's length: `30 s`, `2 min`, else as [`clock`].
+pub fn span(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s.is_multiple_of(60) {
+        format!("{} min", s / 60)
+    } else {
+        clock(secs)
     }
 }
 
@@ -242,8 +303,17 @@ mod tests {
                 bytes: 3_400_000,
                 encoder: "libx264".into(),
                 capture_path: "shm-cpu".into(),
+                ..Recording::default()
             },
         );
+        m
+    }
+
+    fn replay(state: &str) -> Model {
+        let mut m = with(state);
+        let r = m.recordings.get_mut(&3).unwrap();
+        r.replay = Some(30.0);
+        r.path = "/v/zerocast-1.mkv".into();
         m
     }
 
@@ -330,6 +400,68 @@ mod tests {
         assert_eq!(labels.len(), RECENT);
         assert_eq!(labels[0], "clip__3.mkv");
         assert_eq!(labels[1], "clip__6.mkv");
+    }
+
+    #[test]
+    fn save_replay_only_for_a_running_replay() {
+        for state in ["starting", "recording", "paused", "finishing"] {
+            assert!(!with(state).menu().save_replay, "normal recording {state}");
+            let enabled = replay(state).menu().save_replay;
+            assert_eq!(enabled, matches!(state, "recording" | "paused"), "{state}");
+        }
+        assert!(!replay("finished").menu().save_replay);
+        let idle = Model {
+            daemon: true,
+            ..Model::default()
+        };
+        assert!(!idle.menu().save_replay);
+        assert_eq!(idle.menu().save_replay_label, "Save replay");
+
+        let mut m = replay("recording");
+        m.save_pending = true;
+        let menu = m.menu();
+        assert!(!menu.save_replay);
+        assert_eq!(menu.save_replay_label, "Saving replay…");
+    }
+
+    #[test]
+    fn replay_tooltip() {
+        let m = replay("recording");
+        let (title, body) = m.tooltip();
+        assert_eq!(title, "zerocast: replay (last 30 s)");
+        assert!(body.contains("3.4 MB in memory"), "{body}");
+        // Nothing is written there unless it saves at stop.
+        assert!(!body.contains("zerocast-1.mkv"), "{body}");
+        assert_eq!(m.status(), ksni::Status::NeedsAttention);
+
+        let mut m = replay("paused");
+        m.recordings.get_mut(&3).unwrap().save_on_stop = true;
+        m.last_saved = Some(("zerocast-replay-1.mkv".into(), 12.04));
+        let (title, body) = m.tooltip();
+        assert_eq!(title, "zerocast: replay paused (last 30 s)");
+        assert!(
+            body.contains("Saved at stop to /v/zerocast-1.mkv"),
+            "{body}"
+        );
+        assert!(
+            body.contains("Replay saved: zerocast-replay-1.mkv (12.0 s)"),
+            "{body}"
+        );
+    }
+
+    #[test]
+    fn empty_path_is_not_recent() {
+        let mut m = Model::default();
+        m.add_recent(PathBuf::from("/v/a.mkv"));
+        m.add_recent(PathBuf::new());
+        assert_eq!(m.menu().recent, vec!["a.mkv".to_owned()]);
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!(span(5.0), "5 s");
+        assert_eq!(span(120.0), "2 min");
+        assert_eq!(span(90.0), "1:30");
     }
 
     #[test]

@@ -17,6 +17,8 @@ pub enum Action {
     Start(&'static str),
     PauseResume,
     Stop,
+    /// Write what the current replay holds (`SaveReplay`, default options).
+    SaveReplay,
     /// Left click: stop the current recording, else record the screen.
     Toggle,
     OpenFolder,
@@ -100,6 +102,7 @@ impl ksni::Tray for ZerocastTray {
             item("Record window", m.record_window, Action::Start("window")),
             item(m.pause_label, m.pause_resume, Action::PauseResume),
             item("Stop", m.stop, Action::Stop),
+            item(m.save_replay_label, m.save_replay, Action::SaveReplay),
             MenuItem::Separator,
             item("Open recordings folder", true, Action::OpenFolder),
         ];
