@@ -68,6 +68,12 @@ pub enum Outcome {
         /// The file written up to the failure, if any (a lost stream keeps it).
         path: Option<PathBuf>,
     },
+    /// A replay clip was written (the replay goes on).
+    ReplaySaved {
+        path: PathBuf,
+        duration: Duration,
+        bytes: u64,
+    },
 }
 
 /// The daemon's notifications: sends them and answers their actions.
@@ -115,6 +121,20 @@ impl Notifier {
                 "Recording saved".to_owned(),
                 format!(
                     "{} — {}, {}",
+                    escape(&file_name(path)),
+                    clock(*duration),
+                    size(*bytes)
+                ),
+                Some(path.clone()),
+            ),
+            Outcome::ReplaySaved {
+                path,
+                duration,
+                bytes,
+            } => (
+                "Replay saved".to_owned(),
+                format!(
+                    "{} — last {}, {}",
                     escape(&file_name(path)),
                     clock(*duration),
                     size(*bytes)

@@ -694,10 +694,22 @@ impl Supervisor {
                         } else {
                             // Beside the loop: the save takes as long as writing the clip.
                             let rec = rec.clone();
+                            let (conn, shared, notify) = (self.conn.clone(), self.shared.clone(), self.notify);
                             tokio::spawn(async move {
                                 let r = rec.save_replay(request.path, request.seconds).await;
-                                if let Err(e) = &r {
-                                    info!(error = %e.message(), "replay save failed");
+                                match &r {
+                                    Err(e) => info!(error = %e.message(), "replay save failed"),
+                                    Ok(s) if notify => {
+                                        let outcome = Outcome::ReplaySaved {
+                                            path: s.path.clone(),
+                                            duration: Duration::from_secs_f64(s.seconds),
+                                            bytes: s.bytes,
+                                        };
+                                        let _ = reply.send(r);
+                                        shared.notifier.recording_ended(&conn, outcome).await;
+                                        return;
+                                    }
+                                    Ok(_) => {}
                                 }
                                 let _ = reply.send(r);
                             }.in_current_span());
@@ -846,7 +858,12 @@ impl Supervisor {
             }
             (None, None) => unreachable!("an end has a summary or an error"),
         }
-        if self.notify {
+        // A replay stopped without save-on-stop wrote nothing: nothing to announce.
+        let nothing_written = failure.is_none()
+            && summary
+                .as_ref()
+                .is_some_and(|s| s.path.as_os_str().is_empty());
+        if self.notify && !nothing_written {
             let outcome = match (&summary, &failure) {
                 (Some(s), None) => Outcome::Saved {
                     path: s.path.clone(),

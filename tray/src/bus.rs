@@ -356,7 +356,13 @@ impl Loop {
         self.model.last_error = None;
         self.model.last_saved = None;
         let current = self.model.current().map(|(id, r)| (id, r.state.clone()));
+        let replay = self
+            .model
+            .current()
+            .is_some_and(|(_, r)| r.can_save_replay());
         let action = match (action, &current) {
+            // On a replay a click saves it: stopping would throw away what it holds.
+            (Action::Toggle, Some(_)) if replay => Action::SaveReplay,
             (Action::Toggle, Some(_)) => Action::Stop,
             (Action::Toggle, None) => Action::Start("monitor"),
             (a, _) => a,
