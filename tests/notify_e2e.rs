@@ -301,3 +301,55 @@ fn no_notify_turns_them_off() {
     assert!(h[0].1.contains("loud.mkv"), "{h:?}");
     daemon.stop();
 }
+
+/// A replay: each SaveReplay → "Replay saved" naming the clip; stopping the replay without
+/// save-on-stop announces nothing (no file was written).
+#[test]
+fn replay_saved_is_notified_and_a_discarded_replay_is_not() {
+    let _g = lock();
+    let (desk, _dunst) = desktop_with_dunst();
+    let _daemon = Daemon::start(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let never = out.path().join("never.mkv");
+    let clip = out.path().join("clip.mkv");
+    let obj = start(&desk, &never, &["replay", "d", "3"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    busctl(
+        &desk,
+        &[
+            "call",
+            NAME,
+            &obj,
+            "org.zerocast.Recording1",
+            "SaveReplay",
+            "a{sv}",
+            "1",
+            "path",
+            "s",
+            clip.to_str().unwrap(),
+        ],
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the Replay saved notification",
+        || history(&desk).iter().any(|(s, _)| s == "Replay saved") || displayed(&desk) >= 1,
+    );
+    busctl(
+        &desk,
+        &["call", NAME, &obj, "org.zerocast.Recording1", "Stop"],
+    );
+    // Give a (wrong) "Recording saved" time to arrive before looking.
+    std::thread::sleep(Duration::from_millis(1500));
+    session::dunstctl(&desk, &["close-all"]).unwrap();
+    let h = history(&desk);
+    assert!(
+        h.iter()
+            .any(|(s, b)| s == "Replay saved" && b.contains("clip.mkv")),
+        "{h:?}"
+    );
+    assert!(
+        !h.iter().any(|(s, _)| s == "Recording saved"),
+        "a discarded replay was announced as saved: {h:?}"
+    );
+    assert!(!never.exists());
+}
