@@ -1,6 +1,7 @@
 //! CPU cost per frame of colour conversion and of conversion + encoding.
 //!
 //! `cargo run --release -p zerocast-recorder --example encode_bench [-- FRAMES [FILTER [ROUNDS]]]`
+//! `… --example encode_bench -- replay`: ring bytes per second of a replay at 720p/1080p/4K.
 //!
 //! The content is a synthetic desktop: static panels plus a window of text scrolling by 3 px a
 //! frame (a heavy but typical screen-recording load; solid colours would flatter the encoder).
@@ -170,6 +171,67 @@ fn bench_encode(frames: &mut [CpuFrame], n: usize, tuning: Tuning) -> EncodeResu
     }
 }
 
+/// `encode_bench replay`: what a replay's ring holds per second of this content at 720p, 1080p
+/// and 4K (the encoder in replay mode, keyframes every second as there, 10 s at 60 fps), and
+/// the process's RSS growth while it fills: the memory a 30 s replay needs at each size.
+fn replay_memory() {
+    println!("replay ring, libx264 ultrafast crf 23, 60 fps scrolling-text desktop, 10 s each");
+    println!("size        ring MB/s   30 s ring MB   RSS growth MB (10 s)");
+    for (w, h) in [(1280u32, 720u32), (1920, 1080), (3840, 2160)] {
+        let mut frames = desktop_frames(w, h);
+        let cfg = EncoderConfig {
+            path: std::env::temp_dir().join("zerocast-bench-replay.mkv"),
+            container: Container::Mkv,
+            codec: Codec::H264,
+            encoder: EncoderChoice::Software,
+            rate: RateControl::Quality(23),
+            keyint: 250,
+            selected: None,
+            width: w,
+            height: h,
+            audio: None,
+            replay: Some(zerocast_recorder::encode::replay::ReplayLimits {
+                seconds: Duration::from_secs(30),
+                max_bytes: u64::MAX,
+                save_on_stop: false,
+            }),
+        };
+        let mut enc = Encoder::open(&cfg).unwrap();
+        let n = 600usize;
+        // Warm up (the encoder's own buffers), then measure the growth from the ring.
+        for i in 0..30 {
+            let f = &mut frames[i % DISTINCT];
+            f.pts = Duration::from_micros(i as u64 * 16_667);
+            enc.push(f).unwrap();
+        }
+        let rss0 = rss_kb();
+        for i in 30..n {
+            let f = &mut frames[i % DISTINCT];
+            f.pts = Duration::from_micros(i as u64 * 16_667);
+            enc.push(f).unwrap();
+        }
+        let ring = enc.bytes_written() as f64;
+        let secs = n as f64 / 60.0;
+        println!(
+            "{w}x{h:<6} {:9.2} {:14.1} {:16.1}",
+            ring / secs / 1e6,
+            ring / secs * 30.0 / 1e6,
+            (rss_kb() as f64 - rss0 as f64) / 1024.0
+        );
+        let _ = enc.finish(Duration::from_secs_f64(secs));
+    }
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `encode_bench dump FILE FRAMES WIDTH HEIGHT`: writes the same synthetic content as raw BGRx,
 /// for feeding the same frames to `ffmpeg`/`gst-launch-1.0` for comparison.
 fn dump(args: &[String]) {
@@ -185,6 +247,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("dump") {
         return dump(&args);
+    }
+    if args.get(1).map(String::as_str) == Some("replay") {
+        return replay_memory();
     }
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(600);
     let filter = args.get(2).cloned().unwrap_or_default();
