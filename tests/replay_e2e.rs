@@ -139,7 +139,8 @@ fn decodes_cleanly(path: &Path) {
         Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
             .arg(path)
-            .args(["-fps_mode", "passthrough", "-f", "null", "-"]),
+            .args(["-fps_mode", "passthrough", "-enc_time_base", "1:1000000"])
+            .args(["-f", "null", "-"]),
     );
     // Only what the demuxer and decoders say counts (the null muxer complains about its own
     // output timestamps).

@@ -212,6 +212,11 @@ pub fn frame_counters(path: &Path, layout: Layout) -> Vec<u32> {
                 // One output frame per coded frame: rawvideo would otherwise be made CFR.
                 "-fps_mode",
                 "passthrough",
+                // ffmpeg's output time base is 1/(guessed frame rate): on a VFR file (GNOME's
+                // ~18 fps) two frames closer than one such tick got the same timestamp and the
+                // muxer dropped the second, a different frame in two clips of the same packets.
+                "-enc_time_base",
+                "1:1000000",
                 "-vf",
                 &format!("crop={}:{}:0:0", layout.width, band.h),
                 "-f",
