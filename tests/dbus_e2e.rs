@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::daemon::{call, get};
 use common::*;
 use zbus::zvariant::{OwnedObjectPath, Value};
 use zerocast_testdesk::{Component, Desktop, DesktopOptions, Layout};
@@ -53,34 +54,6 @@ fn start_daemon(desk: &Desktop) -> Daemon {
         std::thread::sleep(Duration::from_millis(50));
     }
     Daemon { child }
-}
-
-fn busctl(desk: &Desktop, args: &[&str]) -> Output {
-    desk.command("busctl")
-        .arg("--user")
-        .args(args)
-        .output()
-        .expect("busctl")
-}
-
-fn call(desk: &Desktop, obj: &str, iface: &str, method: &str, rest: &[&str]) -> (bool, String) {
-    let mut args = vec!["--timeout=30", "call", "--", NAME, obj, iface, method];
-    args.extend_from_slice(rest);
-    let o = busctl(desk, &args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text.trim().to_owned())
-}
-
-fn get(desk: &Desktop, obj: &str, prop: &str) -> String {
-    let o = busctl(
-        desk,
-        &["get-property", NAME, obj, "org.zerocast.Recording1", prop],
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
 fn object_of(reply: &str) -> String {

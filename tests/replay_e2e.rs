@@ -6,11 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::daemon::{Daemon, MANAGER, NAME, RECORDING};
+use common::daemon::{call, get, Daemon, MANAGER, NAME, RECORDING};
 use common::*;
 use zerocast_testdesk::{avsync, Desktop, DesktopOptions, Flavour, Layout};
 
@@ -18,32 +18,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn lock() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn busctl(desk: &Desktop, args: &[&str]) -> Output {
-    desk.command("busctl")
-        .arg("--user")
-        .args(args)
-        .output()
-        .expect("busctl")
-}
-
-/// `busctl call`; (success, stdout+stderr).
-fn call(desk: &Desktop, obj: &str, iface: &str, method: &str, rest: &[&str]) -> (bool, String) {
-    let mut args = vec!["--timeout=60", "call", "--", NAME, obj, iface, method];
-    args.extend_from_slice(rest);
-    let o = busctl(desk, &args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text.trim().to_owned())
-}
-
-fn get(desk: &Desktop, obj: &str, prop: &str) -> String {
-    let o = busctl(desk, &["get-property", NAME, obj, RECORDING, prop]);
-    String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
 
 fn get_u64(desk: &Desktop, obj: &str, prop: &str) -> u64 {

@@ -180,13 +180,7 @@ impl StartArgs {
     fn to_options(&self) -> anyhow::Result<HashMap<&'static str, Value<'static>>> {
         let mut m: HashMap<&'static str, Value<'static>> = HashMap::new();
         if let Some(p) = &self.path {
-            let mut path = std::path::PathBuf::from(p);
-            if path.is_relative() && !p.starts_with("~/") {
-                path = std::env::current_dir()
-                    .context("current directory")?
-                    .join(path);
-            }
-            m.insert("path", Value::from(path.to_string_lossy().into_owned()));
+            m.insert("path", Value::from(from_cwd(p)?));
         }
         let strs = [
             ("container", &self.container),
@@ -238,6 +232,20 @@ impl StartArgs {
         }
         Ok(m)
     }
+}
+
+/// A `-o` path as the daemon must see it: relative to where `ctl` runs (the daemon's own
+/// relative paths go to the videos folder); `~/…` and templates are left to the daemon.
+fn from_cwd(p: &str) -> anyhow::Result<String> {
+    let path = std::path::Path::new(p);
+    if path.is_absolute() || p.starts_with("~/") {
+        return Ok(p.to_owned());
+    }
+    Ok(std::env::current_dir()
+        .context("current directory")?
+        .join(path)
+        .to_string_lossy()
+        .into_owned())
 }
 
 /// Runs one `ctl` command; returns the process exit status.
@@ -309,13 +317,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
             let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
             if let Some(p) = path {
-                let p = std::path::Path::new(&p);
-                let abs = if p.is_absolute() || p.starts_with("~") {
-                    p.to_path_buf()
-                } else {
-                    std::env::current_dir()?.join(p)
-                };
-                opts.insert("path", Value::from(abs.to_string_lossy().into_owned()));
+                opts.insert("path", Value::from(from_cwd(&p)?));
             }
             if overwrite {
                 opts.insert("overwrite", Value::from(true));
@@ -332,14 +334,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
             let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
             if let Some(p) = path {
-                // Relative to where the command runs, as for `ctl start -o`.
-                let p = std::path::Path::new(&p);
-                let abs = if p.is_absolute() || p.starts_with("~") {
-                    p.to_path_buf()
-                } else {
-                    std::env::current_dir()?.join(p)
-                };
-                opts.insert("path", Value::from(abs.to_string_lossy().into_owned()));
+                opts.insert("path", Value::from(from_cwd(&p)?));
             }
             if let Some(s) = seconds {
                 opts.insert("seconds", Value::from(s));

@@ -376,6 +376,25 @@ impl RecordingObject {
         ))
     }
 
+    /// A replay's container and current path, for the path rules of `SaveReplay`/`Keep`;
+    /// `NotReplay` for a recording started without `replay`.
+    fn replay_target(&self) -> Result<(zerocast_recorder::Container, String), Error> {
+        let v = self.view.borrow();
+        if !v.options.contains_key("replay") {
+            return Err(Error::NotReplay(format!(
+                "recording {} is not a replay (Start it with the 'replay' option)",
+                self.id
+            )));
+        }
+        let container = v
+            .options
+            .get("container")
+            .and_then(|c| <&str>::try_from(c).ok())
+            .and_then(|c| c.parse::<zerocast_recorder::Container>().ok())
+            .unwrap_or(zerocast_recorder::Container::Mkv);
+        Ok((container, v.path.clone()))
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Cmd,
@@ -419,22 +438,7 @@ impl RecordingObject {
     /// recording is no longer a replay (SaveReplay: `NotReplay`).
     #[zbus(out_args("path"))]
     async fn keep(&self, options: HashMap<String, OwnedValue>) -> Result<String, Error> {
-        let (replay, container, default) = {
-            let v = self.view.borrow();
-            let container = v
-                .options
-                .get("container")
-                .and_then(|c| <&str>::try_from(c).ok())
-                .and_then(|c| c.parse::<zerocast_recorder::Container>().ok())
-                .unwrap_or(zerocast_recorder::Container::Mkv);
-            (v.options.contains_key("replay"), container, v.path.clone())
-        };
-        if !replay {
-            return Err(Error::NotReplay(format!(
-                "recording {} is not a replay (Start it with the 'replay' option)",
-                self.id
-            )));
-        }
+        let (container, default) = self.replay_target()?;
         let path = tokio::task::spawn_blocking(move || {
             zerocast_app::dbus::parse_keep(
                 &options,
@@ -455,22 +459,7 @@ impl RecordingObject {
         &self,
         options: HashMap<String, OwnedValue>,
     ) -> Result<(String, HashMap<String, OwnedValue>), Error> {
-        let (replay, container) = {
-            let v = self.view.borrow();
-            let container = v
-                .options
-                .get("container")
-                .and_then(|c| <&str>::try_from(c).ok())
-                .and_then(|c| c.parse::<zerocast_recorder::Container>().ok())
-                .unwrap_or(zerocast_recorder::Container::Mkv);
-            (v.options.contains_key("replay"), container)
-        };
-        if !replay {
-            return Err(Error::NotReplay(format!(
-                "recording {} is not a replay (Start it with the 'replay' option)",
-                self.id
-            )));
-        }
+        let (container, _) = self.replay_target()?;
         let request = tokio::task::spawn_blocking(move || {
             zerocast_app::dbus::parse_save_replay(
                 &options,

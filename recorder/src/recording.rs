@@ -306,6 +306,29 @@ impl Recording {
         path: PathBuf,
         seconds: Option<f64>,
     ) -> Result<crate::encode::replay::SavedReplay, RecorderError> {
+        self.ask_replay(|reply| EncMsg::SaveReplay {
+            request: crate::encode::replay::SaveRequest { path, seconds },
+            reply,
+        })
+        .await
+    }
+
+    /// Replay mode → a normal recording to `path` ("record from N seconds ago"): the file
+    /// starts with everything the ring holds and goes on until stop; saves end with it.
+    pub async fn keep(&self, path: PathBuf) -> Result<(), RecorderError> {
+        let target = path.clone();
+        self.ask_replay(|reply| EncMsg::Keep { path, reply })
+            .await?;
+        *self.progress.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(target);
+        Ok(())
+    }
+
+    /// Sends a replay request to the encoder thread (in order with the frames) and waits for
+    /// its answer; `NotReplay` unless this is a running, not yet kept, replay.
+    async fn ask_replay<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, RecorderError>>) -> EncMsg,
+    ) -> Result<T, RecorderError> {
         if self.opts.replay.is_none() || self.progress.kept_path().is_some() {
             return Err(RecorderError::NotReplay);
         }
@@ -315,10 +338,7 @@ impl Recording {
         }
         let (reply, rx) = oneshot::channel();
         let tx = self.saves.clone();
-        let msg = EncMsg::SaveReplay {
-            request: crate::encode::replay::SaveRequest { path, seconds },
-            reply,
-        };
+        let msg = make(reply);
         // The queue is bounded (frames): waiting for room must not block a tokio worker.
         let sent = tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
             .await
@@ -328,34 +348,6 @@ impl Recording {
         }
         rx.await
             .unwrap_or_else(|_| Err(RecorderError::NotRecording(self.progress.state())))
-    }
-
-    /// Replay mode → a normal recording to `path` ("record from N seconds ago"): the file
-    /// starts with everything the ring holds and goes on until stop; saves end with it.
-    pub async fn keep(&self, path: PathBuf) -> Result<(), RecorderError> {
-        if self.opts.replay.is_none() || self.progress.kept_path().is_some() {
-            return Err(RecorderError::NotReplay);
-        }
-        let state = self.progress.state();
-        if state.is_over() || state == RecordingState::Finishing {
-            return Err(RecorderError::NotRecording(state));
-        }
-        let (reply, rx) = oneshot::channel();
-        let tx = self.saves.clone();
-        let msg = EncMsg::Keep {
-            path: path.clone(),
-            reply,
-        };
-        let sent = tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
-            .await
-            .unwrap_or(false);
-        if !sent {
-            return Err(RecorderError::NotRecording(self.progress.state()));
-        }
-        rx.await
-            .unwrap_or_else(|_| Err(RecorderError::NotRecording(self.progress.state())))?;
-        *self.progress.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(path);
-        Ok(())
     }
 
     /// Current state without subscribing.

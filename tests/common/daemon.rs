@@ -1,6 +1,6 @@
 //! The real `zerocast daemon` inside a test desktop, and what `/proc` says about it.
 
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use zerocast_testdesk::Desktop;
@@ -76,4 +76,32 @@ pub fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task"))
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// `busctl --user ARGS` in `desk`'s session.
+pub fn busctl(desk: &Desktop, args: &[&str]) -> Output {
+    desk.command("busctl")
+        .arg("--user")
+        .args(args)
+        .output()
+        .expect("busctl")
+}
+
+/// `busctl call` on the daemon: (success, stdout + stderr, trimmed).
+pub fn call(desk: &Desktop, obj: &str, iface: &str, method: &str, rest: &[&str]) -> (bool, String) {
+    let mut args = vec!["--timeout=60", "call", "--", NAME, obj, iface, method];
+    args.extend_from_slice(rest);
+    let o = busctl(desk, &args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text.trim().to_owned())
+}
+
+/// A property of a recording object, as busctl prints it (`s "recording"`).
+pub fn get(desk: &Desktop, obj: &str, prop: &str) -> String {
+    let o = busctl(desk, &["get-property", NAME, obj, RECORDING, prop]);
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }
