@@ -13,3 +13,12 @@ pub mod session;
 
 pub use desktop::{Component, Desktop, DesktopOptions, Flavour, Screenshot};
 pub use layout::{Content, Layout};
+
+/// Says on the suite's output that `test` did not run here and why. Straight to stderr (not
+/// `eprintln!`, which libtest captures), in one write so parallel tests do not interleave: a
+/// skip must be visible, never look like a pass. The line starts with `SKIPPED` so that
+/// `scripts/test.sh` can count them.
+pub fn skipped(test: &str, why: &str) {
+    let line = format!("SKIPPED: {test}: {why}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
