@@ -1,22 +1,73 @@
 #!/usr/bin/env bash
-# Runs every test: installs system packages when missing, builds the patched
-# xdg-desktop-portal-wlr the test desktop needs, lints the GNOME Shell extension (eslint with
-# GNOME's configuration), then `cargo test` for the whole workspace. The end-to-end tests bring
-# up their own headless desktops (sway + PipeWire + portal-wlr; gnome-shell + portal-gnome).
-set -euo pipefail
+# Runs every test, on two platforms:
+#   debian12  this machine (Debian 12: FFmpeg 5.1, GNOME 43, sway 1.7, Plasma 5.27)
+#   debian13  a Debian 13 root made from Debian's packages (FFmpeg 7.1, GNOME 48, sway 1.10,
+#             Plasma 6.3), cached under target/platforms/ (scripts/platform.sh)
+# Installs system packages when missing, builds the patched xdg-desktop-portal-wlr the test
+# desktop uses, lints the GNOME Shell extension (eslint with GNOME's configuration), then
+# `cargo test` for the whole workspace on each platform. The end-to-end tests bring up their own
+# headless desktops. Both platforms run even when the first fails; the exit status is non-zero
+# if either did. Arguments go to `cargo test` on both (e.g. a test name filter).
+#
+# ZEROCAST_TEST_PLATFORMS="debian12 debian13" (the default) picks the platforms.
+set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+PLATFORMS="${ZEROCAST_TEST_PLATFORMS:-debian12 debian13}"
+FEATURES=zerocast-interop/gpu-checks,zerocast-recorder/gpu-checks
+
+set -e
 ./scripts/install-deps.sh
 if ! command -v cargo >/dev/null; then
   echo "test: cargo not found; install Rust (https://rustup.rs) first" >&2
   exit 1
 fi
-./scripts/build-xdpw.sh
-./shell/gnome/lint.sh
-# Vulkan on lavapipe wants a runtime dir; the desktops make their own.
-export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
-chmod 700 "$XDG_RUNTIME_DIR"
-# The GPU check binaries (run on the GPU machine by scripts/gpu/) are behind a feature so the
-# shipped build leaves them out; build them here so they keep compiling.
-cargo test --workspace --all-targets \
-  --features zerocast-interop/gpu-checks,zerocast-recorder/gpu-checks "$@"
+set +e
+
+declare -A took status
+log_dir="$(mktemp -d "${TMPDIR:-/tmp}/zerocast-test.XXXXXX")"
+
+run_part() {
+  local name=$1
+  shift
+  local t0=$SECONDS
+  echo "=== test: $name ===" >&2
+  # The suite's output goes to the terminal and to a log, so the skips can be counted after.
+  "$@" 2>&1 | tee "$log_dir/$name.log"
+  status[$name]=${PIPESTATUS[0]}
+  took[$name]=$((SECONDS - t0))
+}
+
+debian12() {
+  set -e
+  ./scripts/build-xdpw.sh
+  ./shell/gnome/lint.sh
+  # Vulkan on lavapipe wants a runtime dir; the desktops make their own.
+  export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+  chmod 700 "$XDG_RUNTIME_DIR"
+  # The GPU check binaries (run on the GPU machine by scripts/gpu/) are behind a feature so
+  # the shipped build leaves them out; build them here so they keep compiling.
+  cargo test --workspace --all-targets --features "$FEATURES" "$@"
+}
+
+for p in $PLATFORMS; do
+  case "$p" in
+    debian12) run_part debian12 debian12 "$@" ;;
+    debian13) run_part debian13 ./scripts/platform.sh debian13 scripts/platform/test-debian13.sh "$@" ;;
+    *) echo "test: unknown platform '$p' (debian12, debian13)" >&2; exit 2 ;;
+  esac
+done
+
+rc=0
+echo "=== test: summary ===" >&2
+for p in $PLATFORMS; do
+  skips=$(grep -c '^SKIPPED' "$log_dir/$p.log" || true)
+  passed=$(grep -o '^test result: ok. [0-9]* passed' "$log_dir/$p.log" | awk '{s+=$4} END {print s+0}')
+  failed=$(grep -o '[0-9]* failed;' "$log_dir/$p.log" | awk '{s+=$1} END {print s+0}')
+  verdict=ok
+  [ "${status[$p]}" = 0 ] || { verdict="FAILED (exit ${status[$p]})"; rc=1; }
+  echo "test: $p: $verdict in ${took[$p]} s — $passed passed, $failed failed, $skips skipped (listed below)" >&2
+  grep '^SKIPPED' "$log_dir/$p.log" | sort | uniq | sed "s/^/test: $p: /" >&2 || true
+done
+rm -rf "$log_dir"
+exit $rc

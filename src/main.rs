@@ -107,6 +107,11 @@ async fn probe(json: bool) -> Result<i32> {
         .await
         .unwrap_or_default();
     let tokens = zerocast_portal::setup::stored_tokens();
+    let programs = zerocast_portal::setup::portal_programs()
+        .await
+        .unwrap_or_default();
+    // A connect and /proc reads, and a package-manager query: off the async workers.
+    let desktop = tokio::task::spawn_blocking(zerocast_portal::setup::desktop).await?;
     // Vulkan/CUDA probing loads drivers and may block; keep it off the async workers.
     let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
     // The same tables D-Bus `Capabilities` and `ctl` read (`zerocast-app`'s `caps`).
@@ -141,6 +146,15 @@ async fn probe(json: bool) -> Result<i32> {
             }),
             Err(e) => serde_json::json!({"available": false, "reason": e.to_string()}),
         };
+        let program_json = |p: &zerocast_portal::setup::Program| serde_json::json!({"name": p.name, "path": p.path, "package": p.package});
+        let desktop_json = serde_json::json!({
+            "current_desktop": desktop.current_desktop,
+            "compositor": desktop.compositor.as_ref().map(program_json),
+        });
+        let programs_json: serde_json::Map<String, serde_json::Value> = programs
+            .iter()
+            .map(|(label, p)| (label.clone(), program_json(p)))
+            .collect();
         let enc: serde_json::Map<String, serde_json::Value> = encoders
             .iter()
             .map(|(c, e)| (c.to_string(), serde_json::json!(e)))
@@ -148,7 +162,9 @@ async fn probe(json: bool) -> Result<i32> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
+                "desktop": desktop_json,
                 "portal": portal_json,
+                "portal_programs": programs_json,
                 "audio": audio_json,
                 "encoders": enc,
                 "codecs": caps::codecs().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
@@ -167,6 +183,28 @@ async fn probe(json: bool) -> Result<i32> {
             }))?
         );
     } else {
+        println!(
+            "desktop: {} — compositor: {}",
+            desktop
+                .current_desktop
+                .as_deref()
+                .unwrap_or("unknown (XDG_CURRENT_DESKTOP unset)"),
+            desktop
+                .compositor
+                .as_ref()
+                .map_or("none found (no Wayland socket)".to_string(), |p| p
+                    .to_string())
+        );
+        if !programs.is_empty() {
+            println!(
+                "portal programs: {}",
+                programs
+                    .iter()
+                    .map(|(label, p)| format!("{label}: {p}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         match &portal {
             Ok(c) => {
                 println!(

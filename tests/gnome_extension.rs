@@ -1,4 +1,5 @@
-//! End-to-end: the GNOME Shell extension (shell/gnome) inside a real headless gnome-shell 43,
+//! End-to-end: the GNOME Shell extension (shell/gnome) inside a real headless gnome-shell (43
+//! on Debian 12, 48 on Debian 13: the zip made for that shell, unpacked as GNOME's installer does),
 //! against a real `zerocast daemon` that the session bus activates, recording through
 //! xdg-desktop-portal-gnome.
 //!
@@ -22,8 +23,13 @@ use zerocast_testdesk::{Desktop, DesktopOptions, Flavour, Layout};
 
 const UUID: &str = "zerocast@zerocast.github.io";
 const NAME: &str = "org.zerocast.Recorder1";
-const STATUS_JS: &str =
-    "JSON.stringify(imports.ui.main.panel.statusArea.zerocast.zerocast.getStatus())";
+/// `Main` on every shell version: [`zerocast_testdesk::desktop::SHELL_MAIN_JS`].
+fn status_js() -> String {
+    format!(
+        "JSON.stringify({}.panel.statusArea.zerocast.zerocast.getStatus())",
+        zerocast_testdesk::desktop::SHELL_MAIN_JS
+    )
+}
 // Keysyms: Super_L, Alt_L, r, p, t.
 const SUPER: u32 = 0xffeb;
 const ALT: u32 = 0xffe9;
@@ -38,7 +44,19 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Builds both zips with build.sh into `out` and returns the unpacked 43-44 extension.
+/// The zip build.sh makes for the shell installed here (43-44: legacy imports; 45+: ES modules).
+fn zip_tag() -> &'static str {
+    let v = zerocast_testdesk::desktop::gnome_shell_major().expect("gnome-shell --version");
+    if v <= 44 {
+        "v43-44"
+    } else {
+        "v45"
+    }
+}
+
+/// Builds both zips with build.sh into `out` and returns the extension for this shell, unpacked
+/// from its zip into `out/installed/<uuid>` (what `gnome-extensions install` does), so the zip
+/// a user gets is what runs.
 fn build_extension(out: &Path) -> PathBuf {
     let root = zerocast_testdesk::desktop::workspace_root();
     run_ok(Command::new(root.join("shell/gnome/build.sh")).arg(out));
@@ -46,7 +64,18 @@ fn build_extension(out: &Path) -> PathBuf {
         let zip = out.join(format!("{UUID}.{tag}.shell-extension.zip"));
         assert!(zip.is_file(), "build.sh made no {}", zip.display());
     }
-    out.join("legacy").join(UUID)
+    let dir = out.join("installed").join(UUID);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let zip = out.join(format!("{UUID}.{}.shell-extension.zip", zip_tag()));
+    run_ok(
+        Command::new("unzip")
+            .arg("-q")
+            .arg(&zip)
+            .arg("-d")
+            .arg(&dir),
+    );
+    dir
 }
 
 /// A GNOME desktop with the extension installed (not yet enabled) and the daemon
@@ -130,7 +159,7 @@ fn enable_extension(desk: &Desktop) {
 }
 
 fn status(desk: &Desktop) -> serde_json::Value {
-    let json = desk.shell_eval(STATUS_JS).expect("indicator status");
+    let json = desk.shell_eval(&status_js()).expect("indicator status");
     // Eval returns the JSON of the result: here a JSON string holding JSON.
     let inner: String = serde_json::from_str(&json).expect("Eval result");
     serde_json::from_str(&inner).expect("status JSON")
@@ -162,14 +191,15 @@ fn state_is(want: &'static str) -> impl Fn(&serde_json::Value) -> bool {
 fn click(desk: &Desktop, label: &str) {
     let js = format!(
         "(function () {{
-            const menu = imports.ui.main.panel.statusArea.zerocast.menu;
+            const menu = {main}.panel.statusArea.zerocast.menu;
             menu.open();
             const item = menu._getMenuItems().find(i => i.label && i.label.text === '{label}');
             if (!item) throw new Error('no menu item {label}');
             if (!item.sensitive) throw new Error('menu item {label} is insensitive');
             item.activate(imports.gi.Clutter.get_current_event());
             return 'ok';
-        }})()"
+        }})()",
+        main = zerocast_testdesk::desktop::SHELL_MAIN_JS
     );
     desk.shell_eval(&js)
         .unwrap_or_else(|e| panic!("clicking {label}: {e:#}"));
@@ -394,7 +424,7 @@ fn shortcut_starts_and_stops_a_recording() {
     let desk = gnome_desktop(build.path());
     let _daemon = DaemonGuard(&desk);
     enable_extension(&desk);
-    let schemadir = build.path().join("legacy").join(UUID).join("schemas");
+    let schemadir = build.path().join("installed").join(UUID).join("schemas");
 
     let mut latencies = Vec::new();
     for round in ["cold", "warm"] {
@@ -490,7 +520,7 @@ fn shortcut_starts_and_stops_a_recording() {
 }
 
 /// build.sh makes both zips from the one source (legacy: no module syntax, shell 43-44; ESM:
-/// modules, 45+), and install.sh picks the one for the installed gnome-shell (43 here).
+/// modules, 45+), and install.sh picks the one for the installed gnome-shell.
 #[test]
 fn build_makes_both_variants_and_install_picks_this_shell() {
     let out = tempfile::tempdir().unwrap();
@@ -529,7 +559,8 @@ fn build_makes_both_variants_and_install_picks_this_shell() {
     assert!(
         picked
             .trim()
-            .ends_with(&format!("{UUID}.v43-44.shell-extension.zip")),
-        "gnome-shell 43 needs the legacy zip, install.sh picked {picked}"
+            .ends_with(&format!("{UUID}.{}.shell-extension.zip", zip_tag())),
+        "this gnome-shell needs the {} zip, install.sh picked {picked}",
+        zip_tag()
     );
 }

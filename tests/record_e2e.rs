@@ -530,6 +530,34 @@ fn probe_reports_the_portal_backend(flavour: Flavour) {
             .collect()
     };
     assert_eq!(portal["version"], 4, "{portal}");
+    // The desktop by the Wayland socket's owner, the frontend by its bus name, with the
+    // versions their packages give (the patched xdpw is ours, in target/: no package).
+    let compositor = &v["desktop"]["compositor"];
+    let (comp_name, comp_pkg) = match flavour {
+        Flavour::Sway => ("sway", "sway "),
+        Flavour::Gnome => ("gnome-shell", "gnome-shell "),
+    };
+    assert_eq!(compositor["name"], comp_name, "{v}");
+    assert!(
+        compositor["package"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(comp_pkg)),
+        "{v}"
+    );
+    let frontend = &v["portal_programs"]["xdg-desktop-portal"];
+    assert!(
+        frontend["package"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("xdg-desktop-portal ")),
+        "{v}"
+    );
+    let text = run_ok(zerocast(&desk).arg("probe"));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("desktop: ")
+            && l.contains(&format!("compositor: {comp_name} ({comp_pkg}"))),
+        "{text}"
+    );
     match flavour {
         Flavour::Sway => {
             assert_eq!(names("backends"), ["wlr"], "{portal}");
@@ -546,8 +574,12 @@ fn probe_reports_the_portal_backend(flavour: Flavour) {
             );
             assert_eq!(names("source_types"), ["monitor", "window"], "{portal}");
             assert_eq!(names("restore_tokens"), ["monitor"], "{portal}");
-            let text = run_ok(zerocast(&desk).arg("probe"));
-            let text = String::from_utf8_lossy(&text.stdout);
+            assert!(
+                v["portal_programs"]["gnome"]["package"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("xdg-desktop-portal-gnome ")),
+                "{v}"
+            );
             assert!(
                 text.contains("metadata is offered but not used") && text.contains("share dialog"),
                 "{text}"

@@ -66,6 +66,9 @@ impl AudioEncoder {
         ctx.set_rate(RATE as i32);
         ctx.set_format(sample_fmt);
         ctx.set_channel_layout(ChannelLayout::STEREO);
+        // FFmpeg 7 removed the old channel API (`channels` with it): there the layout alone
+        // says how many channels there are. Before 7, the encoder still reads `channels`.
+        #[cfg(not(ffmpeg_7_0))]
         ctx.set_channels(CHANNELS as i32);
         ctx.set_time_base(AUDIO_TIME_BASE);
         if global_header {

@@ -23,7 +23,10 @@ use crate::layout::Content;
 use crate::painter::{PainterOptions, PainterThread};
 
 mod gnome;
-pub use gnome::{MUTTER_SCREENCAST_BUS_NAME, PORTAL_GNOME_BUS_NAME, SHELL_BUS_NAME};
+pub use gnome::{
+    gnome_shell_major, MUTTER_SCREENCAST_BUS_NAME, PORTAL_GNOME_BUS_NAME, SHELL_BUS_NAME,
+    SHELL_MAIN_JS,
+};
 
 /// Which desktop runs: sway + xdg-desktop-portal-wlr, or GNOME Shell + xdg-desktop-portal-gnome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

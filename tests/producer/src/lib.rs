@@ -1271,6 +1271,6 @@ pub fn opaque_fd_device() -> Result<(zerocast_interop::VulkanContext, u64), Stri
 /// a skip must be visible, not look like a pass.
 pub fn skipped(test: &str, why: &str) {
     let line =
-        format!("{test}: SKIPPED: {why} (runs on the GPU machine: scripts/gpu/cuda-e2e.sh)\n");
+        format!("SKIPPED: {test}: {why} (runs on the GPU machine: scripts/gpu/cuda-e2e.sh)\n");
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }

@@ -31,9 +31,14 @@ const GNOME_MIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// the windows of xdg-desktop-portal-gnome (its PID is set once it runs) — the share dialog, the
 /// GNOME equivalent of xdpw's chooser — closing each as soon as it is shown while
 /// `__zerocastCancel` is set (what a user pressing Cancel does).
+///
+/// GNOME 45+ runs `Eval` inside the ES module `shellDBus.js`: `Main` is in scope there and
+/// `imports.ui` is gone; 43's legacy module has `imports.ui.main`. On 48 every portal dialog
+/// reports gnome-shell's PID (it is a service client), so dialogs are also known by their
+/// `wm_class`.
 const SHELL_SETUP_JS: &str = r#"
 (function () {
-    const Main = imports.ui.main;
+    const M = typeof Main !== 'undefined' ? Main : imports.ui.main;
     if (!globalThis.__zerocastSetup) {
         globalThis.__zerocastSetup = true;
         globalThis.__zerocastDialogs = [];
@@ -44,21 +49,54 @@ const SHELL_SETUP_JS: &str = r#"
         global.stage.connect('after-paint', () => {
             globalThis.__zerocastPaints++;
         });
+        const isPortalDialog = w => w.get_pid() === globalThis.__zerocastPortalPid ||
+            (w.get_wm_class() || '').includes('xdg-desktop-portal-gnome');
         global.display.connect('window-created', (_d, w) => {
-            if (w.get_pid() !== globalThis.__zerocastPortalPid)
-                return;
-            globalThis.__zerocastDialogs.push(w.get_pid());
-            const cancel = () => {
-                if (globalThis.__zerocastCancel)
+            // The class may only be set once the window is shown.
+            let counted = false;
+            const check = shown => {
+                if (!isPortalDialog(w))
+                    return;
+                if (!counted) {
+                    counted = true;
+                    globalThis.__zerocastDialogs.push(w.get_pid());
+                }
+                if (shown && globalThis.__zerocastCancel)
                     w.delete(global.get_current_time());
             };
-            w.connect('shown', cancel);
+            check(false);
+            w.connect('shown', () => check(true));
         });
     }
-    Main.overview.hide();
-    return Main.layoutManager._startingUp ? 'starting' : 'ready';
+    M.overview.hide();
+    return M.layoutManager._startingUp ? 'starting' : 'ready';
 })()
 "#;
+
+/// The installed gnome-shell's major version (`gnome-shell --version`: "GNOME Shell 48.7"),
+/// read once. GNOME 45 moved the shell and its extensions to ES modules (Eval's scope, the
+/// extension zip); 48 changed how portal dialogs are found and added GlobalShortcuts.
+pub fn gnome_shell_major() -> Option<u32> {
+    static V: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        let out = Command::new("gnome-shell")
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split_whitespace()
+            .last()?
+            .split('.')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+/// JS for the shell's `Main` module in `Eval` on every version: in scope on 45+ (ESM
+/// `shellDBus.js`), `imports.ui.main` on 43-44.
+pub const SHELL_MAIN_JS: &str = "(typeof Main !== 'undefined' ? Main : imports.ui.main)";
 
 impl Desktop {
     /// GNOME's counterpart of the sway bring-up in [`Desktop::bring_up`].
@@ -201,11 +239,35 @@ impl Desktop {
             ),
         )?;
         // xdg-desktop-portal 1.16 picks backends by UseIn= among the files in this dir.
-        let gnome_portal = "[portal]\n\
-            DBusName=org.freedesktop.impl.portal.desktop.gnome\n\
-            Interfaces=org.freedesktop.impl.portal.ScreenCast;org.freedesktop.impl.portal.Screenshot;org.freedesktop.impl.portal.RemoteDesktop;\n\
-            UseIn=gnome\n";
-        write(&self.root.join("portals/gnome.portal"), gnome_portal)?;
+        // Only the interfaces the tests use, so no other backend is ever asked; GlobalShortcuts
+        // where this xdg-desktop-portal-gnome has it (48+).
+        let mut interfaces = String::from(
+            "org.freedesktop.impl.portal.ScreenCast;org.freedesktop.impl.portal.Screenshot;\
+             org.freedesktop.impl.portal.RemoteDesktop;",
+        );
+        let stock = fs::read_to_string("/usr/share/xdg-desktop-portal/portals/gnome.portal")
+            .unwrap_or_default();
+        if stock.contains("org.freedesktop.impl.portal.GlobalShortcuts") {
+            interfaces.push_str("org.freedesktop.impl.portal.GlobalShortcuts;");
+        }
+        let gnome_portal = format!(
+            "[portal]\nDBusName=org.freedesktop.impl.portal.desktop.gnome\n\
+             Interfaces={interfaces}\nUseIn=gnome\n"
+        );
+        write(&self.root.join("portals/gnome.portal"), &gnome_portal)?;
+        // GNOME 48's GlobalShortcuts backend asks gnome-control-center's provider (the
+        // "Add Keyboard Shortcuts" dialog and the stored approvals): activatable on our bus
+        // like the stock session bus makes it; nothing else of the stock service dir is.
+        let provider =
+            "/usr/share/dbus-1/services/org.gnome.Settings.GlobalShortcutsProvider.service";
+        if let Ok(service) = fs::read_to_string(provider) {
+            write(
+                &self
+                    .root
+                    .join("dbus-services/org.gnome.Settings.GlobalShortcutsProvider.service"),
+                &service,
+            )?;
+        }
         let portals_conf = "[preferred]\ndefault=gnome\n";
         write(
             &self
@@ -508,6 +570,15 @@ const [session] = call('/org/gnome/Mutter/RemoteDesktop', 'org.gnome.Mutter.Remo
     'CreateSession', null).deepUnpack();
 const S = 'org.gnome.Mutter.RemoteDesktop.Session';
 call(session, S, 'Start', null);
+if ({warm_up}) {{
+    // Mutter 45+ creates the session's virtual devices on the first event: keybindings see
+    // that event, Wayland clients (which bind the keyboard after the capability change) do
+    // not. A Shift tap and a 1 px move first, then time for clients to catch up.
+    call(session, S, 'NotifyKeyboardKeysym', new GLib.Variant('(ub)', [0xffe1, true]));
+    call(session, S, 'NotifyKeyboardKeysym', new GLib.Variant('(ub)', [0xffe1, false]));
+    call(session, S, 'NotifyPointerMotionRelative', new GLib.Variant('(dd)', [1, 0]));
+    GLib.usleep(500000);
+}}
 const keys = [{keys}];
 print(GLib.get_real_time());
 for (const k of keys)
@@ -520,6 +591,7 @@ for (const k of keys.slice().reverse())
 GLib.usleep(500000);
 call(session, S, 'Stop', null);
 "#,
+            warm_up = gnome_shell_major().is_some_and(|v| v >= 45),
             keys = keysyms
                 .iter()
                 .map(|k| k.to_string())
