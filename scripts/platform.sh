@@ -11,7 +11,8 @@
 # is never used.
 #
 # Every mount (proc, sys, dev, a fresh devpts and /dev/shm, /src, ~/.cargo, ~/.rustup) is made
-# inside a private mount namespace (unshare -m): they all vanish when the command ends, so
+# inside a private mount namespace (unshare -m), whose root then becomes the Debian 13 root
+# (pivot_root): they all vanish when the command ends, so
 # `cargo clean` or `rm -rf target` can never reach through a bind mount into the host.
 # Builds inside go to target/RELEASE (CARGO_TARGET_DIR=/src/target/RELEASE), next to the host's.
 # Needs root (debootstrap, chroot, mounts), like the rest of scripts/test.sh's set-up.
@@ -80,6 +81,9 @@ RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}"
 exec $SUDO unshare -m --propagation private bash -c '
   set -e
   R=$1 WS=$2 CH=$3 RH=$4 REL=$5; shift 5
+  # The root a mount point of its own: inside, "/" then takes propagation changes
+  # (`unshare -m` in the test desktop makes it private, which fails on a plain directory).
+  mount --bind "$R" "$R"
   mount --bind /proc "$R/proc"; mount --bind /sys "$R/sys"; mount --bind /dev "$R/dev"
   mount -t devpts devpts "$R/dev/pts" -o newinstance,ptmxmode=0666
   mount -t tmpfs tmpfs "$R/dev/shm" -o mode=1777
@@ -87,7 +91,14 @@ exec $SUDO unshare -m --propagation private bash -c '
   mkdir -p "$R/src" "$R/opt/cargo" "$R/opt/rustup"
   mount --bind "$WS" "$R/src"
   mount --bind "$CH" "$R/opt/cargo"; mount --bind "$RH" "$R/opt/rustup"
-  exec chroot "$R" /usr/bin/env -i \
+  # pivot_root, not chroot: the kernel refuses user namespaces to a chrooted process (sway
+  # runs as root inside `unshare --user`), and here the root is the namespace'"'"'s own.
+  mkdir -p "$R/.oldroot"
+  cd "$R"
+  pivot_root . .oldroot
+  umount -l /.oldroot
+  cd /
+  exec /usr/bin/env -i \
     HOME=/root PATH=/opt/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     CARGO_HOME=/opt/cargo RUSTUP_HOME=/opt/rustup CARGO_TARGET_DIR="/src/target/$REL" \
     TERM="${TERM:-dumb}" LANG=C.UTF-8 ZEROCAST_PLATFORM="$REL" \

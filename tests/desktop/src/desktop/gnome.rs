@@ -68,8 +68,12 @@ const SHELL_SETUP_JS: &str = r#"
             w.connect('shown', () => check(true));
         });
     }
+    // Not while the start-up runs: on 48 hiding the overview the shell is animating into
+    // keeps the start-up from ever finishing under a quick poll.
+    if (M.layoutManager._startingUp)
+        return 'starting';
     M.overview.hide();
-    return M.layoutManager._startingUp ? 'starting' : 'ready';
+    return 'ready';
 })()
 "#;
 
@@ -156,12 +160,23 @@ impl Desktop {
         self.wayland_display = GNOME_WAYLAND_DISPLAY.into();
         self.wait_name(Component::GnomeShell, SHELL_BUS_NAME, deadline)?;
         self.wait_name(Component::GnomeShell, MUTTER_SCREENCAST_BUS_NAME, deadline)?;
+        // What Eval said last: a start-up that never ends says why (a JS error, say).
+        let last = std::cell::RefCell::new(String::new());
         self.wait(
             Component::GnomeShell,
             deadline,
             "the shell's start-up",
-            |d| Ok(d.shell_eval(SHELL_SETUP_JS).is_ok_and(|r| r == "\"ready\"")),
-        )?;
+            |d| {
+                let r = d.shell_eval(SHELL_SETUP_JS);
+                let ready = r.as_ref().is_ok_and(|r| r == "\"ready\"");
+                *last.borrow_mut() = match r {
+                    Ok(r) => r,
+                    Err(e) => format!("{e:#}"),
+                };
+                Ok(ready)
+            },
+        )
+        .with_context(|| format!("the set-up Eval last said: {}", last.borrow()))?;
 
         if let Some(fps) = self.opts.painter_fps {
             self.spawn_painter(fps)?;
