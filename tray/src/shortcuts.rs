@@ -444,7 +444,7 @@ pub async fn run(conn: Connection, actions: UnboundedSender<Action>) {
             .await;
         return;
     }
-    if let Err(e) = Client::new(conn, actions, publisher).await {
+    if let Err(e) = Client::start(conn, actions, publisher).await {
         warn!(error = %format!("{e:#}"), "global shortcuts stopped");
     }
 }
@@ -460,11 +460,15 @@ async fn serve(conn: &Connection, publisher: &mut Publisher) -> anyhow::Result<(
             },
         )
         .await?;
-    let reply = conn
+    let taken = "another zerocast tray holds it (and the shortcuts)";
+    match conn
         .request_name_with_flags(TRAY_NAME, RequestNameFlags::DoNotQueue.into())
-        .await?;
-    if matches!(reply, RequestNameReply::Exists) {
-        anyhow::bail!("another zerocast tray holds it (and the shortcuts)");
+        .await
+    {
+        // zbus turns `Exists` into `NameTaken`; both mean the same.
+        Ok(RequestNameReply::Exists) | Err(zbus::Error::NameTaken) => anyhow::bail!(taken),
+        Ok(_) => {}
+        Err(e) => return Err(e.into()),
     }
     publisher
         .set(State::Pending("asking the portal".into()))
@@ -481,7 +485,8 @@ struct Client {
 }
 
 impl Client {
-    async fn new(
+    /// Runs the client until the bus goes.
+    async fn start(
         conn: Connection,
         actions: UnboundedSender<Action>,
         publisher: Publisher,
