@@ -33,7 +33,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Show what this machine can do: portal, Vulkan, CUDA, encoders.
+    /// Show what this machine can do: portal, global shortcuts, Vulkan, CUDA, encoders.
     Probe {
         /// Machine-readable output.
         #[arg(long)]
@@ -107,6 +107,9 @@ async fn probe(json: bool) -> Result<i32> {
         .await
         .unwrap_or_default();
     let tokens = zerocast_portal::setup::stored_tokens();
+    // Which global shortcuts are in effect: the running tray's account, else what the portal
+    // and the GNOME extension offer. D-Bus only, no GPU code.
+    let shortcuts = zerocast_portal::shortcuts::shortcuts().await;
     // Vulkan/CUDA probing loads drivers and may block; keep it off the async workers.
     let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
     // The same tables D-Bus `Capabilities` and `ctl` read (`zerocast-app`'s `caps`).
@@ -141,6 +144,13 @@ async fn probe(json: bool) -> Result<i32> {
             }),
             Err(e) => serde_json::json!({"available": false, "reason": e.to_string()}),
         };
+        let shortcuts_json = serde_json::json!({
+            "mechanism": shortcuts.mechanism,
+            "reason": shortcuts.reason,
+            "portal_version": shortcuts.portal_version,
+            "bound": shortcuts.bound,
+            "tray_running": shortcuts.tray,
+        });
         let enc: serde_json::Map<String, serde_json::Value> = encoders
             .iter()
             .map(|(c, e)| (c.to_string(), serde_json::json!(e)))
@@ -149,6 +159,7 @@ async fn probe(json: bool) -> Result<i32> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "portal": portal_json,
+                "shortcuts": shortcuts_json,
                 "audio": audio_json,
                 "encoders": enc,
                 "codecs": caps::codecs().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
@@ -203,6 +214,16 @@ async fn probe(json: bool) -> Result<i32> {
             }
             Err(e) => println!("portal: unavailable — {e}"),
         }
+        println!(
+            "shortcuts: {} — {}",
+            match shortcuts.mechanism.as_str() {
+                "portal" => "GlobalShortcuts portal",
+                "gnome-extension" => "GNOME extension keybindings",
+                "pending" => "pending (the tray is binding them)",
+                other => other,
+            },
+            shortcuts.reason
+        );
         match &audio {
             Ok(sources) => {
                 println!("audio codecs: {}", audio_codecs.join(", "));

@@ -268,22 +268,24 @@ pub fn decide(offer: &Offer, extension_active: bool) -> Option<State> {
     }
 }
 
-/// Why reading `GlobalShortcuts.version` failed, for a user.
+/// Why reading `GlobalShortcuts.version` failed, for a user (`zerocast probe` says the same
+/// without a tray: portal-client/src/shortcuts.rs).
 pub fn why_no_portal(error_name: &str, message: &str) -> String {
+    let instead = "bind keys to `zerocast ctl …` in the compositor instead (README: Global \
+                   shortcuts)";
     match error_name {
         "org.freedesktop.DBus.Error.ServiceUnknown"
         | "org.freedesktop.DBus.Error.NameHasNoOwner"
         | "org.freedesktop.DBus.Error.Spawn.ChildExited"
-        | "org.freedesktop.DBus.Error.Spawn.Failed" => format!(
-            "no xdg-desktop-portal on the session bus ({message}); bind keys to `zerocast ctl …` \
-             in the compositor instead"
-        ),
+        | "org.freedesktop.DBus.Error.Spawn.Failed" => {
+            format!("no xdg-desktop-portal on the session bus ({message}); {instead}")
+        }
         "org.freedesktop.DBus.Error.InvalidArgs"
         | "org.freedesktop.DBus.Error.UnknownInterface"
-        | "org.freedesktop.DBus.Error.UnknownProperty" => "the portal has no GlobalShortcuts \
-             (it needs xdg-desktop-portal 1.17+ and a backend with it: KDE 6, GNOME 48+, \
-             Hyprland); bind keys to `zerocast ctl …` in the compositor instead"
-            .to_owned(),
+        | "org.freedesktop.DBus.Error.UnknownProperty" => format!(
+            "the portal has no GlobalShortcuts (it needs xdg-desktop-portal 1.17+ and a backend \
+             with it: KDE 6, GNOME 48+, Hyprland); {instead}"
+        ),
         _ => format!("cannot ask the portal for GlobalShortcuts: {error_name}: {message}"),
     }
 }
