@@ -543,6 +543,9 @@ impl Client {
             if wait {
                 let ev = loop {
                     tokio::select! {
+                        // Not bound: nothing to act on, but every stream is drained (a full
+                        // zbus stream holds up the whole connection, the tray's loop's too).
+                        Some(_) = activated.next() => {}
                         Some(sig) = owners.next() => {
                             if let Some(ev) = owner_event(&sig, &mut portal_owner) {
                                 break ev;
@@ -590,6 +593,7 @@ impl Client {
                 loop {
                     tokio::select! {
                         r = &mut bind => break Ok(r),
+                        Some(_) = activated.next() => {}
                         Some(sig) = owners.next() => {
                             if let Some(ev) = owner_event(&sig, &mut portal_owner) {
                                 break Err(ev);
