@@ -290,15 +290,26 @@ pub fn why_no_portal(error_name: &str, message: &str) -> String {
     }
 }
 
-/// `Registry.Register` failed: is that a portal older than 1.19 (no registry, and none needed),
-/// as opposed to a refusal (GNOME: "App info not found" without our desktop file)?
-pub fn registry_missing(error_name: &str) -> bool {
-    matches!(
-        error_name,
+/// What a failed `Registry.Register` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterError {
+    /// A portal older than 1.19: no registry, and none needed (it takes the id from elsewhere).
+    NoRegistry,
+    /// This connection already has an id with this portal instance (xdg-desktop-portal 1.20
+    /// allows one `Register` per connection): ours, from an earlier bind.
+    AlreadyRegistered,
+    /// Refused (GNOME: "App info not found" without our desktop file).
+    Refused,
+}
+
+pub fn register_error(error_name: &str, message: &str) -> RegisterError {
+    match error_name {
         "org.freedesktop.DBus.Error.UnknownMethod"
-            | "org.freedesktop.DBus.Error.UnknownInterface"
-            | "org.freedesktop.DBus.Error.UnknownObject"
-    )
+        | "org.freedesktop.DBus.Error.UnknownInterface"
+        | "org.freedesktop.DBus.Error.UnknownObject" => RegisterError::NoRegistry,
+        _ if message.contains("already associated") => RegisterError::AlreadyRegistered,
+        _ => RegisterError::Refused,
+    }
 }
 
 /// The `Request` object a portal call with `handle_token` creates: its `Response` must be
@@ -484,6 +495,8 @@ struct Client {
     publisher: Publisher,
     unique: String,
     tokens: u32,
+    /// The portal instance (unique name) this connection registered [`APP_ID`] with.
+    registered: Option<String>,
 }
 
 impl Client {
@@ -503,6 +516,7 @@ impl Client {
             publisher,
             unique,
             tokens: 0,
+            registered: None,
         }
         .run()
         .await
@@ -588,7 +602,7 @@ impl Client {
             let session_token = format!("zerocast_shortcuts_{}", self.tokens);
             let session = session_path(&self.unique, &session_token);
             let outcome = {
-                let bind = self.bind(version, session_token);
+                let bind = self.bind(version, portal_owner.clone(), session_token);
                 tokio::pin!(bind);
                 loop {
                     tokio::select! {
@@ -731,7 +745,12 @@ impl Client {
     }
 
     /// Register → CreateSession → BindShortcuts. `Err` is the state to show.
-    async fn bind(&mut self, version: u32, session_token: String) -> Result<Vec<Bound>, State> {
+    async fn bind(
+        &mut self,
+        version: u32,
+        portal_owner: Option<String>,
+        session_token: String,
+    ) -> Result<Vec<Bound>, State> {
         self.publisher
             .set(State::Pending(format!(
                 "binding through the GlobalShortcuts portal (version {version})"
@@ -741,32 +760,42 @@ impl Client {
         // the user's keys) under this id. KDE without it keeps the keys with a component named
         // after the session token, a new one each run, so a later run gets no keys: do not
         // bind unregistered unless the portal has no registry at all.
-        let r = self
-            .conn
-            .call_method(
-                Some(PORTAL),
-                PORTAL_PATH,
-                Some(REGISTRY_IFACE),
-                "Register",
-                &(APP_ID, HashMap::<&str, Value<'_>>::new()),
-            )
-            .await;
-        match r {
-            Ok(_) => debug!(app_id = APP_ID, "registered with the portal"),
-            Err(e) => {
-                let (name, msg) = method_error(&e);
-                if registry_missing(&name) {
-                    info!(
-                        "the portal has no host app registry (xdg-desktop-portal < 1.19): \
-                         binding without registering {APP_ID}"
-                    );
-                } else {
-                    return Err(State::None(format!(
-                        "the portal refused the app id {APP_ID} ({name}: {msg}); is \
-                         {APP_ID}.desktop installed (scripts/install.sh) with its Exec in PATH?"
-                    )));
+        // Once per portal instance: it keeps the id for the connection and refuses a second
+        // `Register` (binding again after the extension was disabled).
+        if self.registered.is_none() || self.registered != portal_owner {
+            let r = self
+                .conn
+                .call_method(
+                    Some(PORTAL),
+                    PORTAL_PATH,
+                    Some(REGISTRY_IFACE),
+                    "Register",
+                    &(APP_ID, HashMap::<&str, Value<'_>>::new()),
+                )
+                .await;
+            match r {
+                Ok(_) => debug!(app_id = APP_ID, "registered with the portal"),
+                Err(e) => {
+                    let (name, msg) = method_error(&e);
+                    match register_error(&name, &msg) {
+                        RegisterError::NoRegistry => info!(
+                            "the portal has no host app registry (xdg-desktop-portal < 1.19): \
+                             binding without registering {APP_ID}"
+                        ),
+                        RegisterError::AlreadyRegistered => {
+                            debug!(%msg, "already registered with this portal")
+                        }
+                        RegisterError::Refused => {
+                            return Err(State::None(format!(
+                                "the portal refused the app id {APP_ID} ({name}: {msg}); is \
+                                 {APP_ID}.desktop installed (scripts/install.sh) with its Exec \
+                                 in PATH?"
+                            )))
+                        }
+                    }
                 }
             }
+            self.registered = portal_owner;
         }
 
         let create = tokio::time::timeout(
@@ -1117,8 +1146,22 @@ mod tests {
             "not activatable",
         );
         assert!(r.contains("no xdg-desktop-portal"), "{r}");
-        assert!(registry_missing("org.freedesktop.DBus.Error.UnknownMethod"));
-        assert!(!registry_missing("org.freedesktop.portal.Error.Failed"));
+        assert_eq!(
+            register_error("org.freedesktop.DBus.Error.UnknownMethod", ""),
+            RegisterError::NoRegistry
+        );
+        // xdg-desktop-portal 1.20, a second Register on one connection.
+        assert_eq!(
+            register_error(
+                "org.freedesktop.portal.Error.Failed",
+                "Could not register app ID: Connection already associated with an application ID"
+            ),
+            RegisterError::AlreadyRegistered
+        );
+        assert_eq!(
+            register_error("org.freedesktop.portal.Error.Failed", "App info not found"),
+            RegisterError::Refused
+        );
     }
 
     #[test]

@@ -177,14 +177,32 @@ impl Shortcuts {
 
 struct Registry {
     seen: Shared,
+    /// Connections that registered with this portal instance (it keeps one id per connection).
+    by: Mutex<Vec<String>>,
 }
 
 #[zbus::interface(name = "org.freedesktop.host.portal.Registry")]
 impl Registry {
-    fn register(&self, app_id: String, _options: HashMap<String, OwnedValue>) {
+    /// Once per connection, as xdg-desktop-portal 1.20 allows.
+    fn register(
+        &self,
+        app_id: String,
+        _options: HashMap<String, OwnedValue>,
+        #[zbus(header)] h: Header<'_>,
+    ) -> zbus::fdo::Result<()> {
         let mut seen = self.seen.lock().unwrap();
         seen.calls.push("Register".into());
+        let who = h.sender().unwrap().to_string();
+        let mut by = self.by.lock().unwrap();
+        if by.contains(&who) {
+            return Err(zbus::fdo::Error::Failed(
+                "Could not register app ID: Connection already associated with an application ID"
+                    .into(),
+            ));
+        }
+        by.push(who);
         seen.registered.push(app_id);
+        Ok(())
     }
 }
 
@@ -374,7 +392,13 @@ async fn serve_portal(bus: &Bus, seen: &Shared) -> Connection {
         .await
         .unwrap();
     c.object_server()
-        .at(PORTAL_PATH, Registry { seen: seen.clone() })
+        .at(
+            PORTAL_PATH,
+            Registry {
+                seen: seen.clone(),
+                by: Mutex::default(),
+            },
+        )
         .await
         .unwrap();
     c.request_name(PORTAL).await.unwrap();
@@ -513,12 +537,14 @@ async fn binds_through_the_portal_and_yields_to_the_extension() {
         async || mechanism(&test).await == "portal" && seen.lock().unwrap().sessions.len() == 3,
     )
     .await;
+    // Registered once per portal instance: a second Register on one connection is refused.
     let calls = seen.lock().unwrap().calls.clone();
     assert_eq!(
         calls.iter().filter(|c| *c == "Register").count(),
-        3,
+        2,
         "{calls:?}"
     );
+    assert_eq!(seen.lock().unwrap().registered.len(), 2);
     let session = seen.lock().unwrap().sessions[2].clone();
     let emitter = SignalEmitter::new(&portal, PORTAL_PATH).unwrap();
     press(&emitter, &session, "toggle-recording").await;
@@ -559,7 +585,13 @@ async fn without_the_portal_it_says_why() {
     let portal = bus.connect().await;
     portal
         .object_server()
-        .at(PORTAL_PATH, Registry { seen: seen.clone() })
+        .at(
+            PORTAL_PATH,
+            Registry {
+                seen: seen.clone(),
+                by: Mutex::default(),
+            },
+        )
         .await
         .unwrap();
     portal.request_name(PORTAL).await.unwrap();
