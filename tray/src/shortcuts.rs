@@ -438,8 +438,97 @@ enum Event {
     PortalRestarted,
     /// The portal left the bus: its sessions are gone.
     PortalGone,
-    /// The extension was enabled (`true`) or disabled.
-    Extension(bool),
+    /// The extension was enabled or disabled ([`Watch::ext_active`] says which).
+    Extension,
+}
+
+/// What [`Watch::next`] saw.
+enum Next {
+    /// `Activated` (for any session: [`Client::on_activated`] checks it is ours).
+    Pressed(Message),
+    Changed(Event),
+}
+
+/// The signals the client follows, read in one place. Every stream is read in every phase: a
+/// zbus stream left full holds up the whole connection (the tray's loop shares it).
+struct Watch {
+    owners: zbus::fdo::NameOwnerChangedStream,
+    ext_changes: MessageStream,
+    activated: MessageStream,
+    /// The portal instance we talk to: a NameOwnerChanged naming it again (its start on demand
+    /// by our own first call) changes nothing.
+    portal_owner: Option<String>,
+    /// The zerocast GNOME extension is enabled.
+    ext_active: bool,
+}
+
+impl Watch {
+    async fn new(conn: &Connection) -> anyhow::Result<Watch> {
+        let dbus = DBusProxy::new(conn).await?;
+        let owners = dbus
+            .receive_name_owner_changed_with_args(&[(0, PORTAL)])
+            .await?;
+        let rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender(SHELL)?
+            .path(SHELL_PATH)?
+            .interface(EXTENSIONS_IFACE)?
+            .member("ExtensionStateChanged")?
+            .arg(0, EXTENSION_UUID)?
+            .build();
+        let ext_changes = MessageStream::for_match_rule(rule, conn, Some(8)).await?;
+        let rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender(PORTAL)?
+            .path(PORTAL_PATH)?
+            .interface(GS_IFACE)?
+            .member("Activated")?
+            .build();
+        let activated = MessageStream::for_match_rule(rule, conn, Some(16)).await?;
+        Ok(Watch {
+            owners,
+            ext_changes,
+            activated,
+            portal_owner: None,
+            ext_active: false,
+        })
+    }
+
+    /// The next press or change. Cancel-safe: state changes only where it returns.
+    async fn next(&mut self) -> anyhow::Result<Next> {
+        loop {
+            tokio::select! {
+                Some(msg) = self.activated.next() => {
+                    if let Ok(msg) = msg {
+                        return Ok(Next::Pressed(msg));
+                    }
+                }
+                Some(sig) = self.owners.next() => {
+                    if let Some(ev) = owner_event(&sig, &mut self.portal_owner) {
+                        return Ok(Next::Changed(ev));
+                    }
+                }
+                Some(msg) = self.ext_changes.next() => {
+                    if let Some(active) = msg.ok().and_then(|m| changed_extension(&m)) {
+                        if active != self.ext_active {
+                            self.ext_active = active;
+                            return Ok(Next::Changed(Event::Extension));
+                        }
+                    }
+                }
+                else => anyhow::bail!("lost the session bus"),
+            }
+        }
+    }
+
+    /// The next change; presses meanwhile are not ours to act on (nothing is bound).
+    async fn changed(&mut self) -> anyhow::Result<Event> {
+        loop {
+            if let Next::Changed(ev) = self.next().await? {
+                return Ok(ev);
+            }
+        }
+    }
 }
 
 /// Runs for the tray's lifetime: binds, turns `Activated` into actions, binds again when the
@@ -524,71 +613,21 @@ impl Client {
 
     async fn run(mut self) -> anyhow::Result<()> {
         // Every stream first, then the first look: nothing falls in between.
-        let dbus = DBusProxy::new(&self.conn).await?;
-        let mut owners = dbus
-            .receive_name_owner_changed_with_args(&[(0, PORTAL)])
-            .await?;
-        let rule = MatchRule::builder()
-            .msg_type(MessageType::Signal)
-            .sender(SHELL)?
-            .path(SHELL_PATH)?
-            .interface(EXTENSIONS_IFACE)?
-            .member("ExtensionStateChanged")?
-            .arg(0, EXTENSION_UUID)?
-            .build();
-        let mut ext_changes = MessageStream::for_match_rule(rule, &self.conn, Some(8)).await?;
-        let rule = MatchRule::builder()
-            .msg_type(MessageType::Signal)
-            .sender(PORTAL)?
-            .path(PORTAL_PATH)?
-            .interface(GS_IFACE)?
-            .member("Activated")?
-            .build();
-        let mut activated = MessageStream::for_match_rule(rule, &self.conn, Some(16)).await?;
-
-        // The portal instance our session lives in: a NameOwnerChanged naming it again (its
-        // start on demand by our own first call) changes nothing.
-        let mut portal_owner: Option<String> = None;
-        let mut ext_active = self.extension_active().await;
+        let mut watch = Watch::new(&self.conn).await?;
+        watch.ext_active = self.extension_active().await;
         // Wait for something to change before asking again (after a refusal, or while the
         // extension holds the keys).
         let mut wait = false;
         loop {
-            if wait {
-                let ev = loop {
-                    tokio::select! {
-                        // Not bound: nothing to act on, but every stream is drained (a full
-                        // zbus stream holds up the whole connection, the tray's loop's too).
-                        Some(_) = activated.next() => {}
-                        Some(sig) = owners.next() => {
-                            if let Some(ev) = owner_event(&sig, &mut portal_owner) {
-                                break ev;
-                            }
-                        }
-                        Some(msg) = ext_changes.next() => {
-                            if let Some(active) = msg.ok().and_then(|m| changed_extension(&m)) {
-                                if active != ext_active {
-                                    break Event::Extension(active);
-                                }
-                            }
-                        }
-                        else => anyhow::bail!("lost the session bus"),
-                    }
-                };
-                match ev {
-                    Event::Extension(a) => ext_active = a,
-                    Event::PortalGone => {
-                        self.publisher.set(portal_gone()).await;
-                        continue;
-                    }
-                    Event::PortalRestarted => {}
-                }
+            if wait && matches!(watch.changed().await?, Event::PortalGone) {
+                self.publisher.set(portal_gone()).await;
+                continue;
             }
             wait = true;
 
             let offer = self.offer().await;
-            portal_owner = self.portal_owner().await;
-            if let Some(state) = decide(&offer, ext_active) {
+            watch.portal_owner = self.portal_owner().await;
+            if let Some(state) = decide(&offer, watch.ext_active) {
                 self.publisher.set(state).await;
                 continue;
             }
@@ -602,26 +641,11 @@ impl Client {
             let session_token = format!("zerocast_shortcuts_{}", self.tokens);
             let session = session_path(&self.unique, &session_token);
             let outcome = {
-                let bind = self.bind(version, portal_owner.clone(), session_token);
+                let bind = self.bind(version, watch.portal_owner.clone(), session_token);
                 tokio::pin!(bind);
-                loop {
-                    tokio::select! {
-                        r = &mut bind => break Ok(r),
-                        Some(_) = activated.next() => {}
-                        Some(sig) = owners.next() => {
-                            if let Some(ev) = owner_event(&sig, &mut portal_owner) {
-                                break Err(ev);
-                            }
-                        }
-                        Some(msg) = ext_changes.next() => {
-                            if let Some(active) = msg.ok().and_then(|m| changed_extension(&m)) {
-                                if active != ext_active {
-                                    break Err(Event::Extension(active));
-                                }
-                            }
-                        }
-                        else => anyhow::bail!("lost the session bus"),
-                    }
+                tokio::select! {
+                    r = &mut bind => Ok(r),
+                    ev = watch.changed() => Err(ev?),
                 }
             };
             let bound = match outcome {
@@ -635,15 +659,11 @@ impl Client {
                     debug!("abandoning the bind: the portal or the extension changed");
                     // A session of a portal that left went with it; closing is harmless.
                     self.close(&session).await;
-                    match ev {
-                        Event::Extension(a) => ext_active = a,
-                        Event::PortalGone => {
-                            self.publisher.set(portal_gone()).await;
-                            continue;
-                        }
-                        Event::PortalRestarted => {}
+                    if matches!(ev, Event::PortalGone) {
+                        self.publisher.set(portal_gone()).await;
+                    } else {
+                        wait = false;
                     }
-                    wait = false;
                     continue;
                 }
             };
@@ -651,36 +671,24 @@ impl Client {
 
             // Bound: presses until something changes.
             loop {
-                tokio::select! {
-                    Some(msg) = activated.next() => {
-                        if let Ok(msg) = msg {
-                            self.on_activated(&msg, &session);
-                        }
-                    }
-                    Some(sig) = owners.next() => {
-                        if let Some(ev) = owner_event(&sig, &mut portal_owner) {
-                            if matches!(ev, Event::PortalRestarted) {
+                match watch.next().await? {
+                    Next::Pressed(msg) => self.on_activated(&msg, &session),
+                    Next::Changed(ev) => {
+                        match ev {
+                            Event::PortalRestarted => {
                                 info!("xdg-desktop-portal restarted: binding the shortcuts again");
                                 wait = false;
-                            } else {
-                                self.publisher.set(portal_gone()).await;
                             }
-                            break;
-                        }
-                    }
-                    Some(msg) = ext_changes.next() => {
-                        if let Some(active) = msg.ok().and_then(|m| changed_extension(&m)) {
-                            if active != ext_active {
-                                ext_active = active;
+                            Event::PortalGone => self.publisher.set(portal_gone()).await,
+                            Event::Extension => {
                                 // The extension's keys take over: our session goes, so a press
                                 // the user bound in both places acts once.
                                 self.close(&session).await;
                                 wait = false;
-                                break;
                             }
                         }
+                        break;
                     }
-                    else => anyhow::bail!("lost the session bus"),
                 }
             }
         }
