@@ -64,13 +64,25 @@ files=(
   "$bindir/zerocast-tray"
   "$dbusdir/org.zerocast.Recorder1.service"
   "$unitdir/zerocast.service"
-  "$appdir/zerocast.desktop"
+  "$appdir/org.zerocast.Zerocast.desktop"
   "$autostartdir/zerocast-tray.desktop"
   "$icondir/apps/zerocast.svg"
 )
 for s in idle recording paused unavailable; do files+=("$icondir/status/zerocast-$s.svg"); done
+# Names earlier versions installed: removed by install and uninstall alike (zerocast.desktop is
+# now org.zerocast.Zerocast.desktop, named after the app id).
+legacy=("$appdir/zerocast.desktop")
+
+remove_legacy() {
+  for f in "${legacy[@]}"; do
+    if [ -e "$destdir$f" ] || [ -L "$destdir$f" ]; then
+      rm -f "$destdir$f" && echo "removed $destdir$f (an earlier version's name)"
+    fi
+  done
+}
 
 if [ "$uninstall" = 1 ]; then
+  remove_legacy
   for f in "${files[@]}"; do
     if [ -e "$destdir$f" ] || [ -L "$destdir$f" ]; then
       rm -f "$destdir$f" && echo "removed $destdir$f"
@@ -103,11 +115,12 @@ put_exec() {
   rm -f "$tmp"
 }
 
+remove_legacy
 put "$bins/zerocast" "$bindir/zerocast" 0755
 put "$bins/zerocast-tray" "$bindir/zerocast-tray" 0755
 put_exec "$repo/data/org.zerocast.Recorder1.service" "$dbusdir/org.zerocast.Recorder1.service"
 put_exec "$repo/data/zerocast.service" "$unitdir/zerocast.service"
-put_exec "$repo/data/zerocast.desktop" "$appdir/zerocast.desktop"
+put_exec "$repo/data/org.zerocast.Zerocast.desktop" "$appdir/org.zerocast.Zerocast.desktop"
 if [ "$autostart" = 1 ]; then
   put_exec "$repo/data/zerocast-tray.desktop" "$autostartdir/zerocast-tray.desktop"
 fi

@@ -33,7 +33,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Show what this machine can do: portal, Vulkan, CUDA, encoders.
+    /// Show what this machine can do: portal, global shortcuts, Vulkan, CUDA, encoders.
     Probe {
         /// Machine-readable output.
         #[arg(long)]
@@ -112,6 +112,9 @@ async fn probe(json: bool) -> Result<i32> {
         .unwrap_or_default();
     // A connect and /proc reads, and a package-manager query: off the async workers.
     let desktop = tokio::task::spawn_blocking(zerocast_portal::setup::desktop).await?;
+    // Which global shortcuts are in effect: the running tray's account, else what the portal
+    // and the GNOME extension offer. D-Bus only, no GPU code.
+    let shortcuts = zerocast_portal::shortcuts::shortcuts().await;
     // Vulkan/CUDA probing loads drivers and may block; keep it off the async workers.
     let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
     // The same tables D-Bus `Capabilities` and `ctl` read (`zerocast-app`'s `caps`).
@@ -155,6 +158,13 @@ async fn probe(json: bool) -> Result<i32> {
             .iter()
             .map(|(label, p)| (label.clone(), program_json(p)))
             .collect();
+        let shortcuts_json = serde_json::json!({
+            "mechanism": shortcuts.mechanism,
+            "reason": shortcuts.reason,
+            "portal_version": shortcuts.portal_version,
+            "bound": shortcuts.bound,
+            "tray_running": shortcuts.tray,
+        });
         let enc: serde_json::Map<String, serde_json::Value> = encoders
             .iter()
             .map(|(c, e)| (c.to_string(), serde_json::json!(e)))
@@ -165,6 +175,7 @@ async fn probe(json: bool) -> Result<i32> {
                 "desktop": desktop_json,
                 "portal": portal_json,
                 "portal_programs": programs_json,
+                "shortcuts": shortcuts_json,
                 "audio": audio_json,
                 "encoders": enc,
                 "codecs": caps::codecs().iter().map(|c| c.as_str()).collect::<Vec<_>>(),
@@ -241,6 +252,16 @@ async fn probe(json: bool) -> Result<i32> {
             }
             Err(e) => println!("portal: unavailable — {e}"),
         }
+        println!(
+            "shortcuts: {} — {}",
+            match shortcuts.mechanism.as_str() {
+                "portal" => "GlobalShortcuts portal",
+                "gnome-extension" => "GNOME extension keybindings",
+                "pending" => "pending (the tray is binding them)",
+                other => other,
+            },
+            shortcuts.reason
+        );
         match &audio {
             Ok(sources) => {
                 println!("audio codecs: {}", audio_codecs.join(", "));

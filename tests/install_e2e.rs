@@ -74,7 +74,7 @@ fn user_install_activates_and_uninstalls_cleanly() {
             ".config/systemd/user/zerocast.service",
             ".local/bin/zerocast",
             ".local/bin/zerocast-tray",
-            ".local/share/applications/zerocast.desktop",
+            ".local/share/applications/org.zerocast.Zerocast.desktop",
             ".local/share/dbus-1/services/org.zerocast.Recorder1.service",
             ".local/share/icons/hicolor/scalable/apps/zerocast.svg",
             ".local/share/icons/hicolor/scalable/status/zerocast-idle.svg",
@@ -99,7 +99,7 @@ fn user_install_activates_and_uninstalls_cleanly() {
     );
     run_ok(
         Command::new("desktop-file-validate")
-            .arg(home.join(".local/share/applications/zerocast.desktop"))
+            .arg(home.join(".local/share/applications/org.zerocast.Zerocast.desktop"))
             .arg(home.join(".config/autostart/zerocast-tray.desktop")),
     );
 
@@ -174,8 +174,12 @@ fn packager_install_into_destdir() {
         service.contains("\nExec=/usr/bin/zerocast daemon\n"),
         "{service}"
     );
-    let app = std::fs::read_to_string(stage.path().join("usr/share/applications/zerocast.desktop"))
-        .unwrap();
+    let app = std::fs::read_to_string(
+        stage
+            .path()
+            .join("usr/share/applications/org.zerocast.Zerocast.desktop"),
+    )
+    .unwrap();
     assert!(
         app.contains("\nExec=/usr/bin/zerocast tray\n")
             && app.contains("\nExec=/usr/bin/zerocast ctl stop\n")

@@ -167,6 +167,24 @@ impl Host {
     }
 }
 
+impl Host {
+    /// The tray's account of its global shortcuts (`org.zerocast.Tray1`): mechanism and reason.
+    fn shortcuts(&self) -> (String, String) {
+        let Ok(p) = Proxy::new(
+            &self.conn,
+            "org.zerocast.Tray",
+            "/org/zerocast/Tray",
+            "org.zerocast.Tray1",
+        ) else {
+            return Default::default();
+        };
+        (
+            p.get_property("ShortcutsMechanism").unwrap_or_default(),
+            p.get_property("ShortcutsReason").unwrap_or_default(),
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Entry {
     id: i32,
@@ -424,6 +442,16 @@ fn tray_menu_records_pauses_and_stops() {
     });
     assert_eq!(item.status(), "Active");
     assert_eq!(item.icon(), "zerocast-idle");
+    // This desktop's xdg-desktop-portal (1.16) has no GlobalShortcuts: the tray carries on
+    // without, says why once in its log and on its bus name (what `zerocast probe` reads).
+    wait_until(Duration::from_secs(10), "the tray's shortcut state", || {
+        host.shortcuts().0 == "none"
+    });
+    let reason = host.shortcuts().1;
+    assert!(reason.contains("no GlobalShortcuts"), "{reason}");
+    let log = std::fs::read_to_string(desk.logs_dir().join("tray.log")).unwrap();
+    assert_eq!(log.matches("no global shortcuts").count(), 1, "{log}");
+
     assert_eq!(
         enabled(&item),
         with_tail(expect_menu(true, "Pause", false, false), &[], true)

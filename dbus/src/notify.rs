@@ -157,8 +157,9 @@ impl Notifier {
             &[]
         };
         let hints = HashMap::from([
-            // Matches data/zerocast.desktop: servers show our name and icon.
-            ("desktop-entry", Value::from("zerocast")),
+            // Matches data/org.zerocast.Zerocast.desktop (the app id): servers show our name
+            // and icon.
+            ("desktop-entry", Value::from("org.zerocast.Zerocast")),
             ("urgency", Value::U8(1)),
         ]);
         let proxy = NotificationsProxy::new(conn).await?;

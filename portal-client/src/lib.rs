@@ -15,6 +15,7 @@ use ashpd::desktop::PersistMode;
 use ashpd::enumflags2::BitFlags;
 
 pub mod setup;
+pub mod shortcuts;
 pub mod tokens;
 
 /// How the pointer appears in the capture (portal `cursor_mode`).

@@ -360,13 +360,7 @@ impl Loop {
             .model
             .current()
             .is_some_and(|(_, r)| r.can_save_replay());
-        let action = match (action, &current) {
-            // On a replay a click saves it: stopping would throw away what it holds.
-            (Action::Toggle, Some(_)) if replay => Action::SaveReplay,
-            (Action::Toggle, Some(_)) => Action::Stop,
-            (Action::Toggle, None) => Action::Start("monitor"),
-            (a, _) => a,
-        };
+        let action = resolve(action, current.is_some(), replay);
         let conn = self.conn.clone();
         let done = done.clone();
         match action {
@@ -482,8 +476,23 @@ impl Loop {
                 open(dir, done);
             }
             Action::Open(p) => open(p, done),
-            Action::Toggle | Action::Quit | Action::Reregister => {}
+            Action::Toggle | Action::ToggleRecording | Action::Quit | Action::Reregister => {}
         }
+    }
+}
+
+/// What a toggle means now: `running` — a recording has not ended; `replay` — it is a replay
+/// that can be saved.
+fn resolve(action: Action, running: bool, replay: bool) -> Action {
+    match (action, running) {
+        // On a replay a click saves it: stopping would throw away what it holds.
+        (Action::Toggle, true) if replay => Action::SaveReplay,
+        (Action::Toggle, true) => Action::Stop,
+        // The shortcut stops a replay too, like the GNOME extension's ("save replay" is a key
+        // of its own).
+        (Action::ToggleRecording, true) => Action::Stop,
+        (Action::Toggle | Action::ToggleRecording, false) => Action::Start("monitor"),
+        (a, _) => a,
     }
 }
 
@@ -581,6 +590,19 @@ fn open(target: PathBuf, done: mpsc::UnboundedSender<Done>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn toggles() {
+        use Action::*;
+        assert_eq!(resolve(Toggle, false, false), Start("monitor"));
+        assert_eq!(resolve(Toggle, true, false), Stop);
+        assert_eq!(resolve(Toggle, true, true), SaveReplay);
+        assert_eq!(resolve(ToggleRecording, false, false), Start("monitor"));
+        assert_eq!(resolve(ToggleRecording, true, false), Stop);
+        assert_eq!(resolve(ToggleRecording, true, true), Stop);
+        assert_eq!(resolve(PauseResume, true, true), PauseResume);
+        assert_eq!(resolve(SaveReplay, true, true), SaveReplay);
+    }
 
     #[test]
     fn ids() {

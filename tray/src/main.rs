@@ -4,6 +4,7 @@
 
 mod bus;
 mod model;
+mod shortcuts;
 mod sni;
 
 use std::path::PathBuf;
@@ -18,6 +19,10 @@ Usage: zerocast tray [-v]
 Shows the recorder's state in the status area (StatusNotifierItem: KDE, waybar, XFCE,
 Cinnamon, GNOME with the AppIndicator extension) with Record screen / Record window /
 Pause / Stop and the last recordings. Left click starts or stops a recording.
+Where the desktop offers the GlobalShortcuts portal (KDE 6, GNOME 48+, Hyprland) it binds
+global shortcuts: toggle recording (Ctrl+Alt+R), pause/resume (Ctrl+Alt+P) and save replay
+(Ctrl+Alt+S) by default; change them in the desktop's settings. `zerocast probe` says which
+shortcuts are in effect and why.
 ZEROCAST_LOG (or RUST_LOG) sets the log level.";
 
 fn main() {
@@ -60,6 +65,9 @@ async fn run() -> anyhow::Result<()> {
         .context("cannot connect to the session bus")?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     info!("tray running");
+    // Beside the loop: binding may wait minutes for GNOME's dialog; presses come back as the
+    // menu's actions.
+    tokio::spawn(shortcuts::run(conn.clone(), tx.clone()));
     bus::Loop::new(conn, tx, own_icons_installed())
         .run(rx)
         .await

@@ -19,8 +19,12 @@ pub enum Action {
     Stop,
     /// Write what the current replay holds (`SaveReplay`, default options).
     SaveReplay,
-    /// Left click: stop the current recording, else record the screen.
+    /// Left click: stop the current recording (save a replay), else record the screen.
     Toggle,
+    /// The "toggle recording" global shortcut: stop the current recording, a replay too, else
+    /// record the screen — what the GNOME extension's shortcut does. Unlike a click it stops a
+    /// replay: "save replay" has a key of its own, and a replay must be stoppable by key.
+    ToggleRecording,
     OpenFolder,
     Open(PathBuf),
     ForgetSources,
