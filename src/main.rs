@@ -76,8 +76,9 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            // One line, the whole cause chain: scripts and users both read this.
-            eprintln!("zerocast: {e:#}");
+            // One line, the whole cause chain, each cause once: scripts and users both read
+            // this.
+            eprintln!("zerocast: {}", zerocast_app::report::one_line(e.chain()));
             std::process::exit(1);
         }
     }
