@@ -145,7 +145,7 @@ pub struct StartArgs {
     #[arg(long, help = help("encoder"))]
     pub encoder: Option<String>,
     #[arg(long = "framerate", visible_alias = "fps", help = help("framerate"))]
-    pub fps: Option<u32>,
+    pub framerate: Option<u32>,
     #[arg(long, help = help("bitrate"))]
     pub bitrate: Option<u32>,
     #[arg(long, help = help("quality"))]
@@ -203,7 +203,7 @@ impl StartArgs {
             }
         }
         for (k, v) in [
-            ("framerate", self.fps),
+            ("framerate", self.framerate),
             ("bitrate", self.bitrate),
             ("quality", self.quality),
             ("audio-bitrate", self.audio_bitrate),
