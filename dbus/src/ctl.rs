@@ -71,7 +71,8 @@ pub trait Recording {
 #[derive(Debug, clap::Subcommand)]
 pub enum CtlCommand {
     /// Start a recording and print its object path (the daemon validates every option).
-    Start(StartArgs),
+    // Boxed: the flags are most of the enum's size, and the other commands carry little.
+    Start(Box<StartArgs>),
     /// Stop a recording; prints the output path once the file is finalized.
     Stop { recording: Option<String> },
     /// Pause a recording (the paused time is left out of the file).
@@ -635,7 +636,7 @@ mod tests {
         let mut argv = vec!["ctl", "start"];
         argv.extend(args);
         match Ctl::try_parse_from(argv).unwrap().cmd {
-            CtlCommand::Start(a) => a,
+            CtlCommand::Start(a) => *a,
             _ => unreachable!(),
         }
     }
