@@ -24,7 +24,8 @@ pub enum Format {
     /// One JSON object per change: `state` (`unavailable`, `idle`, or the recording's state)
     /// and the recording's figures.
     Json,
-    /// waybar `custom` module lines (`return-type: json`): text, tooltip, class, alt.
+    /// waybar `custom` module lines (`return-type: json`): text (`REC 0:03`; ⏺ with --glyphs),
+    /// tooltip, class, alt.
     Waybar,
 }
 
