@@ -19,7 +19,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Record the screen to a file (Ctrl-C or SIGTERM stops and finalizes it).
-    Record(record::RecordArgs),
+    // Boxed: the flags are most of the enum's size, and the other commands carry little.
+    Record(Box<record::RecordArgs>),
     /// Serve the org.zerocast.Recorder1 D-Bus API on the session bus.
     Daemon,
     /// Control the daemon: start, stop, pause, resume, status, watch.
@@ -66,7 +67,7 @@ fn main() {
     };
     let result: Result<i32> = runtime.block_on(async move {
         match cli.command {
-            Command::Record(args) => record::run(args).await,
+            Command::Record(args) => record::run(*args).await,
             Command::Probe { json } => probe(json).await,
             Command::Daemon => zerocast_dbus::run_daemon().await.map(|()| 0),
             Command::Ctl { cmd } => zerocast_dbus::run_ctl(cmd).await,
@@ -76,8 +77,9 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            // One line, the whole cause chain: scripts and users both read this.
-            eprintln!("zerocast: {e:#}");
+            // One line, the whole cause chain, each cause once: scripts and users both read
+            // this.
+            eprintln!("zerocast: {}", zerocast_app::report::one_line(e.chain()));
             std::process::exit(1);
         }
     }

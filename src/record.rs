@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
 use zerocast_app::cli::RequestArgs;
+use zerocast_app::options::Surface;
 use zerocast_recorder::{EndReason, RecordingState, Stats};
 
 #[derive(Args, Debug)]
@@ -30,9 +31,12 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
             args.request.output = Some(cwd.join(p).to_string_lossy().into_owned());
         }
     }
-    // Everything that can fail without the portal fails here, before any dialog appears, with
-    // the words D-Bus `Start` uses.
-    let req = args.request.parse()?;
+    // Everything that can fail without the portal fails here, before any dialog appears,
+    // with the rules D-Bus `Start` has, worded for the flags the user typed.
+    let req = args
+        .request
+        .parse()
+        .map_err(|e| anyhow::anyhow!(e.render(Surface::Cli)))?;
     let path = req.path.clone();
     tracing::info!(path = %path.display(), "request accepted");
     // Catch signals before the portal is asked so an early Ctrl-C still tears down cleanly.

@@ -105,8 +105,10 @@ fn watch_feeds_json_and_waybar_lines_across_a_recording() {
     // Both feeds start before the daemon: they must not start it, and must notice it.
     let mut json = Feed::start(&desk, &["--json"]);
     let mut bar = Feed::start(&desk, &["--format", "waybar"]);
+    let mut glyphs = Feed::start(&desk, &["--format", "waybar", "--glyphs"]);
     json.wait_for("state", "unavailable");
     bar.wait_for("class", "unavailable");
+    glyphs.wait_for("class", "unavailable");
     assert!(
         !desk.name_has_owner(NAME).unwrap(),
         "watching started a daemon"
@@ -142,14 +144,24 @@ fn watch_feeds_json_and_waybar_lines_across_a_recording() {
     .to_owned();
     json.wait_for("state", "recording");
     bar.wait_for("class", "recording");
-    // Elapsed time reaches the bar through the daemon's progress signals.
-    bar.wait_for("text", "⏺ 0:01");
+    // Elapsed time reaches the bar through the daemon's progress signals; in words that
+    // every font has, or with --glyphs the symbols.
+    bar.wait_for("text", "REC 0:01");
+    glyphs.wait_for("text", "⏺ 0:01");
     busctl(
         &desk,
         &["call", NAME, &obj, "org.zerocast.Recording1", "Pause"],
     );
     json.wait_for("state", "paused");
     bar.wait_for("class", "paused");
+    assert!(
+        bar.seen[bar.cursor - 1]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("PAUSED "),
+        "{:#?}",
+        bar.seen
+    );
     busctl(
         &desk,
         &["call", NAME, &obj, "org.zerocast.Recording1", "Resume"],
@@ -184,6 +196,11 @@ fn watch_feeds_json_and_waybar_lines_across_a_recording() {
     let mut classes = bar.sequence("class");
     classes.retain(|s| s != "finishing");
     assert_eq!(classes, states, "{:#?}", bar.seen);
+    // class and alt are the same with --glyphs: users' CSS keeps working.
+    glyphs.wait_for("class", "idle");
+    let mut glyph_classes = glyphs.sequence("class");
+    glyph_classes.retain(|s| s != "finishing");
+    assert_eq!(glyph_classes, states, "{:#?}", glyphs.seen);
     let finished = json.seen.iter().find(|v| v["state"] == "finished").unwrap();
     assert_eq!(finished["path"], file.to_str().unwrap());
     assert!(finished["frames"].as_u64().unwrap() > 10, "{finished}");
@@ -195,7 +212,7 @@ fn watch_feeds_json_and_waybar_lines_across_a_recording() {
             .contains(file.to_str().unwrap()),
         "{recording}"
     );
-    for v in &bar.seen {
+    for v in bar.seen.iter().chain(&glyphs.seen) {
         for k in ["text", "tooltip", "class", "alt"] {
             assert!(v[k].is_string(), "{k} missing in {v}");
         }

@@ -292,11 +292,12 @@ fn unwritable_output_fails_before_the_portal() {
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
 }
 
-/// Option errors fail before the portal is asked, in the words D-Bus `Start` answers with
-/// (`org.zerocast.Error.InvalidOption` carries the same parser's message).
+/// Option errors fail before the portal is asked, by the rules D-Bus `Start` has (the same
+/// parser refuses the same request) but in the words typed: flags, not D-Bus keys.
 #[test]
-fn option_errors_fail_before_the_portal_in_dbus_words() {
+fn option_errors_fail_before_the_portal_in_cli_words() {
     use zbus::zvariant::Value;
+    use zerocast_app::options::Surface;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a.mkv");
     let webm = dir.path().join("a.webm");
@@ -308,6 +309,17 @@ fn option_errors_fail_before_the_portal_in_dbus_words() {
             vec![("quality", Value::from(500u32))],
         ),
         (vec!["--fps", "0"], vec![("framerate", Value::from(0u32))]),
+        (
+            vec!["--replay-max-mb", "5"],
+            vec![("replay-max-bytes", Value::from(5u64 << 20))],
+        ),
+        (
+            vec!["--replay", "5", "--replay-max-mb", "0"],
+            vec![
+                ("replay", Value::from(5.0f64)),
+                ("replay-max-bytes", Value::from(0u64)),
+            ],
+        ),
         (
             vec!["--quality", "20", "--bitrate", "100"],
             vec![
@@ -340,19 +352,42 @@ fn option_errors_fail_before_the_portal_in_dbus_words() {
                 Value::from(out.to_str().unwrap()).try_to_owned().unwrap(),
             );
         }
-        let dbus_says = zerocast_app::dbus::parse_options(&dict)
-            .expect_err("D-Bus refuses it")
-            .to_string();
+        let refusal = zerocast_app::dbus::parse_options(&dict).expect_err("D-Bus refuses it");
         let (ok, err) = record_without_desktop(&args);
         assert!(!ok, "{args:?} accepted");
-        assert_eq!(err.trim(), format!("zerocast: {dbus_says}"), "{args:?}");
+        assert_eq!(
+            err.trim(),
+            format!("zerocast: {}", refusal.render(Surface::Cli)),
+            "{args:?}"
+        );
+        assert!(!err.contains('\''), "a D-Bus key in {err}");
         assert!(!out.exists() && !webm.exists());
     }
     let (_, err) = record_without_desktop(&["--quality", "500", "-o", out.to_str().unwrap()]);
     assert_eq!(
         err.trim(),
-        "zerocast: 'quality' must be >= 0 and <= 63, got 500"
+        "zerocast: --quality must be >= 0 and <= 63, got 500"
     );
+    let (_, err) = record_without_desktop(&["--replay-max-mb", "5"]);
+    assert_eq!(err.trim(), "zerocast: --replay-max-mb needs --replay");
+}
+
+/// No session bus: the cause is printed once (zbus's message already ends with its source's).
+#[test]
+fn no_session_bus_names_the_cause_once() {
+    let res = std::process::Command::new(zerocast_bin())
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env("ZEROCAST_LOG", "off")
+        .args(["ctl", "status"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(!res.status.success());
+    assert!(
+        err.starts_with("zerocast: cannot connect to the session bus: "),
+        "{err}"
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
 }
 
 #[test]

@@ -4,9 +4,14 @@
 
 use clap::Args;
 
-use crate::options::help;
+use crate::options::{help as table_help, Surface};
 use crate::path::PathContext;
 use crate::request::{RawRequest, RecordingRequest, RequestError};
+
+/// An option's help as `zerocast record` shows it: flags, and values in the flags' units.
+fn help(key: &str) -> String {
+    table_help(key, Surface::Cli)
+}
 
 /// The recording options of `zerocast record` (flattened into its arguments).
 #[derive(Args, Debug, Clone, Default, PartialEq)]
@@ -79,6 +84,7 @@ impl RequestArgs {
     }
 
     /// Parses and validates against the current environment (filesystem checks included).
+    /// Show an error with `render(Surface::Cli)`: it names the flags given here.
     pub fn parse(&self) -> Result<RecordingRequest, RequestError> {
         self.parse_in(&PathContext::from_env())
     }

@@ -132,13 +132,7 @@ fn parse_replay_target(
             "overwrite" => overwrite = as_bool(key, v)?,
             "seconds" if with_seconds => {
                 let s = as_seconds(key, v)?;
-                if !(s > 0.0 && s <= crate::options::MAX_REPLAY_S) {
-                    return Err(RequestError::OutOfRange {
-                        key: "seconds",
-                        bounds: format!("> 0 and <= {} seconds", crate::options::MAX_REPLAY_S),
-                        got: s.to_string(),
-                    });
-                }
+                crate::request::seconds_in(&crate::options::SAVE_REPLAY_SECONDS, Some(s))?;
                 seconds = Some(s);
             }
             other => {

@@ -19,6 +19,7 @@
 //! - [`caps`]: the capability tables that `zerocast probe`, D-Bus `Capabilities` and `ctl` read.
 //! - [`compose`]: [`start_recording`], the one portal + recorder composition (CLI and daemon).
 //! - [`logging`]: log setup (stderr, or the journal under systemd).
+//! - [`report`]: an error chain as one line, each cause once.
 //!
 //! Parsing touches no GPU library: the encoder (and with it a default codec that depends on
 //! NVENC) is selected by [`compose`], once per recording.
@@ -30,6 +31,7 @@ pub mod dbus;
 pub mod logging;
 pub mod options;
 pub mod path;
+pub mod report;
 pub mod request;
 
 pub use compose::{select_encoder, start_recording, StartError};

@@ -1,26 +1,57 @@
 //! The option table: every recording option once, with its D-Bus type, its `zerocast record`
-//! flag, its help and its range. Both parsers, the docs' wording, `ctl`'s help and D-Bus
+//! flag, its help, its range and units. Both parsers, the docs' wording, `ctl`'s help and D-Bus
 //! `Capabilities` read it; adding an option is one row here, one field of
 //! [`crate::RawRequest`] and [`crate::RecordingRequest`], and one parse arm per surface.
+//!
+//! Each surface names an option its own way — `--replay-max-mb` in MiB on the command line,
+//! `'replay-max-bytes'` in bytes on D-Bus — so help and messages are rendered for a
+//! [`Surface`] ([`OptionSpec::name`], [`help`], [`crate::RequestError::render`]): a user reads
+//! the words they typed.
 
 use zerocast_portal::{CursorMode, SourceType};
 use zerocast_recorder::audio::{AudioCodec, BITRATE_RANGE};
 use zerocast_recorder::{Codec, Container, EncoderChoice};
 
+/// Where a request comes from, and so the words its help and errors use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `zerocast record` and `zerocast ctl`: flags (`--replay-max-mb`) and their units (MiB).
+    Cli,
+    /// D-Bus `Start`, `SaveReplay`, `Keep` and `Capabilities`: keys (`'replay-max-bytes'`) and
+    /// their units (bytes).
+    Dbus,
+}
+
 /// One recording option.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OptionSpec {
-    /// The D-Bus key; also the name error messages use (`'framerate' must be …`).
+    /// The D-Bus key (`'framerate' must be …` on D-Bus).
     pub key: &'static str,
     /// The D-Bus type (`s`, `u`, `d`, `b`, `as`).
     pub signature: &'static str,
-    /// The `zerocast record` flag, if the CLI has the option.
+    /// The `zerocast record` flag, if the CLI has the option (`--framerate must be …` there).
     pub flag: Option<&'static str>,
-    /// What it does and its default (choices and range are added by [`help`]).
+    /// What it does and its default, for D-Bus (choices and range are added by [`help`]).
+    /// `{key}` stands for another option's name on the surface (`needs {replay}`: `needs
+    /// --replay` / `needs 'replay'`), `{unit}` for this option's unit there.
     pub help: &'static str,
-    /// Inclusive bounds of a numeric option; `min_exclusive` when 0 itself is not allowed
-    /// (a duration must be > 0).
+    /// The CLI's help where its flag says something else than the key: a negative flag
+    /// (`--no-restore` for `restore`), or a rule only the shell has (relative paths).
+    pub cli_help: Option<&'static str>,
+    /// Inclusive bounds of a numeric option, in D-Bus units; `min_exclusive` when 0 itself is
+    /// not allowed (a duration must be > 0).
     pub range: Option<Range>,
+    /// The unit a range message names on D-Bus (`seconds`, `bytes`), if any.
+    pub unit: Option<&'static str>,
+    /// The flag's unit where it differs from D-Bus (`--replay-max-mb`: MiB).
+    pub cli_unit: Option<Unit>,
+}
+
+/// A flag's unit: its name and how many D-Bus units one of it is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Unit {
+    pub name: &'static str,
+    pub scale: u64,
 }
 
 /// Bounds of a numeric option.
@@ -48,6 +79,18 @@ pub const MAX_REPLAY_BYTES: u64 = 256 << 30;
 /// Default byte bound of a replay (30 s of 4K at 60 Mbit/s is ~225 MB).
 pub const DEFAULT_REPLAY_BYTES: u64 = 512 << 20;
 
+/// The fields most rows leave empty (`..PLAIN`).
+const PLAIN: OptionSpec = OptionSpec {
+    key: "",
+    signature: "",
+    flag: None,
+    help: "",
+    cli_help: None,
+    range: None,
+    unit: None,
+    cli_unit: None,
+};
+
 const fn int_range(min: u32, max: u32) -> Option<Range> {
     Some(Range {
         min: min as f64,
@@ -65,7 +108,15 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "Output file or template: %d date, %t time, %%; ~/ is home, a relative path goes to \
                the videos folder ($XDG_VIDEOS_DIR, else ~/Videos); no extension: the container's \
                is added. Default: zerocast-%d-%t",
+        // `zerocast record` and `ctl start` take a relative path from the shell's directory
+        // (they make it absolute before the request is resolved).
+        cli_help: Some(
+            "Output file or template: %d date, %t time, %%; ~/ is home, a relative path is \
+             taken from the current directory; no extension: the container's is added. \
+             Default: zerocast-%d-%t in the videos folder ($XDG_VIDEOS_DIR, else ~/Videos)",
+        ),
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "overwrite",
@@ -73,6 +124,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: Some("--overwrite"),
         help: "Replace the output file if it exists (default: refuse)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "container",
@@ -80,6 +132,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: Some("--container"),
         help: "Container (default: from the extension, else mkv)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "codec",
@@ -87,6 +140,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: Some("--codec"),
         help: "Video codec (default: vp9 in webm, hevc with NVENC, else h264)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "encoder",
@@ -94,6 +148,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: Some("--encoder"),
         help: "Encoder (default: auto — NVENC when it works, else software)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "framerate",
@@ -101,20 +156,23 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: Some("--framerate"),
         help: "Maximum frames per second (default: every frame the compositor sends)",
         range: int_range(1, MAX_FRAMERATE),
+        ..PLAIN
     },
     OptionSpec {
         key: "bitrate",
         signature: "u",
         flag: Some("--bitrate"),
-        help: "Bitrate in kbit/s (instead of quality)",
+        help: "Bitrate in kbit/s (instead of {quality})",
         range: int_range(1, MAX_BITRATE_KBPS),
+        ..PLAIN
     },
     OptionSpec {
         key: "quality",
         signature: "u",
         flag: Some("--quality"),
-        help: "Constant quality, codec scale, lower is better (default 23; instead of bitrate)",
+        help: "Constant quality, codec scale, lower is better (default 23; instead of {bitrate})",
         range: int_range(0, MAX_QUALITY),
+        ..PLAIN
     },
     OptionSpec {
         key: "cursor",
@@ -123,6 +181,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "Cursor (default: embedded; metadata is refused: the pointer would be missing \
                from the file)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "source",
@@ -130,13 +189,19 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: Some("--source"),
         help: "What to record (default: monitor)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "restore",
         signature: "b",
         flag: Some("--no-restore"),
-        help: "Reuse and keep the remembered source (default: true; --no-restore asks every time)",
+        help: "Reuse and keep the remembered source (default: true)",
+        // The flag is the negation: it says what giving it does.
+        cli_help: Some(
+            "Ask for the source every time instead of reusing and keeping the remembered one",
+        ),
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "duration",
@@ -148,6 +213,8 @@ pub const OPTIONS: &[OptionSpec] = &[
             max: MAX_DURATION_S,
             min_exclusive: true,
         }),
+        unit: Some("seconds"),
+        ..PLAIN
     },
     OptionSpec {
         key: "stop-on-disconnect",
@@ -155,6 +222,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: None,
         help: "Stop when the D-Bus caller leaves the bus (default: false)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "notify",
@@ -162,35 +230,49 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: None,
         help: "A desktop notification when the recording ends (default: true; `ctl start --no-notify`)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "replay",
         signature: "d",
         flag: Some("--replay"),
-        help: "Replay mode: keep the last SECONDS in memory and write nothing until a save                (SaveReplay, `zerocast ctl save-replay`, SIGUSR2 to `zerocast record`); clips                start at a keyframe, at most 1 s longer than asked",
+        help: "Replay mode: keep this many seconds in memory and write nothing until a save \
+               (SaveReplay, `zerocast ctl save-replay`, SIGUSR2 to `zerocast record`); \
+               clips start at a keyframe, at most 1 s longer than asked",
         range: Some(Range {
             min: 0.0,
             max: MAX_REPLAY_S,
             min_exclusive: true,
         }),
+        unit: Some("seconds"),
+        ..PLAIN
     },
     OptionSpec {
         key: "replay-max-bytes",
         signature: "t",
         flag: Some("--replay-max-mb"),
-        help: "Memory bound of a replay (D-Bus: bytes; CLI: MiB; default 512 MiB): the oldest                seconds go first when the content is hard to encode; needs replay",
+        help: "Memory bound of a replay in {unit} (default 512 MiB): the oldest seconds go \
+               first when the content is hard to encode; needs {replay}",
         range: Some(Range {
             min: MIN_REPLAY_BYTES as f64,
             max: MAX_REPLAY_BYTES as f64,
             min_exclusive: false,
         }),
+        unit: Some("bytes"),
+        cli_unit: Some(Unit {
+            name: "MiB",
+            scale: 1 << 20,
+        }),
+        ..PLAIN
     },
     OptionSpec {
         key: "save-on-stop",
         signature: "b",
         flag: Some("--save-on-stop"),
-        help: "Replay: write what the ring holds to the path when it stops (default: false,                stopping a replay writes nothing); needs replay",
+        help: "Replay: write what the ring holds to {path} when it stops (default: false, \
+               stopping a replay writes nothing); needs {replay}",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "audio",
@@ -200,21 +282,24 @@ pub const OPTIONS: &[OptionSpec] = &[
                (the default input), node:NAME, app:NAME (one application's sound); a+b mixes \
                sources into one track. `zerocast probe` lists them (default: no audio)",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "audio-codec",
         signature: "s",
         flag: Some("--audio-codec"),
-        help: "Audio codec (default: opus in mkv/webm, aac in mp4; flac only in mkv); needs audio",
+        help: "Audio codec (default: opus in mkv/webm, aac in mp4; flac only in mkv); needs {audio}",
         range: None,
+        ..PLAIN
     },
     OptionSpec {
         key: "audio-bitrate",
         signature: "u",
         flag: Some("--audio-bitrate"),
         help: "Audio bitrate in kbit/s per track (default: 128 opus, 160 aac; flac is lossless); \
-               needs audio",
+               needs {audio}",
         range: int_range(*BITRATE_RANGE.start(), *BITRATE_RANGE.end()),
+        ..PLAIN
     },
 ];
 
@@ -256,15 +341,96 @@ pub fn choices(key: &str) -> Option<Vec<&'static str>> {
     })
 }
 
-/// Help of an option for a command line (`zerocast record`, `zerocast ctl start`): the table's
-/// text with its choices or range.
-pub fn help(key: &str) -> String {
+/// `SaveReplay`'s `seconds` (`ctl save-replay --seconds`): not a `Start` option, but its
+/// range errors are worded like theirs.
+pub static SAVE_REPLAY_SECONDS: OptionSpec = OptionSpec {
+    key: "seconds",
+    signature: "d",
+    flag: Some("--seconds"),
+    help: "How many seconds (default: all the replay holds)",
+    range: Some(Range {
+        min: 0.0,
+        max: MAX_REPLAY_S,
+        min_exclusive: true,
+    }),
+    unit: Some("seconds"),
+    ..PLAIN
+};
+
+impl OptionSpec {
+    /// The option as `surface` calls it: `--replay-max-mb` on the command line, `'replay-max-bytes'`
+    /// on D-Bus (quoted, as keys are in D-Bus messages). An option the CLI lacks keeps its key.
+    pub fn name(&self, surface: Surface) -> String {
+        match (surface, self.flag) {
+            (Surface::Cli, Some(flag)) => flag.to_owned(),
+            _ => format!("'{}'", self.key),
+        }
+    }
+
+    /// How many D-Bus units one of `surface`'s units is (MiB on the CLI: 1048576 bytes).
+    pub fn scale(&self, surface: Surface) -> u64 {
+        match (surface, self.cli_unit) {
+            (Surface::Cli, Some(u)) => u.scale,
+            _ => 1,
+        }
+    }
+
+    /// The unit `surface` gives this option's values in, if messages name one.
+    pub fn unit(&self, surface: Surface) -> Option<&'static str> {
+        match (surface, self.cli_unit) {
+            (Surface::Cli, Some(u)) => Some(u.name),
+            _ => self.unit,
+        }
+    }
+
+    /// The range in `surface`'s unit.
+    pub fn range_in(&self, surface: Surface) -> Option<Range> {
+        let scale = self.scale(surface) as f64;
+        self.range.map(|r| Range {
+            min: r.min / scale,
+            max: r.max / scale,
+            ..r
+        })
+    }
+
+    /// What the option does, in `surface`'s words (no choices or range: see [`help`]).
+    pub fn describe(&self, surface: Surface) -> String {
+        let text = match surface {
+            Surface::Cli => self.cli_help.unwrap_or(self.help),
+            Surface::Dbus => self.help,
+        };
+        // `{key}` → that option's name here, `{unit}` → this option's unit here.
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = rest[open..]
+                .find('}')
+                .map(|c| open + c)
+                .unwrap_or_else(|| panic!("unclosed {{ in the help of '{}'", self.key));
+            let name = &rest[open + 1..close];
+            match name {
+                "unit" => out.push_str(self.unit(surface).unwrap_or_else(|| {
+                    panic!("the help of '{}' names a unit it has not", self.key)
+                })),
+                key => out.push_str(&spec(key).name(surface)),
+            }
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// Help of an option for `surface`: the table's text in that surface's words, with its choices
+/// or its range in that surface's unit.
+pub fn help(key: &str, surface: Surface) -> String {
     let o = spec(key);
-    let mut s = o.help.to_string();
+    let mut s = o.describe(surface);
     if let Some(c) = choices(key) {
         s.push_str(&format!(" [{}]", c.join(", ")));
     }
-    if let Some(r) = &o.range {
+    if let Some(r) = o.range_in(surface) {
         s.push_str(&format!(" [{}]", r.describe()));
     }
     s
@@ -291,7 +457,41 @@ mod tests {
         for (k, o) in KEYS.iter().zip(OPTIONS) {
             assert_eq!(*k, o.key);
         }
-        assert!(help("codec").contains("h264, hevc, av1, vp9"));
-        assert!(help("quality").contains("0–63"), "{}", help("quality"));
+        assert!(help("codec", Surface::Cli).contains("h264, hevc, av1, vp9"));
+        let q = help("quality", Surface::Dbus);
+        assert!(
+            q.contains("0–63") && q.contains("instead of 'bitrate'"),
+            "{q}"
+        );
+    }
+
+    #[test]
+    fn help_in_each_surfaces_words() {
+        let cli = help("replay-max-bytes", Surface::Cli);
+        assert!(
+            cli.starts_with("Memory bound of a replay in MiB ")
+                && cli.contains("needs --replay")
+                && cli.ends_with(" [1–262144]"),
+            "{cli}"
+        );
+        let dbus = help("replay-max-bytes", Surface::Dbus);
+        assert!(
+            dbus.starts_with("Memory bound of a replay in bytes ")
+                && dbus.contains("needs 'replay'")
+                && dbus.ends_with(" [1048576–274877906944]"),
+            "{dbus}"
+        );
+        assert!(help("restore", Surface::Cli).starts_with("Ask for the source every time"));
+        assert!(help("restore", Surface::Dbus).starts_with("Reuse and keep"));
+        for o in OPTIONS {
+            for s in [Surface::Cli, Surface::Dbus] {
+                let h = help(o.key, s);
+                assert!(
+                    !h.contains("  ") && !h.contains('{'),
+                    "{s:?} {}: {h}",
+                    o.key
+                );
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@ use zerocast_recorder::{
     RecordingOptions,
 };
 
-use crate::options::{choices, spec, KEYS};
+use crate::options::{choices, spec, OptionSpec, Surface, KEYS};
 use crate::path::{check_writable, resolve_path, PathContext, DEFAULT_NAME};
 
 /// Why `cursor=metadata` is refused.
@@ -82,78 +82,215 @@ pub struct RecordingRequest {
     pub replay: Option<ReplayLimits>,
 }
 
-/// Why a request was rejected. Every variant names the option ([`RequestError::key`]) and the
-/// rule; `Display` is the message both surfaces show (D-Bus: `InvalidOption`, or
-/// `OutputNotWritable` for [`RequestError::NotWritable`] and [`RequestError::Exists`]).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+/// Why a request was rejected. Every variant names the option ([`RequestError::key`]; the
+/// table row where there is one, so each surface can call it by its own name) and the rule.
+/// [`RequestError::render`] words it for a surface; `Display` is the D-Bus wording (D-Bus:
+/// `InvalidOption`, or `OutputNotWritable` for [`RequestError::NotWritable`] and
+/// [`RequestError::Exists`]).
+#[derive(Debug, Clone, PartialEq)]
 pub enum RequestError {
     /// D-Bus only: a key no option has.
-    #[error("unknown option '{key}' (known: {})", KEYS.join(", "))]
-    UnknownKey { key: String },
+    UnknownKey {
+        key: String,
+    },
     /// D-Bus only: a value of the wrong type.
-    #[error("'{key}' must be {expected}, got {got}")]
     WrongType {
         key: String,
         expected: &'static str,
         got: String,
     },
     /// An enumerated option with a value it does not take.
-    #[error("'{key}' must be one of {}, got '{got}'", choices.join(", "))]
     NotAChoice {
-        key: &'static str,
+        option: &'static OptionSpec,
         got: String,
         choices: Vec<&'static str>,
     },
-    /// A number outside the option's range.
-    #[error("'{key}' must be {bounds}, got {got}")]
+    /// A number outside the option's range (the value in D-Bus units).
     OutOfRange {
-        key: &'static str,
-        bounds: String,
-        got: String,
+        option: &'static OptionSpec,
+        got: Number,
     },
-    #[error("'cursor' {METADATA_CURSOR}")]
     MetadataCursor,
     /// Two options that exclude each other.
-    #[error("'{key}' cannot be combined with '{other}'")]
     Conflict {
-        key: &'static str,
-        other: &'static str,
+        option: &'static OptionSpec,
+        other: &'static OptionSpec,
     },
     /// An option that only means something with another one.
-    #[error("'{key}' needs '{needs}'")]
     Needs {
-        key: &'static str,
-        needs: &'static str,
+        option: &'static OptionSpec,
+        needs: &'static OptionSpec,
     },
     /// The path template or name is malformed.
-    #[error("'path' {reason}")]
-    BadPath { reason: String },
-    #[error("'container' is {container} but the path ends in .{ext}")]
-    ContainerMismatch { container: Container, ext: String },
-    #[error(transparent)]
-    CodecNotInContainer(#[from] CodecNotInContainer),
+    BadPath {
+        reason: String,
+    },
+    ContainerMismatch {
+        container: Container,
+        ext: String,
+    },
+    CodecNotInContainer(CodecNotInContainer),
     /// The output cannot be created.
-    #[error("'path' {path}: {reason}")]
-    NotWritable { path: PathBuf, reason: String },
+    NotWritable {
+        path: PathBuf,
+        reason: String,
+    },
     /// The output exists and `overwrite` was not given.
-    #[error("'path' {path} already exists; set 'overwrite' (--overwrite) to replace it")]
-    Exists { path: PathBuf },
-    /// An audio option that is malformed, does not fit the container, or comes without
-    /// `audio`.
-    #[error("'{key}' {reason}")]
-    Audio { key: &'static str, reason: String },
+    Exists {
+        path: PathBuf,
+    },
+    /// An audio option that is malformed or does not fit the container.
+    Audio {
+        option: &'static OptionSpec,
+        reason: String,
+    },
 }
 
+/// A number as a surface gave it, kept as given so a message repeats it exactly.
+#[derive(Debug, Clone, Copy)]
+pub enum Number {
+    Int(i128),
+    Float(f64),
+}
+
+impl PartialEq for Number {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => a == b,
+            // Bitwise, so the same NaN from two surfaces is the same error.
+            (Number::Float(a), Number::Float(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+}
+
+impl Number {
+    /// The value in a unit `scale` D-Bus units large (`--replay-max-mb`: MiB).
+    fn in_unit(self, scale: u64) -> String {
+        match self {
+            Number::Int(n) if n % scale as i128 == 0 => (n / scale as i128).to_string(),
+            Number::Int(n) => (n as f64 / scale as f64).to_string(),
+            Number::Float(x) => (x / scale as f64).to_string(),
+        }
+    }
+}
+
+impl From<CodecNotInContainer> for RequestError {
+    fn from(e: CodecNotInContainer) -> Self {
+        RequestError::CodecNotInContainer(e)
+    }
+}
+
+/// The D-Bus wording: what `Start`'s `InvalidOption`/`OutputNotWritable` carry.
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(Surface::Dbus))
+    }
+}
+
+// Written by hand rather than with thiserror: the message depends on the surface, which a
+// `#[error(...)]` string cannot take.
+impl std::error::Error for RequestError {}
+
 impl RequestError {
-    /// The option the error is about.
+    /// The message in `surface`'s words: the CLI names flags and gives values in the flag's
+    /// unit (`--replay-max-mb needs --replay`), D-Bus names keys and gives values in its units
+    /// (`'replay-max-bytes' needs 'replay'`).
+    pub fn render(&self, surface: Surface) -> String {
+        let path = spec("path").name(surface);
+        match self {
+            RequestError::UnknownKey { key } => {
+                format!("unknown option '{key}' (known: {})", KEYS.join(", "))
+            }
+            RequestError::WrongType { key, expected, got } => {
+                format!("'{key}' must be {expected}, got {got}")
+            }
+            RequestError::NotAChoice {
+                option,
+                got,
+                choices,
+            } => format!(
+                "{} must be one of {}, got '{got}'",
+                option.name(surface),
+                choices.join(", ")
+            ),
+            RequestError::OutOfRange { option, got } => format!(
+                "{} must be {}, got {}",
+                option.name(surface),
+                bounds(option, surface),
+                got.in_unit(option.scale(surface))
+            ),
+            RequestError::MetadataCursor => {
+                format!("{} {METADATA_CURSOR}", spec("cursor").name(surface))
+            }
+            RequestError::Conflict { option, other } => format!(
+                "{} cannot be combined with {}",
+                option.name(surface),
+                other.name(surface)
+            ),
+            RequestError::Needs { option, needs } => {
+                let example = match (needs.key, surface) {
+                    ("audio", Surface::Cli) => " (e.g. --audio desktop)",
+                    ("audio", Surface::Dbus) => " (e.g. --audio desktop, audio=[\"desktop\"])",
+                    _ => "",
+                };
+                format!(
+                    "{} needs {}{example}",
+                    option.name(surface),
+                    needs.name(surface)
+                )
+            }
+            RequestError::BadPath { reason } => format!("{path} {reason}"),
+            RequestError::ContainerMismatch { container, ext } => {
+                let container_name = spec("container").name(surface);
+                match surface {
+                    Surface::Cli => {
+                        format!("{container_name} is {container} but {path} ends in .{ext}")
+                    }
+                    Surface::Dbus => {
+                        format!("{container_name} is {container} but the path ends in .{ext}")
+                    }
+                }
+            }
+            RequestError::CodecNotInContainer(e) => {
+                let takes: Vec<&str> = e.container.codecs().iter().map(|c| c.as_str()).collect();
+                format!(
+                    "{} {} cannot be stored in {c}; {c} takes {}",
+                    spec("codec").name(surface),
+                    e.codec,
+                    takes.join(", "),
+                    c = e.container,
+                )
+            }
+            RequestError::NotWritable { path: p, reason } => {
+                format!("{path} {}: {reason}", p.display())
+            }
+            RequestError::Exists { path: p } => match surface {
+                Surface::Cli => format!(
+                    "{path} {} already exists; add --overwrite to replace it",
+                    p.display()
+                ),
+                // Kept word for word: D-Bus clients may match it.
+                Surface::Dbus => format!(
+                    "{path} {} already exists; set 'overwrite' (--overwrite) to replace it",
+                    p.display()
+                ),
+            },
+            RequestError::Audio { option, reason } => {
+                format!("{} {reason}", option.name(surface))
+            }
+        }
+    }
+
+    /// The option the error is about (its D-Bus key).
     pub fn key(&self) -> &str {
         match self {
             RequestError::UnknownKey { key } | RequestError::WrongType { key, .. } => key,
-            RequestError::NotAChoice { key, .. }
-            | RequestError::OutOfRange { key, .. }
-            | RequestError::Conflict { key, .. }
-            | RequestError::Needs { key, .. }
-            | RequestError::Audio { key, .. } => key,
+            RequestError::NotAChoice { option, .. }
+            | RequestError::OutOfRange { option, .. }
+            | RequestError::Conflict { option, .. }
+            | RequestError::Needs { option, .. }
+            | RequestError::Audio { option, .. } => option.key,
             RequestError::MetadataCursor => "cursor",
             RequestError::BadPath { .. }
             | RequestError::NotWritable { .. }
@@ -172,13 +309,34 @@ impl RequestError {
     }
 }
 
+/// `> 0 and <= 1000`, `>= 1 and <= 262144 MiB`: an option's range in `surface`'s unit.
+fn bounds(option: &OptionSpec, surface: Surface) -> String {
+    let r = option
+        .range_in(surface)
+        .expect("numeric options have a range");
+    let unit = option
+        .unit(surface)
+        .map(|u| format!(" {u}"))
+        .unwrap_or_default();
+    let lower = if r.min_exclusive {
+        format!("> {}", r.min)
+    } else if r.min == 0.0 || option.unit.is_some() {
+        format!(">= {}", r.min)
+    } else {
+        // A count that starts at n: "> n-1" (a frame rate "> 0"), as D-Bus clients have
+        // always read it.
+        format!("> {}", r.min - 1.0)
+    };
+    format!("{lower} and <= {}{unit}", r.max)
+}
+
 fn choice<T: std::str::FromStr>(
     key: &'static str,
     v: Option<&str>,
 ) -> Result<Option<T>, RequestError> {
     v.map(|s| {
         s.parse::<T>().map_err(|_| RequestError::NotAChoice {
-            key,
+            option: spec(key),
             got: s.to_owned(),
             choices: choices(key).unwrap_or_default(),
         })
@@ -189,34 +347,36 @@ fn choice<T: std::str::FromStr>(
 /// Checks `v` against the option's range in the table.
 fn in_range(key: &'static str, v: Option<i128>) -> Result<Option<u32>, RequestError> {
     let Some(n) = v else { return Ok(None) };
-    let r = spec(key).range.expect("numeric options have a range");
+    let option = spec(key);
+    let r = option.range.expect("numeric options have a range");
     if (n as f64) < r.min || (n as f64) > r.max {
-        let lower = if r.min == 0.0 {
-            ">= 0".to_string()
-        } else {
-            format!("> {}", r.min - 1.0)
-        };
         return Err(RequestError::OutOfRange {
-            key,
-            bounds: format!("{lower} and <= {}", r.max),
-            got: n.to_string(),
+            option,
+            got: Number::Int(n),
         });
     }
     Ok(Some(n as u32))
 }
 
-fn seconds(key: &'static str, v: Option<f64>) -> Result<Option<Duration>, RequestError> {
+/// Checks a duration in seconds against `option`'s range (exclusive minimum).
+pub(crate) fn seconds_in(
+    option: &'static OptionSpec,
+    v: Option<f64>,
+) -> Result<Option<Duration>, RequestError> {
     let Some(secs) = v else { return Ok(None) };
-    let r = spec(key).range.expect("duration has a range");
+    let r = option.range.expect("duration has a range");
     // NaN fails both comparisons, so it lands here too.
     if !(secs > r.min && secs <= r.max) {
         return Err(RequestError::OutOfRange {
-            key,
-            bounds: format!("> {} and <= {} seconds", r.min, r.max),
-            got: secs.to_string(),
+            option,
+            got: Number::Float(secs),
         });
     }
     Ok(Some(Duration::from_secs_f64(secs)))
+}
+
+fn seconds(key: &'static str, v: Option<f64>) -> Result<Option<Duration>, RequestError> {
+    seconds_in(spec(key), v)
 }
 
 impl RawRequest {
@@ -243,8 +403,8 @@ impl RawRequest {
         let rate = match (bitrate, quality) {
             (Some(_), Some(_)) => {
                 return Err(RequestError::Conflict {
-                    key: "quality",
-                    other: "bitrate",
+                    option: spec("quality"),
+                    other: spec("bitrate"),
                 })
             }
             (Some(b), None) => RateControl::Bitrate(b),
@@ -293,12 +453,12 @@ impl RawRequest {
         let max_bytes = match self.replay_max_bytes {
             None => None,
             Some(n) => {
-                let r = spec("replay-max-bytes").range.expect("has a range");
+                let option = spec("replay-max-bytes");
+                let r = option.range.expect("has a range");
                 if (n as f64) < r.min || (n as f64) > r.max {
                     return Err(RequestError::OutOfRange {
-                        key: "replay-max-bytes",
-                        bounds: format!(">= {} and <= {} bytes", r.min, r.max),
-                        got: n.to_string(),
+                        option,
+                        got: Number::Int(n),
                     });
                 }
                 Some(n as u64)
@@ -311,8 +471,8 @@ impl RawRequest {
                 (None, None) => return Ok(None),
             };
             return Err(RequestError::Needs {
-                key,
-                needs: "replay",
+                option: spec(key),
+                needs: spec("replay"),
             });
         };
         Ok(Some(ReplayLimits {
@@ -333,7 +493,7 @@ impl RawRequest {
                 .iter()
                 .map(|s| {
                     s.parse::<TrackSpec>().map_err(|e| RequestError::Audio {
-                        key: "audio",
+                        option: spec("audio"),
                         reason: e.to_string(),
                     })
                 })
@@ -345,15 +505,15 @@ impl RawRequest {
                     (None, Some(_)) => "audio-bitrate",
                     (None, None) => return Ok(None),
                 };
-                return Err(RequestError::Audio {
-                    key,
-                    reason: "needs 'audio' (e.g. --audio desktop, audio=[\"desktop\"])".into(),
+                return Err(RequestError::Needs {
+                    option: spec(key),
+                    needs: spec("audio"),
                 });
             }
         };
         let codec = codec.unwrap_or_else(|| AudioCodec::default_for(container));
         codec.check(container).map_err(|e| RequestError::Audio {
-            key: "audio-codec",
+            option: spec("audio-codec"),
             reason: e.to_string(),
         })?;
         Ok(Some(AudioConfig {

@@ -1,15 +1,17 @@
 //! The same requests through both surfaces' parsers — `zerocast record`'s flags and D-Bus
 //! `Start`'s `a{sv}` — give equal `RecordingRequest`s or equal named errors: the default name,
 //! templates, `~`, relative paths, every range, every codec/container/encoder combination, the
-//! `cursor=metadata` refusal, the audio tracks, codecs and bitrates.
+//! `cursor=metadata` refusal, the audio tracks, codecs and bitrates. And each surface in its own
+//! words: the same refusal names `--replay-max-mb` in MiB on the command line and
+//! `'replay-max-bytes'` in bytes on D-Bus; the helps likewise.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use zbus::zvariant::{OwnedValue, Value};
 use zerocast_app::cli::RequestArgs;
-use zerocast_app::options::spec;
+use zerocast_app::options::{help, spec, Surface, OPTIONS};
 use zerocast_app::{PathContext, RecordingRequest, RequestError};
 use zerocast_recorder::{Codec, Container, EncoderChoice, RateControl};
 
@@ -47,12 +49,16 @@ fn cli(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, Reques
         let flag = spec(key).flag.expect("the CLI has this option");
         match (v, *key) {
             // Flags without a value: present means the non-default.
-            (V::B(true), "overwrite") => args.push(flag.into()),
+            (V::B(true), "overwrite" | "save-on-stop") => args.push(flag.into()),
             (V::B(false), "restore") => args.push(flag.into()),
             (V::B(_), _) => continue,
             (V::S(s), _) => args.extend([flag.to_string(), s.to_string()]),
             (V::Path(p), _) => args.extend([flag.to_string(), p.display().to_string()]),
-            (V::U(n), _) => args.extend([flag.to_string(), n.to_string()]),
+            // The CLI takes MiB where D-Bus takes bytes.
+            (V::U(n), _) => {
+                let n = *n / spec(key).scale(Surface::Cli) as i64;
+                args.extend([flag.to_string(), n.to_string()])
+            }
             (V::D(d), _) => args.extend([flag.to_string(), d.to_string()]),
             (V::L(items), _) => {
                 for s in *items {
@@ -451,4 +457,210 @@ fn audio_tracks_codecs_and_bitrate() {
         "audio-bitrate",
         "needs 'audio'",
     );
+}
+
+/// The same bad request on both surfaces: the CLI's message and D-Bus's, exactly.
+#[track_caller]
+fn worded(c: &PathContext, opts: &[(&str, V)], cli_says: &str, dbus_says: &str) {
+    let e = same(c, opts).expect_err("accepted");
+    assert_eq!(e.render(Surface::Cli), cli_says, "{opts:?}");
+    assert_eq!(e.render(Surface::Dbus), dbus_says, "{opts:?}");
+    // D-Bus clients read `Display` (InvalidOption's message): it stays in D-Bus words.
+    assert_eq!(e.to_string(), dbus_says);
+    for o in OPTIONS {
+        let Some(flag) = o.flag else { continue };
+        let key = format!("'{}'", o.key);
+        assert!(!cli_says.contains(&key), "the CLI says {key}: {cli_says}");
+        if flag != format!("--{}", o.key) {
+            assert!(!dbus_says.contains(flag), "D-Bus says {flag}: {dbus_says}");
+        }
+    }
+}
+
+#[test]
+fn each_surface_names_what_it_calls_the_option() {
+    let (dir, c) = setup();
+    const MIB: i64 = 1 << 20;
+    worded(
+        &c,
+        &[("replay-max-bytes", V::U(5 * MIB))],
+        "--replay-max-mb needs --replay",
+        "'replay-max-bytes' needs 'replay'",
+    );
+    worded(
+        &c,
+        &[("save-on-stop", V::B(true))],
+        "--save-on-stop needs --replay",
+        "'save-on-stop' needs 'replay'",
+    );
+    worded(
+        &c,
+        &[("replay", V::D(30.0)), ("replay-max-bytes", V::U(0))],
+        "--replay-max-mb must be >= 1 and <= 262144 MiB, got 0",
+        "'replay-max-bytes' must be >= 1048576 and <= 274877906944 bytes, got 0",
+    );
+    worded(
+        &c,
+        &[
+            ("replay", V::D(30.0)),
+            ("replay-max-bytes", V::U(300_000 * MIB)),
+        ],
+        "--replay-max-mb must be >= 1 and <= 262144 MiB, got 300000",
+        "'replay-max-bytes' must be >= 1048576 and <= 274877906944 bytes, got 314572800000",
+    );
+    worded(
+        &c,
+        &[("replay", V::D(0.0))],
+        "--replay must be > 0 and <= 3600 seconds, got 0",
+        "'replay' must be > 0 and <= 3600 seconds, got 0",
+    );
+    worded(
+        &c,
+        &[("framerate", V::U(0))],
+        "--framerate must be > 0 and <= 1000, got 0",
+        "'framerate' must be > 0 and <= 1000, got 0",
+    );
+    worded(
+        &c,
+        &[("audio-bitrate", V::U(5)), ("audio", V::L(&["desktop"]))],
+        "--audio-bitrate must be > 5 and <= 512, got 5",
+        "'audio-bitrate' must be > 5 and <= 512, got 5",
+    );
+    worded(
+        &c,
+        &[("duration", V::D(-1.0))],
+        "--duration must be > 0 and <= 31536000 seconds, got -1",
+        "'duration' must be > 0 and <= 31536000 seconds, got -1",
+    );
+    worded(
+        &c,
+        &[("bitrate", V::U(100)), ("quality", V::U(20))],
+        "--quality cannot be combined with --bitrate",
+        "'quality' cannot be combined with 'bitrate'",
+    );
+    worded(
+        &c,
+        &[("codec", V::S("h266"))],
+        "--codec must be one of h264, hevc, av1, vp9, got 'h266'",
+        "'codec' must be one of h264, hevc, av1, vp9, got 'h266'",
+    );
+    worded(
+        &c,
+        &[("cursor", V::S("metadata"))],
+        &format!("--cursor {}", zerocast_app::request::METADATA_CURSOR),
+        &format!("'cursor' {}", zerocast_app::request::METADATA_CURSOR),
+    );
+    worded(
+        &c,
+        &[("audio-codec", V::S("opus"))],
+        "--audio-codec needs --audio (e.g. --audio desktop)",
+        "'audio-codec' needs 'audio' (e.g. --audio desktop, audio=[\"desktop\"])",
+    );
+    worded(
+        &c,
+        &[("audio", V::L(&[""]))],
+        "--audio audio source \"\" is empty; use desktop, mic, node:NAME, app:NAME or a+b",
+        "'audio' audio source \"\" is empty; use desktop, mic, node:NAME, app:NAME or a+b",
+    );
+    worded(
+        &c,
+        &[("path", V::S("a.avi"))],
+        "--output has extension .avi; use .mkv, .mp4, .webm or none",
+        "'path' has extension .avi; use .mkv, .mp4, .webm or none",
+    );
+    worded(
+        &c,
+        &[("path", V::S("a.mp4")), ("container", V::S("mkv"))],
+        "--container is mkv but --output ends in .mp4",
+        "'container' is mkv but the path ends in .mp4",
+    );
+    worded(
+        &c,
+        &[("path", V::S("a.webm")), ("codec", V::S("h264"))],
+        "--codec h264 cannot be stored in webm; webm takes av1, vp9",
+        "'codec' h264 cannot be stored in webm; webm takes av1, vp9",
+    );
+    let f = dir.path().join("x.mkv");
+    std::fs::write(&f, b"").unwrap();
+    worded(
+        &c,
+        &[("path", V::Path(f.clone()))],
+        &format!(
+            "--output {} already exists; add --overwrite to replace it",
+            f.display()
+        ),
+        &format!(
+            "'path' {} already exists; set 'overwrite' (--overwrite) to replace it",
+            f.display()
+        ),
+    );
+}
+
+/// `zerocast record --help`: flags, CLI units, and no run of spaces inside a sentence.
+#[test]
+fn cli_help_in_cli_words() {
+    let text = Record::command().render_long_help().to_string();
+    for line in text.lines() {
+        assert!(
+            !line.trim().contains("  "),
+            "a run of spaces inside a help line: {line:?}"
+        );
+    }
+    let rmb = text
+        .split("--replay-max-mb <MIB>")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("--replay-max-mb in the help");
+    assert!(
+        rmb.contains("in MiB") && rmb.contains("[1–262144]"),
+        "{rmb}"
+    );
+    assert!(!rmb.contains("1048576") && !rmb.contains("bytes"), "{rmb}");
+    // Another option is named as the user types it.
+    assert!(rmb.contains("needs --replay"), "{rmb}");
+    let no_restore = text
+        .split("--no-restore")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .unwrap();
+    assert!(
+        no_restore.contains("Ask for the source every time"),
+        "{no_restore}"
+    );
+    for o in OPTIONS.iter().filter(|o| o.flag.is_some()) {
+        let h = help(o.key, Surface::Cli);
+        assert!(!h.contains("  "), "{}: {h}", o.key);
+        for other in OPTIONS {
+            if other.flag.is_some() {
+                assert!(!h.contains(&format!("'{}'", other.key)), "{}: {h}", o.key);
+            }
+        }
+    }
+}
+
+/// D-Bus `Start` help and `Capabilities`: keys and D-Bus units.
+#[test]
+fn dbus_help_in_dbus_words() {
+    for o in OPTIONS {
+        let h = help(o.key, Surface::Dbus);
+        assert!(!h.contains("  "), "{}: {h}", o.key);
+        for other in OPTIONS {
+            if let Some(flag) = other.flag.filter(|f| *f != format!("--{}", other.key)) {
+                assert!(!h.contains(flag), "{} says {flag}: {h}", o.key);
+            }
+        }
+    }
+    let h = help("replay-max-bytes", Surface::Dbus);
+    assert!(
+        h.contains("in bytes")
+            && h.contains("needs 'replay'")
+            && h.ends_with("[1048576–274877906944]"),
+        "{h}"
+    );
+    let caps: HashMap<&str, OwnedValue> = zerocast_app::dbus::capability_tables()
+        .into_iter()
+        .collect();
+    let ranges =
+        HashMap::<String, (f64, f64)>::try_from(caps["ranges"].try_clone().unwrap()).unwrap();
+    assert_eq!(ranges["replay-max-bytes"], (1048576.0, 274877906944.0));
 }

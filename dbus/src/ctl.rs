@@ -9,7 +9,7 @@ use serde_json::json;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::Connection;
 
-use zerocast_app::options::help;
+use zerocast_app::options::Surface;
 
 use crate::service::{BUS_NAME, MANAGER_PATH};
 
@@ -71,7 +71,8 @@ pub trait Recording {
 #[derive(Debug, clap::Subcommand)]
 pub enum CtlCommand {
     /// Start a recording and print its object path (the daemon validates every option).
-    Start(StartArgs),
+    // Boxed: the flags are most of the enum's size, and the other commands carry little.
+    Start(Box<StartArgs>),
     /// Stop a recording; prints the output path once the file is finalized.
     Stop { recording: Option<String> },
     /// Pause a recording (the paused time is left out of the file).
@@ -121,19 +122,22 @@ pub enum CtlCommand {
         json: bool,
         #[arg(long, value_enum)]
         format: Option<crate::feed::Format>,
+        /// waybar text with the symbols ⏺/⏸ instead of REC/PAUSED (for fonts that have them).
+        #[arg(long)]
+        glyphs: bool,
     },
     /// Forget the remembered screen/window so the next start asks again.
     ForgetSources,
 }
 
+/// `ctl start`'s flags. Those that are `zerocast record` flags too have the same names and the
+/// table's help in the command line's words (a relative `-o` is taken from here; MiB for
+/// `--replay-max-mb`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartArgs {
-    /// Output file or template (%d date, %t time). Relative paths are taken from the current
-    /// directory; without -o the file goes to the videos folder.
-    #[arg(short = 'o', long)]
+    #[arg(short = 'o', long = "output", visible_alias = "path", help = help("path"))]
     pub path: Option<String>,
-    /// Replace the output file if it exists.
-    #[arg(long)]
+    #[arg(long, help = help("overwrite"))]
     pub overwrite: bool,
     #[arg(long, help = help("container"))]
     pub container: Option<String>,
@@ -141,24 +145,19 @@ pub struct StartArgs {
     pub codec: Option<String>,
     #[arg(long, help = help("encoder"))]
     pub encoder: Option<String>,
-    /// Maximum frames per second.
-    #[arg(long)]
-    pub fps: Option<u32>,
-    /// Bitrate in kbit/s (instead of --quality).
-    #[arg(long)]
+    #[arg(long = "framerate", visible_alias = "fps", help = help("framerate"))]
+    pub framerate: Option<u32>,
+    #[arg(long, help = help("bitrate"))]
     pub bitrate: Option<u32>,
-    /// Constant quality, codec scale, lower is better (instead of --bitrate).
-    #[arg(long)]
+    #[arg(long, help = help("quality"))]
     pub quality: Option<u32>,
     #[arg(long, help = help("cursor"))]
     pub cursor: Option<String>,
     #[arg(long, help = help("source"))]
     pub source: Option<String>,
-    /// Ask for the source again instead of reusing the remembered one.
-    #[arg(long)]
+    #[arg(long, help = help("restore"))]
     pub no_restore: bool,
-    /// Stop by itself after this many seconds.
-    #[arg(long)]
+    #[arg(long, help = help("duration"))]
     pub duration: Option<f64>,
     /// Stop when this `ctl` process exits (it then waits until the recording ends).
     #[arg(long)]
@@ -168,12 +167,21 @@ pub struct StartArgs {
     pub no_notify: bool,
     #[arg(long = "audio", value_name = "SOURCE", help = help("audio"))]
     pub audio: Vec<String>,
+    #[arg(long, help = help("audio-codec"))]
+    pub audio_codec: Option<String>,
+    #[arg(long, help = help("audio-bitrate"))]
+    pub audio_bitrate: Option<u32>,
     #[arg(long, value_name = "SECONDS", help = help("replay"))]
     pub replay: Option<f64>,
     #[arg(long, value_name = "MIB", help = help("replay-max-bytes"))]
     pub replay_max_mb: Option<u64>,
     #[arg(long, help = help("save-on-stop"))]
     pub save_on_stop: bool,
+}
+
+/// An option's help for `ctl start`: the command line's words.
+fn help(key: &str) -> String {
+    zerocast_app::options::help(key, Surface::Cli)
 }
 
 impl StartArgs {
@@ -188,6 +196,7 @@ impl StartArgs {
             ("encoder", &self.encoder),
             ("cursor", &self.cursor),
             ("source", &self.source),
+            ("audio-codec", &self.audio_codec),
         ];
         for (k, v) in strs {
             if let Some(v) = v {
@@ -195,9 +204,10 @@ impl StartArgs {
             }
         }
         for (k, v) in [
-            ("framerate", self.fps),
+            ("framerate", self.framerate),
             ("bitrate", self.bitrate),
             ("quality", self.quality),
+            ("audio-bitrate", self.audio_bitrate),
         ] {
             if let Some(v) = v {
                 m.insert(k, Value::from(v));
@@ -282,7 +292,10 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
     match cmd {
         CtlCommand::Start(args) => {
             let stop_on_disconnect = args.stop_on_disconnect;
-            let path = manager.start(args.to_options()?).await?;
+            let path = match manager.start(args.to_options()?).await {
+                Ok(p) => p,
+                Err(e) => return Err(start_refused(e, &args.to_options()?).await),
+            };
             println!("{}", path.as_str());
             if stop_on_disconnect {
                 // The recording lives as long as this process: follow it.
@@ -383,6 +396,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             recording,
             json,
             format,
+            glyphs,
         } => {
             let format = if json {
                 crate::feed::Format::Json
@@ -393,7 +407,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
                 if let Some(r) = recording {
                     bail!("--json and --format {format:?} follow every recording; leave out {r:?}");
                 }
-                return crate::feed::run(conn, format).await;
+                return crate::feed::run(conn, format, glyphs).await;
             }
             let path = match recording {
                 Some(r) => parse_target(&r)?,
@@ -406,6 +420,47 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// A refused `Start` in the words `ctl start` was typed in. The daemon answers in D-Bus keys
+/// and units (`'replay-max-bytes' needs 'replay'`); the same options through the same parser
+/// here give the same error, which is then worded for the command line (`--replay-max-mb needs
+/// --replay`). When the local verdict differs (another videos folder, a file that appeared in
+/// between) the daemon's message is shown as it came.
+async fn start_refused(
+    e: zbus::Error,
+    options: &HashMap<&'static str, Value<'static>>,
+) -> anyhow::Error {
+    let zbus::Error::MethodError(name, Some(msg), _) = &e else {
+        return e.into();
+    };
+    if !matches!(
+        name.as_str(),
+        "org.zerocast.Error.InvalidOption" | "org.zerocast.Error.OutputNotWritable"
+    ) {
+        return e.into();
+    }
+    let Ok(options) = options
+        .iter()
+        .map(|(k, v)| Ok((k.to_string(), v.try_to_owned()?)))
+        .collect::<zbus::zvariant::Result<HashMap<String, OwnedValue>>>()
+    else {
+        return e.into();
+    };
+    // The parser checks the output on the filesystem: off the async workers.
+    let local =
+        tokio::task::spawn_blocking(move || zerocast_app::dbus::parse_options(&options)).await;
+    match cli_words(local.ok().and_then(Result::err), msg) {
+        Some(words) => anyhow::anyhow!("{name}: {words}"),
+        None => e.into(),
+    }
+}
+
+/// The CLI wording of `local` when it is the error the daemon sent as `daemon_says`.
+fn cli_words(local: Option<zerocast_app::RequestError>, daemon_says: &str) -> Option<String> {
+    local
+        .filter(|l| l.to_string() == daemon_says)
+        .map(|l| l.render(Surface::Cli))
 }
 
 fn parse_target(s: &str) -> anyhow::Result<OwnedObjectPath> {
@@ -562,6 +617,86 @@ async fn watch(conn: &Connection, path: OwnedObjectPath) -> anyhow::Result<i32> 
                 return Ok(1);
             }
             else => bail!("lost the connection to the daemon"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Ctl {
+        #[command(subcommand)]
+        cmd: CtlCommand,
+    }
+
+    fn start(args: &[&str]) -> StartArgs {
+        let mut argv = vec!["ctl", "start"];
+        argv.extend(args);
+        match Ctl::try_parse_from(argv).unwrap().cmd {
+            CtlCommand::Start(a) => *a,
+            _ => unreachable!(),
+        }
+    }
+
+    /// What the daemon would answer (its parser, its D-Bus words) and what `ctl` then shows.
+    fn refusal(args: &[&str]) -> (String, Option<String>) {
+        let options: HashMap<String, OwnedValue> = start(args)
+            .to_options()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
+            .collect();
+        let e = zerocast_app::dbus::parse_options(&options).expect_err("refused");
+        let daemon_says = e.to_string();
+        (daemon_says.clone(), cli_words(Some(e), &daemon_says))
+    }
+
+    #[test]
+    fn start_refusals_name_the_flags_typed() {
+        let (dbus, cli) = refusal(&["--replay-max-mb", "5"]);
+        assert_eq!(dbus, "'replay-max-bytes' needs 'replay'");
+        assert_eq!(cli.as_deref(), Some("--replay-max-mb needs --replay"));
+        let (_, cli) = refusal(&["--replay", "5", "--replay-max-mb", "0"]);
+        assert_eq!(
+            cli.as_deref(),
+            Some("--replay-max-mb must be >= 1 and <= 262144 MiB, got 0")
+        );
+        let (_, cli) = refusal(&["--fps", "0"]);
+        assert_eq!(
+            cli.as_deref(),
+            Some("--framerate must be > 0 and <= 1000, got 0")
+        );
+        // A verdict that is not the daemon's is not reworded.
+        let other = zerocast_app::RequestError::MetadataCursor;
+        assert_eq!(cli_words(Some(other), "'framerate' must be …"), None);
+    }
+
+    #[test]
+    fn start_help_in_cli_words() {
+        let mut cmd = Ctl::command();
+        let help = cmd
+            .find_subcommand_mut("start")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--replay-max-mb"), "{help}");
+        assert!(help.contains("[1–262144]"), "{help}");
+        assert!(
+            !help.contains("1048576"),
+            "a byte range next to a MiB flag: {help}"
+        );
+        assert!(help.contains("needs --replay"), "{help}");
+        assert!(!help.contains("'replay'"), "{help}");
+        assert!(help.contains("--no-restore") && help.contains("Ask for the source every time"));
+        for line in help.lines() {
+            let text = line.trim();
+            assert!(
+                !text.contains("   "),
+                "a run of spaces inside a help line: {line:?}"
+            );
         }
     }
 }

@@ -24,7 +24,8 @@ pub enum Format {
     /// One JSON object per change: `state` (`unavailable`, `idle`, or the recording's state)
     /// and the recording's figures.
     Json,
-    /// waybar `custom` module lines (`return-type: json`): text, tooltip, class, alt.
+    /// waybar `custom` module lines (`return-type: json`): text (`REC 0:03`; ⏺ with --glyphs),
+    /// tooltip, class, alt.
     Waybar,
 }
 
@@ -64,8 +65,11 @@ fn recording_line(id: u64, r: &serde_json::Map<String, Json>) -> Json {
 }
 
 /// `{"text","tooltip","class","alt"}` for a waybar `custom` module. Idle and ended states have
-/// an empty text, which hides the module until something records.
-pub fn waybar(line: &Json) -> Json {
+/// an empty text, which hides the module until something records. The text is plain words
+/// (`REC 0:03`, `PAUSED 0:03`) that every font has; `glyphs` uses ⏺/⏸ (U+23FA, U+23F8)
+/// instead, for fonts that have them (many do not: a box before the time). `class`/`alt` are
+/// the state either way, for CSS and `format-icons`.
+pub fn waybar(line: &Json, glyphs: bool) -> Json {
     let state = line["state"].as_str().unwrap_or("idle");
     let secs = line["duration"].as_f64().unwrap_or(0.0);
     let elapsed = clock(secs);
@@ -85,7 +89,13 @@ pub fn waybar(line: &Json) -> Json {
             ),
         ),
         s => {
-            let icon = if s == "paused" { "⏸" } else { "⏺" };
+            let icon = match (s, glyphs) {
+                ("paused", true) => "⏸",
+                (_, true) => "⏺",
+                ("paused", false) => "PAUSED",
+                ("finishing", false) => "SAVING",
+                (_, false) => "REC",
+            };
             let mut tip = format!(
                 "zerocast: {s} {elapsed}\n{:.1} MB",
                 line["bytes"].as_f64().unwrap_or(0.0) / 1e6
@@ -140,17 +150,20 @@ struct Feed<W: Write> {
     conn: Connection,
     out: W,
     format: Format,
+    /// waybar text with ⏺/⏸ instead of words.
+    glyphs: bool,
     snap: Snapshot,
     owner: Option<OwnedUniqueName>,
     last: Option<Json>,
 }
 
 /// Runs the feed until stdout closes or the bus goes away.
-pub async fn run(conn: &Connection, format: Format) -> anyhow::Result<i32> {
+pub async fn run(conn: &Connection, format: Format, glyphs: bool) -> anyhow::Result<i32> {
     let mut feed = Feed {
         conn: conn.clone(),
         out: std::io::stdout().lock(),
         format,
+        glyphs,
         snap: Snapshot::default(),
         owner: None,
         last: None,
@@ -217,7 +230,7 @@ impl<W: Write> Feed<W> {
 
     fn write(&mut self, line: &Json) -> bool {
         let text = match self.format {
-            Format::Waybar => waybar(line).to_string(),
+            Format::Waybar => waybar(line, self.glyphs).to_string(),
             _ => line.to_string(),
         };
         writeln!(self.out, "{text}")
@@ -391,22 +404,36 @@ mod tests {
     fn waybar_lines() {
         let l = json!({"state": "recording", "duration": 75.2, "bytes": 3_400_000,
                        "capture_path": "shm-cpu", "encoder": "libx264", "path": "/v/a.mkv"});
-        let w = waybar(&l);
-        assert_eq!(w["text"], "⏺ 1:15");
+        let w = waybar(&l, false);
+        assert_eq!(w["text"], "REC 1:15");
         assert_eq!(w["class"], "recording");
         assert_eq!(w["alt"], "recording");
         assert_eq!(
             w["tooltip"],
             "zerocast: recording 1:15\n3.4 MB · shm-cpu · libx264\n/v/a.mkv"
         );
-        assert_eq!(waybar(&json!({"state": "paused"}))["text"], "⏸ 0:00");
-        let idle = waybar(&json!({"state": "idle"}));
+        assert_eq!(
+            waybar(&json!({"state": "paused"}), false)["text"],
+            "PAUSED 0:00"
+        );
+        // Words by default: any font renders them.
+        for state in ["starting", "recording", "paused", "finishing"] {
+            let t = waybar(&json!({"state": state, "duration": 3.0}), false)["text"].clone();
+            assert!(t.as_str().unwrap().is_ascii(), "{state}: {t}");
+        }
+        // --glyphs: the symbols, same class and alt.
+        let g = waybar(&l, true);
+        assert_eq!(g["text"], "⏺ 1:15");
+        assert_eq!((&g["class"], &g["alt"]), (&w["class"], &w["alt"]));
+        assert_eq!(waybar(&json!({"state": "paused"}), true)["text"], "⏸ 0:00");
+        let idle = waybar(&json!({"state": "idle"}), false);
         assert_eq!(
             (idle["text"].as_str(), idle["class"].as_str()),
             (Some(""), Some("idle"))
         );
         let failed = waybar(
             &json!({"state": "failed", "error": "org.zerocast.Error.StreamLost", "message": "gone"}),
+            false,
         );
         assert_eq!(
             failed["tooltip"],

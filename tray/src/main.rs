@@ -54,9 +54,24 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(run()) {
-        eprintln!("zerocast tray: {e:#}");
+        eprintln!("zerocast tray: {}", one_line(e.chain()));
         std::process::exit(1);
     }
+}
+
+/// An error chain on one line, each cause once: zbus's "Failed to connect to address …: No
+/// such file or directory (os error 2)" already ends with its source, which `{:#}` would print
+/// again. The same rule as `zerocast_app::report::one_line`, which the tray does not link (it
+/// would bring the recorder's libraries).
+fn one_line<'a>(chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut shown: Vec<String> = Vec::new();
+    for e in chain {
+        let msg = e.to_string();
+        if !msg.is_empty() && !shown.last().is_some_and(|last| last.contains(&msg)) {
+            shown.push(msg);
+        }
+    }
+    shown.join(": ")
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -109,4 +124,20 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let zbus_like = anyhow::Error::from(io)
+            .context("Failed to connect to address `unix:path=/x`: entity not found");
+        let e = zbus_like.context("cannot connect to the session bus");
+        assert_eq!(
+            super::one_line(e.chain()),
+            "cannot connect to the session bus: Failed to connect to address `unix:path=/x`: \
+             entity not found"
+        );
+    }
 }
