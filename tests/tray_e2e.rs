@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -28,29 +28,6 @@ const MANAGER: &str = "/org/zerocast/Recorder1";
 const WATCHER: &str = "org.kde.StatusNotifierWatcher";
 const SNI: &str = "org.kde.StatusNotifierItem";
 const MENU: &str = "com.canonical.dbusmenu";
-
-/// `zerocast-tray`, next to `zerocast`. Test binaries of the root package do not get other
-/// packages' binaries built, so it is built here when missing (the full suite builds it anyway).
-fn tray_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let zc = zerocast_bin();
-        let dir = zc.parent().unwrap();
-        let bin = dir.join("zerocast-tray");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", "zerocast-tray", "--bin", "zerocast-tray"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        // Always ask cargo: it is a no-op when the binary is fresh, and a stale one would test
-        // old code.
-        run_ok(&mut cmd);
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
-    .clone()
-}
 
 /// The user's home in the desktop, with the videos folder the daemon writes relative paths to.
 fn home(desk: &Desktop) -> PathBuf {

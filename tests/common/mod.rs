@@ -101,6 +101,29 @@ pub fn zerocast(desk: &Desktop) -> Command {
     c
 }
 
+/// `zerocast-tray`, next to `zerocast`. Test binaries of the root package do not get other
+/// packages' binaries built, so it is built here when missing (the full suite builds it anyway).
+pub fn tray_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let zc = zerocast_bin();
+        let dir = zc.parent().unwrap();
+        let bin = dir.join("zerocast-tray");
+        let mut cmd = std::process::Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", "zerocast-tray", "--bin", "zerocast-tray"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        // Always ask cargo: it is a no-op when the binary is fresh, and a stale one would test
+        // old code.
+        run_ok(&mut cmd);
+        assert!(bin.is_file(), "{} missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
 /// `zerocast record <args> -o <file>` in the background, output captured.
 pub fn spawn_record(desk: &Desktop, args: &[&str], file: &Path) -> std::process::Child {
     zerocast(desk)
