@@ -226,7 +226,9 @@ fn gnome_portal_shortcut_starts_and_stops_a_recording() {
     );
     desk.press_keys(&[CTRL, ALT, KEY_R]).expect("Ctrl+Alt+R");
     wait_for(Duration::from_secs(60), "the recording to end", || {
-        recordings(&desk).is_empty().then_some(())
+        let state = daemon::get(&desk, &obj, "State");
+        // Finished and kept in the list for a while, or already gone from it.
+        (state == "s \"finished\"" || !recordings(&desk).contains(&obj)).then_some(())
     });
     let p = ffprobe(&path);
     assert!(
