@@ -30,7 +30,7 @@ impl CompositorRate {
                 desk.compositor_frames().expect("paint count"),
                 Instant::now(),
             )),
-            Flavour::Sway => None,
+            Flavour::Sway | Flavour::Kde => None,
         })
     }
 
@@ -546,10 +546,10 @@ fn sigusr1_pause(flavour: Flavour) {
 }
 }
 
-on_both_desktops! {
+on_both_desktops! { no_monitor_cast;
 /// `zerocast probe` names the running backend and what its portal offers: wlr has monitors
 /// and no metadata cursor; GNOME adds windows and a metadata cursor (not used) and, with the
-/// seeded token, reports it stored.
+/// seeded token, reports it stored; KDE the same with tokens for both source types.
 fn probe_reports_the_portal_backend(flavour: Flavour) {
     let _g = lock();
     let desk = desktop_of(flavour);
@@ -630,6 +630,16 @@ fn probe_reports_the_portal_backend(flavour: Flavour) {
                 text.contains("metadata is offered but not used") && text.contains("share dialog"),
                 "{text}"
             );
+        }
+        Flavour::Kde => {
+            assert_eq!(names("backends"), ["kde"], "{portal}");
+            assert_eq!(
+                names("cursor_modes"),
+                ["hidden", "embedded", "metadata"],
+                "{portal}"
+            );
+            assert_eq!(names("source_types"), ["monitor", "window"], "{portal}");
+            assert_eq!(names("restore_tokens"), ["monitor", "window"], "{portal}");
         }
     }
 }

@@ -103,7 +103,8 @@ pub fn kde_window_cast_unsupported() -> Option<String> {
 /// A window as KWin's scripting API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KwinWindow {
-    /// `internalId` without braces: what xdg-desktop-portal-kde keeps in window restore data.
+    /// `internalId` as KWin prints it (`{uuid}`): what xdg-desktop-portal-kde keeps in window
+    /// restore data.
     pub id: String,
     /// The Wayland app id.
     pub resource_class: String,
@@ -316,24 +317,12 @@ impl Desktop {
         Ok(token)
     }
 
-    /// The windows KWin manages now, through a KWin script run over D-Bus (its `print`s land in
-    /// kwin's log, tagged with a number unique to this call).
-    pub fn kwin_windows(&self) -> Result<Vec<KwinWindow>> {
-        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tag = format!("ZEROCAST-WIN-{}-{n}", std::process::id());
-        let script = self.root.join(format!("list-windows-{n}.js"));
-        // 6.x: workspace.windowList(); 5.27: workspace.clientList().
-        write(
-            &script,
-            &format!(
-                "var ws = workspace.windowList ? workspace.windowList() : workspace.clientList();\n\
-                 for (var i = 0; i < ws.length; i++)\n    \
-                 print(\"{tag} \" + ws[i].internalId + \"\\t\" + ws[i].resourceClass + \"\\t\" + ws[i].caption);\n\
-                 print(\"{tag} END\");\n"
-            ),
-        )?;
-        let name = format!("zerocast-list-{n}");
+    /// Loads `js` as the KWin script `name` and runs it (over D-Bus, `org.kde.kwin.Scripting`).
+    /// It stays loaded (its shortcuts and signal handlers live) until
+    /// [`Desktop::kwin_unload_script`]. Its `print`s land in kwin's log ([`Desktop::kwin_log`]).
+    pub fn kwin_run_script(&self, name: &str, js: &str) -> Result<()> {
+        let script = self.root.join(format!("kwin-script-{name}.js"));
+        write(&script, js)?;
         let out = self.busctl(
             "Scripting.loadScript",
             &[
@@ -344,7 +333,7 @@ impl Desktop {
                 "loadScript",
                 "ss",
                 &script.to_string_lossy(),
-                &name,
+                name,
             ],
         )?;
         // "i 3"
@@ -354,54 +343,26 @@ impl Desktop {
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| anyhow!("loadScript answered {out:?}"))?;
         if id < 0 {
-            bail!("KWin did not load {}", script.display());
+            bail!(
+                "KWin did not load {} (is a script of that name loaded?)",
+                script.display()
+            );
         }
         // 6.x exports the script at /Scripting/Script<id>, 5.27 at /<id>.
-        let ran = [format!("/Scripting/Script{id}"), format!("/{id}")]
-            .iter()
-            .any(|path| {
-                self.busctl(
-                    "Script.run",
-                    &["call", KWIN_BUS_NAME, path, "org.kde.kwin.Script", "run"],
-                )
-                .is_ok()
-            });
-        let log = self.logs_dir.join(Component::Kwin.log_name());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let end = format!("{tag} END");
-        let text = loop {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            if text.contains(&end) {
-                break text;
+        let mut errors = Vec::new();
+        for path in [format!("/Scripting/Script{id}"), format!("/{id}")] {
+            match self.busctl(
+                "Script.run",
+                &["call", KWIN_BUS_NAME, &path, "org.kde.kwin.Script", "run"],
+            ) {
+                Ok(_) => return Ok(()),
+                Err(e) => errors.push(format!("{e:#}")),
             }
-            if Instant::now() > deadline {
-                let _ = self.unload_script(&name);
-                bail!(
-                    "the KWin script listing windows printed nothing (run: {ran}); see {}",
-                    log.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let _ = self.unload_script(&name);
-        let _ = fs::remove_file(&script);
-        let prefix = format!("{tag} ");
-        Ok(text
-            .lines()
-            .filter_map(|l| {
-                let rest = &l[l.find(&prefix)? + prefix.len()..];
-                let mut f = rest.splitn(3, '\t');
-                let id = f.next()?.trim_matches(['{', '}', '"']).to_string();
-                Some(KwinWindow {
-                    id,
-                    resource_class: f.next()?.to_string(),
-                    caption: f.next().unwrap_or("").trim_end_matches('"').to_string(),
-                })
-            })
-            .collect())
+        }
+        bail!("running KWin script {name}: {}", errors.join("; "))
     }
 
-    fn unload_script(&self, name: &str) -> Result<String> {
+    pub fn kwin_unload_script(&self, name: &str) -> Result<()> {
         self.busctl(
             "Scripting.unloadScript",
             &[
@@ -414,6 +375,65 @@ impl Desktop {
                 name,
             ],
         )
+        .map(|_| ())
+    }
+
+    /// kwin's log so far (stdout + stderr): script `print`s appear as `js: ...` lines.
+    pub fn kwin_log(&self) -> String {
+        fs::read_to_string(self.logs_dir.join(Component::Kwin.log_name())).unwrap_or_default()
+    }
+
+    /// Waits until kwin's log holds `needle`; returns the log.
+    pub fn wait_kwin_log(&self, needle: &str, timeout: Duration) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.kwin_log();
+            if text.contains(needle) {
+                return Ok(text);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kwin's log has no {needle:?} after {timeout:?} ({})",
+                    self.logs_dir.join(Component::Kwin.log_name()).display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The windows KWin manages now, through a KWin script (its `print`s land in kwin's log,
+    /// tagged with a number unique to this call).
+    pub fn kwin_windows(&self) -> Result<Vec<KwinWindow>> {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("ZEROCAST-WIN-{}-{n}", std::process::id());
+        let name = format!("zerocast-list-{n}");
+        // 6.x: workspace.windowList(); 5.27: workspace.clientList().
+        let js = format!(
+            "var ws = workspace.windowList ? workspace.windowList() : workspace.clientList();\n\
+             for (var i = 0; i < ws.length; i++)\n    \
+             print(\"{tag} \" + ws[i].internalId + \"\\t\" + ws[i].resourceClass + \"\\t\" + ws[i].caption);\n\
+             print(\"{tag} END\");\n"
+        );
+        let ran = self.kwin_run_script(&name, &js);
+        let text =
+            ran.and_then(|()| self.wait_kwin_log(&format!("{tag} END"), Duration::from_secs(10)));
+        let _ = self.kwin_unload_script(&name);
+        let text = text.context("listing KWin's windows")?;
+        let prefix = format!("{tag} ");
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let rest = &l[l.find(&prefix)? + prefix.len()..];
+                let mut f = rest.splitn(3, '\t');
+                let id = f.next()?.to_string();
+                Some(KwinWindow {
+                    id,
+                    resource_class: f.next()?.to_string(),
+                    caption: f.next().unwrap_or("").trim_end_matches('"').to_string(),
+                })
+            })
+            .collect())
     }
 
     /// Waits until KWin manages a window of `app_id`, and returns it.
