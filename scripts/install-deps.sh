@@ -20,7 +20,7 @@ BOOKWORM=(pkg-config build-essential libclang-dev clang
   procps psmisc util-linux time
   dunst haskell-status-notifier-item-utils xdg-utils file desktop-file-utils
   gnome-shell mutter gjs xdg-desktop-portal-gnome dconf-service libglib2.0-bin zip
-  kwin-wayland xdg-desktop-portal-kde qtwayland5 plasma-wayland-protocols)
+  kwin-wayland xdg-desktop-portal-kde qtwayland5)
 
 missing=()
 # The GNOME extension is linted with eslint (npm); any Node >= 18 will do.
