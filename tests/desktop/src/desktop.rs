@@ -208,6 +208,10 @@ const ENV_REMOVE: &[&str] = &[
     "XDG_VTNR",
     "DESKTOP_SESSION",
     "GNOME_SETUP_DISPLAY",
+    // An outer Plasma session's; the KDE flavour sets its own.
+    "KDE_FULL_SESSION",
+    "KDE_SESSION_VERSION",
+    "QT_QPA_PLATFORM",
 ];
 
 struct Proc {
