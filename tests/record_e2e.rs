@@ -512,14 +512,14 @@ fn fps_cap() {
     assert!((45..=75).contains(&p.frames), "30 fps for 2 s: {p:?}");
 }
 
-on_both_desktops! {
+on_both_desktops! { window_on_kde;
 /// SIGUSR1 pauses/resumes: the paused time is absent from the file.
 fn sigusr1_pause(flavour: Flavour) {
     let _g = lock();
     let desk = desktop_of(flavour);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("paused.mkv");
-    let mut child = spawn_record(&desk, &[], &file);
+    let mut child = spawn_record(&desk, source_args(flavour), &file);
     let pid = child.id() as i32;
     wait_for_data(&file, 1);
     std::thread::sleep(Duration::from_millis(1000));
