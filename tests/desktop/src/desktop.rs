@@ -154,6 +154,8 @@ pub enum Component {
     Kwin,
     /// KDE: xdg-desktop-portal-kde.
     PortalKde,
+    /// KDE 5: kglobalaccel5, the global-shortcuts daemon (KWin 6 hosts it itself).
+    Kglobalaccel,
 }
 
 impl Component {
@@ -173,6 +175,7 @@ impl Component {
             Component::PortalGnome => "xdg-desktop-portal-gnome",
             Component::Kwin => "kwin_wayland",
             Component::PortalKde => "xdg-desktop-portal-kde",
+            Component::Kglobalaccel => "kglobalaccel5",
         }
     }
 

@@ -422,8 +422,8 @@ fn kde_desktop_comes_up_and_drop_leaves_nothing() {
     } else {
         zerocast_testdesk::skipped(
             &format!("{TEST} (global shortcuts)"),
-            "KWin 5.27 keeps shortcuts in a separate kglobalaccel5 daemon, which this flavour \
-             does not run (the global-shortcut tests target KWin 6)",
+            "KWin 5.27 keeps shortcuts in kglobalaccel5 (started beside it), and KWin \
+             scripts' shortcuts are KWin 6's; the portal's are tested in shortcuts_e2e",
         );
     }
 

@@ -42,6 +42,8 @@ const KDE_WAYLAND_DISPLAY: &str = "wayland-0";
 /// kwin with llvmpipe takes 1-2 s idle, several times that on a loaded 2-core machine.
 const KDE_MIN_TIMEOUT: Duration = Duration::from_secs(60);
 const XDP_KDE: &str = "/usr/lib/x86_64-linux-gnu/libexec/xdg-desktop-portal-kde";
+/// Plasma 5's global-shortcuts daemon.
+const KGLOBALACCEL5: &str = "/usr/bin/kglobalaccel5";
 /// The app id of the painter's toplevel (its `resourceClass` in KWin).
 const PAINTER_APP_ID: &str = "zerocast-painter";
 
@@ -161,6 +163,15 @@ impl Desktop {
         })?;
         self.wayland_display = KDE_WAYLAND_DISPLAY.into();
         self.wait_name(Component::Kwin, KWIN_BUS_NAME, deadline)?;
+        // Plasma 5 keeps global shortcuts in a daemon of their own (a session starts it; here
+        // we do): xdg-desktop-portal-kde's GlobalShortcuts files the portal's shortcuts there.
+        // KWin 6 hosts the same service itself.
+        if major < 6 && Path::new(KGLOBALACCEL5).exists() {
+            let mut cmd = self.daemon_command(KGLOBALACCEL5);
+            cmd.env("QT_QPA_PLATFORM", "wayland");
+            self.spawn(Component::Kglobalaccel, cmd)?;
+            self.wait_name(Component::Kglobalaccel, KGLOBALACCEL_BUS_NAME, deadline)?;
+        }
 
         if let Some(fps) = self.opts.painter_fps {
             self.spawn_painter(fps)?;
