@@ -339,7 +339,11 @@ fn desktop_and_mic_as_two_tracks_and_mixed() {
     let dir = out_dir();
     let _c = Client::avsync(&desk, 16.0, None, "avsync");
     let _mic = Client::tone(&desk, dir.path(), 440, "talker", Some(audio::MIC));
-    std::thread::sleep(Duration::from_millis(500));
+    // Both players really playing before the recording starts (a loaded machine takes its time).
+    for node in ["avsync", "talker"] {
+        desk.wait_node_running(node, Duration::from_secs(30))
+            .unwrap();
+    }
 
     let mp4 = dir.path().join("two.mp4");
     record(
@@ -387,7 +391,10 @@ fn an_application_alone_flac() {
     let dir = out_dir();
     let _c = Client::avsync(&desk, 12.0, None, "beeper");
     let _other = Client::tone(&desk, dir.path(), 440, "other-app", None);
-    std::thread::sleep(Duration::from_millis(500));
+    for node in ["beeper", "other-app"] {
+        desk.wait_node_running(node, Duration::from_secs(30))
+            .unwrap();
+    }
     let file = dir.path().join("app.mkv");
     record(
         &desk,

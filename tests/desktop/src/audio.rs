@@ -71,6 +71,39 @@ impl Desktop {
         Ok(())
     }
 
+    /// Waits until the node named `node` (e.g. a player's `node.name`) is `running`: linked
+    /// and processing, so what it plays reaches its sink from now on. A fixed sleep after
+    /// starting a player is not enough on a loaded machine.
+    pub fn wait_node_running(&self, node: &str, timeout: Duration) -> Result<()> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let out = self
+                .command("pw-dump")
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .output()
+                .context("running pw-dump")?;
+            let objects: serde_json::Value =
+                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            let state = objects.as_array().and_then(|a| {
+                a.iter().find_map(|o| {
+                    let info = &o["info"];
+                    (o["type"] == "PipeWire:Interface:Node" && info["props"]["node.name"] == node)
+                        .then(|| info["state"].as_str().unwrap_or("").to_string())
+                })
+            });
+            if state.as_deref() == Some("running") {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "PipeWire node {node} not running after {timeout:?} (state {state:?})"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The current default sink's node name, as WirePlumber announces it.
     pub fn default_sink(&self) -> Result<Option<String>> {
         let out = self.pw_metadata(&["0", "default.audio.sink"])?;
