@@ -573,8 +573,11 @@ fn probe_reports_the_portal_backend(flavour: Flavour) {
     // virtual monitors.
     let gnome45 = flavour == Flavour::Gnome
         && zerocast_testdesk::desktop::gnome_shell_major().is_some_and(|v| v >= 45);
-    let version = portal["version"].as_u64().unwrap_or(0);
-    assert!((4..=5).contains(&version), "{portal}");
+    assert_eq!(
+        portal["version"].as_u64().map(|v| v as u32),
+        zerocast_testdesk::desktop::frontend_screencast_version(),
+        "{portal}"
+    );
     // The desktop by the Wayland socket's owner, the frontend by its bus name, with the
     // versions their packages give (the patched xdpw is ours, in target/: no package).
     let compositor = &v["desktop"]["compositor"];

@@ -426,6 +426,7 @@ impl Desktop {
                  output {OUTPUT_NAME} mode {}x{}@{}Hz\n\
                  output {OUTPUT_NAME} position 0 0\n\
                  xwayland disable\n\
+                 swaybg_command -\n\
                  default_border none\n\
                  default_floating_border none\n\
                  focus_follows_mouse no\n\
@@ -1080,6 +1081,23 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The ScreenCast version the installed xdg-desktop-portal frontend announces, whatever the
+/// backend: 4 up to 1.16 (Debian 12), 5 from 1.18 (Debian 13's 1.20). From its package version.
+pub fn frontend_screencast_version() -> Option<u32> {
+    static V: OnceLock<Option<u32>> = OnceLock::new();
+    *V.get_or_init(|| {
+        let out = Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", "xdg-desktop-portal"])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let v = String::from_utf8_lossy(&out.stdout);
+        let mut it = v.trim().split(['.', '-', '+', '~']);
+        let (major, minor): (u32, u32) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?);
+        Some(if (major, minor) >= (1, 18) { 5 } else { 4 })
+    })
 }
 
 /// Where the patched xdpw is: `$ZEROCAST_XDPW`, else `<target>/xdpw/xdg-desktop-portal-wlr`
