@@ -179,6 +179,7 @@ fn gnome_portal_shortcut_starts_and_stops_a_recording() {
     let _g = lock();
     let desk = Desktop::start(DesktopOptions {
         flavour: Flavour::Gnome,
+        gnome_global_shortcuts: true,
         ..Default::default()
     })
     .expect("GNOME test desktop");

@@ -112,6 +112,10 @@ pub struct DesktopOptions {
     /// GNOME: extension directories (each with a metadata.json) installed into the data dir
     /// before the shell starts.
     pub gnome_extensions: Vec<PathBuf>,
+    /// GNOME 48+: make gnome-control-center's global-shortcuts provider bus-activatable (the
+    /// GlobalShortcuts portal needs it). Off by default: xdg-desktop-portal-gnome activates it
+    /// at start-up, and an activated process is the bus's child, not ours.
+    pub gnome_global_shortcuts: bool,
 }
 
 impl Default for DesktopOptions {
@@ -129,6 +133,7 @@ impl Default for DesktopOptions {
             timeout: Duration::from_secs(20),
             flavour: Flavour::Sway,
             gnome_extensions: Vec::new(),
+            gnome_global_shortcuts: false,
         }
     }
 }

@@ -240,14 +240,16 @@ impl Desktop {
         )?;
         // xdg-desktop-portal 1.16 picks backends by UseIn= among the files in this dir.
         // Only the interfaces the tests use, so no other backend is ever asked; GlobalShortcuts
-        // where this xdg-desktop-portal-gnome has it (48+).
+        // where this xdg-desktop-portal-gnome has it (48+) and the test asks for it.
         let mut interfaces = String::from(
             "org.freedesktop.impl.portal.ScreenCast;org.freedesktop.impl.portal.Screenshot;\
              org.freedesktop.impl.portal.RemoteDesktop;",
         );
         let stock = fs::read_to_string("/usr/share/xdg-desktop-portal/portals/gnome.portal")
             .unwrap_or_default();
-        if stock.contains("org.freedesktop.impl.portal.GlobalShortcuts") {
+        if self.opts.gnome_global_shortcuts
+            && stock.contains("org.freedesktop.impl.portal.GlobalShortcuts")
+        {
             interfaces.push_str("org.freedesktop.impl.portal.GlobalShortcuts;");
         }
         let gnome_portal = format!(
@@ -260,7 +262,10 @@ impl Desktop {
         // like the stock session bus makes it; nothing else of the stock service dir is.
         let provider =
             "/usr/share/dbus-1/services/org.gnome.Settings.GlobalShortcutsProvider.service";
-        if let Ok(service) = fs::read_to_string(provider) {
+        if let (true, Ok(service)) = (
+            self.opts.gnome_global_shortcuts,
+            fs::read_to_string(provider),
+        ) {
             write(
                 &self
                     .root
