@@ -94,9 +94,21 @@ impl Host {
 
     fn register_again(&self, name: &str) {
         let w = Proxy::new(&self.conn, WATCHER, "/StatusNotifierWatcher", WATCHER).unwrap();
-        let () = w
-            .call("RegisterStatusNotifierHost", &(name,))
-            .expect("RegisterStatusNotifierHost");
+        // A watcher that has just taken its name may not serve its object yet (seen on
+        // Debian 13: UnknownObject right after the name appeared): retry that for a while.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match w.call::<_, _, ()>("RegisterStatusNotifierHost", &(name,)) {
+                Ok(()) => return,
+                Err(zbus::Error::MethodError(e, _, _))
+                    if e.as_str() == "org.freedesktop.DBus.Error.UnknownObject"
+                        && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("RegisterStatusNotifierHost: {e:?}"),
+            }
+        }
     }
 
     fn host_name(&self) -> String {
