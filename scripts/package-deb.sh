@@ -14,6 +14,7 @@
 # byte-identical .debs (scripts/test-deb.sh checks it).
 #
 # Environment: CARGO_TARGET_DIR is not used (builds go to target/deb/<release>);
+# ZEROCAST_DEB_NO_BUILD=1 packages the binaries built before (no cargo run);
 # ZEROCAST_PLATFORM_DIR as for platform.sh. Needs root for the Debian 13 root (platform.sh).
 #
 # Internal: `package-deb.sh --here RELEASE` does the zerocast package in the current system
@@ -21,7 +22,8 @@
 set -euo pipefail
 
 WS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT="$WS/target/deb/out"
+# ZEROCAST_DEB_OUT: another folder under target/deb for the .debs (the reproducibility check).
+OUT="$WS/target/deb/${ZEROCAST_DEB_OUT:-out}"
 VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$WS/Cargo.toml")"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git -C "$WS" log -1 --format=%ct 2>/dev/null || echo 0)}"
 export LC_ALL=C.UTF-8 TZ=UTC
@@ -242,7 +244,7 @@ for rel in "$@"; do
       here bookworm
       ;;
     trixie)
-      "$WS/scripts/platform.sh" debian13 env ZEROCAST_DEB_NO_BUILD="${ZEROCAST_DEB_NO_BUILD:-0}" \
+      "$WS/scripts/platform.sh" debian13 env ZEROCAST_DEB_NO_BUILD="${ZEROCAST_DEB_NO_BUILD:-0}" ZEROCAST_DEB_OUT="${ZEROCAST_DEB_OUT:-out}" \
         SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" scripts/package-deb.sh --here trixie
       ;;
   esac
