@@ -218,7 +218,7 @@ Homepage: $HOMEPAGE
 Description: GNOME Shell extension for the zerocast screen recorder
  A panel indicator and menu for zerocast: shows whether a recording runs and
  starts, pauses and stops recordings through the zerocast daemon's D-Bus API.
- Enable it with "gnome-extensions enable $uuid" or in the Extensions app.
+ Enable it in the Extensions app or with gnome-extensions enable.
 EOF
   finish_tree "$stage"
   mkdir -p "$OUT"
