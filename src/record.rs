@@ -1,7 +1,6 @@
 //! `zerocast record`: one recording in this process, with a live progress line on a TTY.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::RecordArgs;

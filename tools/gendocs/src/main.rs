@@ -57,7 +57,7 @@ fn write_pages(cmd: &clap::Command, dir: &Path, prefix: &str) -> Result<()> {
         format!("{prefix}-{}", cmd.get_name())
     };
     // Each page titled and named as the command line spells it: `zerocast-ctl-start`.
-    let page = cmd.clone().name(name.clone()).display_name(name.clone());
+    let page = cmd.clone().display_name(name.clone());
     let mut buf = Vec::new();
     clap_mangen::Man::new(page)
         .date("")
