@@ -19,7 +19,8 @@ BOOKWORM=(pkg-config build-essential libclang-dev clang
   gstreamer1.0-plugins-ugly gstreamer1.0-tools
   procps psmisc util-linux time
   dunst haskell-status-notifier-item-utils xdg-utils file desktop-file-utils
-  gnome-shell mutter gjs xdg-desktop-portal-gnome dconf-service libglib2.0-bin zip)
+  gnome-shell mutter gjs xdg-desktop-portal-gnome dconf-service libglib2.0-bin zip
+  kwin-wayland xdg-desktop-portal-kde qtwayland5)
 
 missing=()
 # The GNOME extension is linted with eslint (npm); any Node >= 18 will do.

@@ -32,7 +32,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 pkgs() { sed -e 's/#.*//' "$LIST" | tr -s ' \n' '\n' | sed '/^$/d'; }
-hash="$( (pkgs; echo "$SUITE"; sed -n '/^# root-recipe/,$p' "${BASH_SOURCE[0]}") | sha256sum | cut -c1-16)"
+# The root depends on the package list, the suite and make_root below (between the markers),
+# not on how a command is run in it: editing the run part must not remake 3 GB.
+hash="$( (pkgs; echo "$SUITE"; sed -n '/^# root-recipe/,/^# end of root-recipe/p' "${BASH_SOURCE[0]}") | sha256sum | cut -c1-16)"
 
 # root-recipe (a change from here on makes a new root)
 make_root() {
@@ -69,6 +71,8 @@ make_root() {
   echo "$hash" | $SUDO tee "$BASE/stamp" >/dev/null
   echo "platform: $REL root ready in $((SECONDS - t0)) s" >&2
 }
+
+# end of root-recipe
 
 $SUDO mkdir -p "$BASE"
 if [ ! -x "$R/usr/bin/apt-get" ] || [ "$(cat "$BASE/stamp" 2>/dev/null)" != "$hash" ]; then

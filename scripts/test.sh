@@ -47,7 +47,8 @@ debian12() {
   chmod 700 "$XDG_RUNTIME_DIR"
   # The GPU check binaries (run on the GPU machine by scripts/gpu/) are behind a feature so
   # the shipped build leaves them out; build them here so they keep compiling.
-  cargo test --workspace --all-targets --features "$FEATURES" "$@"
+  # --no-fail-fast: every failing test binary is reported, not only the first.
+  cargo test --no-fail-fast --workspace --all-targets --features "$FEATURES" "$@"
 }
 
 for p in $PLATFORMS; do

@@ -81,7 +81,9 @@ fn decodes(path: &Path) {
     );
 }
 
-on_both_desktops! {
+on_both_desktops! { window_on_kde;
+/// On KDE the recording is the painter's window (the `source` option), as `source_args` does
+/// for the CLI.
 fn busctl_start_pause_resume_stop(flavour: Flavour) {
     let _g = lock();
     let desk = desktop_of(flavour);
@@ -97,25 +99,24 @@ fn busctl_start_pause_resume_stop(flavour: Flavour) {
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
 
-    let (ok, reply) = call(
-        &desk,
-        MANAGER,
-        NAME,
-        "Start",
-        &[
-            "a{sv}",
-            "3",
-            "path",
-            "s",
-            file.to_str().unwrap(),
-            "framerate",
-            "u",
-            "30",
-            "cursor",
-            "s",
-            "embedded",
-        ],
-    );
+    let mut options = vec![
+        "a{sv}",
+        "3",
+        "path",
+        "s",
+        file.to_str().unwrap(),
+        "framerate",
+        "u",
+        "30",
+        "cursor",
+        "s",
+        "embedded",
+    ];
+    if flavour == zerocast_testdesk::Flavour::Kde {
+        options[1] = "4";
+        options.extend(["source", "s", "window"]);
+    }
+    let (ok, reply) = call(&desk, MANAGER, NAME, "Start", &options);
     assert!(ok, "Start: {reply}");
     // The busctl that called Start has exited here; the recording goes on without it.
     let caller_gone = Instant::now();

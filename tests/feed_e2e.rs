@@ -51,9 +51,18 @@ impl Feed {
     /// Reads lines until one after the last match has `key` == `want`; every line must be a
     /// JSON object.
     fn wait_for(&mut self, key: &str, want: &str) {
+        self.wait_for_with(key, want, |v| v == want)
+    }
+
+    /// Reads lines until one after the last match has a `key` that `ok` accepts (`want` says
+    /// what, for the failure message).
+    fn wait_for_with(&mut self, key: &str, want: &str, ok: impl Fn(&str) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(i) = self.seen[self.cursor..].iter().position(|v| v[key] == want) {
+            if let Some(i) = self.seen[self.cursor..]
+                .iter()
+                .position(|v| v[key].as_str().is_some_and(&ok))
+            {
                 self.cursor += i + 1;
                 return;
             }
@@ -146,8 +155,18 @@ fn watch_feeds_json_and_waybar_lines_across_a_recording() {
     bar.wait_for("class", "recording");
     // Elapsed time reaches the bar through the daemon's progress signals; in words that
     // every font has, or with --glyphs the symbols.
-    bar.wait_for("text", "REC 0:01");
-    glyphs.wait_for("text", "⏺ 0:01");
+    // At least one second: the progress signals come at most once a second, so under load a
+    // second may be skipped (0:00 → 0:02).
+    let past_one_second = |prefix: &'static str| {
+        move |t: &str| {
+            t.strip_prefix(prefix)
+                .and_then(|e| e.split_once(':'))
+                .and_then(|(m, s)| Some(m.parse::<u32>().ok()? * 60 + s.parse::<u32>().ok()?))
+                .is_some_and(|secs| secs >= 1)
+        }
+    };
+    bar.wait_for_with("text", "REC 0:01 or later", past_one_second("REC "));
+    glyphs.wait_for_with("text", "⏺ 0:01 or later", past_one_second("⏺ "));
     busctl(
         &desk,
         &["call", NAME, &obj, "org.zerocast.Recording1", "Pause"],

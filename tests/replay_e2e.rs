@@ -146,20 +146,21 @@ fn decodes_cleanly(path: &Path) {
     );
 }
 
-on_both_desktops! {
+on_both_desktops! { window_on_kde;
 /// A 5 s replay running 12 s, saved twice in a row: each clip is 5–6 s, starts at a keyframe,
 /// holds no repeated frame, the two agree frame for frame where they overlap, no frame was
-/// dropped for the saves, and stopping writes nothing.
+/// dropped for the saves, and stopping writes nothing. KDE: the painter's window is recorded.
 fn saves_the_last_seconds_twice_and_stop_writes_nothing(flavour: Flavour) {
     let _g = lock();
     let desk = desktop_of(flavour);
     let _daemon = Daemon::start(&desk);
     let out = tempfile::tempdir().unwrap();
     let main = out.path().join("replay.mkv");
-    let obj = start(
-        &desk,
-        &["path", "s", main.to_str().unwrap(), "replay", "d", "5", "framerate", "u", "30"],
-    );
+    let mut opts = vec!["path", "s", main.to_str().unwrap(), "replay", "d", "5", "framerate", "u", "30"];
+    if flavour == Flavour::Kde {
+        opts.extend(["source", "s", "window"]);
+    }
+    let obj = start(&desk, &opts);
     wait_recorded(&desk, &obj, 12.0);
     // Nothing on disk while it runs.
     assert!(!main.exists());

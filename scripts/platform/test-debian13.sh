@@ -20,5 +20,5 @@ echo "test-debian13: $(. /etc/os-release; echo "$PRETTY_NAME"), $(ffmpeg -versio
   "$(gnome-shell --version), $(sway --version), PipeWire $(pipewire --version | sed -n 's/.*libpipewire \([0-9.]*\).*/\1/p')" >&2
 cargo build --workspace --all-targets \
   --features zerocast-interop/gpu-checks,zerocast-recorder/gpu-checks
-cargo test --workspace --all-targets \
+cargo test --no-fail-fast --workspace --all-targets \
   --features zerocast-interop/gpu-checks,zerocast-recorder/gpu-checks "$@"

@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod avsync;
 pub mod desktop;
+mod fake_input;
 pub mod layout;
 pub mod painter;
 pub mod session;

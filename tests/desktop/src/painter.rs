@@ -14,8 +14,9 @@
 //! buffer (3.7 MB at 720p, ~0.3 ms) and damages the whole surface. The painter stays a small
 //! share of a core, so the compositor and the recorder under test keep the CPU.
 //!
-//! On compositors without wlr-layer-shell (mutter) it is a fullscreen xdg-shell toplevel
-//! instead, which also covers the output (and GNOME Shell's panel).
+//! On compositors without wlr-layer-shell (mutter), or when asked (`--toplevel`, KWin: a window
+//! the portal can cast), it is a fullscreen xdg-shell toplevel instead, which also covers the
+//! output (and GNOME Shell's panel).
 //!
 //! Runs as the `zerocast-painter` binary (preferred: own PID) or, when that binary cannot be
 //! found, on a thread of the test process ([`PainterThread`]).
@@ -110,6 +111,9 @@ pub struct PainterOptions {
     pub content: Content,
     /// Created once the compositor has presented the first frame.
     pub ready_file: Option<PathBuf>,
+    /// Be a fullscreen xdg-shell toplevel even where wlr-layer-shell exists (KWin: a window
+    /// can be cast as a window, and only toplevels are windows to the portal).
+    pub toplevel: bool,
 }
 
 impl Default for PainterOptions {
@@ -118,6 +122,7 @@ impl Default for PainterOptions {
             fps: 60,
             content: Content::Strip,
             ready_file: None,
+            toplevel: false,
         }
     }
 }
@@ -144,8 +149,13 @@ pub fn run(
     let shm = Shm::bind(&globals, &qh).context("wl_shm")?;
 
     let surface = compositor.create_surface(&qh);
-    let surface = match LayerShell::bind(&globals, &qh) {
-        Ok(layer_shell) => {
+    let layer_shell = if opts.toplevel {
+        None
+    } else {
+        LayerShell::bind(&globals, &qh).ok()
+    };
+    let surface = match layer_shell {
+        Some(layer_shell) => {
             let layer = layer_shell.create_layer_surface(
                 &qh,
                 surface,
@@ -162,7 +172,8 @@ pub fn run(
             PainterSurface::Layer(layer)
         }
         // mutter has no layer shell: a fullscreen toplevel covers the output (and the panel).
-        Err(_) => {
+        // On KWin it is asked for, so that the painter is a window the portal can cast.
+        None => {
             let xdg =
                 XdgShell::bind(&globals, &qh).context("neither layer shell nor xdg_wm_base")?;
             let window = xdg.create_window(surface, WindowDecorations::None, &qh);

@@ -299,3 +299,150 @@ fn gnome_desktop_comes_up_and_drop_leaves_nothing() {
     );
     assert!(!dir.exists(), "temp dir {} not removed", dir.display());
 }
+
+/// The KDE flavour (kwin_wayland --virtual + xdg-desktop-portal-kde; Plasma 5.27 on Debian 12,
+/// 6.3 on Debian 13): kwin, its portal, the portal and the permission store run and own their
+/// names; the painter is a KWin window; the seeded restore tokens (monitor "0x0", the painter's
+/// window) are in the permission store and where zerocast looks; key presses reach KWin through
+/// fake-input, and on KWin 6 a global shortcut fires both from kglobalaccel's invokeShortcut and
+/// from a real key press; drop leaves nothing behind.
+#[test]
+fn kde_desktop_comes_up_and_drop_leaves_nothing() {
+    use zerocast_testdesk::desktop::{
+        kwin_version, KGLOBALACCEL_BUS_NAME, KWIN_BUS_NAME, PORTAL_KDE_BUS_NAME,
+    };
+    use zerocast_testdesk::Flavour;
+    const TEST: &str = "smoke::kde_desktop_comes_up_and_drop_leaves_nothing";
+    let Some((major, minor)) = kwin_version() else {
+        zerocast_testdesk::skipped(
+            TEST,
+            "kwin_wayland is not installed (scripts/install-deps.sh)",
+        );
+        return;
+    };
+    let desk = Desktop::start(DesktopOptions {
+        flavour: Flavour::Kde,
+        ..DesktopOptions::default()
+    })
+    .expect("KDE desktop");
+    eprintln!(
+        "KDE (KWin {major}.{minor}) desktop up in {:?}",
+        desk.startup_time()
+    );
+    for name in [
+        KWIN_BUS_NAME,
+        PORTAL_KDE_BUS_NAME,
+        PORTAL_BUS_NAME,
+        PERMISSION_STORE_BUS_NAME,
+    ] {
+        assert!(desk.name_has_owner(name).unwrap(), "{name} not owned");
+    }
+    assert!(!desk.name_has_owner(XDPW_BUS_NAME).unwrap());
+    assert!(desk.screencast_version().unwrap().is_some_and(|v| v >= 4));
+
+    // The painter is a window (a fullscreen toplevel), which is what the portal can cast.
+    let windows = desk.kwin_windows().expect("KWin's windows");
+    let painter = windows
+        .iter()
+        .find(|w| w.resource_class == "zerocast-painter")
+        .unwrap_or_else(|| panic!("no painter window in {windows:?}"));
+    assert_eq!(
+        desk.source_selections(),
+        0,
+        "a chooser is open: {windows:?}"
+    );
+
+    // The seeded tokens: stored for zerocast and known to the permission store.
+    for (source, content) in [("monitor", "0x0"), ("window", painter.id.as_str())] {
+        let token = std::fs::read_to_string(
+            desk.dir()
+                .join(format!("state/zerocast/restore-token-{source}")),
+        )
+        .expect("token file");
+        let out = desk
+            .busctl(
+                "PermissionStore.Lookup",
+                &[
+                    "call",
+                    PERMISSION_STORE_BUS_NAME,
+                    "/org/freedesktop/impl/portal/PermissionStore",
+                    "org.freedesktop.impl.portal.PermissionStore",
+                    "Lookup",
+                    "ss",
+                    "screencast",
+                    token.trim(),
+                ],
+            )
+            .expect("Lookup");
+        assert!(out.contains("\"KDE\""), "{source}: {out}");
+        // The QDataStream holds the id as UTF-16BE: its bytes in busctl's decimal dump.
+        let utf16: Vec<String> = content
+            .encode_utf16()
+            .flat_map(|u| u.to_be_bytes())
+            .map(|b| b.to_string())
+            .collect();
+        assert!(
+            out.contains(&utf16.join(" ")),
+            "{source}: {content} not in {out}"
+        );
+    }
+
+    // Key presses go in through fake-input (Ctrl alone: harmless).
+    desk.kde_press_keys(&[29]).expect("fake-input key press");
+    if major >= 6 {
+        // A shortcut of a KWin script lives in kglobalaccel (inside KWin 6) as component "kwin".
+        assert!(desk.name_has_owner(KGLOBALACCEL_BUS_NAME).unwrap());
+        desk.kwin_run_script(
+            "zerocast-shortcut",
+            "registerShortcut('zerocast-test', 'zerocast test', 'Meta+Ctrl+F12', \
+             function () { print('ZEROCAST-SHORTCUT fired'); });\n\
+             print('ZEROCAST-SHORTCUT registered');\n",
+        )
+        .expect("shortcut script");
+        desk.wait_kwin_log("ZEROCAST-SHORTCUT registered", Duration::from_secs(10))
+            .unwrap();
+        let components = desk.kde_shortcut_components().unwrap();
+        assert!(
+            components.iter().any(|c| c == "/component/kwin"),
+            "{components:?}"
+        );
+        desk.kde_invoke_shortcut("kwin", "zerocast-test").unwrap();
+        let fired = |d: &Desktop| d.kwin_log().matches("ZEROCAST-SHORTCUT fired").count();
+        let t0 = std::time::Instant::now();
+        while fired(&desk) < 1 && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(fired(&desk), 1, "invokeShortcut did not fire it");
+        // Meta (125) + Ctrl (29) + F12 (88), a real key press.
+        desk.kde_press_keys(&[125, 29, 88]).unwrap();
+        while fired(&desk) < 2 && t0.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(fired(&desk), 2, "the fake-input key press did not fire it");
+    } else {
+        zerocast_testdesk::skipped(
+            &format!("{TEST} (global shortcuts)"),
+            "KWin 5.27 keeps shortcuts in a separate kglobalaccel5 daemon, which this flavour \
+             does not run (the global-shortcut tests target KWin 6)",
+        );
+    }
+
+    let dir = desk.dir().to_path_buf();
+    let pids = desk.pids();
+    let ours: Vec<u32> = pids.iter().map(|(_, p)| *p).collect();
+    let strays = processes_mentioning(&dir);
+    assert!(
+        strays.iter().all(|p| ours.contains(p)),
+        "unknown processes {strays:?} vs {pids:?}"
+    );
+    drop(desk);
+    for (c, pid) in pids {
+        assert!(!alive(pid), "{c} (pid {pid}) survived drop");
+    }
+    assert_eq!(
+        processes_mentioning(&dir),
+        Vec::<u32>::new(),
+        "strays after drop"
+    );
+    assert!(!dir.exists(), "temp dir {} not removed", dir.display());
+}

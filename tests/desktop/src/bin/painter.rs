@@ -1,9 +1,10 @@
 //! zerocast-painter: draws the test desktop's known, changing content full-screen.
 //! See `zerocast_testdesk::painter` and `zerocast_testdesk::layout`.
 //!
-//! Usage: `zerocast-painter [--fps N] [--full-motion] [--ready-file PATH]`
+//! Usage: `zerocast-painter [--fps N] [--full-motion] [--toplevel] [--ready-file PATH]`
 //!   --fps N          content changes per second (default 60; 0 = draw once, then stay static)
 //!   --full-motion    scroll a page so every pixel changes every frame (benchmarks; no counter)
+//!   --toplevel       a fullscreen xdg-shell toplevel even where wlr-layer-shell exists (KWin)
 //!   --ready-file P   created once the compositor has shown the first frame (also read from
 //!                    $ZEROCAST_PAINTER_READY)
 
@@ -25,11 +26,12 @@ fn main() -> Result<()> {
         match a.as_str() {
             "--fps" => opts.fps = it.next().context("--fps needs a value")?.parse()?,
             "--full-motion" => opts.content = Content::FullMotion,
+            "--toplevel" => opts.toplevel = true,
             "--ready-file" => {
                 opts.ready_file = Some(it.next().context("--ready-file needs a path")?.into())
             }
             "-h" | "--help" => {
-                println!("usage: zerocast-painter [--fps N] [--full-motion] [--ready-file PATH]");
+                println!("usage: zerocast-painter [--fps N] [--full-motion] [--toplevel] [--ready-file PATH]");
                 return Ok(());
             }
             other => bail!("unknown argument {other:?}"),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! zerocast-testdesk [--width W] [--height H] [--refresh HZ] [--fps N | --no-painter] [--full-motion]
-//!                   [--no-portal] [--no-restore-tokens] [--gnome [--extension DIR]...]
+//!                   [--no-portal] [--no-restore-tokens] [--gnome [--extension DIR]... | --kde]
 //!                   [--keep-logs] [--debug] [-- COMMAND...]
 //! ```
 //! Brings the desktop up, runs COMMAND with the desktop's environment, tears everything down
@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use zerocast_testdesk::{Content, Desktop, DesktopOptions};
 
 const USAGE: &str = "usage: zerocast-testdesk [--width W] [--height H] [--refresh HZ] \
-[--fps N | --no-painter] [--full-motion] [--no-portal] [--no-restore-tokens] [--gnome [--extension DIR]...] [--keep-logs] [--debug] \
+[--fps N | --no-painter] [--full-motion] [--no-portal] [--no-restore-tokens] [--gnome [--extension DIR]... | --kde] [--keep-logs] [--debug] \
 [--timeout SECS] [-- COMMAND...]";
 
 fn main() -> ExitCode {
@@ -46,6 +46,7 @@ fn run() -> Result<ExitCode> {
             "--full-motion" => opts.painter_content = Content::FullMotion,
             "--no-portal" => opts.portal = false,
             "--gnome" => opts.flavour = zerocast_testdesk::Flavour::Gnome,
+            "--kde" => opts.flavour = zerocast_testdesk::Flavour::Kde,
             "--extension" => opts.gnome_extensions.push(value("--extension")?.into()),
             "--no-restore-tokens" => opts.restore_tokens = false,
             "--keep-logs" => keep = true,

@@ -236,22 +236,7 @@ impl Desktop {
         // power, network): none of them has to answer, the connection just has to succeed.
         write(
             &self.root.join("system-bus.conf"),
-            &format!(
-                r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={}</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"#,
-                self.runtime_dir.join("system_bus").display()
-            ),
+            &system_bus_conf(&self.runtime_dir.join("system_bus")),
         )?;
         // xdg-desktop-portal 1.16 picks backends by UseIn= among the files in this dir.
         // Only the interfaces the tests use, so no other backend is ever asked; GlobalShortcuts
@@ -465,7 +450,7 @@ impl Desktop {
 
     /// Puts `token` where zerocast looks for a stored one
     /// (`$XDG_STATE_HOME/zerocast/restore-token-<source>`, 0600 in a 0700 dir).
-    fn store_zerocast_token(&self, source: &str, token: &str) -> Result<()> {
+    pub(super) fn store_zerocast_token(&self, source: &str, token: &str) -> Result<()> {
         use std::io::Write;
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let dir = self.root.join("state/zerocast");
@@ -633,6 +618,26 @@ call(session, S, 'Stop', null);
     }
 }
 
+/// A bus of the session type at `socket`, standing in for the system bus.
+pub(super) fn system_bus_conf(socket: &Path) -> String {
+    format!(
+        r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#,
+        socket.display()
+    )
+}
+
 fn parse_busctl_json(out: &[u8]) -> Result<serde_json::Value> {
     serde_json::from_slice(out).with_context(|| {
         format!(
@@ -643,7 +648,7 @@ fn parse_busctl_json(out: &[u8]) -> Result<serde_json::Value> {
 }
 
 /// A random UUID (what xdg-desktop-portal uses for tokens), from the kernel.
-fn uuid_v4() -> Result<String> {
+pub(super) fn uuid_v4() -> Result<String> {
     Ok(fs::read_to_string("/proc/sys/kernel/random/uuid")
         .context("reading /proc/sys/kernel/random/uuid")?
         .trim()
