@@ -15,6 +15,7 @@
 #
 # Environment: CARGO_TARGET_DIR is not used (builds go to target/deb/<release>);
 # ZEROCAST_DEB_NO_BUILD=1 packages the binaries built before (no cargo run);
+# ZEROCAST_PLATFORM_SH: another platform.sh for the Debian 13 root (default scripts/platform.sh);
 # ZEROCAST_PLATFORM_DIR as for platform.sh. Needs root for the Debian 13 root (platform.sh).
 #
 # Internal: `package-deb.sh --here RELEASE` does the zerocast package in the current system
@@ -236,15 +237,15 @@ for rel in "$@"; do
   debver "$rel" >/dev/null
   case "$rel" in
     bookworm)
-      . /etc/os-release
-      [ "${VERSION_CODENAME:-}" = bookworm ] || {
-        echo "package-deb: the bookworm package is built on a Debian 12 host (this is ${VERSION_CODENAME:-?})" >&2
+      host=$(. /etc/os-release && echo "${VERSION_CODENAME:-?}")
+      [ "$host" = bookworm ] || {
+        echo "package-deb: the bookworm package is built on a Debian 12 host (this is $host)" >&2
         exit 1
       }
       here bookworm
       ;;
     trixie)
-      "$WS/scripts/platform.sh" debian13 env ZEROCAST_DEB_NO_BUILD="${ZEROCAST_DEB_NO_BUILD:-0}" ZEROCAST_DEB_OUT="${ZEROCAST_DEB_OUT:-out}" \
+      "${ZEROCAST_PLATFORM_SH:-$WS/scripts/platform.sh}" debian13 env ZEROCAST_DEB_NO_BUILD="${ZEROCAST_DEB_NO_BUILD:-0}" ZEROCAST_DEB_OUT="${ZEROCAST_DEB_OUT:-out}" \
         SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" scripts/package-deb.sh --here trixie
       ;;
   esac

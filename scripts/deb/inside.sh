@@ -8,10 +8,11 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
 step() { echo "deb-test[$REL]: $*" >&2; }
 fail() { echo "deb-test[$REL]: FAIL: $*" >&2; exit 1; }
 
+# No `-t bookworm-backports`: the bookworm package is built against backports' PipeWire 1.4,
+# but the symbols it uses make dpkg-shlibdeps ask only libpipewire-0.3-0 (>= 0.3.50), so it
+# must install from bookworm itself (backports is in sources.list, at its default low priority,
+# as on a user's system that has it; apt does not pick it here).
 apt_opts=(-y -qq --no-install-recommends)
-# bookworm's PipeWire is 0.3.65; the package is built against backports' 1.4 (the recorder
-# needs pipewire-rs' v1_2_0 API), so its libpipewire dependency comes from bookworm-backports.
-if [ "$REL" = bookworm ]; then apt_opts+=(-t bookworm-backports); fi
 
 # Test tooling, installed before the first file list so it is not counted as ours: a session
 # bus (dbus-run-session, dbus-send) and man.
@@ -40,6 +41,7 @@ ms=$(((t1 - t0) / 1000000))
 echo "FIGURE install_time_ms=$ms" >&2
 echo "FIGURE installed_size_kb=$(dpkg-query -W -f '${Installed-Size}' zerocast)" >&2
 echo "FIGURE depends=$(dpkg-query -W -f '${Depends}' zerocast)" >&2
+echo "FIGURE libpipewire=$(dpkg-query -W -f '${Version}' 'libpipewire-0.3-0*' | head -1)" >&2
 step "installed $(dpkg-query -W -f '${Package} ${Version}' zerocast) in ${ms} ms"
 
 ver=$(zerocast --version)
