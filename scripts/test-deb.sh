@@ -24,8 +24,11 @@ VERSION="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "
 [ $# -gt 0 ] || set -- bookworm trixie
 skipped() { echo "SKIPPED: test-deb $1: $2" >&2; }
 if [ "$(id -u)" != 0 ]; then skipped all "needs root (debootstrap, mounts)"; exit 0; fi
-for tool in debootstrap lintian dpkg-deb; do
-  command -v "$tool" >/dev/null || { skipped all "$tool is not installed (apt-get install $tool)"; exit 0; }
+# The tools, from Debian (as scripts/install-deps.sh does for the rest).
+for tool in debootstrap lintian; do
+  command -v "$tool" >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$tool" >/dev/null ||
+    { skipped all "$tool is not installed and apt-get could not install it"; exit 0; }
 done
 mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null |
   sed -n 's/^URIs: *\(http[^ ]*\/debian\)\/*$/\1/p' | head -1)
