@@ -111,7 +111,11 @@ here() {
   export RUSTFLAGS="--remap-path-prefix=$WS=/usr/src/zerocast --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo -C link-arg=-Wl,-z,relro,-z,now"
   export CARGO_TARGET_DIR="$tgt"
   if [ "${ZEROCAST_DEB_NO_BUILD:-0}" != 1 ]; then
-    (cd "$WS" && cargo build --release --locked -p zerocast -p zerocast-tray -p zerocast-gendocs)
+    # Two cargo runs: built together, the tray would get the recorder's dependency features
+    # (cargo unifies them; tokio "full", …) and grow ~140 KB; apart, each binary is what
+    # `cargo install` makes. The generator shares only the recorder's dependencies.
+    (cd "$WS" && cargo build --release --locked -p zerocast -p zerocast-gendocs &&
+      cargo build --release --locked -p zerocast-tray)
   fi
   stage="$tgt/stage/zerocast"
   gen="$tgt/stage/gen"
