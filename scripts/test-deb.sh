@@ -7,15 +7,24 @@
 #   - inside (scripts/deb/inside.sh): `apt-get install ./zerocast_….deb` with the dependencies
 #     from Debian, `zerocast --version`, `zerocast probe --json`, `man zerocast`, the D-Bus
 #     activation file and a bus activation that starts the packaged daemon, the extension
-#     package's Depends and folder for that release's GNOME Shell, then `apt-get purge` and a
-#     comparison of the root's file lists before and after;
+#     package's Depends for that release's GNOME Shell, then `apt-get purge` + autoremove: no
+#     file of the package may stay, and every file new since the install must belong to a
+#     Debian package apt keeps installed;
+#   - in a second fresh root (scripts/deb/inside-record.sh): a sway desktop from Debian, the
+#     package, and a 2 s recording by /usr/bin/zerocast in the test desktop, decoded by ffprobe;
+#   - in a third (scripts/deb/inside-gnome.sh): the extension package with the gnome-shell its
+#     Depends bring, enabled in a headless GNOME session: loaded from /usr/share, no errors;
 #   - lintian of that release (in a clean root) on every package (no errors; each warning must
 #     be listed, with its reason, in scripts/deb/lintian-warnings);
 #   - two packagings of the same build byte-identical.
+# The recording and GNOME runs use test tooling built for the release (zerocast-testdesk,
+# zerocast-painter, the patched xdpw of scripts/build-xdpw.sh) from $ZEROCAST_DEB_TOOLS_TARGET
+# (default: this target/, where scripts/test.sh builds them); without it they print SKIPPED.
 # Builds the binaries first unless target/deb/RELEASE has them (ZEROCAST_DEB_REBUILD=1: always),
 # then packages them.
-# Slow (a release build per release, ~15 min each on 2 cores, then ~2 min per release), so not
-# part of scripts/test.sh. Needs root (debootstrap, mounts) and the Debian mirror.
+# Slow (a release build per release, ~15 min each on 2 cores, then 2-4 min per release), so not
+# part of scripts/test.sh; CI (.ci/run) runs it after. Needs root (debootstrap, mounts) and
+# the Debian mirror. Every run's writes go to memory (tmpfs under the overlay).
 set -euo pipefail
 
 WS="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -186,6 +195,7 @@ for rel in "$@"; do
     fi
   else
     skipped "$rel recording" "no zerocast-testdesk/zerocast-painter in $tt/${sub}debug or no patched xdpw in $tt/${sub}xdpw"
+    skipped "$rel GNOME extension" "no zerocast-testdesk in $tt/${sub}debug"
   fi
   echo "test-deb[$rel]: $((SECONDS - t0)) s" >&2
 done
