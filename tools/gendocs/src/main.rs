@@ -32,7 +32,9 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&comp)?;
 
-    let mut cmd = cli::Cli::command();
+    // The pages leave out the `help` subcommands (help for help: no page of their own); the
+    // completions below keep them, as the binary has them.
+    let mut cmd = without_help_subcommand(cli::Cli::command());
     cmd.build();
     write_pages(&cmd, &man, "")?;
     std::fs::write(man.join("zerocast-tray.1"), tray_page()?)?;
@@ -66,12 +68,17 @@ fn write_pages(cmd: &clap::Command, dir: &Path, prefix: &str) -> Result<()> {
         .render(&mut buf)?;
     std::fs::write(dir.join(format!("{name}.1")), buf)?;
     for sub in cmd.get_subcommands() {
-        if sub.is_hide_set() || sub.get_name() == "help" {
+        if sub.is_hide_set() {
             continue;
         }
         write_pages(sub, dir, &name)?;
     }
     Ok(())
+}
+
+fn without_help_subcommand(cmd: clap::Command) -> clap::Command {
+    cmd.disable_help_subcommand(true)
+        .mut_subcommands(without_help_subcommand)
 }
 
 /// zerocast-tray(1) from the tray's own help text: the first line is the name line, the
