@@ -70,6 +70,16 @@ base_root() { # base_root RELEASE -> prints the path
     ' bash "$b.new" >>"$dir/debootstrap.log" 2>&1 || { tail -20 "$dir/debootstrap.log" >&2; exit 1; }
     mv "$b.new" "$b"
     echo "$stamp" >"$dir/stamp"
+  elif [ -n "$(find "$dir/stamp" -mtime +0)" ]; then
+    # Lists older than a day may name package versions the mirror no longer has (a security
+    # update replaces them): refresh them, the rest of the clean root stays.
+    echo "test-deb: refreshing the $rel root's apt lists" >&2
+    unshare -m --propagation private bash -c '
+      set -e; R=$1
+      mount --bind /proc "$R/proc"; mount --bind /sys "$R/sys"; mount --bind /dev "$R/dev"
+      chroot "$R" apt-get -qq update
+    ' bash "$b" >>"$dir/debootstrap.log" 2>&1 || { tail -20 "$dir/debootstrap.log" >&2; exit 1; }
+    touch "$dir/stamp"
   fi
   echo "$b"
 }
