@@ -1,46 +1,12 @@
 //! zerocast: Wayland screen recorder (CLI, daemon, control client, probe).
 
+mod cli;
 mod record;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use cli::{Cli, Command};
 use zerocast_app::caps;
-
-#[derive(Parser)]
-#[command(name = "zerocast", version, about = "Wayland screen recorder")]
-struct Cli {
-    /// More logging (-v info, -vv debug, -vvv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    verbose: u8,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Record the screen to a file (Ctrl-C or SIGTERM stops and finalizes it).
-    // Boxed: the flags are most of the enum's size, and the other commands carry little.
-    Record(Box<record::RecordArgs>),
-    /// Serve the org.zerocast.Recorder1 D-Bus API on the session bus.
-    Daemon,
-    /// Control the daemon: start, stop, pause, resume, status, watch.
-    Ctl {
-        #[command(subcommand)]
-        cmd: zerocast_dbus::CtlCommand,
-    },
-    /// Tray applet (runs `zerocast-tray`, a separate binary with no recorder code in it).
-    #[command(disable_help_flag = true)]
-    Tray {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
-    /// Show what this machine can do: portal, global shortcuts, Vulkan, CUDA, encoders.
-    Probe {
-        /// Machine-readable output.
-        #[arg(long)]
-        json: bool,
-    },
-}
 
 fn main() {
     // SVT-AV1 logs info lines straight to stderr unless told otherwise; set before any thread

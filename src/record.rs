@@ -1,25 +1,13 @@
 //! `zerocast record`: one recording in this process, with a live progress line on a TTY.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::RecordArgs;
 use anyhow::{Context, Result};
-use clap::Args;
 use tokio::signal::unix::{signal, SignalKind};
-use zerocast_app::cli::RequestArgs;
 use zerocast_app::options::Surface;
 use zerocast_recorder::{EndReason, RecordingState, Stats};
-
-#[derive(Args, Debug)]
-pub struct RecordArgs {
-    /// The recording options, shared with D-Bus `Start` (`zerocast-app`).
-    #[command(flatten)]
-    request: RequestArgs,
-    /// Write the final stats as JSON to this file (benchmarks).
-    #[arg(long, hide = true)]
-    stats_json: Option<PathBuf>,
-}
 
 pub async fn run(mut args: RecordArgs) -> Result<i32> {
     // A path typed in a terminal is relative to the terminal's directory (as `ctl start` sends
