@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test, on two platforms:
+# Runs every test, on two platforms, then the Debian packages of both:
 #   debian12  this machine (Debian 12: FFmpeg 5.1, GNOME 43, sway 1.7, Plasma 5.27)
 #   debian13  a Debian 13 root made from Debian's packages (FFmpeg 7.1, GNOME 48, sway 1.10,
 #             Plasma 6.3), cached under target/platforms/ (scripts/platform.sh)
+#   packages  scripts/test-deb.sh: the .debs of both releases built twice (identical), lintian,
+#             installed into clean roots, checked (incl. a recording with the test tooling the
+#             two parts above built) and purged
 # Installs system packages when missing, builds the patched xdg-desktop-portal-wlr the test
 # desktop uses, lints the GNOME Shell extension (eslint with GNOME's configuration), then
 # `cargo test` for the whole workspace on each platform. The end-to-end tests bring up their own
 # headless desktops. Both platforms run even when the first fails; the exit status is non-zero
 # if either did. Arguments go to `cargo test` on both (e.g. a test name filter).
 #
-# ZEROCAST_TEST_PLATFORMS="debian12 debian13" (the default) picks the platforms.
+# ZEROCAST_TEST_PLATFORMS="debian12 debian13 packages" (the default) picks the parts.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PLATFORMS="${ZEROCAST_TEST_PLATFORMS:-debian12 debian13}"
+PLATFORMS="${ZEROCAST_TEST_PLATFORMS:-debian12 debian13 packages}"
 FEATURES=zerocast-interop/gpu-checks,zerocast-recorder/gpu-checks
 
 set -e
@@ -55,7 +58,9 @@ for p in $PLATFORMS; do
   case "$p" in
     debian12) run_part debian12 debian12 "$@" ;;
     debian13) run_part debian13 ./scripts/platform.sh debian13 scripts/platform/test-debian13.sh "$@" ;;
-    *) echo "test: unknown platform '$p' (debian12, debian13)" >&2; exit 2 ;;
+    # Not filtered by a test name: the packages are tested whole.
+    packages) run_part packages ./scripts/test-deb.sh ;;
+    *) echo "test: unknown part '$p' (debian12, debian13, packages)" >&2; exit 2 ;;
   esac
 done
 
