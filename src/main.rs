@@ -42,6 +42,8 @@ fn main() {
     });
     match result {
         Ok(code) => std::process::exit(code),
+        // `zerocast probe | head -1`: what the reader wanted, it got.
+        Err(e) if zerocast_app::report::stdout_closed(&e) => std::process::exit(0),
         Err(e) => {
             // One line, the whole cause chain, each cause once: scripts and users both read
             // this.
@@ -137,7 +139,7 @@ async fn probe(json: bool) -> Result<i32> {
             .iter()
             .map(|(c, e)| (c.to_string(), serde_json::json!(e)))
             .collect();
-        println!(
+        zerocast_app::say!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "desktop": desktop_json,
@@ -160,9 +162,9 @@ async fn probe(json: bool) -> Result<i32> {
                 "explicit_sync": gpu.chosen.is_some() && gpu.semaphore_export,
                 "gpu_report": gpu.to_string(),
             }))?
-        );
+        )?;
     } else {
-        println!(
+        zerocast_app::say!(
             "desktop: {} — compositor: {}",
             desktop
                 .current_desktop
@@ -173,20 +175,20 @@ async fn probe(json: bool) -> Result<i32> {
                 .as_ref()
                 .map_or("none found (no Wayland socket)".to_string(), |p| p
                     .to_string())
-        );
+        )?;
         if !programs.is_empty() {
-            println!(
+            zerocast_app::say!(
                 "portal programs: {}",
                 programs
                     .iter()
                     .map(|(label, p)| format!("{label}: {p}"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            )?;
         }
         match &portal {
             Ok(c) => {
-                println!(
+                zerocast_app::say!(
                     "portal: ScreenCast v{}, cursor modes: {}, sources: {}, backends: {}",
                     c.version,
                     join(&c.cursor_modes),
@@ -196,15 +198,15 @@ async fn probe(json: bool) -> Result<i32> {
                     } else {
                         backends.join(", ")
                     }
-                );
+                )?;
                 if c.cursor_modes
                     .contains(&zerocast_portal::CursorMode::Metadata)
                 {
-                    println!(
+                    zerocast_app::say!(
                         "portal: cursor mode metadata is offered but not used (the pointer would be missing from the file)"
-                    );
+                    )?;
                 }
-                println!(
+                zerocast_app::say!(
                     "portal: stored restore tokens: {}{}",
                     if tokens.is_empty() {
                         "none".to_string()
@@ -216,11 +218,11 @@ async fn probe(json: bool) -> Result<i32> {
                     } else {
                         ""
                     }
-                );
+                )?;
             }
-            Err(e) => println!("portal: unavailable — {e}"),
+            Err(e) => zerocast_app::say!("portal: unavailable — {e}")?,
         }
-        println!(
+        zerocast_app::say!(
             "shortcuts: {} — {}",
             match shortcuts.mechanism.as_str() {
                 "portal" => "GlobalShortcuts portal",
@@ -229,41 +231,41 @@ async fn probe(json: bool) -> Result<i32> {
                 other => other,
             },
             shortcuts.reason
-        );
+        )?;
         match &audio {
             Ok(sources) => {
-                println!("audio codecs: {}", audio_codecs.join(", "));
+                zerocast_app::say!("audio codecs: {}", audio_codecs.join(", "))?;
                 for (name, description) in sources {
                     match description {
-                        Some(d) => println!("audio source {name}: {d}"),
-                        None => println!("audio source {name}"),
+                        Some(d) => zerocast_app::say!("audio source {name}: {d}")?,
+                        None => zerocast_app::say!("audio source {name}")?,
                     }
                 }
             }
-            Err(e) => println!("audio: unavailable — {e}"),
+            Err(e) => zerocast_app::say!("audio: unavailable — {e}")?,
         }
-        println!("{gpu}");
+        zerocast_app::say!("{gpu}")?;
         for (codec, r) in &nvenc {
             match r {
-                Ok(name) => println!("NVENC {codec}: {name}"),
-                Err(why) => println!("NVENC {codec}: unavailable — {why}"),
+                Ok(name) => zerocast_app::say!("NVENC {codec}: {name}")?,
+                Err(why) => zerocast_app::say!("NVENC {codec}: unavailable — {why}")?,
             }
         }
         for (codec, names) in &encoders {
-            println!(
+            zerocast_app::say!(
                 "encoder {codec}: {}",
                 if names.is_empty() {
                     "none".to_string()
                 } else {
                     names.join(", ")
                 }
-            );
+            )?;
         }
         for (container, codecs) in &containers {
-            println!("container {container}: {}", codecs.join(", "));
+            zerocast_app::say!("container {container}: {}", codecs.join(", "))?;
         }
         for (key, r) in &ranges {
-            println!("range {key}: {}", r.describe());
+            zerocast_app::say!("range {key}: {}", r.describe())?;
         }
     }
     Ok(0)

@@ -105,7 +105,9 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
         s.frames_dropped,
         human_bytes(s.bytes)
     );
-    println!("{}", summary.path.display());
+    // The file is written whatever happens to stdout; a reader that left must not stop the
+    // stats file below.
+    let _ = zerocast_app::say!("{}", summary.path.display());
     if let Some(p) = args.stats_json {
         let j = serde_json::json!({
             "frames_received": s.frames_received,
@@ -181,7 +183,7 @@ async fn save_replay(
                 s.seconds,
                 human_bytes(s.bytes)
             );
-            println!("{}", s.path.display());
+            let _ = zerocast_app::say!("{}", s.path.display());
         }
         Err(e) => eprintln!("zerocast: replay not saved: {e}"),
     }

@@ -29,6 +29,42 @@ pub fn chain<'a>(e: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn 
     std::iter::successors(Some(e), |e: &&'a (dyn Error + 'static)| (*e).source())
 }
 
+/// Standard output's reader went away (`zerocast probe | head -1`, `grep -q`, a waybar that
+/// quit). Not a failure of the command: the binary exits quietly on it, where `println!` would
+/// panic with "failed printing to stdout".
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader")]
+pub struct StdoutClosed;
+
+/// Writes one line to standard output, flushed. A closed pipe becomes [`StdoutClosed`], any
+/// other write error stays an `io::Error`.
+pub fn say(args: std::fmt::Arguments<'_>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out
+        .write_fmt(args)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot write to standard output")),
+    }
+}
+
+/// `println!` for commands: `say!("{x}")?` — see [`say`].
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => {
+        $crate::report::say(format_args!($($t)*))
+    };
+}
+
+/// Whether `e` is (or was caused by) [`StdoutClosed`].
+pub fn stdout_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<StdoutClosed>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -296,7 +296,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
                 Ok(p) => p,
                 Err(e) => return Err(start_refused(e, &args.to_options()?).await),
             };
-            println!("{}", path.as_str());
+            zerocast_app::say!("{}", path.as_str())?;
             if stop_on_disconnect {
                 // The recording lives as long as this process: follow it.
                 return watch(conn, path).await;
@@ -305,7 +305,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
         }
         CtlCommand::Stop { recording } => {
             let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
-            println!("{}", rec.stop().await?);
+            zerocast_app::say!("{}", rec.stop().await?)?;
             Ok(0)
         }
         CtlCommand::Pause { recording } => {
@@ -335,7 +335,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             if overwrite {
                 opts.insert("overwrite", Value::from(true));
             }
-            println!("{}", rec.keep(opts).await?);
+            zerocast_app::say!("{}", rec.keep(opts).await?)?;
             Ok(0)
         }
         CtlCommand::SaveReplay {
@@ -368,7 +368,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
                 "zerocast: saved {secs:.1} s{}",
                 if whole { " (all the replay held)" } else { "" }
             );
-            println!("{path}");
+            zerocast_app::say!("{path}")?;
             Ok(0)
         }
         CtlCommand::Status { recording, json } => {
@@ -382,12 +382,12 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             }
             if json {
                 let out = json!({ "version": manager.version().await?, "recordings": items });
-                println!("{}", serde_json::to_string_pretty(&out)?);
+                zerocast_app::say!("{}", serde_json::to_string_pretty(&out)?)?;
             } else if items.is_empty() {
-                println!("no recordings");
+                zerocast_app::say!("no recordings")?;
             } else {
                 for i in &items {
-                    println!("{}", status_line(i));
+                    zerocast_app::say!("{}", status_line(i))?;
                 }
             }
             Ok(0)
@@ -588,7 +588,7 @@ async fn watch(conn: &Connection, path: OwnedObjectPath) -> anyhow::Result<i32> 
     let mut finished = rec.receive_finished().await?;
     let mut failed = rec.receive_failed().await?;
     let state = rec.state().await?;
-    println!("{} State={state} Path={}", path.as_str(), rec.path().await?);
+    zerocast_app::say!("{} State={state} Path={}", path.as_str(), rec.path().await?)?;
     match state.as_str() {
         "finished" => return Ok(0),
         "failed" => return Ok(1),
@@ -604,11 +604,11 @@ async fn watch(conn: &Connection, path: OwnedObjectPath) -> anyhow::Result<i32> 
                     .into_iter()
                     .map(|k| format!("{k}={}", value_json(&args.changed_properties()[k])))
                     .collect();
-                println!("{}", line.join(" "));
+                zerocast_app::say!("{}", line.join(" "))?;
             }
             Some(sig) = finished.next() => {
                 let args = sig.args()?;
-                println!("Finished path={} stats={}", args.path(), dict_json(args.stats()));
+                zerocast_app::say!("Finished path={} stats={}", args.path(), dict_json(args.stats()))?;
                 return Ok(0);
             }
             Some(sig) = failed.next() => {

@@ -20,7 +20,10 @@ fn main() {
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "-h" | "--help" => {
-                println!("{HELP}");
+                // Not println!: `zerocast-tray --help | grep -q …` closes the pipe early, and
+                // println! panics on that.
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stdout().lock(), "{HELP}");
                 return;
             }
             "-v" | "--verbose" => verbose += 1,
