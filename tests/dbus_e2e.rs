@@ -72,6 +72,24 @@ fn wait_state(desk: &Desktop, obj: &str, want: &str, timeout: Duration) {
     }
 }
 
+/// Waits until the recording's `Duration` reaches `secs`: frames are being recorded (a
+/// recording that stalls fails here instead of after a fixed sleep).
+fn wait_recorded(desk: &Desktop, obj: &str, secs: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(30) + Duration::from_secs_f64(secs);
+    loop {
+        let v = get(desk, obj, "Duration");
+        let d: f64 = v.trim_start_matches("d ").parse().unwrap_or(0.0);
+        if d >= secs {
+            return d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{secs} s never recorded: Duration {v}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn decodes(path: &Path) {
     run_ok(
         Command::new("ffmpeg")
@@ -97,7 +115,25 @@ fn busctl_start_pause_resume_stop(flavour: Flavour) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The monitor's lines, read as they come: it is subscribed once it shows a call made after
+    // it started.
+    let lines = std::sync::Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        use std::io::BufRead;
+        let lines = lines.clone();
+        let stdout = monitor.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(l);
+            }
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lines.lock().unwrap().iter().any(|l| l.contains("\"Version\"")) {
+        assert!(Instant::now() < deadline, "busctl monitor never saw a call");
+        call(&desk, MANAGER, "org.freedesktop.DBus.Properties", "Get", &["ss", NAME, "Version"]);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     let mut options = vec![
         "a{sv}",
@@ -116,25 +152,27 @@ fn busctl_start_pause_resume_stop(flavour: Flavour) {
         options[1] = "4";
         options.extend(["source", "s", "window"]);
     }
+    let paints = Paints::start(&desk).capped(30.0);
     let (ok, reply) = call(&desk, MANAGER, NAME, "Start", &options);
     assert!(ok, "Start: {reply}");
-    // The busctl that called Start has exited here; the recording goes on without it.
-    let caller_gone = Instant::now();
+    // The busctl that called Start has exited here; the recording goes on without it: 1.5 s
+    // get recorded after its caller left.
     let obj = object_of(&reply);
     assert_eq!(get(&desk, &obj, "State"), "s \"recording\"");
-
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_recorded(&desk, &obj, 1.5);
     let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Pause", &[]);
     assert!(ok, "{o}");
+    let at_pause = wait_recorded(&desk, &obj, 0.0);
+    // The pause itself: 2 s of wall time that must not reach the file.
     std::thread::sleep(Duration::from_millis(2000));
     let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Resume", &[]);
     assert!(ok, "{o}");
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_recorded(&desk, &obj, at_pause + 1.5);
     let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Stop", &[]);
     assert!(ok, "{o}");
-    assert!(caller_gone.elapsed() > Duration::from_secs(4));
     assert_eq!(o, format!("s \"{}\"", file.display()));
     assert_eq!(get(&desk, &obj, "State"), "s \"finished\"");
+    let floor = paints.min_frames(&desk, 3.0);
 
     decodes(&file);
     let p = ffprobe(&file);
@@ -144,7 +182,7 @@ fn busctl_start_pause_resume_stop(flavour: Flavour) {
         "duration without the pause: {p:?}"
     );
     assert!(
-        p.frames > per_desktop(flavour, 30, min_frames(flavour, 3.0)),
+        p.frames > per_desktop(flavour, 30, floor),
         "{p:?}"
     );
     assert_matches_screen(
@@ -153,9 +191,17 @@ fn busctl_start_pause_resume_stop(flavour: Flavour) {
         Layout::new(1280, 720),
     );
 
-    std::thread::sleep(Duration::from_millis(300));
+    // The Finished signal precedes Stop's reply on the bus; the monitor prints it before it
+    // prints the reply it saw after it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lines.lock().unwrap().iter().any(|l| l.contains("\"member\":\"Finished\"")) {
+        assert!(Instant::now() < deadline, "busctl monitor never saw Finished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = monitor.kill();
-    let text = String::from_utf8_lossy(&monitor.wait_with_output().unwrap().stdout).into_owned();
+    let _ = monitor.wait();
+    let _ = reader.join();
+    let text = lines.lock().unwrap().join("\n");
     let mut states: Vec<String> = text
         .lines()
         .filter(|l| l.contains("PropertiesChanged") && l.contains(&obj))
@@ -175,7 +221,6 @@ fn busctl_start_pause_resume_stop(flavour: Flavour) {
     for s in ["recording", "paused", "finished"] {
         assert!(states.iter().any(|x| x == s), "{s} missing in {states:?}");
     }
-    assert!(text.contains("\"member\":\"Finished\""));
 }
 }
 
@@ -231,7 +276,7 @@ fn stream_lost_fails_and_keeps_the_file() {
     );
     assert!(ok, "{reply}");
     let obj = object_of(&reply);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_recorded(&desk, &obj, 1.5);
     // The compositor side of the cast goes away.
     desk.stop(Component::Xdpw).unwrap();
     wait_state(&desk, &obj, "failed", Duration::from_secs(15));
@@ -290,47 +335,186 @@ fn bench_start_latency() {
     );
 }
 
-/// `zerocast ctl` is a thin client of the daemon: start → status --json → pause/resume → stop.
+/// `zerocast ctl` as a script would use it, with `-o` relative to the working directory.
+fn ctl_in(desk: &Desktop, cwd: &Path, args: &[&str]) -> Output {
+    let mut c = zerocast(desk);
+    c.current_dir(cwd).arg("ctl").args(args);
+    run_ok(&mut c)
+}
+
+fn stdout_line(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The one recording `ctl status --json` reports.
+fn ctl_status(desk: &Desktop, cwd: &Path, obj: &str) -> serde_json::Value {
+    let out = ctl_in(desk, cwd, &["status", "--json", obj]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status --json");
+    v["recordings"][0].clone()
+}
+
+/// Polls `ctl status --json` until `pred` holds; returns that status.
+fn wait_ctl_status(
+    desk: &Desktop,
+    cwd: &Path,
+    obj: &str,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = ctl_status(desk, cwd, obj);
+        if pred(&st) {
+            return st;
+        }
+        assert!(Instant::now() < deadline, "{what}: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `zerocast ctl` is a thin client of the daemon: start → status --json says `recording` →
+/// pause: `paused`, the recorded time stands still → resume → stop: the file lacks the pause.
 #[test]
 fn ctl_drives_the_daemon() {
     let _g = lock();
     let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
     let _daemon = start_daemon(&desk);
     let out = tempfile::tempdir().unwrap();
-    let file = out.path().join("ctl.mkv");
-    let ctl = |args: &[&str]| -> Output {
-        let mut c = zerocast(&desk);
-        c.arg("ctl").args(args);
-        run_ok(&mut c)
-    };
-    let started = ctl(&["start", "-o", file.to_str().unwrap()]);
-    let obj = String::from_utf8_lossy(&started.stdout).trim().to_string();
+    let dir = out.path();
+    let file = dir.join("ctl.mkv");
+    let obj = stdout_line(&ctl_in(&desk, dir, &["start", "-o", "ctl.mkv"]));
     assert!(
         obj.starts_with("/org/zerocast/Recorder1/recording/"),
         "{obj}"
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    let status = ctl(&["status", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json");
-    let text = v.to_string();
-    assert!(
-        text.contains("recording") && text.contains(file.to_str().unwrap()),
-        "{text}"
-    );
-    ctl(&["pause", &obj]);
-    ctl(&["resume", &obj]);
-    let stopped = ctl(&["stop", &obj]);
+    let st = wait_ctl_status(&desk, dir, &obj, "1.5 s recorded", |s| {
+        s["duration"].as_f64().unwrap_or(0.0) >= 1.5
+    });
+    assert_eq!(st["state"], "recording", "{st}");
+    assert_eq!(st["object"], obj.as_str(), "{st}");
     assert_eq!(
-        String::from_utf8_lossy(&stopped.stdout).trim(),
-        file.to_str().unwrap()
+        st["path"],
+        file.to_str().unwrap(),
+        "relative -o from the cwd: {st}"
     );
+    assert!(st["frames"].as_u64().unwrap() > 0, "{st}");
+
+    ctl_in(&desk, dir, &["pause", &obj]);
+    let paused = ctl_status(&desk, dir, &obj);
+    assert_eq!(paused["state"], "paused", "{paused}");
+    // The pause itself: 2 s of wall time that must not reach the file.
+    std::thread::sleep(Duration::from_secs(2));
+    let still = ctl_status(&desk, dir, &obj);
+    assert_eq!(still["state"], "paused", "{still}");
+    assert!(
+        still["duration"].as_f64().unwrap() - paused["duration"].as_f64().unwrap() < 0.2,
+        "the recorded time moved while paused: {paused} → {still}"
+    );
+    assert_eq!(still["frames"], paused["frames"], "frames while paused");
+
+    ctl_in(&desk, dir, &["resume", &obj]);
+    assert_eq!(ctl_status(&desk, dir, &obj)["state"], "recording");
+    let before = paused["duration"].as_f64().unwrap();
+    let st = wait_ctl_status(&desk, dir, &obj, "1.5 s more recorded", |s| {
+        s["duration"].as_f64().unwrap_or(0.0) >= before + 1.5
+    });
+    let recorded = st["duration"].as_f64().unwrap();
+    let stopped = ctl_in(&desk, dir, &["stop", &obj]);
+    assert_eq!(stdout_line(&stopped), file.to_str().unwrap());
     decodes(&file);
+    let p = ffprobe(&file);
+    // ~3 s recorded around a 2 s pause: the file is the recorded time, not the wall time.
+    assert!(
+        p.duration >= recorded - 0.3 && p.duration < recorded + 1.0,
+        "{recorded:.1} s recorded (the pause left out): {p:?}"
+    );
     // Stopping again is a named error and a non-zero exit.
     let again = zerocast(&desk)
         .args(["ctl", "stop", &obj])
         .output()
         .unwrap();
     assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("org.zerocast.Error."),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// `ctl save-replay` writes the last seconds while the replay goes on; `ctl keep` turns the
+/// replay into a recording that starts with what the ring held; `ctl stop` ends it there.
+#[test]
+fn ctl_save_replay_and_keep() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let _daemon = start_daemon(&desk);
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path();
+    let obj = stdout_line(&ctl_in(
+        &desk,
+        dir,
+        &["start", "--replay", "3", "--fps", "30", "-o", "never.mkv"],
+    ));
+    wait_ctl_status(&desk, dir, &obj, "5 s in the replay", |s| {
+        s["duration"].as_f64().unwrap_or(0.0) >= 5.0
+    });
+
+    let saved = ctl_in(
+        &desk,
+        dir,
+        &["save-replay", &obj, "-o", "clip.mkv", "--seconds", "2"],
+    );
+    let clip = dir.join("clip.mkv");
+    assert_eq!(stdout_line(&saved), clip.to_str().unwrap());
+    let said = String::from_utf8_lossy(&saved.stderr);
+    assert!(
+        said.contains("saved 2.") || said.contains("saved 1.9"),
+        "{said}"
+    );
+    decodes(&clip);
+    let p = ffprobe(&clip);
+    assert!(
+        (1.8..=3.2).contains(&p.duration),
+        "a 2 s clip (from a keyframe): {p:?}"
+    );
+    let layout = Layout::new(1280, 720);
+    assert_matches_screen(&frame_rgb(&clip, 1.0, 1280, 720), &desk, layout);
+    // The replay goes on, nothing written for it.
+    let st = ctl_status(&desk, dir, &obj);
+    assert_eq!(st["state"], "recording", "{st}");
+    assert!(!dir.join("never.mkv").exists());
+
+    let kept = ctl_in(&desk, dir, &["keep", &obj, "-o", "kept.mkv"]);
+    let kept_file = dir.join("kept.mkv");
+    assert_eq!(stdout_line(&kept), kept_file.to_str().unwrap());
+    let at_keep = ctl_status(&desk, dir, &obj)["duration"].as_f64().unwrap();
+    wait_ctl_status(&desk, dir, &obj, "2 s after keep", |s| {
+        s["duration"].as_f64().unwrap_or(0.0) >= at_keep + 2.0
+    });
+    // No longer a replay.
+    let again = zerocast(&desk)
+        .current_dir(dir)
+        .args(["ctl", "save-replay", &obj])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && err.contains("NotReplay"),
+        "{err}"
+    );
+    let stopped = ctl_in(&desk, dir, &["stop", &obj]);
+    assert_eq!(stdout_line(&stopped), kept_file.to_str().unwrap());
+    decodes(&kept_file);
+    let p = ffprobe(&kept_file);
+    // The ring (3–4 s) then ~2 s live: longer than what was recorded after keep.
+    assert!((4.5..=7.5).contains(&p.duration), "{p:?}");
+    let c = frame_counters(&kept_file, layout);
+    let body = &c[..c.len() - 1];
+    assert!(
+        body.windows(2).all(|w| w[1] > w[0]),
+        "repeated or out-of-order frames: {c:?}"
+    );
+    assert!(!dir.join("never.mkv").exists());
 }
 
 /// The user cancels the portal's source selection: `Start` fails with `PortalCancelled`, no file
@@ -361,7 +545,7 @@ fn cancelled_selection_is_portal_cancelled() {
     assert!(!file.exists());
     desk.cancel_source_selection(false).unwrap();
     let obj: OwnedObjectPath = m.call("Start", &(opts,)).expect("second Start records");
-    std::thread::sleep(Duration::from_millis(1000));
+    wait_recorded(&desk, obj.as_str(), 1.0);
     let (ok, reply) = call(&desk, obj.as_str(), "org.zerocast.Recording1", "Stop", &[]);
     assert!(ok, "{reply}");
     decodes(&file);

@@ -62,6 +62,30 @@ fn wait_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until a recording holds `secs` of recorded time (its `Duration`).
+fn wait_recorded(desk: &Desktop, obj: &str, secs: f64) {
+    wait_until(
+        Duration::from_secs(30),
+        &format!("{secs} s recorded"),
+        || {
+            busctl(
+                desk,
+                &[
+                    "get-property",
+                    NAME,
+                    obj,
+                    "org.zerocast.Recording1",
+                    "Duration",
+                ],
+            )
+            .trim_start_matches("d ")
+            .trim()
+            .parse::<f64>()
+            .is_ok_and(|d| d >= secs)
+        },
+    );
+}
+
 fn busctl(desk: &Desktop, args: &[&str]) -> String {
     let o = desk
         .command("busctl")
@@ -313,7 +337,8 @@ fn replay_saved_is_notified_and_a_discarded_replay_is_not() {
     let never = out.path().join("never.mkv");
     let clip = out.path().join("clip.mkv");
     let obj = start(&desk, &never, &["replay", "d", "3"]);
-    std::thread::sleep(Duration::from_millis(2500));
+    // Something in the ring to save.
+    wait_recorded(&desk, &obj, 1.0);
     busctl(
         &desk,
         &[
@@ -338,9 +363,26 @@ fn replay_saved_is_notified_and_a_discarded_replay_is_not() {
         &desk,
         &["call", NAME, &obj, "org.zerocast.Recording1", "Stop"],
     );
-    // Give a (wrong) "Recording saved" time to arrive before looking.
-    std::thread::sleep(Duration::from_millis(1500));
-    session::dunstctl(&desk, &["close-all"]).unwrap();
+    // A (wrong) "Recording saved" for the replay would come before the control's: the daemon
+    // sends its notifications in order on one connection. A normal recording stopped now must
+    // be announced; once it is, everything the replay's stop sent is there too.
+    let control = out.path().join("control.mkv");
+    let cobj = start(&desk, &control, &[]);
+    wait_recorded(&desk, &cobj, 0.5);
+    busctl(
+        &desk,
+        &["call", NAME, &cobj, "org.zerocast.Recording1", "Stop"],
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the control's Recording saved",
+        || {
+            session::dunstctl(&desk, &["close-all"]).unwrap();
+            history(&desk)
+                .iter()
+                .any(|(s, b)| s == "Recording saved" && b.contains("control.mkv"))
+        },
+    );
     let h = history(&desk);
     assert!(
         h.iter()
@@ -348,7 +390,8 @@ fn replay_saved_is_notified_and_a_discarded_replay_is_not() {
         "{h:?}"
     );
     assert!(
-        !h.iter().any(|(s, _)| s == "Recording saved"),
+        !h.iter()
+            .any(|(s, b)| s == "Recording saved" && !b.contains("control.mkv")),
         "a discarded replay was announced as saved: {h:?}"
     );
     assert!(!never.exists());

@@ -1,7 +1,9 @@
 //! Restore-token store: one file per source type under `$XDG_STATE_HOME/zerocast/`, mode 0600.
 //!
-//! A restore token lets the portal skip the source-selection dialog. Tokens are single-use: every
-//! successful Start returns a fresh one, which replaces the stored one.
+//! A restore token lets the portal skip the source-selection dialog. The spec calls tokens
+//! single-use and every successful Start returns one, which replaces the stored one
+//! (xdg-desktop-portal 1.16–1.20 hands a restored session its token back unchanged; stored
+//! anyway, so a portal that does rotate them is followed).
 
 use std::fs;
 use std::io::{self, Write};

@@ -144,6 +144,62 @@ pub fn min_frames(flavour: Flavour, secs: f64) -> u64 {
     (flavour.min_recorded_fps() * secs).floor() as u64
 }
 
+/// What the compositor painted while a recording ran. On GNOME mutter renders on the CPU, and
+/// its rate is the machine's load's (~18 fps idle, a few when oversubscribed): the flavour's
+/// fixed floor there only catches a stalled stream, so a frame count is held against mutter's
+/// own stage paint count over the same time. sway and KWin: the fixed floor.
+pub struct Paints {
+    flavour: Flavour,
+    start: Option<(u64, std::time::Instant)>,
+    cap: Option<f64>,
+}
+
+impl Paints {
+    /// Starts counting (call it just before the recording starts).
+    pub fn start(desk: &Desktop) -> Self {
+        let start = (desk.flavour() == Flavour::Gnome).then(|| {
+            (
+                desk.compositor_frames().expect("mutter's paint count"),
+                std::time::Instant::now(),
+            )
+        });
+        Paints {
+            flavour: desk.flavour(),
+            start,
+            cap: None,
+        }
+    }
+
+    /// The recording's frame-rate cap (`framerate`): mutter may paint faster than it.
+    pub fn capped(self, fps: f64) -> Self {
+        Paints {
+            cap: Some(fps),
+            ..self
+        }
+    }
+
+    /// mutter's paint rate since [`Paints::start`] (None elsewhere).
+    pub fn fps(&self, desk: &Desktop) -> Option<f64> {
+        let (before, t0) = self.start?;
+        let after = desk.compositor_frames().expect("mutter's paint count");
+        Some((after - before) as f64 / t0.elapsed().as_secs_f64())
+    }
+
+    /// The fewest frames `secs` recorded seconds may hold: on GNOME 60 % of what mutter painted
+    /// in that time (the rest is the portal's start-up and jitter; a stream that loses every
+    /// other frame fails), never below the flavour's floor.
+    pub fn min_frames(&self, desk: &Desktop, secs: f64) -> u64 {
+        let floor = min_frames(self.flavour, secs);
+        match self.fps(desk) {
+            Some(fps) => {
+                let fps = self.cap.map_or(fps, |cap| fps.min(cap));
+                floor.max((0.6 * fps * secs).floor() as u64)
+            }
+            None => floor,
+        }
+    }
+}
+
 /// The decoded frame shows what the compositor showed: the four quadrants of `rgb` match a
 /// screenshot taken from the compositor itself (grim on sway, org.gnome.Shell.Screenshot on
 /// GNOME) and the painter's colours.
