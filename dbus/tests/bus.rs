@@ -25,19 +25,7 @@ fn main() {
         fake_daemon();
         return;
     }
-    if Command::new("dbus-daemon")
-        .arg("--version")
-        .output()
-        .is_err()
-        || Command::new("busctl").arg("--version").output().is_err()
-    {
-        eprintln!("SKIP: dbus-daemon or busctl not installed");
-        return;
-    }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    let args = LibtestArgs::parse(std::env::args().skip(1));
     let tests: &[(&str, fn())] = &[
         ("activation_and_second_daemon", activation_and_second_daemon),
         (
@@ -51,11 +39,29 @@ fn main() {
             introspection_xml_matches_data,
         ),
     ];
-    let mut failed = 0;
-    for (name, f) in tests {
-        if !filter.is_empty() && !filter.iter().any(|p| name.contains(p.as_str())) {
-            continue;
+    let chosen: Vec<_> = tests.iter().filter(|(name, _)| args.runs(name)).collect();
+    if args.list {
+        for (name, _) in &chosen {
+            println!("{name}: test");
         }
+        return;
+    }
+    // A missing tool fails the suite, not skips it: scripts/install-deps.sh (and the Debian 13
+    // root's package list) install both, so a missing one means the tests did not run where
+    // they are meant to, which must not read as a pass.
+    if !chosen.is_empty() {
+        for tool in ["dbus-daemon", "busctl"] {
+            if let Err(e) = Command::new(tool).arg("--version").output() {
+                eprintln!(
+                    "bus: cannot run {tool} ({e}); these tests need dbus-daemon and busctl \
+                     (systemd): scripts/install-deps.sh installs them"
+                );
+                std::process::exit(1);
+            }
+        }
+    }
+    let mut failed = 0;
+    for (name, f) in &chosen {
         eprintln!("test {name} ...");
         match std::panic::catch_unwind(f) {
             Ok(()) => eprintln!("test {name} ... ok"),
@@ -65,9 +71,85 @@ fn main() {
             }
         }
     }
+    // libtest's summary line, which scripts/test.sh counts; a filter that leaves nothing to
+    // run says so here rather than passing silently.
+    eprintln!(
+        "test result: {}. {} passed; {failed} failed; 0 ignored; 0 measured; {} filtered out",
+        if failed > 0 { "FAILED" } else { "ok" },
+        chosen.len() - failed,
+        tests.len() - chosen.len()
+    );
     if failed > 0 {
-        eprintln!("{failed} failed");
         std::process::exit(1);
+    }
+}
+
+/// The libtest command line as far as this harness needs it: `cargo test` passes the same
+/// arguments to every test binary (`scripts/test.sh -- --test-threads 1`, a name filter), so
+/// flags and their values must not be mistaken for name filters.
+#[derive(Debug, Default)]
+struct LibtestArgs {
+    filters: Vec<String>,
+    skip: Vec<String>,
+    exact: bool,
+    list: bool,
+    /// `--ignored`: only ignored tests, and this harness has none.
+    only_ignored: bool,
+}
+
+impl LibtestArgs {
+    fn parse(args: impl IntoIterator<Item = String>) -> Self {
+        // libtest's options that take a value as the next argument (`--opt=value` is one).
+        const WITH_VALUE: &[&str] = &[
+            "--test-threads",
+            "--skip",
+            "--logfile",
+            "--format",
+            "--color",
+            "--shuffle-seed",
+            "-Z",
+        ];
+        let mut out = LibtestArgs::default();
+        let mut args = args.into_iter();
+        while let Some(a) = args.next() {
+            if a == "--" {
+                continue;
+            }
+            if !a.starts_with('-') {
+                out.filters.push(a);
+                continue;
+            }
+            let (flag, inline) = match a.split_once('=') {
+                Some((f, v)) => (f.to_string(), Some(v.to_string())),
+                None => (a.clone(), None),
+            };
+            let value = if WITH_VALUE.contains(&flag.as_str()) {
+                inline.or_else(|| args.next())
+            } else {
+                None
+            };
+            match flag.as_str() {
+                "--skip" => out.skip.extend(value),
+                "--exact" => out.exact = true,
+                "--list" => out.list = true,
+                "--ignored" => out.only_ignored = true,
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn runs(&self, name: &str) -> bool {
+        let hit = |p: &String| {
+            if self.exact {
+                name == p
+            } else {
+                name.contains(p.as_str())
+            }
+        };
+        !self.only_ignored
+            && (self.filters.is_empty() || self.filters.iter().any(hit))
+            && !self.skip.iter().any(hit)
     }
 }
 

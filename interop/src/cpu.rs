@@ -267,3 +267,156 @@ mod tests {
         assert_eq!(l.pitch, 3840);
     }
 }
+
+/// The colour maths against BT.709 written out here from the standard (ITU-R BT.709-6 items
+/// 3.2 and 3.3, 8-bit limited range), not from the fixed-point constants: the GPU checks
+/// compare the shaders with this reference byte for byte, so this is what anchors both.
+#[cfg(test)]
+mod bt709_reference_tests {
+    use super::*;
+
+    /// (Y, Cb, Cr) of 8-bit R'G'B' (0–255), unrounded: E'Y = Kr R + Kg G + Kb B,
+    /// Cb = (B - E'Y) / (2 (1 - Kb)), Cr = (R - E'Y) / (2 (1 - Kr)), scaled to 219 (luma) and
+    /// 224 (chroma) codes over 16 and 128.
+    fn bt709(r: f64, g: f64, b: f64) -> [f64; 3] {
+        const KR: f64 = 0.2126;
+        const KB: f64 = 0.0722;
+        const KG: f64 = 1.0 - KR - KB;
+        let ey = (KR * r + KG * g + KB * b) / 255.0;
+        let (er, eb) = (r / 255.0, b / 255.0);
+        [
+            16.0 + 219.0 * ey,
+            128.0 + 224.0 * (eb - ey) / (2.0 * (1.0 - KB)),
+            128.0 + 224.0 * (er - ey) / (2.0 * (1.0 - KR)),
+        ]
+    }
+
+    /// Rounded to nearest, the result is within 1 code of the exact value.
+    fn within_one(got: u8, want: f64) -> bool {
+        (got as f64 - want).abs() <= 1.0
+    }
+
+    /// Every 8-bit colour, through the per-pixel functions the converter (and the shaders'
+    /// copy of them) use.
+    #[test]
+    fn every_colour_matches_the_bt709_equations() {
+        for r in 0..=255 {
+            for g in 0..=255 {
+                for b in 0..=255 {
+                    let want = bt709(r as f64, g as f64, b as f64);
+                    // Chroma takes the sums of a 2×2 block: a block of one colour.
+                    let s = [4 * r, 4 * g, 4 * b];
+                    let got = [luma([r, g, b]), chroma(s, KCB), chroma(s, KCR)];
+                    for i in 0..3 {
+                        assert!(
+                            within_one(got[i], want[i]),
+                            "RGB ({r}, {g}, {b}): got Y/Cb/Cr {got:?}, BT.709 says {want:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The 32-bit word of an 8-bit colour in `code` (10-bit channels: the usual 8→10 bit
+    /// expansion, so the exact value is still the 8-bit colour's).
+    fn word(code: PixelCode, [r, g, b]: [u32; 3]) -> u32 {
+        let e = |c: u32| (c << 2) | (c >> 6);
+        match code {
+            PixelCode::Xrgb8 => (r << 16) | (g << 8) | b,
+            PixelCode::Xbgr8 => (b << 16) | (g << 8) | r,
+            PixelCode::Xrgb10 => (e(r) << 20) | (e(g) << 10) | e(b),
+            PixelCode::Xbgr10 => (e(b) << 20) | (e(g) << 10) | e(r),
+        }
+    }
+
+    /// Frames of channel gradients and pseudo-random colours in 2×2 blocks of one colour, then
+    /// pseudo-random pixels (chroma is then the equations applied to the block's mean: the
+    /// 2×2 box filter), through [`convert`] in every input layout.
+    #[test]
+    fn gradients_and_random_pixels_match_the_bt709_equations() {
+        let mut colours: Vec<[u32; 3]> = Vec::new();
+        for c in 0..=255 {
+            colours.extend([[c, 0, 0], [0, c, 0], [0, 0, c], [c, c, c]]);
+            colours.extend([[c, 255 - c, c / 2], [255, c, 255 - c], [255 - c, 255, c]]);
+        }
+        // xorshift32: deterministic, and no dependency for it.
+        let mut state = 0x2545_f491u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let mut rgb = move || {
+            let [r, g, b, _] = next().to_le_bytes();
+            [r as u32, g as u32, b as u32]
+        };
+        while colours.len() < 8192 {
+            colours.push(rgb());
+        }
+        let (w, per_row) = (600usize, 300usize);
+        let block_rows = colours.len().div_ceil(per_row);
+        let h = 2 * block_rows + 16;
+        let mut pixels = vec![[0u32; 3]; w * h];
+        for (i, c) in colours.iter().enumerate() {
+            let (bx, by) = (i % per_row, i / per_row);
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                pixels[(2 * by + dy) * w + 2 * bx + dx] = *c;
+            }
+        }
+        for p in &mut pixels[2 * block_rows * w..] {
+            *p = rgb();
+        }
+        let layout = FrameLayout::new(OutputMode::Nv12, w as u32, h as u32);
+        let pitch = layout.pitch as usize;
+        let f = |c: u32| c as f64;
+        for code in [
+            PixelCode::Xrgb8,
+            PixelCode::Xbgr8,
+            PixelCode::Xrgb10,
+            PixelCode::Xbgr10,
+        ] {
+            let stride = 4 * w + 12;
+            let mut data = vec![0u8; stride * h];
+            for (i, c) in pixels.iter().enumerate() {
+                let o = (i / w) * stride + 4 * (i % w);
+                data[o..o + 4].copy_from_slice(&word(code, *c).to_le_bytes());
+            }
+            let src = SrcFrame {
+                data: &data,
+                stride,
+                width: w as u32,
+                height: h as u32,
+                code,
+            };
+            let mut dst = vec![0u8; layout.size as usize];
+            convert(&src, &layout, &mut dst);
+            for (i, [r, g, b]) in pixels.iter().enumerate() {
+                let (x, y) = (i % w, i / w);
+                let want = bt709(f(*r), f(*g), f(*b))[0];
+                let got = dst[y * pitch + x];
+                assert!(
+                    within_one(got, want),
+                    "{code:?} Y at ({x}, {y}), RGB ({r}, {g}, {b}): got {got}, want {want}"
+                );
+            }
+            for cy in 0..h / 2 {
+                for cx in 0..w / 2 {
+                    let block = [(0, 0), (1, 0), (0, 1), (1, 1)]
+                        .map(|(dx, dy)| pixels[(2 * cy + dy) * w + 2 * cx + dx]);
+                    let mean = |c: usize| block.iter().map(|p| f(p[c])).sum::<f64>() / 4.0;
+                    let want = bt709(mean(0), mean(1), mean(2));
+                    let o = layout.uv_offset as usize + cy * pitch + 2 * cx;
+                    let got = [dst[o], dst[o + 1]];
+                    assert!(
+                        within_one(got[0], want[1]) && within_one(got[1], want[2]),
+                        "{code:?} Cb/Cr at ({cx}, {cy}), block {block:?}: got {got:?}, \
+                         want {:?}",
+                        &want[1..]
+                    );
+                }
+            }
+        }
+    }
+}

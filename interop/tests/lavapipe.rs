@@ -13,6 +13,17 @@ use zerocast_interop::format::PixelCode;
 use zerocast_interop::testing::{memfd_frame, read_exported};
 use zerocast_interop::*;
 
+/// Says on the suite's output that `test` did not run (all or part of it) here and why, in the
+/// project's `SKIPPED: <test>: <why>` form that `scripts/test.sh` counts. Written straight to
+/// stderr, not with `println!`/`eprintln!`: libtest captures those for a passing test, and a
+/// skip must never read as a pass. (The same as `zerocast_testdesk::skipped`, which this crate
+/// does not depend on.)
+fn skipped(test: &str, why: &str) {
+    let line = format!("SKIPPED: {test}: {why}\n");
+    // One write, so parallel tests do not interleave their lines.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+}
+
 fn setup() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -292,7 +303,12 @@ fn probe_reports_why() {
 fn cuda_bridge_needs_nvidia() {
     setup();
     if let Err(e) = cuda_init() {
-        println!("skipped: CUDA bridge test needs libcuda + an NVIDIA GPU ({e}); run scripts/gpu/interop-check.sh there");
+        skipped(
+            "cuda_bridge_needs_nvidia",
+            &format!(
+                "needs libcuda and an NVIDIA GPU ({e}); scripts/gpu/interop-check.sh runs it there"
+            ),
+        );
         assert_eq!(e.fallback(), Fallback::CpuEncode);
         return;
     }
@@ -307,7 +323,10 @@ fn cuda_bridge_needs_nvidia() {
             })
             .y != 0
         ),
-        Err(e) => println!("skipped: no CUDA device shares the Vulkan device's UUID ({e})"),
+        Err(e) => skipped(
+            "cuda_bridge_needs_nvidia",
+            &format!("no CUDA device shares the Vulkan device's UUID ({e})"),
+        ),
     }
 }
 

@@ -413,13 +413,89 @@ mod tests {
         assert!(r.evicted > 0);
     }
 
+    /// Hard content: frames grow from 500 B to ~12.5 kB over 20 s (30 fps, a keyframe every 30
+    /// frames, 20 ms audio), under a 60 s time bound that never decides and a 1 MB byte bound
+    /// that holds several GOPs at the start and fewer than three at the end. After every push
+    /// the ring is checked against a model of everything pushed: within the byte bound, exactly
+    /// the pushed sequence from a video keyframe on (GOPs leave whole, from the front, nothing
+    /// is dropped from the middle or the back), and no more evicted than the bound needs.
     #[test]
     fn the_byte_bound_holds_when_frames_get_bigger() {
-        let mut r = ring(30, 200_000);
-        feed(&mut r, 20, 1000);
-        assert!(r.bytes() <= 200_000, "{}", r.bytes());
-        // ~200 kB at 30 kB/s of video: ~6 s kept, not 20.
-        assert!(r.seconds() < 8.0, "{}", r.seconds());
+        const MAX: u64 = 1_000_000;
+        let mut r = ring(60, MAX);
+        let (v, a) = (StreamIndex::new(0), StreamIndex::new(1));
+        // (stream, pts in its time base, size, key) of every packet pushed, in order.
+        let mut pushed: Vec<(StreamIndex, i64, usize, bool)> = Vec::new();
+        let mut next_audio = 0i64;
+        let mut seconds_kept = Vec::new();
+        for f in 0..20 * 30i64 {
+            let pts = f * 33_333;
+            let size = 500 + 20 * f as usize;
+            let mut batch = vec![(v, pts, size, f % 30 == 0)];
+            while next_audio * 20_000 <= pts {
+                batch.push((a, next_audio * 960, 100, true));
+                next_audio += 1;
+            }
+            for (s, ts, size, key) in batch {
+                let mut p = pkt(ts, if s == v { 33_333 } else { 960 }, key, size);
+                r.push(s, &mut p);
+                pushed.push((s, ts, size, key));
+                check_ring(&r, &pushed, MAX);
+            }
+            if f % 30 == 29 {
+                seconds_kept.push(r.seconds());
+            }
+        }
+        // The byte bound decided, more so as frames grew: fewer seconds kept at the end than
+        // half-way, and far fewer than the 20 s pushed.
+        let (mid, end) = (seconds_kept[9], *seconds_kept.last().unwrap());
+        assert!(
+            end < mid && end < 4.0,
+            "kept {mid} s half-way, {end} s at the end"
+        );
+        assert!(r.evicted > 0);
+    }
+
+    /// The ring is the suffix of `pushed` from a video keyframe on, its byte count is right
+    /// and within `max`, and the GOP before it would not have fit.
+    fn check_ring(r: &ReplayRing, pushed: &[(StreamIndex, i64, usize, bool)], max: u64) {
+        let n = pushed.len();
+        let kept = r.packets.len();
+        assert!(kept > 0 && kept <= n);
+        let start = n - kept;
+        let held: u64 = r.packets.iter().map(|(_, p)| p.size() as u64).sum();
+        assert_eq!(held, r.bytes(), "byte count after {n} pushes");
+        assert!(
+            r.bytes() <= max,
+            "{} bytes held after {n} pushes",
+            r.bytes()
+        );
+        for ((s, p), (ws, wts, wsize, wkey)) in r.packets.iter().zip(&pushed[start..]) {
+            assert_eq!(
+                (*s, p.pts(), p.size(), p.is_key()),
+                (*ws, Some(*wts), *wsize, *wkey),
+                "the ring is not the pushed packets {start}..{n}"
+            );
+        }
+        let (s, first) = r.packets.front().unwrap();
+        assert!(
+            *s == StreamIndex::new(0) && first.is_key(),
+            "after {n} pushes the ring starts at {s:?} pts {:?}, not a video keyframe",
+            first.pts()
+        );
+        // No more evicted than the bound needs: with the GOP before it, the ring would be over
+        // the bound (it was when that GOP went, and bytes were only added since).
+        if start > 0 {
+            let gop = pushed[..start]
+                .iter()
+                .rposition(|&(s, _, _, key)| s == StreamIndex::new(0) && key)
+                .expect("everything pushed starts with a keyframe");
+            let with_gop: u64 = pushed[gop..].iter().map(|p| p.2 as u64).sum();
+            assert!(
+                with_gop > max,
+                "after {n} pushes a GOP was dropped that fitted ({with_gop} bytes with it)"
+            );
+        }
     }
 
     #[test]
