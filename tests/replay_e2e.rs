@@ -449,46 +449,46 @@ fn cli_sigusr2_saves_with_audio_in_sync() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until it records, then past the ring's length.
+    // The recorder prints each clip's path on stdout once the file is complete.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = {
+        use std::io::BufRead;
+        let stdout = rec.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(l);
+            }
+        })
+    };
+    // Past the ring's length (8 s) with the portal's start-up: the clip must then hold a full
+    // ring, which is checked below (a recording that started late gives a short clip).
     std::thread::sleep(Duration::from_secs(13));
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(rec.id() as i32, libc::SIGUSR2) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let clip = loop {
-        let found = std::fs::read_dir(videos.path())
-            .unwrap()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("zerocast-replay-"))
-            });
-        if let Some(p) = found {
-            // Complete once the recorder says so on stdout; poll its size settling instead of
-            // reading the pipe (the recorder is still running).
-            let s1 = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-            std::thread::sleep(Duration::from_millis(500));
-            if s1 > 0 && std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0) == s1 {
-                break p;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no replay clip in {}",
-            videos.path().display()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let clip = std::path::PathBuf::from(
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("no clip path on stdout 30 s after SIGUSR2"),
+    );
+    assert!(
+        clip.starts_with(videos.path())
+            && clip
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("zerocast-replay-")),
+        "{}",
+        clip.display()
+    );
     let out = signal_and_wait(&mut rec, libc::SIGINT, Duration::from_secs(20));
     let _ = client.kill();
     let _ = client.wait();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = reader.join();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stdout.contains(clip.to_str().unwrap()),
-        "{stdout}\n{stderr}"
-    );
     assert!(stderr.contains("nothing written"), "{stderr}");
     decodes_cleanly(&clip);
+    let p = ffprobe(&clip);
+    assert!(p.duration >= 7.5, "the 8 s ring was not full: {p:?}");
     let probe = run_ok(
         Command::new("ffprobe")
             .args([
