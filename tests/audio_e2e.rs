@@ -184,11 +184,23 @@ fn streams(file: &Path) -> Vec<Stream> {
 /// Every track decodes without an error, and each audio track ends within one audio packet
 /// (and the encoder's padding) of the video.
 fn check_tracks(file: &Path, audio_codec: &str, n_audio: usize) -> Vec<Stream> {
+    // Frames keep the file's time base (1 ms) and pass as they are: with few frames (a screen
+    // that changes only at the flashes) ffmpeg guesses ~5 fps and encodes in 1/5 s, where two
+    // frames under 200 ms apart collide ("non monotonically increasing dts") though the file's
+    // timestamps are fine.
     let out = run_ok(
         Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
             .arg(file)
-            .args(["-map", "0", "-f", "null", "-"]),
+            .args([
+                "-map",
+                "0",
+                "-fps_mode",
+                "passthrough",
+                "-enc_time_base",
+                "-1",
+            ])
+            .args(["-f", "null", "-"]),
     );
     assert!(
         out.stderr.is_empty(),
