@@ -1,7 +1,7 @@
 //! Audio benchmark (issue #13): A/V offset and the CPU cost of audio, zerocast against
 //! `wf-recorder --audio` (PulseAudio API, through pipewire-pulse), in the same run, on the
-//! same test desktop: `zerocast-avsync` flashes the screen and beeps at the same instant once a
-//! second; each file's flash onsets (blackdetect) and beep onsets (silencedetect) give the
+//! same test desktop: `zerocast-avsync` flashes the screen and beeps at the same instant about
+//! once a second; each file's flash onsets (blackdetect) and beep onsets (silencedetect) give the
 //! offsets.
 //!
 //! ```text
@@ -225,7 +225,7 @@ fn main() -> Result<()> {
     .args(["-x", "yuv420p", "-F", "format=yuv420p", "-f"]);
     runs.push(run(&desk, &dir, "wf-recorder-audio", wf, secs, true)?);
 
-    println!("\n{secs} s per run, 1280×720 test desktop, flash+beep once a second\n");
+    println!("\n{secs} s per run, 1280×720 test desktop, flash+beep about once a second\n");
     println!(
         "{:<20} {:>8} {:>10} {:>9} {:>8} {:>8} {:>10} {:>7}",
         "recorder", "file s", "CPU s/min", "RSS MB", "med ms", "worst", "trend/min", "pairs"

@@ -1,7 +1,7 @@
 //! End-to-end audio: `zerocast record --audio …` on the test desktop, whose PipeWire has null
 //! sinks for the speakers and the microphone. `zerocast-avsync` flashes the screen and beeps at
-//! the same instant once a second; the file's flash onsets (blackdetect) and beep onsets
-//! (silencedetect) give the A/V offset.
+//! the same instant about once a second (uneven intervals, so a shift by whole beeps shows);
+//! the file's flash onsets (blackdetect) and beep onsets (silencedetect) give the A/V offset.
 
 mod common;
 
@@ -184,11 +184,23 @@ fn streams(file: &Path) -> Vec<Stream> {
 /// Every track decodes without an error, and each audio track ends within one audio packet
 /// (and the encoder's padding) of the video.
 fn check_tracks(file: &Path, audio_codec: &str, n_audio: usize) -> Vec<Stream> {
+    // Frames keep the file's time base (1 ms) and pass as they are: with few frames (a screen
+    // that changes only at the flashes) ffmpeg guesses ~5 fps and encodes in 1/5 s, where two
+    // frames under 200 ms apart collide ("non monotonically increasing dts") though the file's
+    // timestamps are fine.
     let out = run_ok(
         Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
             .arg(file)
-            .args(["-map", "0", "-f", "null", "-"]),
+            .args([
+                "-map",
+                "0",
+                "-fps_mode",
+                "passthrough",
+                "-enc_time_base",
+                "-1",
+            ])
+            .args(["-f", "null", "-"]),
     );
     assert!(
         out.stderr.is_empty(),
@@ -216,18 +228,14 @@ fn check_tracks(file: &Path, audio_codec: &str, n_audio: usize) -> Vec<Stream> {
 
 /// Power of `hz` (Goertzel, full-scale sine = 1) in the decoded audio track `index` of `file`.
 fn tone_power(file: &Path, index: usize, from: f64, len: f64, hz: f64) -> f64 {
+    // -ss after -i: decoded from the start and cut, exact. Seeking the input instead fails on
+    // a file whose screen did not move (two video frames: ffmpeg finds no codec parameters
+    // for the video after the seek and writes nothing).
     let out = run_ok(
         Command::new("ffmpeg")
-            .args([
-                "-v",
-                "error",
-                "-ss",
-                &from.to_string(),
-                "-t",
-                &len.to_string(),
-                "-i",
-            ])
+            .args(["-v", "error", "-i"])
             .arg(file)
+            .args(["-ss", &from.to_string(), "-t", &len.to_string()])
             .args([
                 "-map",
                 &format!("0:a:{index}"),
@@ -245,15 +253,27 @@ fn tone_power(file: &Path, index: usize, from: f64, len: f64, hz: f64) -> f64 {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64)
         .collect();
-    let n = x.len() as f64;
+    // Averaged over 200 ms segments: a gap or a relink inside the window shifts the tone's
+    // phase, and one Goertzel over the whole window would sum the parts against each other
+    // (down to nothing at half a cycle). The tones used are multiples of 5 Hz, so each fills
+    // whole cycles of a segment and does not leak into another's bin.
     let w = 2.0 * std::f64::consts::PI * hz / 48000.0;
-    let (mut s1, mut s2) = (0.0, 0.0);
-    for v in &x {
-        let s0 = v + 2.0 * w.cos() * s1 - s2;
-        s2 = s1;
-        s1 = s0;
+    let goertzel = |x: &[f64]| {
+        let n = x.len() as f64;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for v in x {
+            let s0 = v + 2.0 * w.cos() * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        4.0 * (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (n * n)
+    };
+    let seg = 9600;
+    if x.len() < seg {
+        return goertzel(&x);
     }
-    4.0 * (s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2) / (n * n)
+    let p: Vec<f64> = x.chunks_exact(seg).map(goertzel).collect();
+    p.iter().sum::<f64>() / p.len() as f64
 }
 
 fn out_dir() -> tempfile::TempDir {
@@ -376,10 +396,16 @@ fn desktop_and_mic_as_two_tracks_and_mixed() {
         (mixed_level / mic_level - 1.0).abs() < 0.2,
         "{mixed_level} vs {mic_level}"
     );
-    let m = avsync::measure(&webm, 0);
-    // The tone under the beeps hides the silences silencedetect needs; the beep's own energy
-    // shows it is there.
-    assert!(tone_power(&webm, 0, 1.0, 3.0, 1000.0) > 1e-4, "{m:?}");
+    // The tone under the beeps would fill the silences silencedetect needs: filtered out (it is
+    // at 440 Hz, the beeps at 1 kHz). Mixing must not move the desktop's beeps against the
+    // video: the same bound as the desktop track alone.
+    let m = avsync::measure_above(&webm, 0, 800).unwrap();
+    eprintln!("webm/opus desktop+mic: {}", m.summary());
+    assert!(
+        m.pairs.len() >= 3 && m.median_abs() <= MAX_MEDIAN,
+        "{}",
+        m.summary()
+    );
 }
 
 /// An application's audio alone: the beeping client is recorded, another application's tone is
@@ -459,39 +485,218 @@ fn pause_removes_the_same_span_from_both() {
     assert!(o.worst_abs() < 0.06, "{}", o.summary());
 }
 
-/// SIGTERM mid-recording leaves every track playable; the default sink changed
-/// mid-recording keeps the desktop track going (the beeps follow the new default).
+/// SIGTERM mid-recording leaves every track playable; after the default sink changes
+/// mid-recording the desktop track holds what is played to the new default, not the old one.
+/// Proven by where the sound went: a 500 Hz tone plays into the new default all along, and
+/// after the change a 300 Hz tone plays into the old one. Both players are pinned to their
+/// sinks (neither was the default when it was linked, so WirePlumber moves neither), so the
+/// desktop track must gain the 500 Hz at the change and never hold the 300 Hz. A recorder left
+/// on the old sink's monitor would hold the 300 Hz and no 500 Hz.
 #[test]
 fn sigterm_and_default_sink_change_keep_every_track() {
     let _g = lock();
     let desk = desktop();
     let dir = out_dir();
     let file = dir.path().join("term.mkv");
-    let _c = Client::avsync(&desk, 20.0, None, "avsync");
-    std::thread::sleep(Duration::from_millis(300));
+    // The beeps go to the default sink and follow it (WirePlumber moves the player too).
+    let _c = Client::avsync(&desk, 30.0, None, "avsync");
+    let _new = Client::tone(&desk, dir.path(), 500, "new-sink-tone", Some(audio::MIC));
+    for node in ["avsync", "new-sink-tone"] {
+        desk.wait_node_running(node, Duration::from_secs(30))
+            .unwrap();
+    }
     let mut rec = spawn_record(
         &desk,
         &["--audio", "desktop", "--audio", "mic", "--overwrite"],
         &file,
     );
     wait_for_data(&file, 2000);
+    // Seconds of the old default in the file.
     std::thread::sleep(Duration::from_millis(3000));
+    let switched = avsync::monotonic_ns();
     desk.set_default_sink(audio::MIC).unwrap();
+    // Pinned to the old sink, which is no longer the default: it stays there. (A stream whose
+    // target is the default when it is linked follows the default, as in PulseAudio: hence
+    // started only now.)
+    let _old = Client::tone(
+        &desk,
+        dir.path(),
+        300,
+        "old-sink-tone",
+        Some(audio::SPEAKERS),
+    );
+    // WirePlumber moves the recorder's desktop stream (and the beeping player) in its own time.
+    // Not fatal here: a recorder that never moves is caught by what the file holds.
+    let followed = desk.wait_links(
+        "the recorder and the player on the new default sink, the old sink's tone playing",
+        Duration::from_secs(15),
+        |l| {
+            let has = |o: &str, i: &str| l.iter().any(|(a, b)| a == o && b == i);
+            !has(audio::SPEAKERS, "zerocast-audio")
+                && l.iter()
+                    .filter(|(o, i)| o == audio::MIC && i == "zerocast-audio")
+                    .count()
+                    >= 4
+                && has("avsync", audio::MIC)
+                && has("old-sink-tone", audio::SPEAKERS)
+        },
+    );
+    if let Err(e) = &followed {
+        eprintln!("{e:#}");
+    }
+    desk.wait_node_running("old-sink-tone", Duration::from_secs(30))
+        .unwrap();
+    let moved = avsync::monotonic_ns();
+    // Seconds of the new default in the file.
     std::thread::sleep(Duration::from_millis(4000));
     assert_eq!(desk.default_sink().unwrap().as_deref(), Some(audio::MIC));
     let out = signal_and_wait(&mut rec, libc::SIGTERM, Duration::from_secs(20));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
     let s = check_tracks(&file, "opus", 2);
     let v = s.iter().find(|s| s.kind == "video").unwrap().duration;
-    // After the switch (the last ~3 s) the desktop track still has the beeps, in sync.
-    let o = avsync::measure(&file, 0).unwrap().after(v - 3.0);
-    eprintln!("after the default sink changed: {}", o.summary());
-    assert!(o.pairs.len() >= 2, "{}", o.summary());
-    assert!(o.median_abs() <= MAX_MEDIAN, "{}", o.summary());
+    let zero = avsync::zero_from_log(&log).expect("zerocast logs the file's time zero");
+    let at = |ns: i64| (ns - zero) as f64 * 1e-9;
+    let (switched, moved) = (at(switched), at(moved));
+    eprintln!(
+        "file {v:.2} s; default sink changed at {switched:.2} s, streams moved by {moved:.2} s"
+    );
+    assert!(switched > 2.0 && v - moved > 2.5, "{log}");
+    // Before the change: not the new default's tone.
+    let before = (1.0, switched - 1.2);
+    let new_before = tone_power(&file, 0, before.0, before.1, 500.0);
+    // After it: the new default's tone, not the old one's.
+    let after = (moved + 0.3, v - moved - 0.6);
+    let old_after = tone_power(&file, 0, after.0, after.1, 300.0);
+    let new_after = tone_power(&file, 0, after.0, after.1, 500.0);
+    eprintln!(
+        "desktop track: 500 Hz (new sink) {new_before:.2e} before, {new_after:.2e} after; 300 Hz (old sink) after {old_after:.2e}"
+    );
+    assert!(new_before < 1e-4, "the new sink's sound before the change");
+    assert!(
+        new_after > 0.003 && old_after < 1e-4,
+        "after the change the desktop track is not the new default sink's sound"
+    );
+    // The mic (the new sink's monitor, the default source throughout) had the 500 Hz all along:
+    // the desktop track's change is its own.
+    let (mic_before, mic_after) = (
+        tone_power(&file, 1, before.0, before.1, 500.0),
+        tone_power(&file, 1, after.0, after.1, 500.0),
+    );
+    eprintln!("mic track: 500 Hz {mic_before:.2e} before, {mic_after:.2e} after");
+    assert!(mic_before > 0.003 && mic_after > 0.003);
+    // The beeps are in the desktop track before the change (from the old default) and after it
+    // (they followed to the new one), in sync. The tones are filtered out to find them.
+    let o = avsync::measure_above(&file, 0, 800).unwrap();
+    eprintln!("{}", o.table());
+    let (b, a) = (o.after(1.0), o.after(after.0));
+    let b = avsync::Offsets {
+        pairs: b.pairs.into_iter().filter(|p| p.0 < switched).collect(),
+        ..b
+    };
+    eprintln!(
+        "before the default sink changed: {}\nafter: {}",
+        b.summary(),
+        a.summary()
+    );
+    assert!(!b.pairs.is_empty(), "{}", b.summary());
+    assert!(a.pairs.len() >= 2, "{}", a.summary());
+    assert!(a.median_abs() <= MAX_MEDIAN, "{}", a.summary());
+}
+
+/// `--audio node:NAME` records that node and nothing else: a sink the test creates, with a
+/// tone played into it, while other tones play to the default sink (the desktop) and to the
+/// microphone. A recorder that ignored the name would get the default's sound instead.
+#[test]
+fn a_named_node_alone() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    desk.create_sink("test-line", Duration::from_secs(30))
+        .unwrap();
+    let _line = Client::tone(&desk, dir.path(), 660, "line-player", Some("test-line"));
+    let _speakers = Client::tone(&desk, dir.path(), 440, "speaker-player", None);
+    let _mic = Client::tone(&desk, dir.path(), 550, "mic-player", Some(audio::MIC));
+    for node in ["line-player", "speaker-player", "mic-player"] {
+        desk.wait_node_running(node, Duration::from_secs(30))
+            .unwrap();
+    }
+    // The line player really feeds the new sink (not a fallback to the default).
+    desk.wait_links("line-player → test-line", Duration::from_secs(15), |l| {
+        l.iter()
+            .any(|(o, i)| o == "line-player" && i == "test-line")
+    })
+    .unwrap();
+    let file = dir.path().join("node.mkv");
+    record(&desk, &file, 4.0, &["--audio", "node:test-line"], &[]);
+    check_tracks(&file, "opus", 1);
+    let (line, speakers, mic) = (
+        tone_power(&file, 0, 1.0, 2.5, 660.0),
+        tone_power(&file, 0, 1.0, 2.5, 440.0),
+        tone_power(&file, 0, 1.0, 2.5, 550.0),
+    );
+    eprintln!("node:test-line: 660 Hz {line:.2e}, default sink's 440 Hz {speakers:.2e}, mic's 550 Hz {mic:.2e}");
+    assert!(line > 0.003, "the named sink's sound is missing");
+    assert!(speakers < 1e-4 && mic < 1e-4, "another device's sound");
+}
+
+/// `app:NAME` also records streams the application opens after the recording started: its
+/// first stream plays (a 440 Hz tone, as when the user starts the recording) and ends; later a
+/// new stream of the same application plays 660 Hz. The 660 Hz is in the file from its start
+/// on, and not before; another application's tone never is.
+#[test]
+fn an_application_stream_opened_later() {
+    let _g = lock();
+    let desk = desktop();
+    let dir = out_dir();
+    let first = Client::tone(&desk, dir.path(), 440, "player", None);
+    let _other = Client::tone(&desk, dir.path(), 550, "other-app", None);
+    for node in ["player", "other-app"] {
+        desk.wait_node_running(node, Duration::from_secs(30))
+            .unwrap();
+    }
+    let file = dir.path().join("later.mkv");
+    let mut rec = spawn_record(&desk, &["--audio", "app:player", "--overwrite"], &file);
+    wait_for_data(&file, 2000);
+    // Seconds of the first stream in the file.
+    std::thread::sleep(Duration::from_millis(2500));
+    let first_ended = avsync::monotonic_ns();
+    drop(first);
+    desk.wait_node_gone("player", Duration::from_secs(15))
+        .unwrap();
+    let later_started = avsync::monotonic_ns();
+    let _later = Client::tone(&desk, dir.path(), 660, "player", None);
+    desk.wait_node_running("player", Duration::from_secs(30))
+        .unwrap();
+    let later_running = avsync::monotonic_ns();
+    // Seconds of the later stream in the file.
+    std::thread::sleep(Duration::from_millis(3500));
+    let out = signal_and_wait(&mut rec, libc::SIGINT, Duration::from_secs(20));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let s = check_tracks(&file, "opus", 1);
+    let v = s.iter().find(|s| s.kind == "video").unwrap().duration;
+    let zero = avsync::zero_from_log(&log).expect("zerocast logs the file's time zero");
+    let at = |ns: i64| (ns - zero) as f64 * 1e-9;
+    let (ended, started, running) = (at(first_ended), at(later_started), at(later_running));
+    eprintln!("file {v:.2} s; first stream ended {ended:.2} s, the later one started {started:.2} s, running {running:.2} s");
+    assert!(ended > 2.0 && v - running > 2.5, "{log}");
+    let first_440 = tone_power(&file, 0, 1.0, ended - 1.2, 440.0);
+    let before_660 = tone_power(&file, 0, 0.5, started - 0.7, 660.0);
+    // The recorder attaches when the stream appears; half a second for that on a loaded machine.
+    let after_660 = tone_power(&file, 0, running + 0.5, v - running - 0.8, 660.0);
+    let other = tone_power(&file, 0, 0.5, v - 1.0, 550.0);
+    eprintln!("app:player: 440 Hz (first stream) {first_440:.2e}; 660 Hz (later stream) before {before_660:.2e}, after {after_660:.2e}; other app {other:.2e}");
+    assert!(first_440 > 0.003, "the first stream is missing");
+    assert!(
+        before_660 < 1e-4,
+        "the later stream's sound before it started"
+    );
+    assert!(
+        after_660 > 0.003,
+        "the stream opened later is not recorded: {log}"
+    );
+    assert!(other < 1e-4, "another application's sound");
 }
 
 /// Bad audio input fails before the portal is asked, with the source named; no audio server

@@ -71,20 +71,131 @@ impl Desktop {
         Ok(())
     }
 
+    /// Every object of the desktop's PipeWire (`pw-dump`), `Null` if it printed nothing usable.
+    fn pw_dump(&self) -> Result<serde_json::Value> {
+        let out = self
+            .command("pw-dump")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .context("running pw-dump")?;
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The links of the graph as (output node name, input node name), one per port pair (a
+    /// stereo connection is two). Names, not ids: the players and sinks of a test are named.
+    pub fn links(&self) -> Result<Vec<(String, String)>> {
+        let objects = self.pw_dump()?;
+        let Some(all) = objects.as_array() else {
+            return Ok(Vec::new());
+        };
+        let name = |id: &serde_json::Value| {
+            all.iter()
+                .find(|o| o["type"] == "PipeWire:Interface:Node" && o["id"] == *id)
+                .and_then(|o| o["info"]["props"]["node.name"].as_str())
+                .unwrap_or("")
+                .to_string()
+        };
+        Ok(all
+            .iter()
+            .filter(|o| o["type"] == "PipeWire:Interface:Link")
+            .map(|o| {
+                let info = &o["info"];
+                (name(&info["output-node-id"]), name(&info["input-node-id"]))
+            })
+            .collect())
+    }
+
+    /// Waits until `ready(links())` holds (see [`Desktop::links`]): for a move of a stream
+    /// that WirePlumber does on its own time after a change of the default sink.
+    pub fn wait_links(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut ready: impl FnMut(&[(String, String)]) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let links = self.links()?;
+            if ready(&links) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{what}: not after {timeout:?}; links {links:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Creates a null sink named `name` (an output device that is nobody's default) and waits
+    /// until it is in the graph: a named node for `--audio node:NAME`. It lingers until the
+    /// desktop's PipeWire ends.
+    pub fn create_sink(&self, name: &str, timeout: Duration) -> Result<()> {
+        let props = format!(
+            "{{ factory.name=support.null-audio-sink node.name={name} \
+             node.description=\"{name}\" media.class=Audio/Sink object.linger=true \
+             audio.position=[ FL FR ] priority.session=100 priority.driver=100 }}"
+        );
+        let out = self
+            .command("pw-cli")
+            .args(["create-node", "adapter", &props])
+            .stdin(Stdio::null())
+            .output()
+            .context("running pw-cli")?;
+        if !out.status.success() {
+            bail!(
+                "pw-cli create-node {name} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let objects = self.pw_dump()?;
+            let found = objects.as_array().is_some_and(|a| {
+                a.iter().any(|o| {
+                    o["type"] == "PipeWire:Interface:Node"
+                        && o["info"]["props"]["node.name"] == name
+                })
+            });
+            if found {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("sink {name} not in the graph after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until no node is named `node` any more (a player that was killed has left the
+    /// graph, so a later one with the same name is a new stream).
+    pub fn wait_node_gone(&self, node: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let objects = self.pw_dump()?;
+            let present = objects.as_array().is_some_and(|a| {
+                a.iter().any(|o| {
+                    o["type"] == "PipeWire:Interface:Node"
+                        && o["info"]["props"]["node.name"] == node
+                })
+            });
+            if !present {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("PipeWire node {node} still there after {timeout:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until the node named `node` (e.g. a player's `node.name`) is `running`: linked
     /// and processing, so what it plays reaches its sink from now on. A fixed sleep after
     /// starting a player is not enough on a loaded machine.
     pub fn wait_node_running(&self, node: &str, timeout: Duration) -> Result<()> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            let out = self
-                .command("pw-dump")
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output()
-                .context("running pw-dump")?;
-            let objects: serde_json::Value =
-                serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+            let objects = self.pw_dump()?;
             let state = objects.as_array().and_then(|a| {
                 a.iter().find_map(|o| {
                     let info = &o["info"];

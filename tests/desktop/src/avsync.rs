@@ -1,9 +1,15 @@
-//! The A/V sync client: once a second it turns the whole screen white and plays a beep **at the
-//! same instant**, so a recording can be checked for A/V offset (flash onsets vs beep onsets).
+//! The A/V sync client: about once a second it turns the whole screen white and plays a beep
+//! **at the same instant**, so a recording can be checked for A/V offset (flash onsets vs beep
+//! onsets).
 //!
+//! - When: instants `T_k = start + Schedule::at(k)`, an aperiodic [`Schedule`] (intervals of
+//!   0.6–1.4 s from a fixed pseudo-random sequence). With a fixed period, audio shifted by a
+//!   whole period (what a clip cut at the wrong keyframe would do) pairs every beep with the
+//!   next flash and reads as in sync; with uneven intervals only the true pairing lines the
+//!   two sequences up, so [`measure`] finds it and reports the shift.
 //! - The screen: a full-screen overlay layer surface, black, white for `FLASH` from each
-//!   instant `T_k = start + k·period`. The white buffer is committed half a refresh before
-//!   `T_k`, so the compositor presents it at the refresh nearest to `T_k`.
+//!   `T_k`. The white buffer is committed half a refresh before `T_k`, so the compositor
+//!   presents it at the refresh nearest to `T_k`.
 //! - The beep: a PipeWire playback stream (to the default sink) that plays silence and a
 //!   1 kHz tone for `BEEP` from each `T_k`, placed sample-exactly: in each process call the
 //!   time the buffer's first sample will be heard is `pw_time.now + delay + buffered + queued`.
@@ -59,9 +65,71 @@ pub const BEEP: Duration = Duration::from_millis(100);
 const RATE: u32 = 48_000;
 const BEEP_HZ: f64 = 1000.0;
 
+/// The instants of the flashes and beeps relative to the first: interval `k` (from `T_k` to
+/// `T_{k+1}`) is 600–1400 ms, from a fixed xorshift sequence, and differs from the one before
+/// by at least `MIN_STEP`, so that no shift by one or more events lines most flashes up with
+/// beeps (that needs runs of near-equal intervals). Fixed, so a log or a test can recompute it.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// `at[k]`: ns from `T_0` to `T_k`.
+    at: Vec<i64>,
+}
+
+/// Shortest and longest interval between events. The shortest leaves room for the longest
+/// flash (`FLASH`) and for pairing within ±[`PAIR_WITHIN`] without reaching a neighbour.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(600);
+pub const MAX_INTERVAL: Duration = Duration::from_millis(1400);
+/// Least difference between two consecutive intervals (more than twice [`MATCH_WITHIN`]).
+const MIN_STEP_MS: u64 = 250;
+/// Events in the schedule: more than an hour, longer than any test runs the client.
+const EVENTS: usize = 4000;
+
+impl Schedule {
+    pub fn new() -> Schedule {
+        let span = (MAX_INTERVAL - MIN_INTERVAL).as_millis() as u64 + 1;
+        let min = MIN_INTERVAL.as_millis() as u64;
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            min + x % span
+        };
+        let mut at = Vec::with_capacity(EVENTS);
+        let (mut t, mut prev) = (0i64, 0u64);
+        for _ in 0..EVENTS {
+            at.push(t);
+            let mut i = next();
+            while i.abs_diff(prev) < MIN_STEP_MS {
+                i = next();
+            }
+            prev = i;
+            t += i as i64 * 1_000_000;
+        }
+        Schedule { at }
+    }
+
+    /// ns from `T_0` to `T_k` (`k` beyond the schedule: the last instant, never reached).
+    pub fn at(&self, k: i64) -> i64 {
+        self.at[(k.max(0) as usize).min(self.at.len() - 1)]
+    }
+
+    /// The last event at or before `rel` ns after `T_0`, and how long ago it was.
+    pub fn last_at(&self, rel: i64) -> Option<(i64, i64)> {
+        let n = self.at.partition_point(|&a| a <= rel);
+        let k = n.checked_sub(1)?;
+        Some((k as i64, rel - self.at[k]))
+    }
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule::new()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AvSyncOptions {
-    pub period: Duration,
     /// First flash this long after start-up.
     pub lead_in: Duration,
     /// Refresh rate of the output (to commit half a refresh early).
@@ -76,7 +144,6 @@ pub struct AvSyncOptions {
 impl Default for AvSyncOptions {
     fn default() -> Self {
         AvSyncOptions {
-            period: Duration::from_secs(1),
             lead_in: Duration::from_millis(1500),
             refresh_hz: 120,
             log: None,
@@ -113,7 +180,6 @@ pub fn monotonic_ns() -> i64 {
 /// Runs until the compositor closes the surface or `stop` is set.
 pub fn run(opts: AvSyncOptions, stop: Arc<AtomicBool>) -> Result<()> {
     let start = monotonic_ns() + opts.lead_in.as_nanos() as i64;
-    let period = opts.period.as_nanos() as i64;
     let log = match &opts.log {
         Some(p) => Some(Log(Arc::new(std::sync::Mutex::new(
             std::fs::File::create(p).with_context(|| format!("{}", p.display()))?,
@@ -126,9 +192,9 @@ pub fn run(opts: AvSyncOptions, stop: Arc<AtomicBool>) -> Result<()> {
         let log = log.clone();
         std::thread::Builder::new()
             .name("avsync-audio".into())
-            .spawn(move || beeper(start, period, &opts, log, &stop))?
+            .spawn(move || beeper(start, &opts, log, &stop))?
     };
-    let r = flasher(start, period, &opts, log, &stop);
+    let r = flasher(start, &opts, log, &stop);
     stop.store(true, Ordering::Relaxed);
     let a = audio
         .join()
@@ -140,19 +206,13 @@ pub fn run(opts: AvSyncOptions, stop: Arc<AtomicBool>) -> Result<()> {
 
 struct Beep {
     start: i64,
-    period: i64,
+    schedule: Schedule,
     phase: f64,
     log: Option<Log>,
     last_logged: i64,
 }
 
-fn beeper(
-    start: i64,
-    period: i64,
-    opts: &AvSyncOptions,
-    log: Option<Log>,
-    stop: &AtomicBool,
-) -> Result<()> {
+fn beeper(start: i64, opts: &AvSyncOptions, log: Option<Log>, stop: &AtomicBool) -> Result<()> {
     pw::init();
     let mainloop = pw::main_loop::MainLoopRc::new(None)?;
     let context = pw::context::ContextRc::new(&mainloop, None)?;
@@ -171,7 +231,7 @@ fn beeper(
     let stream = pw::stream::StreamRc::new(core.clone(), "avsync-beep", props)?;
     let data = Beep {
         start,
-        period,
+        schedule: Schedule::new(),
         phase: 0.0,
         log,
         last_logged: -1,
@@ -261,13 +321,11 @@ fn fill(b: &mut Beep, t0: i64, out: &mut [f32]) {
     for (i, frame) in out.chunks_exact_mut(2).enumerate() {
         let t = t0 + i as i64 * 1_000_000_000 / RATE as i64;
         let rel = t - b.start;
-        let on = rel >= 0 && rel % b.period < beep_ns;
-        let v = if on {
-            let k = rel / b.period;
-            if k != b.last_logged && rel % b.period < 1_000_000_000 / RATE as i64 + 1 {
+        let v = if let Some((k, since)) = b.schedule.last_at(rel).filter(|e| e.1 < beep_ns) {
+            if k != b.last_logged && since < 1_000_000_000 / RATE as i64 + 1 {
                 b.last_logged = k;
                 if let Some(l) = &b.log {
-                    l.line(format!("beep {k} {} {t}\n", b.start + k * b.period));
+                    l.line(format!("beep {k} {} {t}\n", b.start + b.schedule.at(k)));
                 }
                 b.phase = 0.0;
             }
@@ -303,13 +361,7 @@ struct Flasher {
     shown: Vec<(i64, i64)>,
 }
 
-fn flasher(
-    start: i64,
-    period: i64,
-    opts: &AvSyncOptions,
-    log: Option<Log>,
-    stop: &AtomicBool,
-) -> Result<()> {
+fn flasher(start: i64, opts: &AvSyncOptions, log: Option<Log>, stop: &AtomicBool) -> Result<()> {
     let conn = Connection::connect_to_env().context("connecting to the Wayland compositor")?;
     let (globals, queue) = registry_queue_init(&conn)?;
     let qh: QueueHandle<Flasher> = queue.handle();
@@ -357,20 +409,21 @@ fn flasher(
         let now = monotonic_ns();
         Instant::now() + Duration::from_nanos((t - now).max(0) as u64)
     };
+    let schedule = Schedule::new();
     let mut k: i64 = 0;
     let mut white_next = true;
     let first = to_instant(start - early);
     handle
         .insert_source(Timer::from_deadline(first), move |_, _, f: &mut Flasher| {
             if white_next {
-                f.flash = Some((k, start + k * period));
+                f.flash = Some((k, start + schedule.at(k)));
             }
             f.show(white_next);
             let next = if white_next {
-                start + k * period + flash - early
+                start + schedule.at(k) + flash - early
             } else {
                 k += 1;
-                start + k * period - early
+                start + schedule.at(k) - early
             };
             white_next = !white_next;
             TimeoutAction::ToInstant(to_instant(next))
@@ -547,7 +600,8 @@ pub struct Offsets {
     pub flashes: Vec<f64>,
     /// Beep onsets (audio, s into the file).
     pub beeps: Vec<f64>,
-    /// (flash onset, beep onset − flash onset) for every flash with a beep within 400 ms.
+    /// (flash onset, beep onset − flash onset) for every flash whose beep was found (see
+    /// [`pair`]).
     pub pairs: Vec<(f64, f64)>,
 }
 
@@ -611,7 +665,7 @@ impl Offsets {
     /// for that flash (`heard − presented` from its log), so a flash the compositor presented
     /// late under load does not count against the recording. `zero_ns` is the file's time zero
     /// on CLOCK_MONOTONIC (the recorder logs it); it only picks which flash a pair is (they are
-    /// a period apart). Pairs without both log lines are left out.
+    /// at least [`MIN_INTERVAL`] apart). Pairs without both log lines are left out.
     pub fn against(&self, log: &ClientLog, zero_ns: i64) -> Offsets {
         let pairs = self
             .pairs
@@ -758,16 +812,32 @@ pub fn zero_from_log(stderr: &str) -> Option<i64> {
 /// Finds flash onsets (ends of black, `blackdetect`) in the first video stream and beep
 /// onsets (ends of silence, `silencedetect`) in audio stream `audio` of `path`, and pairs them.
 pub fn measure(path: &std::path::Path, audio: usize) -> Result<Offsets> {
+    measure_filtered(path, audio, None)
+}
+
+/// [`measure`] for a track where a steady tone below `hz` plays under the beeps (a second
+/// source mixed in): it would fill the silences that mark the beeps, so it is filtered out
+/// first. Four 2nd-order high-passes at `hz` take ~35 dB off a tone at 0.6·`hz` and ~6 dB off
+/// the 1 kHz beep (for `hz` = 800); their delay at 1 kHz is well under a millisecond.
+pub fn measure_above(path: &std::path::Path, audio: usize, hz: u32) -> Result<Offsets> {
+    measure_filtered(path, audio, Some(hz))
+}
+
+fn measure_filtered(
+    path: &std::path::Path,
+    audio: usize,
+    highpass: Option<u32>,
+) -> Result<Offsets> {
+    let mut af = String::new();
+    if let Some(hz) = highpass {
+        af = format!("highpass=f={hz},").repeat(4);
+    }
+    af.push_str("silencedetect=n=-30dB:d=0.05");
     let out = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
         .arg(path)
         .args(["-map", "0:v:0", "-vf", "blackdetect=d=0.05:pix_th=0.3"])
-        .args([
-            "-map",
-            &format!("0:a:{audio}"),
-            "-af",
-            "silencedetect=n=-30dB:d=0.05",
-        ])
+        .args(["-map", &format!("0:a:{audio}"), "-af", &af])
         .args(["-f", "null", "-"])
         .output()
         .context("running ffmpeg")?;
@@ -802,22 +872,68 @@ pub fn measure(path: &std::path::Path, audio: usize) -> Result<Offsets> {
         .filter(|&f| f < duration - 0.05)
         .collect();
     let beeps = find("silence_end:");
-    let pairs = flashes
-        .iter()
-        .filter_map(|&f| {
-            beeps
-                .iter()
-                .map(|&b| b - f)
-                .min_by(|a, b| a.abs().total_cmp(&b.abs()))
-                .filter(|d| d.abs() < 0.4)
-                .map(|d| (f, d))
-        })
-        .collect();
+    let pairs = pair(&flashes, &beeps);
     Ok(Offsets {
         flashes,
         beeps,
         pairs,
     })
+}
+
+/// A flash and a beep are the same event when the beep is this close to where the alignment
+/// puts it (s). Under load a flash is presented a few refreshes late; less than half of
+/// `MIN_STEP_MS`, so a shift by whole events cannot line up consecutive flashes.
+const MATCH_WITHIN: f64 = 0.1;
+/// Once aligned, a flash's beep is the nearest within this (s) of the alignment: under half
+/// the shortest interval, so never a neighbour's beep.
+pub const PAIR_WITHIN: f64 = 0.25;
+
+/// Pairs flashes with beeps (onsets, s) by the alignment of the two sequences, not by
+/// nearness: the shift `d` (any size) under which the most flashes have a beep within
+/// [`MATCH_WITHIN`] of `flash + d`. The schedule's intervals are uneven, so only the true
+/// shift lines up more than a few; audio a whole interval late pairs at that offset and fails
+/// an A/V bound, where nearest-beep pairing of a periodic schedule would have read it as in
+/// sync. Each flash then takes the beep nearest `flash + d`, within [`PAIR_WITHIN`].
+pub fn pair(flashes: &[f64], beeps: &[f64]) -> Vec<(f64, f64)> {
+    let near = |t: f64, tol: f64| -> Option<f64> {
+        beeps
+            .iter()
+            .copied()
+            .min_by(|a, b| (a - t).abs().total_cmp(&(b - t).abs()))
+            .filter(|b| (b - t).abs() <= tol)
+    };
+    let count = |d: f64| {
+        flashes
+            .iter()
+            .filter(|&&f| near(f + d, MATCH_WITHIN).is_some())
+            .count()
+    };
+    // Candidates: every flash–beep difference. Most matches wins; among equals the smaller
+    // shift (two clusters tie only with two or three events, where either is a guess).
+    let mut best: Option<(usize, f64)> = None;
+    for &f in flashes {
+        for &b in beeps {
+            let d = b - f;
+            let c = count(d);
+            if best.is_none_or(|(bc, bd)| c > bc || (c == bc && d.abs() < bd.abs())) {
+                best = Some((c, d));
+            }
+        }
+    }
+    let Some((_, d0)) = best else {
+        return Vec::new();
+    };
+    // The candidate was one pair's difference; centre on the median of the matched ones.
+    let mut ds: Vec<f64> = flashes
+        .iter()
+        .filter_map(|&f| Some(near(f + d0, MATCH_WITHIN)? - f))
+        .collect();
+    ds.sort_by(f64::total_cmp);
+    let d = ds.get(ds.len() / 2).copied().unwrap_or(d0);
+    flashes
+        .iter()
+        .filter_map(|&f| Some((f, near(f + d, PAIR_WITHIN)? - f)))
+        .collect()
 }
 
 /// Where the `zerocast-avsync` binary is: `$ZEROCAST_AVSYNC`, or next to the running test or
@@ -836,4 +952,64 @@ pub fn binary() -> Option<std::path::PathBuf> {
         dir = dir.parent()?;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Onsets (s) of events `from..to` of the schedule, `shift` s later, `t0` the file's zero.
+    fn onsets(s: &Schedule, from: i64, to: i64, t0: f64, shift: f64) -> Vec<f64> {
+        (from..to)
+            .map(|k| s.at(k) as f64 * 1e-9 - t0 + shift)
+            .collect()
+    }
+
+    #[test]
+    fn schedule_is_aperiodic_and_bounded() {
+        let s = Schedule::new();
+        let mut prev = 0;
+        for k in 0..EVENTS as i64 - 1 {
+            let i = s.at(k + 1) - s.at(k);
+            assert!((600_000_000..=1_400_000_000).contains(&i), "{k}: {i}");
+            assert!(i.abs_diff(prev) >= MIN_STEP_MS * 1_000_000, "{k}");
+            prev = i;
+        }
+        assert_eq!(s.last_at(-1), None);
+        assert_eq!(s.last_at(s.at(3) + 5), Some((3, 5)));
+        // Fixed: the client and a later analysis agree.
+        assert_eq!(Schedule::new().at(100), s.at(100));
+    }
+
+    #[test]
+    fn pairs_true_events_and_exposes_a_shift_by_whole_events() {
+        let s = Schedule::new();
+        let t0 = s.at(20) as f64 * 1e-9 - 0.3;
+        for n in [6, 60] {
+            let flashes = onsets(&s, 20, 20 + n, t0, 0.0);
+            // In sync, with 20 ms of jitter on the video side.
+            let jittered: Vec<f64> = flashes
+                .iter()
+                .enumerate()
+                .map(|(i, f)| f + if i % 2 == 0 { 0.02 } else { -0.01 })
+                .collect();
+            let p = pair(&jittered, &flashes);
+            assert_eq!(p.len(), n as usize);
+            assert!(p.iter().all(|x| x.1.abs() <= 0.021), "{p:?}");
+            // Audio late by one event's interval, by exactly 1 s (the old period), or early
+            // by two events: every pair carries the shift.
+            for shift in [
+                (s.at(21) - s.at(20)) as f64 * 1e-9,
+                1.0,
+                -((s.at(22) - s.at(20)) as f64 * 1e-9),
+            ] {
+                let beeps = onsets(&s, 15, 25 + n, t0, shift);
+                let p = pair(&flashes, &beeps);
+                let mut d: Vec<f64> = p.iter().map(|x| x.1).collect();
+                d.sort_by(f64::total_cmp);
+                let median = d[d.len() / 2];
+                assert!((median - shift).abs() < 0.001, "{shift}: {p:?}");
+            }
+        }
+    }
 }

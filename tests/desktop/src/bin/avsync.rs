@@ -1,8 +1,8 @@
-//! zerocast-avsync: flashes the screen white and beeps at the same instant once a period (the
-//! A/V sync test client; see `zerocast_testdesk::avsync`).
+//! zerocast-avsync: flashes the screen white and beeps at the same instant, about once a second
+//! on an uneven schedule (the A/V sync test client; see `zerocast_testdesk::avsync`).
 //!
-//! Usage: `zerocast-avsync [--period-ms N] [--lead-in-ms N] [--refresh HZ] [--log PATH]
-//! [--target NODE] [--app NAME] [--seconds N]`
+//! Usage: `zerocast-avsync [--lead-in-ms N] [--refresh HZ] [--log PATH] [--target NODE]
+//! [--app NAME] [--seconds N]`
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +18,6 @@ fn main() -> Result<()> {
     while let Some(a) = it.next() {
         let mut val = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
-            "--period-ms" => opts.period = Duration::from_millis(val()?.parse()?),
             "--lead-in-ms" => opts.lead_in = Duration::from_millis(val()?.parse()?),
             "--refresh" => opts.refresh_hz = val()?.parse()?,
             "--log" => opts.log = Some(val()?.into()),
