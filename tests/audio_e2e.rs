@@ -290,7 +290,9 @@ fn av_offset_is_small_has_no_trend_and_recovers_from_a_stall() {
     let file = dir.path().join("av.mkv");
     let client_log = dir.path().join("avsync.log");
     let _c = Client::avsync_logged(&desk, 66.0, None, "avsync", Some(&client_log));
-    std::thread::sleep(Duration::from_millis(300));
+    // The client's stream plays (its beeps reach the sink from now on).
+    desk.wait_node_running("avsync", Duration::from_secs(30))
+        .expect("the A/V client's stream");
     let log = record(
         &desk,
         &file,
@@ -452,7 +454,9 @@ fn pause_removes_the_same_span_from_both() {
     let dir = out_dir();
     let file = dir.path().join("pause.mkv");
     let _c = Client::avsync(&desk, 20.0, None, "avsync");
-    std::thread::sleep(Duration::from_millis(300));
+    // The client's stream plays (its beeps reach the sink from now on).
+    desk.wait_node_running("avsync", Duration::from_secs(30))
+        .expect("the A/V client's stream");
     let t0 = std::time::Instant::now();
     let mut rec = spawn_record(&desk, &["--audio", "desktop", "--overwrite"], &file);
     wait_for_data(&file, 2000);
@@ -740,7 +744,9 @@ fn unknown_sources_and_no_audio_server() {
     assert!(err.contains("no audio server"), "{err}");
     assert_eq!(desk.source_selections(), 0);
     let _c = Client::avsync(&desk, 6.0, None, "avsync");
-    std::thread::sleep(Duration::from_millis(300));
+    // The client's stream plays (its beeps reach the sink from now on).
+    desk.wait_node_running("avsync", Duration::from_secs(30))
+        .expect("the A/V client's stream");
     record(
         &desk,
         &file,
