@@ -151,13 +151,7 @@ impl Desktop {
         let deadline = Instant::now() + timeout;
         loop {
             let objects = self.pw_dump()?;
-            let found = objects.as_array().is_some_and(|a| {
-                a.iter().any(|o| {
-                    o["type"] == "PipeWire:Interface:Node"
-                        && o["info"]["props"]["node.name"] == name
-                })
-            });
-            if found {
+            if node_named(&objects, name).is_some() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -173,13 +167,7 @@ impl Desktop {
         let deadline = Instant::now() + timeout;
         loop {
             let objects = self.pw_dump()?;
-            let present = objects.as_array().is_some_and(|a| {
-                a.iter().any(|o| {
-                    o["type"] == "PipeWire:Interface:Node"
-                        && o["info"]["props"]["node.name"] == node
-                })
-            });
-            if !present {
+            if node_named(&objects, node).is_none() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -196,13 +184,8 @@ impl Desktop {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let objects = self.pw_dump()?;
-            let state = objects.as_array().and_then(|a| {
-                a.iter().find_map(|o| {
-                    let info = &o["info"];
-                    (o["type"] == "PipeWire:Interface:Node" && info["props"]["node.name"] == node)
-                        .then(|| info["state"].as_str().unwrap_or("").to_string())
-                })
-            });
+            let state = node_named(&objects, node)
+                .map(|o| o["info"]["state"].as_str().unwrap_or("").to_string());
             if state.as_deref() == Some("running") {
                 return Ok(());
             }
@@ -224,4 +207,12 @@ impl Desktop {
             .and_then(|s| s.split('"').next())
             .map(str::to_string))
     }
+}
+
+/// The node named `name` (its `node.name`) in a `pw-dump`, if there is one.
+fn node_named<'a>(objects: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    objects
+        .as_array()?
+        .iter()
+        .find(|o| o["type"] == "PipeWire:Interface:Node" && o["info"]["props"]["node.name"] == name)
 }
