@@ -111,16 +111,13 @@ export class ZerocastIndicator {
                 this.togglePause();
             },
         };
-        this._keyIds = [];
-        for (const [name, handler] of Object.entries(this._keys)) {
+        // mutter follows a change of the setting by itself (its own `changed::NAME` handler,
+        // then a rebuild of its binding table in a low-priority idle). Removing and adding the
+        // binding again from our own `changed::` handler must not be done: until that idle runs,
+        // mutter's table points at the freed binding, and a key press in between crashed
+        // gnome-shell 43 (`malformed UTF-8` in `_filterKeybinding`).
+        for (const [name, handler] of Object.entries(this._keys))
             this._addKey(name, handler);
-            // mutter 43 keeps the old accelerator of an extension's binding when the setting
-            // changes: bind it again.
-            this._keyIds.push(this._settings.connect(`changed::${name}`, () => {
-                this._shell.Main.wm.removeKeybinding(name);
-                this._addKey(name, handler);
-            }));
-        }
     }
 
     _addKey(name, handler) {
@@ -436,8 +433,6 @@ export class ZerocastIndicator {
     destroy() {
         const { GLib, Main } = this._shell;
         this._cancellable.cancel();
-        for (const id of this._keyIds)
-            this._settings.disconnect(id);
         for (const name of Object.keys(this._keys))
             Main.wm.removeKeybinding(name);
         if (this._tick)
