@@ -46,7 +46,7 @@ fn ffmpeg_version_cfgs() {
         known.push(cfg);
     }
     // The gates the code uses are declared even when this FFmpeg is older than all of them.
-    for cfg in ["ffmpeg_5_1", "ffmpeg_7_0"] {
+    for cfg in ["ffmpeg_5_1", "ffmpeg_7_0", "ffmpeg_8_0"] {
         if !known.iter().any(|k| k == cfg) {
             known.push(cfg.to_string());
         }

@@ -23,7 +23,9 @@ REL="${1:?usage: platform.sh debian13 [COMMAND...]}"
 shift
 case "$REL" in
   debian13) SUITE=trixie ;;
-  *) echo "platform: unknown release '$REL' (known: debian13)" >&2; exit 2 ;;
+  # Unstable moves: its mirror is a snapshot whose Release file may be past Valid-Until.
+  debian-unstable) SUITE=sid ;;
+  *) echo "platform: unknown release '$REL' (known: debian13, debian-unstable)" >&2; exit 2 ;;
 esac
 LIST="$WS/scripts/platform/$REL.packages"
 BASE="${ZEROCAST_PLATFORM_DIR:-$WS/target/platforms}/$REL"
@@ -55,7 +57,9 @@ make_root() {
   $SUDO cp /etc/resolv.conf "$R.new/etc/" 2>/dev/null || true
   # apt inside the root runs as root without its sandbox user (the root has no _apt privileges
   # to drop in a user namespace); dpkg needs no docs.
-  echo 'APT::Sandbox::User "root";' | $SUDO tee "$R.new/etc/apt/apt.conf.d/99zerocast" >/dev/null
+  # A snapshot mirror (unstable's) may serve a Release file past its Valid-Until date.
+  printf 'APT::Sandbox::User "root";\nAcquire::Check-Valid-Until "false";\n' |
+    $SUDO tee "$R.new/etc/apt/apt.conf.d/99zerocast" >/dev/null
   printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/locale/*\npath-include /usr/share/locale/locale.alias\n' |
     $SUDO tee "$R.new/etc/dpkg/dpkg.cfg.d/01zerocast-nodoc" >/dev/null
   # shellcheck disable=SC2046

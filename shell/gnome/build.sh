@@ -14,7 +14,7 @@ uuid="$(sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p' "$here/src/metadata.json")"
 # variant  shell-versions                    entry point
 variants=(
   'legacy|["43", "44"]|extension-legacy.js|v43-44'
-  'esm|["45", "46", "47", "48", "49"]|extension-esm.js|v45'
+  'esm|["45", "46", "47", "48", "49", "50", "51"]|extension-esm.js|v45'
 )
 for v in "${variants[@]}"; do
   IFS='|' read -r name versions entry tag <<<"$v"

@@ -590,9 +590,9 @@ impl SwsCache {
         if self.key != Some(key) {
             // Fast bilinear is exact when only the colour changes; a real resize gets bilinear.
             let flags = if same_size {
-                ffi::SWS_FAST_BILINEAR
+                SWS_FAST_BILINEAR
             } else {
-                ffi::SWS_BILINEAR
+                SWS_BILINEAR
             };
             self.ctx.0 = sws_context(
                 self.ctx.0,
@@ -622,6 +622,17 @@ impl SwsCache {
 }
 
 /// Gets (or reuses) a context for `format` `sw×sh` → `dst_fmt` `dw×dh`, BT.709 limited range.
+// FFmpeg 8 turned swscale's flag macros into `enum SwsFlags`; `sws_getCachedContext` still
+// takes them as an int.
+#[cfg(ffmpeg_8_0)]
+const SWS_FAST_BILINEAR: i32 = ffi::SwsFlags::SWS_FAST_BILINEAR as i32;
+#[cfg(ffmpeg_8_0)]
+const SWS_BILINEAR: i32 = ffi::SwsFlags::SWS_BILINEAR as i32;
+#[cfg(not(ffmpeg_8_0))]
+const SWS_FAST_BILINEAR: i32 = ffi::SWS_FAST_BILINEAR;
+#[cfg(not(ffmpeg_8_0))]
+const SWS_BILINEAR: i32 = ffi::SWS_BILINEAR;
+
 #[allow(
     clippy::too_many_arguments,
     reason = "source and destination size and format, each a scalar as swscale takes them"
