@@ -189,12 +189,17 @@ extension() {
   dv=$(debver "$rel")
   case "$rel" in
     # bookworm has GNOME 43: the legacy (imports) build; trixie GNOME 48: the ES-module build.
-    # The ranges are the shell-version lists of shell/gnome/build.sh.
+    # The ranges are the shell-version lists of shell/gnome/build.sh (ES modules: 45 to the
+    # newest shell in shell/gnome/tested-shells).
     bookworm) variant=legacy tag=v43-44 depends="gnome-shell (>= 43), gnome-shell (<< 45~)" ;;
-    trixie) variant=esm tag=v45 depends="gnome-shell (>= 45), gnome-shell (<< 50~)" ;;
+    trixie)
+      local newest
+      newest=$(sed -e 's/#.*//' "$WS/shell/gnome/tested-shells" | awk 'NF {print $1}' | sort -n | tail -1)
+      variant=esm tag=v45 depends="gnome-shell (>= 45), gnome-shell (<< $((newest + 1))~)" ;;
   esac
   local ext="$WS/target/deb/extension"
-  [ -d "$ext/$variant" ] || "$WS/shell/gnome/build.sh" "$ext" >/dev/null
+  # Built every time: the zips are small, and a cached one could declare stale versions.
+  "$WS/shell/gnome/build.sh" "$ext" >/dev/null
   uuid="$(sed -n 's/.*"uuid": *"\([^"]*\)".*/\1/p' "$WS/shell/gnome/src/metadata.json")"
   zip="$ext/$uuid.$tag.shell-extension.zip"
   stage="$WS/target/deb/$rel/stage/extension"

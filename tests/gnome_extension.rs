@@ -582,10 +582,46 @@ fn build_makes_both_variants_and_install_picks_this_shell() {
     let read = |variant: &str, file: &str| {
         std::fs::read_to_string(out.path().join(variant).join(UUID).join(file)).unwrap()
     };
-    let meta: serde_json::Value = serde_json::from_str(&read("legacy", "metadata.json")).unwrap();
-    assert_eq!(meta["shell-version"], serde_json::json!(["43", "44"]));
-    let meta: serde_json::Value = serde_json::from_str(&read("esm", "metadata.json")).unwrap();
-    assert_eq!(meta["shell-version"][0], "45");
+    // Declared = tested: this platform's shell is listed in tested-shells (so that list cannot
+    // claim a run that does not happen), the zip this shell gets declares it, and the ES-module
+    // zip declares nothing past the newest tested shell.
+    let root = zerocast_testdesk::desktop::workspace_root();
+    let tested: Vec<(u32, String)> =
+        std::fs::read_to_string(root.join("shell/gnome/tested-shells"))
+            .unwrap()
+            .lines()
+            .map(|l| l.split('#').next().unwrap().trim())
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let (v, p) = l.split_once(' ').expect("`MAJOR PLATFORM` lines");
+                (v.parse().unwrap(), p.trim().to_owned())
+            })
+            .collect();
+    let platform = std::env::var("ZEROCAST_PLATFORM").unwrap_or_else(|_| "debian12".into());
+    let major = zerocast_testdesk::desktop::gnome_shell_major().expect("gnome-shell --version");
+    assert!(
+        tested.contains(&(major, platform.clone())),
+        "GNOME Shell {major} on {platform} is not in shell/gnome/tested-shells: {tested:?}"
+    );
+    let declared = |variant: &str| -> Vec<u32> {
+        let meta: serde_json::Value =
+            serde_json::from_str(&read(variant, "metadata.json")).unwrap();
+        meta["shell-version"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    let newest = tested.iter().map(|t| t.0).max().unwrap();
+    assert_eq!(declared("legacy"), [43, 44]);
+    assert_eq!(declared("esm"), (45..=newest).collect::<Vec<_>>());
+    let mine = if major <= 44 { "legacy" } else { "esm" };
+    assert!(
+        declared(mine).contains(&major),
+        "the {mine} zip does not declare this shell ({major}): {:?}",
+        declared(mine)
+    );
     let legacy = read("legacy", "zerocast.js");
     assert!(legacy.contains("var ZerocastIndicator = class"));
     assert!(!legacy
@@ -603,7 +639,6 @@ fn build_makes_both_variants_and_install_picks_this_shell() {
             .is_file());
     }
 
-    let root = zerocast_testdesk::desktop::workspace_root();
     let picked = run_ok(
         Command::new(root.join("shell/gnome/install.sh"))
             .arg("--print")

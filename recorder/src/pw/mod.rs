@@ -17,6 +17,7 @@ mod dmabuf;
 mod gpu;
 mod negotiate;
 pub mod params;
+mod readmap;
 mod shm;
 mod stream;
 

@@ -3,6 +3,7 @@
 
 use pipewire as pw;
 use pw::spa::buffer::ChunkFlags;
+use pw::spa::sys::SPA_DATA_FLAG_READABLE;
 
 use super::buffer::{Dequeued, FrameMeta};
 use super::monotonic_ns;
@@ -20,6 +21,7 @@ pub(super) fn process(stream: &pw::stream::Stream, data: &mut StreamData) {
     if meta.corrupted {
         return;
     }
+    let id = buffer.id();
     let datas = buffer.datas_mut();
     let Some(d) = datas.first_mut() else { return };
     if d.as_raw().chunk.is_null() {
@@ -40,7 +42,21 @@ pub(super) fn process(stream: &pw::stream::Stream, data: &mut StreamData) {
     } else {
         width as usize * format.bytes_per_pixel()
     };
-    let Some(bytes) = d.data() else { return };
+    // Without READABLE, PipeWire 1.6 mapped the memory PROT_NONE: read our own mapping.
+    let bytes = if d.as_raw().flags & SPA_DATA_FLAG_READABLE != 0 {
+        let Some(bytes) = d.data() else { return };
+        &*bytes
+    } else {
+        match data.read_maps.bytes(id, d.as_raw()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                if !std::mem::replace(&mut data.unreadable_warned, true) {
+                    tracing::warn!(error = %e, "frames skipped: the buffer is not readable");
+                }
+                return;
+            }
+        }
+    };
     let needed = stride * (height as usize - 1) + width as usize * format.bytes_per_pixel();
     if bytes.len() < offset + needed {
         tracing::warn!(len = bytes.len(), offset, needed, "short buffer skipped");

@@ -15,6 +15,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::buffer::Dequeued;
 use super::gpu::{self, Gpu};
 use super::negotiate::{Negotiation, Negotiator};
+use super::readmap::ReadMaps;
 use super::{dmabuf, params, shm, PwCommand, PwEvent};
 use crate::encode::worker::BridgeMemory;
 use crate::frame::PixelFormat;
@@ -34,6 +35,10 @@ pub(super) struct StreamData {
     /// Explicit sync is offered with DMA-BUF buffers (turned off for the stream when the
     /// compositor's timelines cannot be imported).
     pub(super) sync_allowed: bool,
+    /// Our read-only mappings of SHM buffers that came without READABLE (`readmap`).
+    pub(super) read_maps: ReadMaps,
+    /// The "not readable" warning was given (once per stream, not per frame).
+    pub(super) unreadable_warned: bool,
 }
 
 impl Drop for StreamData {
@@ -139,6 +144,8 @@ pub(super) fn run(
         sync_allowed: gpu.as_ref().is_some_and(Gpu::supports_sync) && pipewire_has_sync_timeline(),
         negotiator,
         gpu,
+        read_maps: ReadMaps::default(),
+        unreadable_warned: false,
     };
     let quit_on_end = mainloop.downgrade();
     // Listener before stream in drop order: it must not outlive the stream it points into.
@@ -176,6 +183,7 @@ pub(super) fn run(
             on_format(stream, data, param);
         })
         .remove_buffer(|_stream, data, buffer| {
+            data.read_maps.forget(buffer as u64);
             if let Some(gpu) = data.gpu.as_mut() {
                 gpu.forget(buffer as u64);
             }

@@ -845,6 +845,25 @@ impl Desktop {
         screencast_version(&self.bus_address)
     }
 
+    /// The ScreenCast version the frontend should announce on this desktop (it depends on the
+    /// frontend's version and, from xdg-desktop-portal 1.21.2, on the backend's own version,
+    /// read from the backend here): see [`frontend_screencast_version`].
+    pub fn expected_screencast_version(&self) -> Option<u32> {
+        let backend = match self.opts.flavour {
+            Flavour::Sway => XDPW_BUS_NAME,
+            Flavour::Gnome => gnome::PORTAL_GNOME_BUS_NAME,
+            Flavour::Kde => kde::PORTAL_KDE_BUS_NAME,
+        };
+        let backend = version_property(
+            &self.bus_address,
+            backend,
+            "org.freedesktop.impl.portal.ScreenCast",
+        )
+        .ok()
+        .flatten();
+        frontend_screencast_version(backend)
+    }
+
     /// Takes a screenshot with `grim` (PPM) and returns it as packed RGB.
     pub fn screenshot(&self) -> Result<Screenshot> {
         match self.opts.flavour {
@@ -1036,14 +1055,19 @@ fn name_has_owner(bus_address: &str, name: &str) -> Result<bool> {
 }
 
 fn screencast_version(bus_address: &str) -> Result<Option<u32>> {
+    version_property(
+        bus_address,
+        PORTAL_BUS_NAME,
+        "org.freedesktop.portal.ScreenCast",
+    )
+}
+
+/// The `version` property of interface `iface` of `name` at the portal's object path.
+fn version_property(bus_address: &str, name: &str, iface: &str) -> Result<Option<u32>> {
     let out = Command::new("busctl")
         .arg(format!("--address={bus_address}"))
-        .args([
-            "get-property",
-            PORTAL_BUS_NAME,
-            "/org/freedesktop/portal/desktop",
-        ])
-        .args(["org.freedesktop.portal.ScreenCast", "version"])
+        .args(["get-property", name, "/org/freedesktop/portal/desktop"])
+        .args([iface, "version"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output()
@@ -1088,20 +1112,43 @@ pub(crate) fn terminate(child: &mut Child, grace: Duration) {
     let _ = child.wait();
 }
 
-/// The ScreenCast version the installed xdg-desktop-portal frontend announces, whatever the
-/// backend: 4 up to 1.16 (Debian 12), 5 from 1.18 (Debian 13's 1.20). From its package version.
-pub fn frontend_screencast_version() -> Option<u32> {
-    static V: OnceLock<Option<u32>> = OnceLock::new();
+/// The installed xdg-desktop-portal's version, (major, minor, micro), from dpkg.
+pub fn frontend_version() -> Option<(u32, u32, u32)> {
+    static V: OnceLock<Option<(u32, u32, u32)>> = OnceLock::new();
     *V.get_or_init(|| {
-        let out = Command::new("dpkg-query")
-            .args(["-W", "-f=${Version}", "xdg-desktop-portal"])
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        let v = String::from_utf8_lossy(&out.stdout);
-        let mut it = v.trim().split(['.', '-', '+', '~']);
-        let (major, minor): (u32, u32) = (it.next()?.parse().ok()?, it.next()?.parse().ok()?);
-        Some(if (major, minor) >= (1, 18) { 5 } else { 4 })
+        let v = deb_version("xdg-desktop-portal")?;
+        Some((*v.first()?, *v.get(1)?, v.get(2).copied().unwrap_or(0)))
+    })
+}
+
+/// The leading numbers of an installed Debian package's version ("1.22.1-2" → [1, 22, 1]).
+fn deb_version(package: &str) -> Option<Vec<u32>> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", package])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let v = String::from_utf8_lossy(&out.stdout);
+    let v = v.trim();
+    let v = v.split_once(':').map_or(v, |(_epoch, v)| v);
+    Some(
+        v.split(['.', '-', '+', '~'])
+            .map_while(|x| x.parse().ok())
+            .collect(),
+    )
+}
+
+/// The ScreenCast version the frontend announces over a backend of ScreenCast version
+/// `backend`: 4 up to xdg-desktop-portal 1.16 (Debian 12), 5 from 1.18 (Debian 13) whatever the
+/// backend, and from 1.21.2 (1.22: Debian unstable) the backend's own, capped at 6.
+pub fn frontend_screencast_version(backend: Option<u32>) -> Option<u32> {
+    let v = frontend_version()?;
+    Some(if v >= (1, 21, 2) {
+        backend?.min(6)
+    } else if v >= (1, 18, 0) {
+        5
+    } else {
+        4
     })
 }
 
@@ -1124,6 +1171,18 @@ pub fn xdpw_binary() -> Result<PathBuf> {
             p.display()
         )
     }
+}
+
+/// The (major, minor) version of the xdpw the sway flavour runs: a packaged binary's (under
+/// /usr: its Debian package's version, from dpkg), else the patched 0.7 that
+/// `scripts/build-xdpw.sh` builds. xdpw has no `--version`.
+pub fn xdpw_version() -> Option<(u32, u32)> {
+    let bin = xdpw_binary().ok()?;
+    if !bin.starts_with("/usr") {
+        return Some((0, 7));
+    }
+    let v = deb_version("xdg-desktop-portal-wlr")?;
+    Some((*v.first()?, *v.get(1)?))
 }
 
 /// The workspace root, from this crate's manifest dir at compile time (tests/desktop).

@@ -12,14 +12,12 @@ use zerocast_testdesk::{Desktop, DesktopOptions};
 
 async fn start_cast(
     conn: &zbus::Connection,
+    version: Option<u32>,
     token: Option<&str>,
 ) -> (u32, (i32, i32), Option<String>, Duration) {
     let t = Instant::now();
     let proxy = Screencast::with_connection(conn.clone()).await.unwrap();
-    assert_eq!(
-        Some(proxy.version()),
-        zerocast_testdesk::desktop::frontend_screencast_version()
-    );
+    assert_eq!(Some(proxy.version()), version);
     let session = proxy.create_session(Default::default()).await.unwrap();
     proxy
         .select_sources(
@@ -66,7 +64,8 @@ async fn screencast_start_returns_a_node_that_delivers_frames() {
         .await
         .unwrap();
 
-    let (node, size, token, took) = start_cast(&conn, None).await;
+    let (node, size, token, took) =
+        start_cast(&conn, desk.expected_screencast_version(), None).await;
     eprintln!("portal session started in {took:?}: node {node}, size {size:?}, token {token:?}");
     assert_eq!(size, (1280, 720));
     // Patch (b): with XDPW_PERSIST_MODE=permanent and persist_mode=2 a token comes back.
@@ -128,7 +127,8 @@ async fn screencast_start_returns_a_node_that_delivers_frames() {
     eprintln!("30 frames received in {:?}", last.1);
 
     // Restoring with the token starts again without any chooser.
-    let (node2, size2, token2, took2) = start_cast(&conn, Some(&token)).await;
+    let (node2, size2, token2, took2) =
+        start_cast(&conn, desk.expected_screencast_version(), Some(&token)).await;
     eprintln!("restored session in {took2:?}: node {node2}, token {token2:?}");
     assert_eq!(size2, (1280, 720));
     assert!(token2.is_some());

@@ -93,7 +93,7 @@ fn desktop_shows_painter_and_owns_portal_names() {
     assert!(desk.name_has_owner(PERMISSION_STORE_BUS_NAME).unwrap());
     assert_eq!(
         desk.screencast_version().unwrap(),
-        zerocast_testdesk::desktop::frontend_screencast_version(),
+        desk.expected_screencast_version(),
         "xdpw 0.7 portal version"
     );
     check_painter_on_screen(&desk);
@@ -229,7 +229,7 @@ fn gnome_desktop_comes_up_and_drop_leaves_nothing() {
     assert!(!desk.name_has_owner(XDPW_BUS_NAME).unwrap());
     assert_eq!(
         desk.screencast_version().unwrap(),
-        zerocast_testdesk::desktop::frontend_screencast_version()
+        desk.expected_screencast_version()
     );
 
     let layout = Layout::new(1280, 720);
