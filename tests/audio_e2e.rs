@@ -119,8 +119,35 @@ fn record(desk: &Desktop, file: &Path, secs: f64, args: &[&str], env: &[(&str, &
     for (k, v) in env {
         c.env(k, v);
     }
-    let out = run_ok(&mut c);
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    // A recording that never ends (a graph that never runs) fails here with the recorder's
+    // log, instead of hanging the suite: SIGTERM after the duration + 60 s.
+    let log = file.with_extension("stderr");
+    c.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = c.spawn().expect("spawn zerocast record");
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(secs + 60.0);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: kill(2) on our own child's pid, which has not been reaped yet.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            panic!(
+                "zerocast record {args:?} --duration {secs} still running after {:.0} s:\n{}",
+                secs + 60.0,
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        status.success(),
+        "zerocast record {args:?} failed ({status}):\n{stderr}"
+    );
+    stderr
 }
 
 #[derive(Debug)]
@@ -184,10 +211,10 @@ fn streams(file: &Path) -> Vec<Stream> {
 /// Every track decodes without an error, and each audio track ends within one audio packet
 /// (and the encoder's padding) of the video.
 fn check_tracks(file: &Path, audio_codec: &str, n_audio: usize) -> Vec<Stream> {
-    // Frames keep the file's time base (1 ms) and pass as they are: with few frames (a screen
-    // that changes only at the flashes) ffmpeg guesses ~5 fps and encodes in 1/5 s, where two
-    // frames under 200 ms apart collide ("non monotonically increasing dts") though the file's
-    // timestamps are fine.
+    // Video frames pass as they are, in a 1 µs time base: with few frames (a screen that
+    // changes only at the flashes) ffmpeg guesses ~5 fps and encodes in 1/5 s, where two frames
+    // under 200 ms apart collide ("non monotonically increasing dts") though the file's
+    // timestamps are fine. (`-enc_time_base -1`, "the input's", is refused by FFmpeg 9.)
     let out = run_ok(
         Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
@@ -197,8 +224,8 @@ fn check_tracks(file: &Path, audio_codec: &str, n_audio: usize) -> Vec<Stream> {
                 "0",
                 "-fps_mode",
                 "passthrough",
-                "-enc_time_base",
-                "-1",
+                "-enc_time_base:v",
+                "1:1000000",
             ])
             .args(["-f", "null", "-"]),
     );
