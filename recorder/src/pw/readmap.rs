@@ -8,6 +8,7 @@
 //! the flag says. So a MemFd buffer without the flag is mapped read-only here, once per buffer
 //! (its first frame), and unmapped when PipeWire removes the buffer: no per-frame mapping.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::ptr::NonNull;
 
@@ -86,29 +87,29 @@ pub(super) struct ReadMaps {
 impl ReadMaps {
     /// The bytes of buffer `id`'s data `d` (its `maxsize` from `mapoffset`), mapped on first use.
     pub(super) fn bytes(&mut self, id: BufferId, d: &spa_data) -> Result<&[u8], Unreadable> {
-        if !self.maps.contains_key(&id) {
-            if d.type_ != SPA_DATA_MemFd || d.fd < 0 {
-                return Err(Unreadable::NoFd(d.type_));
-            }
-            let page = page_size();
-            let offset = d.mapoffset as usize;
-            let aligned = offset - offset % page;
-            let skip = offset - aligned;
-            let size = d.maxsize as usize;
-            let len = skip + size;
-            let fd = i32::try_from(d.fd).map_err(|_| Unreadable::NoFd(d.type_))?;
-            let base = map_read_only(fd, aligned, len)?;
-            self.maps.insert(
-                id,
-                Mapping {
+        let mapping = match self.maps.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                if d.type_ != SPA_DATA_MemFd || d.fd < 0 {
+                    return Err(Unreadable::NoFd(d.type_));
+                }
+                let page = page_size();
+                let offset = d.mapoffset as usize;
+                let aligned = offset - offset % page;
+                let skip = offset - aligned;
+                let size = d.maxsize as usize;
+                let len = skip + size;
+                let fd = i32::try_from(d.fd).map_err(|_| Unreadable::NoFd(d.type_))?;
+                let base = map_read_only(fd, aligned, len)?;
+                v.insert(Mapping {
                     base,
                     len,
                     skip,
                     size,
-                },
-            );
-        }
-        Ok(self.maps[&id].bytes())
+                })
+            }
+        };
+        Ok(mapping.bytes())
     }
 
     /// PipeWire removed buffer `id`: its fd may be closed and reused, so its mapping goes.
