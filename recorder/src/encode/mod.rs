@@ -642,6 +642,11 @@ fn encoder_options(
         }
         "libsvtav1" => {
             d.set("preset", "12");
+            // Low-delay prediction (no future references), as a live recorder wants. With the
+            // default random-access structure svt-av1 4 (FFmpeg 9's) coded the frames between a
+            // red keyframe and a green alt-ref as residual-free compound predictions: the 10 red
+            // frames came out as a cross-fade to green (`webm_av1`).
+            d.set("svtav1-params", "pred-struct=1");
             if let Some(q) = &q {
                 d.set("crf", q);
             }
