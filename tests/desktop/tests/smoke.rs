@@ -44,6 +44,48 @@ fn processes_mentioning(dir: &Path) -> Vec<u32> {
     found
 }
 
+/// The parent of `pid`, from /proc/PID/stat (the field after the state).
+fn ppid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Every live process mentioning `dir` is one the harness started or a descendant of one
+/// (a bus-activated service is dbus-daemon's child; GNOME 51's shell starts helpers of its own):
+/// a double fork that escaped the tree is reparented away from it and fails here.
+fn assert_no_strays(dir: &Path, pids: &[(zerocast_testdesk::Component, u32)]) {
+    let ours: Vec<u32> = pids.iter().map(|(_, p)| *p).collect();
+    let in_tree = |mut p: u32| {
+        for _ in 0..64 {
+            if ours.contains(&p) {
+                return true;
+            }
+            match ppid(p) {
+                Some(q) if q > 1 => p = q,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let strays: Vec<(u32, String)> = processes_mentioning(dir)
+        .into_iter()
+        .filter(|&p| !in_tree(p))
+        .map(|p| {
+            let cmd = std::fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
+            (p, String::from_utf8_lossy(&cmd).replace('\0', " "))
+        })
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "processes outside the desktop's tree {strays:?} vs {pids:?}"
+    );
+}
+
 fn check_painter_on_screen(desk: &Desktop) {
     let o = desk.options();
     let layout = Layout::new(o.width, o.height);
@@ -132,12 +174,7 @@ fn two_desktops_run_concurrently_and_drop_leaves_nothing() {
         let pids = desk.pids();
         assert!(pids.len() >= 8, "expected 8 processes, got {pids:?}");
         assert!(pids.iter().all(|(_, p)| alive(*p)));
-        let strays = processes_mentioning(&dir);
-        let ours: Vec<u32> = pids.iter().map(|(_, p)| *p).collect();
-        assert!(
-            strays.iter().all(|p| ours.contains(p)),
-            "unknown processes {strays:?} vs {pids:?}"
-        );
+        assert_no_strays(&dir, &pids);
 
         drop(desk);
         for (c, pid) in pids {
@@ -285,12 +322,7 @@ fn gnome_desktop_comes_up_and_drop_leaves_nothing() {
 
     let dir = desk.dir().to_path_buf();
     let pids = desk.pids();
-    let ours: Vec<u32> = pids.iter().map(|(_, p)| *p).collect();
-    let strays = processes_mentioning(&dir);
-    assert!(
-        strays.iter().all(|p| ours.contains(p)),
-        "unknown processes {strays:?} vs {pids:?}"
-    );
+    assert_no_strays(&dir, &pids);
     drop(desk);
     for (c, pid) in pids {
         assert!(!alive(pid), "{c} (pid {pid}) survived drop");
@@ -432,12 +464,7 @@ fn kde_desktop_comes_up_and_drop_leaves_nothing() {
 
     let dir = desk.dir().to_path_buf();
     let pids = desk.pids();
-    let ours: Vec<u32> = pids.iter().map(|(_, p)| *p).collect();
-    let strays = processes_mentioning(&dir);
-    assert!(
-        strays.iter().all(|p| ours.contains(p)),
-        "unknown processes {strays:?} vs {pids:?}"
-    );
+    assert_no_strays(&dir, &pids);
     drop(desk);
     for (c, pid) in pids {
         assert!(!alive(pid), "{c} (pid {pid}) survived drop");
