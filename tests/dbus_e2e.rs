@@ -400,8 +400,24 @@ fn ctl_drives_the_daemon() {
     assert!(st["frames"].as_u64().unwrap() > 0, "{st}");
 
     ctl_in(&desk, dir, &["pause", &obj]);
-    let paused = ctl_status(&desk, dir, &obj);
-    assert_eq!(paused["state"], "paused", "{paused}");
+    // Frames captured before the pause may still be in the encoder's queue and be counted just
+    // after it (117 vs 116 seen under load): the count must settle — two reads 300 ms apart
+    // agree — and then stand still. A pause that kept capturing never settles at 30 fps.
+    let settle = Instant::now() + Duration::from_secs(10);
+    let mut paused = ctl_status(&desk, dir, &obj);
+    loop {
+        assert_eq!(paused["state"], "paused", "{paused}");
+        std::thread::sleep(Duration::from_millis(300));
+        let again = ctl_status(&desk, dir, &obj);
+        if again["frames"] == paused["frames"] {
+            break;
+        }
+        assert!(
+            Instant::now() < settle,
+            "frames still counted 10 s into the pause: {paused} → {again}"
+        );
+        paused = again;
+    }
     // The pause itself: 2 s of wall time that must not reach the file.
     std::thread::sleep(Duration::from_secs(2));
     let still = ctl_status(&desk, dir, &obj);
