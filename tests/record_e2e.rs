@@ -521,6 +521,63 @@ fn fps_cap() {
     assert!((45..=75).contains(&p.frames), "30 fps for 2 s: {p:?}");
 }
 
+/// The monitor's mode changes mid-recording (1280×720 → 1024×768, 4:3): the file keeps its
+/// first size and the new frames are pillarboxed into it — the picture 960×720 in the middle,
+/// black bars left and right — not stretched to 16:9.
+#[test]
+fn mode_change_keeps_the_size_and_pillarboxes() {
+    use zerocast_testdesk::layout::{close, Quadrant};
+    let _g = lock();
+    let desk = desktop();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("mode.mkv");
+    let mut child = spawn_record(&desk, &[], &file);
+    wait_for_data(&file, 1);
+    // Frames at the first mode first.
+    std::thread::sleep(Duration::from_millis(1000));
+    let sock = desk.swaysock().expect("sway's IPC socket");
+    run_ok(desk.command("swaymsg").arg("-s").arg(&sock).args([
+        "output",
+        zerocast_testdesk::desktop::OUTPUT_NAME,
+        "mode",
+        "1024x768",
+    ]));
+    std::thread::sleep(Duration::from_millis(2500));
+    let res = signal_and_wait(&mut child, libc::SIGINT, Duration::from_secs(20));
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{log}");
+    let p = ffprobe(&file);
+    assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
+    assert_quadrants(&frame_rgb(&file, 0.3, 1280, 720), Layout::new(1280, 720));
+
+    let last = frame_rgb(&file, p.duration - 0.3, 1280, 720);
+    let px = |x: u32, y: u32| {
+        let i = ((y * 1280 + x) * 3) as usize;
+        [last[i], last[i + 1], last[i + 2]]
+    };
+    for y in [100, 360, 620] {
+        for x in [2, 150, 1130, 1277] {
+            assert!(
+                close(px(x, y), [0, 0, 0], 24),
+                "no bar at ({x},{y}): {:?}\n{log}",
+                px(x, y)
+            );
+        }
+    }
+    // The 1024×768 painter's quadrants, scaled by 720/768 into the 960×720 picture at x = 160.
+    let small = Layout::new(1024, 768);
+    for q in Quadrant::ALL {
+        let (cx, cy) = small.quadrant_rect(q).center();
+        let (x, y) = (160 + cx * 720 / 768, cy * 720 / 768);
+        assert!(
+            close(px(x, y), q.color(), 12),
+            "{q:?} at ({x},{y}): {:?}, painter drew {:?}\n{log}",
+            px(x, y),
+            q.color()
+        );
+    }
+}
+
 on_both_desktops! { window_on_kde;
 /// SIGUSR1 pauses/resumes: the paused time is absent from the file.
 fn sigusr1_pause(flavour: Flavour) {

@@ -122,6 +122,19 @@ pub struct ScreencastSession {
 const PORTAL_NAME: &str = "org.freedesktop.portal.Desktop";
 const SCREENCAST_IFACE: &str = "org.freedesktop.portal.ScreenCast";
 
+/// How long a portal request goes unanswered before the user is told that it is still waited on.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Awaits `fut`, logging `what` once if it takes longer than [`PATIENCE`].
+async fn patiently<F: std::future::Future>(fut: F, what: &str) -> F::Output {
+    tokio::pin!(fut);
+    tokio::select! {
+        out = &mut fut => return out,
+        _ = tokio::time::sleep(PATIENCE) => tracing::warn!(after_s = PATIENCE.as_secs(), "{what}"),
+    }
+    fut.await
+}
+
 impl ScreencastSession {
     /// CreateSession → SelectSources → Start → OpenPipeWireRemote.
     ///
@@ -191,11 +204,17 @@ impl ScreencastSession {
             .await
             .and_then(|r| r.response())
             .map_err(map_err)?;
-        let streams = proxy
-            .start(&session, None, Default::default())
-            .await
-            .and_then(|r| r.response())
-            .map_err(map_err)?;
+        // Start is where the desktop asks the user (a share dialog): it may take as long as
+        // they like, so there is no timeout, but a silent wait looks like a hang (KWin 6.7
+        // without GPU compositing refuses the cast and its portal never answers).
+        let streams = patiently(
+            proxy.start(&session, None, Default::default()),
+            "still waiting for the desktop to answer the screen-share request (its dialog may \
+             be open; Ctrl-C or Stop cancels)",
+        )
+        .await
+        .and_then(|r| r.response())
+        .map_err(map_err)?;
         let first = streams
             .streams()
             .first()
