@@ -82,6 +82,8 @@ pub struct Stream {
     pub fd: OwnedFd,
     pub node_id: u32,
     pub size: Option<(u32, u32)>,
+    /// The monitor's position in the desktop (logical units), if the portal said.
+    pub position: Option<(i32, i32)>,
     /// True when a stored restore token was accepted (no source selection happened).
     pub restored: bool,
 }
@@ -223,6 +225,7 @@ impl ScreencastSession {
         let size = first
             .size()
             .and_then(|(w, h)| Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?)));
+        let position = first.position();
         let new_token = streams.restore_token().map(str::to_string);
         let fd = proxy
             .open_pipe_wire_remote(&session, Default::default())
@@ -231,6 +234,7 @@ impl ScreencastSession {
         tracing::info!(
             node_id,
             ?size,
+            ?position,
             restored = token.is_some(),
             "portal stream started"
         );
@@ -240,6 +244,7 @@ impl ScreencastSession {
                 fd,
                 node_id,
                 size,
+                position,
                 restored: token.is_some(),
             },
             new_token,
