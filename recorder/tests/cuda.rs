@@ -169,6 +169,77 @@ async fn crop_region_on_the_cuda_path() {
     assert_eq!(size, (w, h), "the file is the crop region's size");
 }
 
+/// `--region` and `--scale` on the CUDA path: the converter reads only the region (the file is
+/// its size), or writes the whole frame at half size; colours where they belong.
+#[tokio::test(flavor = "multi_thread")]
+async fn user_region_and_scale_on_the_cuda_path() {
+    let Some(modifier) = setup("user_region_and_scale_on_the_cuda_path") else {
+        return;
+    };
+    let daemon = Daemon::start();
+    let o = opts(modifier);
+    let producer = Producer::start(&daemon, o.clone());
+    let (sw, sh) = (o.width, o.height);
+    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
+    // x 480..800 straddles the middle (640): left half red, right half green, all in the top.
+    let (summary, _dir) = producer::record_with(&daemon, &producer, 1.5, |r| {
+        r.region = Some(zerocast_recorder::Region {
+            x: 480,
+            y: 0,
+            width: 320,
+            height: 180,
+        })
+    })
+    .await;
+    assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCuda);
+    let (w, h) = (320, 180);
+    assert_eq!(producer::video_size(&summary.path), (w, h));
+    let frames = decode_rgb(&summary.path, w, h);
+    assert!(frames.len() >= 30, "{} frames", frames.len());
+    for f in &frames {
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 3) as usize;
+            [f[i], f[i + 1], f[i + 2]]
+        };
+        assert!(close(
+            px(w / 4, h / 2),
+            producer::quadrant_rgb(0, 0, sw, sh)
+        ));
+        assert!(close(
+            px(3 * w / 4, h / 2),
+            producer::quadrant_rgb(sw - 1, 0, sw, sh)
+        ));
+    }
+
+    let (summary, _dir) = producer::record_with(&daemon, &producer, 1.5, |r| {
+        r.output_size = zerocast_recorder::OutputSize::Scale(0.5);
+    })
+    .await;
+    assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCuda);
+    let (w, h) = (sw / 2, sh / 2);
+    assert_eq!(producer::video_size(&summary.path), (w, h));
+    let frames = decode_rgb(&summary.path, w, h);
+    assert!(frames.len() >= 30, "{} frames", frames.len());
+    for f in &frames {
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 3) as usize;
+            [f[i], f[i + 1], f[i + 2]]
+        };
+        for (qx, qy) in [(0, 0), (sw - 1, 0), (0, sh - 1), (sw - 1, sh - 1)] {
+            let (x, y) = (
+                (qx * 2 / sw) * (w / 2) + w / 4,
+                (qy * 2 / sh) * (h / 2) + h / 4,
+            );
+            let want = producer::quadrant_rgb(qx, qy, sw, sh);
+            assert!(
+                close(px(x, y), want),
+                "({x},{y}): {:?}, want {want:?}",
+                px(x, y)
+            );
+        }
+    }
+}
+
 /// Explicit sync (SyncTimeline): the producer's buffers carry acquire/release timelines
 /// (Vulkan OPAQUE_FD timelines standing in for DRM syncobjs). The recorder's conversion waits
 /// for the acquire point on the GPU and signals the release point on the GPU; buffers it does

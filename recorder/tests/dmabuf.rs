@@ -96,22 +96,35 @@ async fn bench_cpu_per_frame_dmabuf_vs_shm() {
     producer::bench_paths(&[("shm", opts(Offer::Shm)), ("dmabuf", opts(Offer::Dmabuf))]).await;
 }
 
-/// Window casts send a crop region: the file holds just that region, at its size — on the SHM
-/// path (CPU crop) and on the DMA-BUF path (the GPU converter reads only the region).
-async fn crop_region_is_recorded_at_its_size(offer: Offer, path: CapturePath) {
+/// Window casts send a crop region, and `--region` asks for one: the file holds just that
+/// region, at its size — on the SHM path (CPU crop) and on the DMA-BUF path (the GPU converter
+/// reads only the region).
+async fn crop_region_is_recorded_at_its_size(offer: Offer, path: CapturePath, by_option: bool) {
     setup();
     let daemon = Daemon::start();
+    // 96x64 at 128,16 of the 320x240 frame: x 128..224 straddles the middle (160), so the left
+    // part is in the red quadrant and the right part in the green one.
+    let (x, y, w, h) = (128, 16, 96, 64);
     let producer = Producer::start(
         &daemon,
         ProducerOptions {
             offer,
-            // The top-left 96x64 of the 320x240 frame sits inside the red quadrant, plus a
-            // 64-pixel-wide part of the green one: x 128..224 straddles the middle (160).
-            crop: Some((128, 16, 96, 64)),
+            crop: (!by_option).then_some((x, y, w, h)),
             ..Default::default()
         },
     );
-    let (summary, _dir) = record(&daemon, &producer, 1.5).await;
+    let (summary, _dir) = producer::record_with(&daemon, &producer, 1.5, |o| {
+        if by_option {
+            // No portal geometry here: the region is in the frame's pixels.
+            o.region = Some(zerocast_recorder::Region {
+                x: x as i32,
+                y: y as i32,
+                width: w,
+                height: h,
+            });
+        }
+    })
+    .await;
     assert_eq!(summary.stats.capture_path, path);
     let probe = std::process::Command::new("ffprobe")
         .args([
@@ -150,10 +163,70 @@ async fn crop_region_is_recorded_at_its_size(offer: Offer, path: CapturePath) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shm_crop_region_is_recorded_at_its_size() {
-    crop_region_is_recorded_at_its_size(Offer::Shm, CapturePath::ShmCpu).await;
+    crop_region_is_recorded_at_its_size(Offer::Shm, CapturePath::ShmCpu, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dmabuf_crop_region_is_recorded_at_its_size() {
-    crop_region_is_recorded_at_its_size(Offer::Dmabuf, CapturePath::DmabufVulkanCpu).await;
+    crop_region_is_recorded_at_its_size(Offer::Dmabuf, CapturePath::DmabufVulkanCpu, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shm_user_region_is_recorded_at_its_size() {
+    crop_region_is_recorded_at_its_size(Offer::Shm, CapturePath::ShmCpu, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dmabuf_user_region_is_recorded_at_its_size() {
+    crop_region_is_recorded_at_its_size(Offer::Dmabuf, CapturePath::DmabufVulkanCpu, true).await;
+}
+
+/// `--scale 0.5`: the file is half the frame's size on both paths, each quadrant's colour where
+/// it belongs.
+async fn scale_halves_the_picture(offer: Offer, path: CapturePath) {
+    setup();
+    let daemon = Daemon::start();
+    let producer = Producer::start(
+        &daemon,
+        ProducerOptions {
+            offer,
+            ..Default::default()
+        },
+    );
+    let (summary, _dir) = producer::record_with(&daemon, &producer, 1.5, |o| {
+        o.output_size = zerocast_recorder::OutputSize::Scale(0.5);
+    })
+    .await;
+    assert_eq!(summary.stats.capture_path, path);
+    let (w, h) = (160, 120);
+    assert_eq!(producer::video_size(&summary.path), (w, h));
+    let frames = decode_rgb(&summary.path, w, h);
+    assert!(frames.len() > 10, "{} frames", frames.len());
+    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
+    for f in &frames {
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 3) as usize;
+            [f[i], f[i + 1], f[i + 2]]
+        };
+        for (qx, qy) in [(0, 0), (319, 0), (0, 239), (319, 239)] {
+            // The quadrant's centre, halved.
+            let (x, y) = ((qx / 160) * 80 + 40, (qy / 120) * 60 + 30);
+            let want = quadrant_rgb(qx, qy, 320, 240);
+            assert!(
+                close(px(x, y), want),
+                "({x},{y}): {:?}, want {want:?}",
+                px(x, y)
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shm_scale_halves_the_picture() {
+    scale_halves_the_picture(Offer::Shm, CapturePath::ShmCpu).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dmabuf_scale_halves_the_picture() {
+    scale_halves_the_picture(Offer::Dmabuf, CapturePath::DmabufVulkanCpu).await;
 }
