@@ -13,12 +13,9 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
     // A path typed in a terminal is relative to the terminal's directory (as `ctl start` sends
     // it): made absolute here, at the shell's edge, so the request model keeps one rule for a
     // relative path (the videos folder) for every surface that has no working directory.
-    if let Some(p) = &args.request.output {
-        if std::path::Path::new(p).is_relative() && !p.starts_with("~/") {
-            let cwd = std::env::current_dir().context("current directory")?;
-            args.request.output = Some(cwd.join(p).to_string_lossy().into_owned());
-        }
-    }
+    args.request
+        .output_from_cwd()
+        .context("current directory")?;
     // Everything that can fail without the portal fails here, before any dialog appears,
     // with the rules D-Bus `Start` has, worded for the flags the user typed.
     let req = args

@@ -29,10 +29,8 @@ use crate::notify::{Notifier, Outcome};
 use zerocast_app::dbus::{parse_options, to_dbus};
 use zerocast_app::RecordingRequest;
 
-pub const BUS_NAME: &str = "org.zerocast.Recorder1";
-pub const MANAGER_PATH: &str = "/org/zerocast/Recorder1";
-pub const MANAGER_IFACE: &str = "org.zerocast.Recorder1";
-pub const RECORDING_IFACE: &str = "org.zerocast.Recording1";
+// The names every client uses, defined once with them.
+pub use zerocast_client::{BUS_NAME, MANAGER_IFACE, MANAGER_PATH, RECORDING_IFACE};
 
 /// Tunables of the object lifecycle.
 #[derive(Debug, Clone)]
@@ -484,7 +482,7 @@ impl RecordingObject {
     /// starting | recording | paused | finishing | finished | failed
     #[zbus(property)]
     async fn state(&self) -> String {
-        self.view.borrow().state.as_str().to_owned()
+        on_bus(self.view.borrow().state).as_str().to_owned()
     }
 
     #[zbus(property)]
@@ -904,7 +902,7 @@ impl Supervisor {
     async fn emit_all(&self) {
         let v = self.view.borrow().clone();
         let mut changed = progress_dict(&v.stats);
-        changed.insert("State", Value::from(v.state.as_str()));
+        changed.insert("State", Value::from(on_bus(v.state).as_str()));
         changed.insert("Path", Value::from(v.path));
         changed.insert("Encoder", Value::from(v.stats.encoder.clone()));
         changed.insert("CapturePath", Value::from(v.stats.capture_path.as_str()));
@@ -918,6 +916,20 @@ impl Supervisor {
         changed.insert("Encoder", Value::from(stats.encoder.clone()));
         changed.insert("CapturePath", Value::from(stats.capture_path.as_str()));
         emit_properties(&self.conn, self.path.as_str(), RECORDING_IFACE, changed).await;
+    }
+}
+
+/// A recorder state as the `State` property names it: the client crate's list is the one the
+/// clients parse (and the GNOME extension is checked against).
+fn on_bus(s: RecordingState) -> zerocast_client::State {
+    use zerocast_client::State;
+    match s {
+        RecordingState::Starting => State::Starting,
+        RecordingState::Recording => State::Recording,
+        RecordingState::Paused => State::Paused,
+        RecordingState::Finishing => State::Finishing,
+        RecordingState::Finished => State::Finished,
+        RecordingState::Failed => State::Failed,
     }
 }
 
@@ -975,5 +987,20 @@ async fn watch_disconnect(conn: Connection, caller: Option<UniqueName<'static>>)
         // orphaned one, which `ctl stop` still reaches.
         warn!(error = %e, "cannot watch the caller; stop-on-disconnect disabled");
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recorder's own names (in logs and error messages) are the bus's.
+    #[test]
+    fn recorder_states_keep_the_bus_names() {
+        use RecordingState::*;
+        for s in [Starting, Recording, Paused, Finishing, Finished, Failed] {
+            assert_eq!(on_bus(s).as_str(), s.as_str());
+            assert_eq!(on_bus(s).is_over(), s.is_over());
+        }
     }
 }

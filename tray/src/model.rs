@@ -4,13 +4,16 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use zerocast_client::State;
+
 /// How many finished recordings the menu lists.
 pub const RECENT: usize = 5;
 
 /// One recording object of the daemon, as far as its properties and signals told us.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recording {
-    pub state: String,
+    /// `None` until the daemon named it (shown as starting).
+    pub state: Option<State>,
     pub path: String,
     pub duration: f64,
     pub bytes: u64,
@@ -21,19 +24,16 @@ pub struct Recording {
     pub replay: Option<f64>,
     /// A replay that writes its ring to `path` when it stops (`save-on-stop`).
     pub save_on_stop: bool,
-    /// Its properties were read with `GetAll` (not only seen in signals): `Options` is const,
-    /// so no signal ever carries it.
-    pub read: bool,
 }
 
 impl Recording {
     pub fn is_over(&self) -> bool {
-        matches!(self.state.as_str(), "finished" | "failed")
+        self.state.is_some_and(State::is_over)
     }
 
     /// A replay that holds packets a save can write.
     pub fn can_save_replay(&self) -> bool {
-        self.replay.is_some() && matches!(self.state.as_str(), "recording" | "paused")
+        self.replay.is_some() && self.state.is_some_and(State::is_running)
     }
 }
 
@@ -80,10 +80,10 @@ impl Model {
 
     pub fn shown(&self) -> Shown {
         match self.current() {
-            Some((_, r)) => match r.state.as_str() {
-                "recording" => Shown::Recording,
-                "paused" => Shown::Paused,
-                "finishing" => Shown::Finishing,
+            Some((_, r)) => match r.state {
+                Some(State::Recording) => Shown::Recording,
+                Some(State::Paused) => Shown::Paused,
+                Some(State::Finishing) => Shown::Finishing,
                 _ => Shown::Starting,
             },
             None if self.start_pending => Shown::Starting,
@@ -103,27 +103,24 @@ impl Model {
         self.recent.truncate(RECENT);
     }
 
-    /// The daemon went away: what it was running is gone with it.
-    pub fn daemon_lost(&mut self) {
-        self.daemon = false;
-        self.recordings.clear();
-    }
-
     pub fn menu(&self) -> Menu {
         let shown = self.shown();
         let idle = matches!(shown, Shown::Idle | Shown::Unavailable);
-        let current = self.current().map(|(_, r)| r.state.as_str());
+        let current = self.current().and_then(|(_, r)| r.state);
         let replay = self.current().is_some_and(|(_, r)| r.can_save_replay());
         Menu {
             record_screen: idle,
             record_window: idle,
-            pause_label: if current == Some("paused") {
+            pause_label: if current == Some(State::Paused) {
                 "Resume"
             } else {
                 "Pause"
             },
-            pause_resume: matches!(current, Some("recording" | "paused")),
-            stop: matches!(current, Some("starting" | "recording" | "paused")),
+            pause_resume: current.is_some_and(State::is_running),
+            stop: matches!(
+                current,
+                Some(State::Starting | State::Recording | State::Paused)
+            ),
             save_replay_label: if self.save_pending {
                 "Saving replay…"
             } else {
@@ -297,7 +294,7 @@ mod tests {
         m.recordings.insert(
             3,
             Recording {
-                state: state.into(),
+                state: Some(state.parse().unwrap()),
                 path: "/v/a_b.mkv".into(),
                 duration: 75.4,
                 bytes: 3_400_000,
@@ -382,7 +379,7 @@ mod tests {
         m.recordings.insert(
             5,
             Recording {
-                state: "paused".into(),
+                state: Some(State::Paused),
                 ..Recording::default()
             },
         );
