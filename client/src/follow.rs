@@ -61,6 +61,12 @@ impl Entry {
         }
     }
 
+    /// `Path`: the recording's file, `None` while there is none (a replay writes one only when
+    /// kept or saved at stop; the bus says "").
+    pub fn file(&self) -> Option<&str> {
+        self.str("Path").filter(|p| !p.is_empty())
+    }
+
     pub fn u64(&self, prop: &str) -> Option<u64> {
         match self.props.get(prop).map(|v| &**v) {
             Some(Value::U64(x)) => Some(*x),
@@ -133,9 +139,9 @@ pub enum Update {
     Listed { added: Vec<u64> },
     /// Properties of recording `id` changed.
     Changed { id: u64 },
-    /// Recording `id` finished; `path` is the file (empty: a replay stopped without saving
-    /// wrote nothing).
-    Finished { id: u64, path: String },
+    /// Recording `id` finished; `path` is the file, `None` when nothing was written (a replay
+    /// stopped without save-on-stop: the bus says "").
+    Finished { id: u64, path: Option<String> },
     /// Recording `id` failed.
     Failed {
         id: u64,
@@ -330,7 +336,8 @@ impl Follower {
                     OwnedValue::from(zbus::zvariant::Str::from(file.clone())),
                 );
                 r.stats = stats;
-                Some(Update::Finished { id, path: file })
+                let path = Some(file).filter(|f| !f.is_empty());
+                Some(Update::Finished { id, path })
             }
             "Failed" => {
                 let id = id_of(&path)?;

@@ -114,7 +114,10 @@ mod tests {
         for cmp in ["state === '", "state !== '"] {
             for rest in js.split(cmp).skip(1) {
                 let name = rest.split('\'').next().unwrap_or("");
-                assert!(name.parse::<State>().is_ok(), "zerocast.js compares with {name:?}");
+                assert!(
+                    name.parse::<State>().is_ok(),
+                    "zerocast.js compares with {name:?}"
+                );
             }
         }
     }

@@ -330,7 +330,9 @@ struct View {
     state: RecordingState,
     path: String,
     stats: Stats,
-    options: HashMap<String, OwnedValue>,
+    /// The request as accepted (`Options` shows it; `SaveReplay`/`Keep` read its replay
+    /// limits and container), its codec filled in once the encoder chose it.
+    request: RecordingRequest,
 }
 
 impl View {
@@ -339,7 +341,7 @@ impl View {
             state: RecordingState::Starting,
             path: req.path.to_string_lossy().into_owned(),
             stats: Stats::default(),
-            options: to_dbus(req),
+            request: req.clone(),
         }
     }
 }
@@ -378,19 +380,13 @@ impl RecordingObject {
     /// `NotReplay` for a recording started without `replay`.
     fn replay_target(&self) -> Result<(zerocast_recorder::Container, String), Error> {
         let v = self.view.borrow();
-        if !v.options.contains_key("replay") {
+        if v.request.replay.is_none() {
             return Err(Error::NotReplay(format!(
                 "recording {} is not a replay (Start it with the 'replay' option)",
                 self.id
             )));
         }
-        let container = v
-            .options
-            .get("container")
-            .and_then(|c| <&str>::try_from(c).ok())
-            .and_then(|c| c.parse::<zerocast_recorder::Container>().ok())
-            .unwrap_or(zerocast_recorder::Container::Mkv);
-        Ok((container, v.path.clone()))
+        Ok((v.request.container, v.path.clone()))
     }
 
     async fn call<T>(
@@ -525,7 +521,7 @@ impl RecordingObject {
     /// The effective options, defaults filled in.
     #[zbus(property(emits_changed_signal = "const"))]
     async fn options(&self) -> HashMap<String, OwnedValue> {
-        self.view.borrow().options.clone()
+        to_dbus(&self.view.borrow().request)
     }
 
     /// The recording ended normally; `stats` has `duration` d, `frames` t, `dropped-frames` t,
@@ -601,10 +597,7 @@ impl Supervisor {
             v.state = RecordingState::Recording;
             // A default codec is chosen with the encoder, after the options were accepted.
             if let Some(c) = codec {
-                v.options.insert(
-                    "codec".into(),
-                    Value::from(c.as_str()).try_to_owned().expect("basic value"),
-                );
+                v.request.codec = Some(c);
             }
         });
         self.emit_all().await;
@@ -811,7 +804,7 @@ impl Supervisor {
                 EndReason::StreamLost(why) => {
                     let e = Error::StreamLost(format!(
                         "the screen-cast stream was lost: {why}; the file up to then is at {}",
-                        s.path.display()
+                        on_bus_path(&s.path)
                     ));
                     (Some(s), Some(e))
                 }
@@ -820,7 +813,7 @@ impl Supervisor {
             Err(e) => (None, Some(e)),
         };
         if let Some(summary) = &summary {
-            let path = summary.path.to_string_lossy().into_owned();
+            let path = on_bus_path(&summary.path);
             self.view.send_modify(|v| {
                 v.stats = summary.stats.clone();
                 v.path = path;
@@ -835,7 +828,7 @@ impl Supervisor {
         self.emit_all().await;
         match (&summary, &failure) {
             (Some(s), None) => {
-                let path = s.path.to_string_lossy();
+                let path = on_bus_path(&s.path);
                 info!(%path, secs = s.stats.duration.as_secs_f64(), reason = ?s.reason, "finished");
                 let _ = RecordingObject::finished(&emitter, &path, stats_dict(&s.stats)).await;
             }
@@ -845,25 +838,21 @@ impl Supervisor {
             }
             (None, None) => unreachable!("an end has a summary or an error"),
         }
-        // A replay stopped without save-on-stop wrote nothing: nothing to announce.
-        let nothing_written = failure.is_none()
-            && summary
-                .as_ref()
-                .is_some_and(|s| s.path.as_os_str().is_empty());
-        if self.notify && !nothing_written {
-            let outcome = match (&summary, &failure) {
-                (Some(s), None) => Outcome::Saved {
-                    path: s.path.clone(),
-                    duration: s.stats.duration,
-                    bytes: s.stats.bytes,
-                },
-                (s, Some(e)) => Outcome::Failed {
-                    error_name: e.dbus_name().to_string(),
-                    message: e.message(),
-                    path: s.as_ref().map(|s| s.path.clone()),
-                },
-                (None, None) => unreachable!(),
-            };
+        let outcome = match (&summary, &failure) {
+            (Some(s), None) => s.path.as_ref().map(|path| Outcome::Saved {
+                path: path.clone(),
+                duration: s.stats.duration,
+                bytes: s.stats.bytes,
+            }),
+            (s, Some(e)) => Some(Outcome::Failed {
+                error_name: e.dbus_name().to_string(),
+                message: e.message(),
+                path: s.as_ref().and_then(|s| s.path.clone()),
+            }),
+            (None, None) => unreachable!("an end has a summary or an error"),
+        };
+        // None: a replay stopped without save-on-stop wrote nothing, nothing to announce.
+        if let Some(outcome) = outcome.filter(|_| self.notify) {
             let (conn, shared) = (self.conn.clone(), self.shared.clone());
             // Beside the end: a slow or missing notification server delays nothing.
             tokio::spawn(
@@ -874,7 +863,7 @@ impl Supervisor {
         for w in stop_waiters {
             // A Stop caller gets the path whenever a file exists, even after a lost stream.
             let _ = w.send(match (&summary, &failure) {
-                (Some(s), _) => Ok(s.path.to_string_lossy().into_owned()),
+                (Some(s), _) => Ok(on_bus_path(&s.path)),
                 (None, Some(e)) => Err(e.clone()),
                 (None, None) => unreachable!(),
             });
@@ -917,6 +906,14 @@ impl Supervisor {
         changed.insert("CapturePath", Value::from(stats.capture_path.as_str()));
         emit_properties(&self.conn, self.path.as_str(), RECORDING_IFACE, changed).await;
     }
+}
+
+/// A recording's file as `Path`, `Stop` and `Finished` carry it: empty when nothing was
+/// written (a replay stopped without save-on-stop), as the interface documents.
+fn on_bus_path(path: &Option<PathBuf>) -> String {
+    path.as_deref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A recorder state as the `State` property names it: the client crate's list is the one the

@@ -21,7 +21,7 @@ pub use options::{
     Codec, CodecNotInContainer, Container, EncoderChoice, ParseOptionError, RateControl,
     RecordingOptions,
 };
-pub use recording::{PipeWireSource, Recording, RecordingId};
+pub use recording::{PipeWireSource, Recording, RecordingId, RecordingMode};
 pub use stats::{CapturePath, EndReason, RecordingState, Stats, Summary};
 
 use std::path::PathBuf;

@@ -204,9 +204,9 @@ impl Loop {
                     .filter_map(finished_file),
             ),
             Update::Finished { path, .. } => {
-                info!(%path, "recording finished");
-                // Empty for a replay stopped without save-on-stop: nothing was written.
-                finished.push(PathBuf::from(path));
+                info!(path = path.as_deref().unwrap_or(""), "recording finished");
+                // None for a replay stopped without save-on-stop: nothing was written.
+                finished.extend(path.map(PathBuf::from));
             }
             Update::Failed {
                 error_name,
@@ -354,7 +354,9 @@ async fn recording_proxy(conn: &Connection, id: u64) -> zbus::Result<RecordingPr
 
 /// The file of a recording that finished before the tray looked.
 fn finished_file(e: &Entry) -> Option<PathBuf> {
-    (e.state == Some(State::Finished)).then(|| PathBuf::from(e.str("Path").unwrap_or("")))
+    e.file()
+        .filter(|_| e.state == Some(State::Finished))
+        .map(PathBuf::from)
 }
 
 /// A recording as the tray shows it.
@@ -362,7 +364,7 @@ fn recording(e: &Entry) -> Recording {
     let s = |prop| e.str(prop).unwrap_or("").to_owned();
     Recording {
         state: e.state,
-        path: s("Path"),
+        path: e.file().map(str::to_owned),
         encoder: s("Encoder"),
         capture_path: s("CapturePath"),
         duration: e.f64("Duration").unwrap_or(0.0),

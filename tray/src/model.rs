@@ -14,7 +14,8 @@ pub const RECENT: usize = 5;
 pub struct Recording {
     /// `None` until the daemon named it (shown as starting).
     pub state: Option<State>,
-    pub path: String,
+    /// The file, once there is one (a replay has one only when it saves at stop or is kept).
+    pub path: Option<String>,
     pub duration: f64,
     pub bytes: u64,
     pub encoder: String,
@@ -92,8 +93,9 @@ impl Model {
         }
     }
 
-    /// Remembers a finished file (newest first, no duplicates, at most [`RECENT`]). An empty
-    /// path (a replay stopped without saving wrote nothing) is no file.
+    /// Remembers a finished file (newest first, no duplicates, at most [`RECENT`]). The client
+    /// crate already turns the bus's "" (nothing written) into no file; an empty path is still
+    /// no file here.
     pub fn add_recent(&mut self, path: PathBuf) {
         if path.as_os_str().is_empty() {
             return;
@@ -193,12 +195,16 @@ impl Model {
                     }
                 }
                 // A replay writes its path only when saved at stop.
-                if !r.path.is_empty() && (r.replay.is_none() || r.save_on_stop) {
+                if let Some(path) = r
+                    .path
+                    .as_ref()
+                    .filter(|_| r.replay.is_none() || r.save_on_stop)
+                {
                     body.push('\n');
                     if r.replay.is_some() {
                         body.push_str("Saved at stop to ");
                     }
-                    body.push_str(&r.path);
+                    body.push_str(path);
                 }
                 let title = match (shown, r.replay) {
                     (Shown::Recording, Some(s)) => {
@@ -295,7 +301,7 @@ mod tests {
             3,
             Recording {
                 state: Some(state.parse().unwrap()),
-                path: "/v/a_b.mkv".into(),
+                path: Some("/v/a_b.mkv".into()),
                 duration: 75.4,
                 bytes: 3_400_000,
                 encoder: "libx264".into(),
@@ -310,7 +316,7 @@ mod tests {
         let mut m = with(state);
         let r = m.recordings.get_mut(&3).unwrap();
         r.replay = Some(30.0);
-        r.path = "/v/zerocast-1.mkv".into();
+        r.path = Some("/v/zerocast-1.mkv".into());
         m
     }
 
