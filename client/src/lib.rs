@@ -8,9 +8,12 @@
 //! - [`State`]: a recording's `State` property, parsed once.
 //! - [`Follower`]: the daemon's recordings as a snapshot kept current by its signals, read
 //!   through the daemon's unique name so following never starts a daemon.
+//! - [`shortcuts`]: the names and readings the tray (which binds the global shortcuts) and
+//!   `zerocast probe` (which reports them) share.
 
 mod follow;
 mod proxy;
+pub mod shortcuts;
 mod state;
 
 pub use follow::{current, describe, Entry, Error, Follower, Signal, Update};
