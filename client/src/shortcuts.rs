@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use zbus::zvariant::OwnedValue;
+use zbus::Connection;
 
 /// The tray's own well-known name: one tray per session holds the shortcuts (only one live
 /// portal session per app receives `Activated`), and `zerocast probe` reads the state here.
@@ -50,4 +51,42 @@ pub fn why_no_portal(error_name: &str, message: &str) -> String {
         ),
         _ => format!("cannot ask the portal for GlobalShortcuts: {error_name}: {message}"),
     }
+}
+
+/// The portal's `GlobalShortcuts` version (the call starts xdg-desktop-portal on demand), or
+/// why there is none, for a user.
+pub async fn portal_version(conn: &Connection) -> Result<u32, String> {
+    let r = conn
+        .call_method(
+            Some(PORTAL),
+            PORTAL_PATH,
+            Some("org.freedesktop.DBus.Properties"),
+            "Get",
+            &(GS_IFACE, "version"),
+        )
+        .await
+        .and_then(|m| m.body().deserialize::<OwnedValue>());
+    match r {
+        Ok(v) => u32::try_from(&v)
+            .map_err(|_| format!("the portal's GlobalShortcuts version is not a number: {v:?}")),
+        Err(zbus::Error::MethodError(name, msg, _)) => {
+            Err(why_no_portal(name.as_str(), msg.as_deref().unwrap_or("")))
+        }
+        Err(e) => Err(format!("cannot ask the portal for GlobalShortcuts: {e}")),
+    }
+}
+
+/// `GetExtensionInfo` of the zerocast extension; an error off GNOME (no `org.gnome.Shell`)
+/// or on a shell without extensions.
+pub async fn extension_info(conn: &Connection) -> zbus::Result<HashMap<String, OwnedValue>> {
+    conn.call_method(
+        Some(SHELL),
+        SHELL_PATH,
+        Some(EXTENSIONS_IFACE),
+        "GetExtensionInfo",
+        &(EXTENSION_UUID,),
+    )
+    .await?
+    .body()
+    .deserialize()
 }

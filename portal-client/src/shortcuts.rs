@@ -15,8 +15,8 @@ use zbus::zvariant::OwnedValue;
 // The tray's, the portal's and the extension's names and readings, shared with the tray.
 pub use zerocast_client::shortcuts::why_no_portal;
 use zerocast_client::shortcuts::{
-    extension_active as enabled, EXTENSIONS_IFACE, EXTENSION_UUID, GS_IFACE, PORTAL, PORTAL_PATH,
-    SHELL, SHELL_PATH, TRAY_IFACE, TRAY_NAME, TRAY_PATH,
+    extension_active as enabled, extension_info, portal_version, EXTENSION_UUID, TRAY_IFACE,
+    TRAY_NAME, TRAY_PATH,
 };
 
 /// The shortcut mechanism in effect.
@@ -88,37 +88,8 @@ pub fn without_tray(portal: Result<u32, String>, extension_active: bool) -> Shor
     }
 }
 
-async fn portal_version(conn: &zbus::Connection) -> Result<u32, String> {
-    let r = conn
-        .call_method(
-            Some(PORTAL),
-            PORTAL_PATH,
-            Some("org.freedesktop.DBus.Properties"),
-            "Get",
-            &(GS_IFACE, "version"),
-        )
-        .await
-        .and_then(|m| m.body().deserialize::<OwnedValue>());
-    match r {
-        Ok(v) => u32::try_from(&v).map_err(|_| format!("GlobalShortcuts version {v:?}")),
-        Err(zbus::Error::MethodError(name, msg, _)) => {
-            Err(why_no_portal(name.as_str(), msg.as_deref().unwrap_or("")))
-        }
-        Err(e) => Err(format!("cannot ask the portal for GlobalShortcuts: {e}")),
-    }
-}
-
 async fn extension_active(conn: &zbus::Connection) -> bool {
-    conn.call_method(
-        Some(SHELL),
-        SHELL_PATH,
-        Some(EXTENSIONS_IFACE),
-        "GetExtensionInfo",
-        &(EXTENSION_UUID,),
-    )
-    .await
-    .and_then(|m| m.body().deserialize::<HashMap<String, OwnedValue>>())
-    .is_ok_and(|info| enabled(&info))
+    extension_info(conn).await.is_ok_and(|info| enabled(&info))
 }
 
 /// The running tray's own account (`org.zerocast.Tray1`), if a tray runs.

@@ -35,11 +35,10 @@ use crate::sni::Action;
 /// installed (GNOME looks the id up as a desktop file and refuses an unknown one).
 pub const APP_ID: &str = "org.zerocast.Zerocast";
 // Shared with `zerocast probe` (portal-client/src/shortcuts.rs) through the client crate.
-pub use zerocast_client::shortcuts::{
-    extension_active, why_no_portal, EXTENSION_UUID, TRAY_NAME, TRAY_PATH,
-};
+pub use zerocast_client::shortcuts::{extension_active, EXTENSION_UUID, TRAY_NAME, TRAY_PATH};
 use zerocast_client::shortcuts::{
-    EXTENSIONS_IFACE, GS_IFACE, PORTAL, PORTAL_PATH, SHELL, SHELL_PATH,
+    extension_info, portal_version, EXTENSIONS_IFACE, GS_IFACE, PORTAL, PORTAL_PATH, SHELL,
+    SHELL_PATH,
 };
 
 const REGISTRY_IFACE: &str = "org.freedesktop.host.portal.Registry";
@@ -660,28 +659,9 @@ impl Client {
 
     /// Whether the portal has `GlobalShortcuts` (this call starts xdg-desktop-portal on demand).
     async fn offer(&self) -> Offer {
-        let r = self
-            .conn
-            .call_method(
-                Some(PORTAL),
-                PORTAL_PATH,
-                Some("org.freedesktop.DBus.Properties"),
-                "Get",
-                &(GS_IFACE, "version"),
-            )
-            .await
-            .and_then(|m| m.body().deserialize::<OwnedValue>());
-        match r {
-            Ok(v) => match u32::try_from(&v) {
-                Ok(version) => Offer::Portal(version),
-                Err(_) => Offer::NoPortal(format!(
-                    "the portal's GlobalShortcuts version is not a number: {v:?}"
-                )),
-            },
-            Err(e) => {
-                let (name, msg) = method_error(&e);
-                Offer::NoPortal(why_no_portal(&name, &msg))
-            }
+        match portal_version(&self.conn).await {
+            Ok(version) => Offer::Portal(version),
+            Err(why) => Offer::NoPortal(why),
         }
     }
 
@@ -695,17 +675,7 @@ impl Client {
 
     /// Whether the zerocast GNOME extension is enabled (false off GNOME).
     async fn extension_active(&self) -> bool {
-        let r = self
-            .conn
-            .call_method(
-                Some(SHELL),
-                SHELL_PATH,
-                Some(EXTENSIONS_IFACE),
-                "GetExtensionInfo",
-                &(EXTENSION_UUID,),
-            )
-            .await
-            .and_then(|m| m.body().deserialize::<HashMap<String, OwnedValue>>());
+        let r = extension_info(&self.conn).await;
         match r {
             Ok(info) => extension_active(&info),
             // Not GNOME (no org.gnome.Shell), or a shell without extensions.
@@ -959,6 +929,7 @@ fn changed_extension(msg: &Message) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocast_client::shortcuts::why_no_portal;
 
     fn owned(v: Value<'_>) -> OwnedValue {
         v.try_to_owned().unwrap()
