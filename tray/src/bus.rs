@@ -17,7 +17,7 @@ use zerocast_client::{
     describe, recording_path, Entry, Follower, RecorderProxy, RecordingProxy, State, Update,
 };
 
-use crate::model::{file_name, Model, Recording};
+use crate::model::{file_name, Model, Pending, Recording};
 use crate::sni::{Action, ZerocastTray};
 
 /// What finished actions report back to the loop.
@@ -148,22 +148,22 @@ impl Loop {
                     self.on_action(a, &done_tx);
                 }
                 Some(d) = done.recv() => match d {
-                    Done::Started => self.model.start_pending = false,
+                    Done::Started => self.model.pending.clear(Pending::Start),
                     Done::Failed(e) => {
                         warn!(error = %e, "action failed");
-                        self.model.start_pending = false;
+                        self.model.pending.clear(Pending::Start);
                         self.model.last_error = Some(e);
                     }
                     Done::Saved { path, seconds } => {
                         info!(%path, seconds, "replay saved");
-                        self.model.save_pending = false;
+                        self.model.pending.clear(Pending::Save);
                         let path = PathBuf::from(path);
                         self.model.last_saved = Some((file_name(&path), seconds));
                         self.model.add_recent(path);
                     }
                     Done::SaveFailed(e) => {
                         warn!(error = %e, "saving the replay failed");
-                        self.model.save_pending = false;
+                        self.model.pending.clear(Pending::Save);
                         self.model.last_error = Some(e);
                     }
                 },
@@ -239,10 +239,10 @@ impl Loop {
         let done = done.clone();
         match action {
             Action::Start(source) => {
-                if current.is_some() || self.model.start_pending {
+                if current.is_some() || self.model.pending == Pending::Start {
                     return;
                 }
-                self.model.start_pending = true;
+                self.model.pending = Pending::Start;
                 // Start returns once frames flow; the portal dialog may take minutes, so it
                 // runs beside the loop, which keeps following the new object's signals.
                 tokio::spawn(async move {
@@ -277,10 +277,10 @@ impl Loop {
                 else {
                     return;
                 };
-                if self.model.save_pending {
+                if self.model.pending == Pending::Save {
                     return;
                 }
-                self.model.save_pending = true;
+                self.model.pending = Pending::Save;
                 // Returns once the clip is complete: beside the loop, like the others.
                 tokio::spawn(async move {
                     let opts: HashMap<&str, Value<'_>> = HashMap::new();

@@ -47,15 +47,35 @@ pub struct Model {
     pub recordings: BTreeMap<u64, Recording>,
     /// Finished files, newest first.
     pub recent: VecDeque<PathBuf>,
-    /// A `Start` sent from this tray that has not returned yet.
-    pub start_pending: bool,
+    /// A call sent from this tray that has not returned yet.
+    pub pending: Pending,
     /// The last error of an action started here, shown in the tooltip until the next action.
     pub last_error: Option<String>,
-    /// A `SaveReplay` sent from this tray that has not returned yet.
-    pub save_pending: bool,
     /// The last replay clip saved from this tray (file name and seconds), shown in the tooltip
     /// until the next action.
     pub last_saved: Option<(String, f64)>,
+}
+
+/// The long call sent from this tray that has not returned yet. One at a time: `Start` is sent
+/// only when nothing records and `SaveReplay` only for a running replay, so a newer one means
+/// the older no longer shows (its answer clears nothing: [`Pending::clear`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pending {
+    #[default]
+    Nothing,
+    /// `Start`: returns once frames flow, after the portal dialog (shown as starting).
+    Start,
+    /// `SaveReplay`: returns once the clip is written ("Saving replay…").
+    Save,
+}
+
+impl Pending {
+    /// `call` returned: nothing is pending any more, unless a newer call is.
+    pub fn clear(&mut self, call: Pending) {
+        if *self == call {
+            *self = Pending::Nothing;
+        }
+    }
 }
 
 /// The state the icon shows.
@@ -87,7 +107,7 @@ impl Model {
                 Some(State::Finishing) => Shown::Finishing,
                 _ => Shown::Starting,
             },
-            None if self.start_pending => Shown::Starting,
+            None if self.pending == Pending::Start => Shown::Starting,
             None if self.daemon => Shown::Idle,
             None => Shown::Unavailable,
         }
@@ -123,12 +143,12 @@ impl Model {
                 current,
                 Some(State::Starting | State::Recording | State::Paused)
             ),
-            save_replay_label: if self.save_pending {
+            save_replay_label: if self.pending == Pending::Save {
                 "Saving replay…"
             } else {
                 "Save replay"
             },
-            save_replay: replay && !self.save_pending,
+            save_replay: replay && self.pending != Pending::Save,
             forget_source: idle,
             recent: self
                 .recent
@@ -374,7 +394,7 @@ mod tests {
         let mut m = with("finished");
         assert!(m.current().is_none());
         assert_eq!(m.shown(), Shown::Idle);
-        m.start_pending = true;
+        m.pending = Pending::Start;
         assert_eq!(m.shown(), Shown::Starting);
         assert!(!m.menu().record_screen);
     }
@@ -421,7 +441,7 @@ mod tests {
         assert_eq!(idle.menu().save_replay_label, "Save replay");
 
         let mut m = replay("recording");
-        m.save_pending = true;
+        m.pending = Pending::Save;
         let menu = m.menu();
         assert!(!menu.save_replay);
         assert_eq!(menu.save_replay_label, "Saving replay…");
@@ -458,6 +478,15 @@ mod tests {
         m.add_recent(PathBuf::from("/v/a.mkv"));
         m.add_recent(PathBuf::new());
         assert_eq!(m.menu().recent, vec!["a.mkv".to_owned()]);
+    }
+
+    #[test]
+    fn an_answer_clears_only_its_own_call() {
+        let mut p = Pending::Save;
+        p.clear(Pending::Start);
+        assert_eq!(p, Pending::Save);
+        p.clear(Pending::Save);
+        assert_eq!(p, Pending::Nothing);
     }
 
     #[test]
