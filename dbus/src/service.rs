@@ -554,6 +554,44 @@ fn stats_dict(s: &Stats) -> HashMap<&'static str, Value<'static>> {
 }
 
 /// Owns one recording: starts it, forwards commands, publishes its view, and tears it down.
+/// A `Stop` caller, answered with the file's path once the recording ended.
+type StopWaiter = oneshot::Sender<Result<String, Error>>;
+
+/// A started recording's phase, as the supervisor's loop tracks it: recording (or paused:
+/// the recorder's state says which), or stopping, with the `Stop` callers to answer.
+enum Running {
+    Recording,
+    Stopping { waiters: Vec<StopWaiter> },
+}
+
+impl Running {
+    fn is_stopping(&self) -> bool {
+        matches!(self, Running::Stopping { .. })
+    }
+
+    /// A stop was asked (by `Stop`, whose caller waits, or by the caller leaving the bus);
+    /// `true` the first time, when the stop itself must be started.
+    fn stop(&mut self, waiter: Option<StopWaiter>) -> bool {
+        let first = !self.is_stopping();
+        if first {
+            *self = Running::Stopping {
+                waiters: Vec::new(),
+            };
+        }
+        if let (Running::Stopping { waiters }, Some(w)) = (self, waiter) {
+            waiters.push(w);
+        }
+        first
+    }
+
+    fn into_waiters(self) -> Vec<StopWaiter> {
+        match self {
+            Running::Recording => Vec::new(),
+            Running::Stopping { waiters } => waiters,
+        }
+    }
+}
+
 struct Supervisor {
     id: u64,
     path: OwnedObjectPath,
@@ -574,22 +612,35 @@ impl Supervisor {
         // The object is new, but observers watching signals only (busctl monitor, `ctl watch`
         // started early) should see the whole starting → recording sequence.
         self.emit_all().await;
+        let rec = match self.starting(req, started, &mut disconnected).await {
+            Ok(rec) => rec,
+            Err(e) => return self.end(Err(e), Vec::new()).await,
+        };
+        let (result, stop_waiters) = self.running(&rec, &mut disconnected).await;
+        rec.close().await;
+        self.end(result, stop_waiters).await;
+    }
 
-        // Phase 1: starting. Stop (or the caller leaving) abandons the start; the portal
-        // dialog may otherwise wait forever.
+    /// Phase 1: starting. Stop (or the caller leaving) abandons the start; the portal dialog
+    /// may otherwise wait forever. An error has been sent to the `Start` caller.
+    async fn starting(
+        &mut self,
+        req: RecordingRequest,
+        started: oneshot::Sender<Result<(), Error>>,
+        disconnected: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Arc<dyn ActiveRecording>, Error> {
         let backend = self.shared.backend.clone();
         let start = backend.start(req);
         let rec = tokio::select! {
             r = start => r,
-            cancel = self.until_cancelled(&mut disconnected) => Err(cancel),
+            cancel = self.until_cancelled(disconnected) => Err(cancel),
         };
         let rec = match rec {
             Ok(rec) => rec,
             Err(e) => {
                 info!(error = %e.message(), "start failed");
                 let _ = started.send(Err(e.clone()));
-                self.end(Err(e), Vec::new()).await;
-                return;
+                return Err(e);
             }
         };
         let codec = rec.codec();
@@ -603,8 +654,16 @@ impl Supervisor {
         self.emit_all().await;
         let _ = started.send(Ok(()));
         info!("recording");
+        Ok(rec)
+    }
 
-        // Phase 2: running.
+    /// Phase 2: running, then stopping, until the recording ends. Returns how it ended and the
+    /// `Stop` callers waiting for the file.
+    async fn running(
+        &mut self,
+        rec: &Arc<dyn ActiveRecording>,
+        disconnected: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> (Result<Summary, Error>, Vec<StopWaiter>) {
         let mut stats = rec.stats();
         stats.mark_changed();
         let finished = rec.finished();
@@ -612,11 +671,11 @@ impl Supervisor {
         let mut tick = tokio::time::interval(self.shared.config.progress_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut progress_dirty = false;
-        let mut stop_waiters: Vec<oneshot::Sender<Result<String, Error>>> = Vec::new();
-        let mut stopping = false;
+        let mut phase = Running::Recording;
         let mut stats_open = true;
 
         let result = loop {
+            let stopping = phase.is_stopping();
             tokio::select! {
                 end = &mut finished => break end,
                 changed = stats.changed(), if stats_open => {
@@ -643,17 +702,17 @@ impl Supervisor {
                 }
                 cmd = self.cmds.recv() => match cmd {
                     Some(Cmd::Stop(reply)) => {
-                        stop_waiters.push(reply);
-                        if !stopping {
-                            stopping = true;
+                        // The first Stop starts the stop; each caller gets the file.
+                        let first = phase.stop(Some(reply));
+                        if first {
                             self.spawn_stop(rec.clone());
                         }
                     }
                     Some(Cmd::Pause(reply)) => {
-                        let _ = reply.send(self.pause(&*rec, stopping));
+                        let _ = reply.send(self.pause(&**rec, stopping));
                     }
                     Some(Cmd::Resume(reply)) => {
-                        let _ = reply.send(self.resume(&*rec, stopping));
+                        let _ = reply.send(self.resume(&**rec, stopping));
                     }
                     Some(Cmd::Keep { path, reply }) => {
                         let r = if stopping {
@@ -672,40 +731,50 @@ impl Supervisor {
                         if stopping {
                             let _ = reply.send(Err(Error::NotRecording(format!("recording {} is finishing", self.id))));
                         } else {
-                            // Beside the loop: the save takes as long as writing the clip.
-                            let rec = rec.clone();
-                            let (conn, shared, notify) = (self.conn.clone(), self.shared.clone(), self.notify);
-                            tokio::spawn(async move {
-                                let r = rec.save_replay(request.path, request.seconds).await;
-                                match &r {
-                                    Err(e) => info!(error = %e.message(), "replay save failed"),
-                                    Ok(s) if notify => {
-                                        let outcome = Outcome::ReplaySaved {
-                                            path: s.path.clone(),
-                                            duration: Duration::from_secs_f64(s.seconds),
-                                            bytes: s.bytes,
-                                        };
-                                        let _ = reply.send(r);
-                                        shared.notifier.recording_ended(&conn, outcome).await;
-                                        return;
-                                    }
-                                    Ok(_) => {}
-                                }
-                                let _ = reply.send(r);
-                            }.in_current_span());
+                            self.spawn_save_replay(rec.clone(), request, reply);
                         }
                     }
                     None => {}
                 },
-                _ = &mut disconnected, if !stopping => {
+                _ = disconnected.as_mut(), if !stopping => {
                     info!("caller left the bus; stopping (stop-on-disconnect)");
-                    stopping = true;
+                    phase.stop(None);
                     self.spawn_stop(rec.clone());
                 }
             }
         };
-        rec.close().await;
-        self.end(result, stop_waiters).await;
+        (result, phase.into_waiters())
+    }
+
+    /// A replay save runs beside the loop: it takes as long as writing the clip.
+    fn spawn_save_replay(
+        &self,
+        rec: Arc<dyn ActiveRecording>,
+        request: zerocast_app::dbus::SaveReplayRequest,
+        reply: oneshot::Sender<Result<SavedReplay, Error>>,
+    ) {
+        let (conn, shared, notify) = (self.conn.clone(), self.shared.clone(), self.notify);
+        tokio::spawn(
+            async move {
+                let r = rec.save_replay(request.path, request.seconds).await;
+                match &r {
+                    Err(e) => info!(error = %e.message(), "replay save failed"),
+                    Ok(s) if notify => {
+                        let outcome = Outcome::ReplaySaved {
+                            path: s.path.clone(),
+                            duration: Duration::from_secs_f64(s.seconds),
+                            bytes: s.bytes,
+                        };
+                        let _ = reply.send(r);
+                        shared.notifier.recording_ended(&conn, outcome).await;
+                        return;
+                    }
+                    Ok(_) => {}
+                }
+                let _ = reply.send(r);
+            }
+            .in_current_span(),
+        );
     }
 
     /// Resolves with the error Start should fail with when the start is abandoned.
