@@ -127,10 +127,16 @@ fn borrowed(options: &HashMap<String, OwnedValue>) -> anyhow::Result<HashMap<&st
 
 /// Runs one `ctl` command; returns the process exit status.
 pub async fn run_ctl(cmd: CtlCommand) -> anyhow::Result<i32> {
+    // `start`'s options first: what needs no daemon (a negative --fps) is refused as `record`
+    // refuses it, with or without a bus.
+    let start = match &cmd {
+        CtlCommand::Start(args) => Some(args.to_options()?),
+        _ => None,
+    };
     let conn = Connection::session()
         .await
         .context("cannot connect to the session bus")?;
-    let result = run(&conn, cmd).await;
+    let result = run(&conn, cmd, start).await;
     result.map_err(|e| match e.downcast::<zbus::Error>() {
         Ok(e) => anyhow::anyhow!(describe_error(&e)),
         Err(e) => e,
@@ -151,12 +157,20 @@ fn describe_error(e: &zbus::Error) -> String {
     }
 }
 
-async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
+/// Runs `cmd`; `start` holds `ctl start`'s options, made before connecting.
+async fn run(
+    conn: &Connection,
+    cmd: CtlCommand,
+    start: Option<HashMap<String, OwnedValue>>,
+) -> anyhow::Result<i32> {
     let manager = RecorderProxy::new(conn).await?;
     match cmd {
         CtlCommand::Start(args) => {
             let stop_on_disconnect = args.stop_on_disconnect;
-            let options = args.to_options()?;
+            let options = match start {
+                Some(o) => o,
+                None => args.to_options()?,
+            };
             let path = match manager.start(borrowed(&options)?).await {
                 Ok(p) => p,
                 Err(e) => return Err(start_refused(e, options).await),
