@@ -521,6 +521,141 @@ fn fps_cap() {
     assert!((45..=75).contains(&p.frames), "30 fps for 2 s: {p:?}");
 }
 
+on_both_desktops! {
+/// `--region` records exactly that part of the monitor: the file is the region's size and each
+/// of the painter's quadrants shows where the region has it. `--scale 0.5` halves the picture,
+/// `--size 640x480` (4:3) fits the 16:9 screen into it with black bars above and below.
+fn region_scale_and_size(flavour: Flavour) {
+    use zerocast_testdesk::layout::{close, Quadrant};
+    let _g = lock();
+    let desk = desktop_of(flavour);
+    let out = tempfile::tempdir().unwrap();
+    let record = |file: &std::path::Path, args: &[&str]| {
+        run_ok(
+            zerocast(&desk)
+                .arg("record")
+                .args(args)
+                .args(["--duration", "2", "-o"])
+                .arg(file),
+        );
+        ffprobe(file)
+    };
+    let screen = Layout::new(1280, 720);
+    let px = |rgb: &[u8], w: u32, x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+
+    // Straddles both quadrant splits (x 640, y 405), so all four colours are inside.
+    let region = out.path().join("region.mkv");
+    let p = record(&region, &["--region", "400,200 640x360"]);
+    assert_eq!((p.width, p.height), (640, 360), "{p:?}");
+    let rgb = frame_rgb(&region, 1.0, 640, 360);
+    for q in Quadrant::ALL {
+        let r = screen.quadrant_rect(q);
+        // The quadrant's part inside the region, its centre in the file's coordinates.
+        let (x0, x1) = (r.x.max(400), (r.x + r.w).min(1040));
+        let (y0, y1) = (r.y.max(200), (r.y + r.h).min(560));
+        let (x, y) = ((x0 + x1) / 2 - 400, (y0 + y1) / 2 - 200);
+        assert!(
+            close(px(&rgb, 640, x, y), q.color(), 12),
+            "{q:?} at ({x},{y}) of the region: {:?}, painter drew {:?}",
+            px(&rgb, 640, x, y),
+            q.color()
+        );
+    }
+
+    let half = out.path().join("half.mkv");
+    let p = record(&half, &["--scale", "0.5"]);
+    assert_eq!((p.width, p.height), (640, 360), "{p:?}");
+    assert_quadrants(&frame_rgb(&half, 1.0, 640, 360), Layout::new(640, 360));
+
+    let boxed = out.path().join("boxed.mkv");
+    let p = record(&boxed, &["--size", "640x480"]);
+    assert_eq!((p.width, p.height), (640, 480), "{p:?}");
+    let rgb = frame_rgb(&boxed, 1.0, 640, 480);
+    // 1280×720 → 640×360 at y = 60.
+    for (x, y) in [(10, 2), (320, 56), (630, 423), (320, 477)] {
+        assert!(close(px(&rgb, 640, x, y), [0, 0, 0], 24), "no bar at ({x},{y})");
+    }
+    let inner: Vec<u8> = rgb[(60 * 640 * 3) as usize..(420 * 640 * 3) as usize].to_vec();
+    assert_quadrants(&inner, Layout::new(640, 360));
+
+    // A region off the monitor the portal gave: refused by name, nothing written.
+    let never = out.path().join("never.mkv");
+    let o = zerocast(&desk)
+        .arg("record")
+        .args(["--region", "5000,0 100x100", "--duration", "1", "-o"])
+        .arg(&never)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("the region 5000,0 100x100 lies outside the recorded monitor (0,0 1280x720)"),
+        "{err}"
+    );
+    assert!(!never.exists());
+}
+}
+
+/// The monitor's mode changes mid-recording (1280×720 → 1024×768, 4:3): the file keeps its
+/// first size and the new frames are pillarboxed into it — the picture 960×720 in the middle,
+/// black bars left and right — not stretched to 16:9.
+#[test]
+fn mode_change_keeps_the_size_and_pillarboxes() {
+    use zerocast_testdesk::layout::{close, Quadrant};
+    let _g = lock();
+    let desk = desktop();
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("mode.mkv");
+    let mut child = spawn_record(&desk, &[], &file);
+    wait_for_data(&file, 1);
+    // Frames at the first mode first.
+    std::thread::sleep(Duration::from_millis(1000));
+    let sock = desk.swaysock().expect("sway's IPC socket");
+    run_ok(desk.command("swaymsg").arg("-s").arg(&sock).args([
+        "output",
+        zerocast_testdesk::desktop::OUTPUT_NAME,
+        "mode",
+        "1024x768",
+    ]));
+    std::thread::sleep(Duration::from_millis(2500));
+    let res = signal_and_wait(&mut child, libc::SIGINT, Duration::from_secs(20));
+    let log = String::from_utf8_lossy(&res.stderr);
+    assert!(res.status.success(), "{log}");
+    let p = ffprobe(&file);
+    assert_eq!((p.width, p.height), (1280, 720), "{p:?}");
+    assert_quadrants(&frame_rgb(&file, 0.3, 1280, 720), Layout::new(1280, 720));
+
+    let last = frame_rgb(&file, p.duration - 0.3, 1280, 720);
+    let px = |x: u32, y: u32| {
+        let i = ((y * 1280 + x) * 3) as usize;
+        [last[i], last[i + 1], last[i + 2]]
+    };
+    for y in [100, 360, 620] {
+        for x in [2, 150, 1130, 1277] {
+            assert!(
+                close(px(x, y), [0, 0, 0], 24),
+                "no bar at ({x},{y}): {:?}\n{log}",
+                px(x, y)
+            );
+        }
+    }
+    // The 1024×768 painter's quadrants, scaled by 720/768 into the 960×720 picture at x = 160.
+    let small = Layout::new(1024, 768);
+    for q in Quadrant::ALL {
+        let (cx, cy) = small.quadrant_rect(q).center();
+        let (x, y) = (160 + cx * 720 / 768, cy * 720 / 768);
+        assert!(
+            close(px(x, y), q.color(), 12),
+            "{q:?} at ({x},{y}): {:?}, painter drew {:?}\n{log}",
+            px(x, y),
+            q.color()
+        );
+    }
+}
+
 on_both_desktops! { window_on_kde;
 /// SIGUSR1 pauses/resumes: the paused time is absent from the file.
 fn sigusr1_pause(flavour: Flavour) {

@@ -52,6 +52,12 @@ pub struct RequestArgs {
     pub replay_max_mb: Option<i128>,
     #[arg(long, help = help("save-on-stop"))]
     pub save_on_stop: bool,
+    #[arg(long, value_name = "\"X,Y WxH\"", allow_hyphen_values = true, help = help("region"))]
+    pub region: Option<String>,
+    #[arg(long, value_name = "WxH", allow_hyphen_values = true, help = help("size"))]
+    pub size: Option<String>,
+    #[arg(long, allow_negative_numbers = true, help = help("scale"))]
+    pub scale: Option<f64>,
 }
 
 impl RequestArgs {
@@ -88,6 +94,9 @@ impl RequestArgs {
             // MiB on the command line, bytes in the request (the D-Bus unit).
             replay_max_bytes: self.replay_max_mb.map(|m| m.saturating_mul(1 << 20)),
             save_on_stop: self.save_on_stop.then_some(true),
+            region: self.region.clone(),
+            size: self.size.clone(),
+            scale: self.scale,
         }
     }
 

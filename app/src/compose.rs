@@ -66,6 +66,7 @@ pub async fn start_recording(
         fd: stream.fd,
         node_id: stream.node_id,
         size: stream.size,
+        position: stream.position,
     };
     match Recording::start(source, options).await {
         Ok(rec) => Ok((session, rec)),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use zbus::zvariant::{OwnedValue, Value};
-use zerocast_recorder::RateControl;
+use zerocast_recorder::{OutputSize, RateControl};
 
 use crate::options::KEYS;
 use crate::path::PathContext;
@@ -69,6 +69,9 @@ pub fn to_raw(opts: &HashMap<String, OwnedValue>) -> Result<RawRequest, RequestE
             "replay" => raw.replay = Some(as_seconds(key, v)?),
             "replay-max-bytes" => raw.replay_max_bytes = Some(as_uint(key, v)?),
             "save-on-stop" => raw.save_on_stop = Some(as_bool(key, v)?),
+            "region" => raw.region = Some(as_str(key, v)?.to_owned()),
+            "size" => raw.size = Some(as_str(key, v)?.to_owned()),
+            "scale" => raw.scale = Some(as_double(key, v)?),
             // A table row without a parse arm: caught by this module's tests.
             other => {
                 return Err(RequestError::UnknownKey {
@@ -100,6 +103,8 @@ impl RawRequest {
             ("cursor", &self.cursor),
             ("source", &self.source),
             ("audio-codec", &self.audio_codec),
+            ("region", &self.region),
+            ("size", &self.size),
         ];
         for (k, v) in strings {
             if let Some(v) = v {
@@ -138,7 +143,11 @@ impl RawRequest {
             };
             put(k, v);
         }
-        for (k, v) in [("duration", self.duration), ("replay", self.replay)] {
+        for (k, v) in [
+            ("duration", self.duration),
+            ("replay", self.replay),
+            ("scale", self.scale),
+        ] {
             if let Some(v) = v {
                 put(k, Value::from(v));
             }
@@ -263,6 +272,20 @@ pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
         put("replay-max-bytes", Value::from(l.max_bytes));
         put("save-on-stop", Value::from(l.save_on_stop));
     }
+    if let Some(g) = &r.region {
+        put("region", Value::from(g.to_string()));
+    }
+    match r.output_size {
+        OutputSize::Native => {}
+        OutputSize::Fixed { width, height } => {
+            let side = |v: Option<u32>| v.map_or(String::new(), |v| v.to_string());
+            put(
+                "size",
+                Value::from(format!("{}x{}", side(width), side(height))),
+            );
+        }
+        OutputSize::Scale(f) => put("scale", Value::from(f)),
+    }
     if let Some(a) = &r.audio {
         let tracks: Vec<String> = a.tracks.iter().map(|t| t.to_string()).collect();
         put("audio", Value::from(tracks));
@@ -364,11 +387,20 @@ fn as_uint(key: &str, v: &Value<'_>) -> Result<i128, RequestError> {
     as_int(v).ok_or_else(|| wrong_type(key, "u (uint32)", v))
 }
 
+/// `d`, or an integer taken as its value.
+fn as_double(key: &str, v: &Value<'_>) -> Result<f64, RequestError> {
+    as_f64(key, v, "d (double)")
+}
+
 fn as_seconds(key: &str, v: &Value<'_>) -> Result<f64, RequestError> {
+    as_f64(key, v, "d (double, seconds)")
+}
+
+fn as_f64(key: &str, v: &Value<'_>, expected: &'static str) -> Result<f64, RequestError> {
     match (v, as_int(v)) {
         (Value::F64(d), _) => Ok(*d),
         (_, Some(n)) => Ok(n as f64),
-        _ => Err(wrong_type(key, "d (double, seconds)", v)),
+        _ => Err(wrong_type(key, expected, v)),
     }
 }
 
@@ -464,6 +496,9 @@ mod tests {
             replay: Some(30.0),
             replay_max_bytes: Some(5 << 20),
             save_on_stop: Some(true),
+            region: Some("10,20 640x480".into()),
+            size: Some("320x".into()),
+            scale: Some(0.5),
         };
         let sent = raw.to_dbus().unwrap();
         assert_eq!(to_raw(&sent).unwrap(), raw);

@@ -275,6 +275,36 @@ pub const OPTIONS: &[OptionSpec] = &[
         ..PLAIN
     },
     OptionSpec {
+        key: "region",
+        signature: "s",
+        flag: Some("--region"),
+        help: "Record only this part of the screen: \"X,Y WxH\" in desktop coordinates, as \
+               slurp prints them (\"X,Y,WxH\" too); a monitor source only",
+        range: None,
+        ..PLAIN
+    },
+    OptionSpec {
+        key: "size",
+        signature: "s",
+        flag: Some("--size"),
+        help: "The video's size: WxH, or Wx / xH to keep the aspect (default: as recorded); \
+               a picture of another aspect gets black bars, never stretched",
+        range: None,
+        ..PLAIN
+    },
+    OptionSpec {
+        key: "scale",
+        signature: "d",
+        flag: Some("--scale"),
+        help: "Scale the video by this factor (0.5: half the width and height)",
+        range: Some(Range {
+            min: 0.0,
+            max: 1.0,
+            min_exclusive: true,
+        }),
+        ..PLAIN
+    },
+    OptionSpec {
         key: "audio",
         signature: "as",
         flag: Some("--audio"),

@@ -10,8 +10,8 @@ use zerocast_portal::{CursorMode, SourceOptions, SourceType};
 use zerocast_recorder::audio::{AudioCodec, AudioConfig, TrackSpec};
 use zerocast_recorder::encode::replay::ReplayLimits;
 use zerocast_recorder::{
-    encode::Selection, Codec, CodecNotInContainer, Container, EncoderChoice, RateControl,
-    RecordingOptions,
+    encode::Selection, Codec, CodecNotInContainer, Container, EncoderChoice, OutputSize,
+    RateControl, RecordingOptions, Region,
 };
 
 use crate::options::{choices, spec, OptionSpec, Surface, KEYS};
@@ -47,6 +47,11 @@ pub struct RawRequest {
     pub replay: Option<f64>,
     pub replay_max_bytes: Option<i128>,
     pub save_on_stop: Option<bool>,
+    /// `"X,Y WxH"` or `"X,Y,WxH"`.
+    pub region: Option<String>,
+    /// `"WxH"`, `"Wx"` or `"xH"`.
+    pub size: Option<String>,
+    pub scale: Option<f64>,
 }
 
 /// A validated recording request: what to ask the portal for and what to tell the recorder.
@@ -80,6 +85,10 @@ pub struct RecordingRequest {
     pub audio: Option<AudioConfig>,
     /// Replay mode (ring length, byte bound, save at stop); `None`: a normal recording.
     pub replay: Option<ReplayLimits>,
+    /// Only this part of the desktop (a monitor source).
+    pub region: Option<Region>,
+    /// The video's size.
+    pub output_size: OutputSize,
 }
 
 /// Why a request was rejected. Every variant names the option ([`RequestError::key`]; the
@@ -143,6 +152,12 @@ pub enum RequestError {
     Audio {
         option: &'static OptionSpec,
         reason: String,
+    },
+    /// A value that does not have the option's form (`region`, `size`).
+    Malformed {
+        option: &'static OptionSpec,
+        got: String,
+        expected: &'static str,
     },
 }
 
@@ -240,6 +255,11 @@ impl RequestError {
                     needs.name(surface)
                 )
             }
+            RequestError::Malformed {
+                option,
+                got,
+                expected,
+            } => format!("{} must be {expected}, got '{got}'", option.name(surface)),
             RequestError::BadPath { reason } => format!("{path} {reason}"),
             RequestError::ContainerMismatch { container, ext } => {
                 let container_name = spec("container").name(surface);
@@ -290,7 +310,8 @@ impl RequestError {
             | RequestError::OutOfRange { option, .. }
             | RequestError::Conflict { option, .. }
             | RequestError::Needs { option, .. }
-            | RequestError::Audio { option, .. } => option.key,
+            | RequestError::Audio { option, .. }
+            | RequestError::Malformed { option, .. } => option.key,
             RequestError::MetadataCursor => "cursor",
             RequestError::BadPath { .. }
             | RequestError::NotWritable { .. }
@@ -425,6 +446,21 @@ impl RawRequest {
         }
         let audio = self.audio_config(container)?;
         let replay = self.replay_limits()?;
+        let region = match self.region.as_deref() {
+            None => None,
+            Some(_) if source == SourceType::Window => {
+                return Err(RequestError::Conflict {
+                    option: spec("region"),
+                    other: spec("source"),
+                })
+            }
+            Some(s) => Some(parse_region(s).ok_or_else(|| RequestError::Malformed {
+                option: spec("region"),
+                got: s.to_owned(),
+                expected: REGION_FORM,
+            })?),
+        };
+        let output_size = self.output_size()?;
         let overwrite = self.overwrite.unwrap_or(false);
         check_writable(&path, overwrite, &ctx.videos_dir)?;
 
@@ -444,7 +480,40 @@ impl RawRequest {
             notify: self.notify.unwrap_or(true),
             audio,
             replay,
+            region,
+            output_size,
         })
+    }
+
+    /// `size` or `scale` (not both).
+    fn output_size(&self) -> Result<OutputSize, RequestError> {
+        let scale = match self.scale {
+            None => None,
+            Some(f) => {
+                let option = spec("scale");
+                let r = option.range.expect("scale has a range");
+                if !(f > r.min && f <= r.max) {
+                    return Err(RequestError::OutOfRange {
+                        option,
+                        got: Number::Float(f),
+                    });
+                }
+                Some(f)
+            }
+        };
+        match (self.size.as_deref(), scale) {
+            (Some(_), Some(_)) => Err(RequestError::Conflict {
+                option: spec("scale"),
+                other: spec("size"),
+            }),
+            (Some(s), None) => parse_size(s).ok_or_else(|| RequestError::Malformed {
+                option: spec("size"),
+                got: s.to_owned(),
+                expected: SIZE_FORM,
+            }),
+            (None, Some(f)) => Ok(OutputSize::Scale(f)),
+            (None, None) => Ok(OutputSize::Native),
+        }
     }
 
     /// The replay options: the ring's seconds and byte bound; the other two need `replay`.
@@ -524,6 +593,45 @@ impl RawRequest {
     }
 }
 
+/// What `region` takes.
+const REGION_FORM: &str = "\"X,Y WxH\" or \"X,Y,WxH\" (e.g. \"100,50 640x360\")";
+/// What `size` takes.
+const SIZE_FORM: &str = "WxH, Wx or xH with even sides from 2 to 16384 (e.g. 1280x720, 1280x)";
+
+/// `X,Y WxH` (slurp's output) or `X,Y,WxH`; X and Y may be negative (a monitor left of or above
+/// the primary one), W and H are at least 1.
+fn parse_region(s: &str) -> Option<Region> {
+    let s = s.trim();
+    let (xy, wh) = s.split_once(' ').or_else(|| {
+        let (x, rest) = s.split_once(',')?;
+        let (y, wh) = rest.split_once(',')?;
+        Some((&s[..x.len() + 1 + y.len()], wh))
+    })?;
+    let (x, y) = xy.trim().split_once(',')?;
+    let (w, h) = wh.trim().split_once('x')?;
+    let region = Region {
+        x: x.trim().parse().ok()?,
+        y: y.trim().parse().ok()?,
+        width: w.trim().parse().ok()?,
+        height: h.trim().parse().ok()?,
+    };
+    (region.width > 0 && region.height > 0).then_some(region)
+}
+
+/// `WxH`, `Wx` or `xH`; each side given is even and within 2..=16384 (what encoders take).
+fn parse_size(s: &str) -> Option<OutputSize> {
+    let (w, h) = s.trim().split_once('x')?;
+    let side = |v: &str| -> Option<Option<u32>> {
+        if v.is_empty() {
+            return Some(None);
+        }
+        let n: u32 = v.parse().ok()?;
+        ((2..=16384).contains(&n) && n.is_multiple_of(2)).then_some(Some(n))
+    };
+    let (width, height) = (side(w)?, side(h)?);
+    (width.is_some() || height.is_some()).then_some(OutputSize::Fixed { width, height })
+}
+
 impl RecordingRequest {
     /// What to ask the portal for.
     pub fn source_options(&self) -> SourceOptions {
@@ -546,6 +654,8 @@ impl RecordingRequest {
         o.selected = Some(selected);
         o.audio = self.audio.clone();
         o.replay = self.replay;
+        o.region = self.region;
+        o.output_size = self.output_size;
         o
     }
 }

@@ -356,6 +356,100 @@ fn every_codec_container_encoder_combination() {
 }
 
 #[test]
+fn region_size_and_scale() {
+    use zerocast_recorder::{OutputSize, Region};
+    let (_dir, c) = setup();
+    let region = |x, y, width, height| {
+        Some(Region {
+            x,
+            y,
+            width,
+            height,
+        })
+    };
+    // slurp's form, the comma form, and a monitor left of the primary one.
+    assert_eq!(
+        ok(&c, &[("region", V::S("100,50 640x360"))]).region,
+        region(100, 50, 640, 360)
+    );
+    assert_eq!(
+        ok(&c, &[("region", V::S("100,50,640x360"))]).region,
+        region(100, 50, 640, 360)
+    );
+    assert_eq!(
+        ok(&c, &[("region", V::S("-1920,0 800x600"))]).region,
+        region(-1920, 0, 800, 600)
+    );
+    for bad in [
+        "100,50",
+        "100 640x360",
+        "a,b cxd",
+        "10,10 0x100",
+        "10,10 100x",
+    ] {
+        refused(
+            &c,
+            &[("region", V::S(bad))],
+            "region",
+            "\"X,Y WxH\" or \"X,Y,WxH\"",
+        );
+    }
+    refused(
+        &c,
+        &[("region", V::S("0,0 10x10")), ("source", V::S("window"))],
+        "region",
+        "cannot be combined with",
+    );
+    let fixed = |width, height| OutputSize::Fixed { width, height };
+    assert_eq!(ok(&c, &[]).output_size, OutputSize::Native);
+    assert_eq!(
+        ok(&c, &[("size", V::S("640x360"))]).output_size,
+        fixed(Some(640), Some(360))
+    );
+    assert_eq!(
+        ok(&c, &[("size", V::S("640x"))]).output_size,
+        fixed(Some(640), None)
+    );
+    assert_eq!(
+        ok(&c, &[("size", V::S("x480"))]).output_size,
+        fixed(None, Some(480))
+    );
+    for bad in ["x", "641x360", "640", "0x0", "99999x2", "-640x360"] {
+        refused(&c, &[("size", V::S(bad))], "size", "WxH, Wx or xH");
+    }
+    assert_eq!(
+        ok(&c, &[("scale", V::D(0.5))]).output_size,
+        OutputSize::Scale(0.5)
+    );
+    for bad in [0.0, -0.5, 1.5, f64::NAN] {
+        refused(&c, &[("scale", V::D(bad))], "scale", "must be > 0 and <= 1");
+    }
+    refused(
+        &c,
+        &[("size", V::S("640x360")), ("scale", V::D(0.5))],
+        "scale",
+        "cannot be combined with",
+    );
+    // What the recorder is told.
+    let r = ok(
+        &c,
+        &[("region", V::S("10,20 300x200")), ("scale", V::D(0.5))],
+    );
+    let selected = zerocast_recorder::encode::select_encoder(
+        Some(Codec::H264),
+        EncoderChoice::Software,
+        Container::Mkv,
+    )
+    .unwrap()
+    .1;
+    let o = r.recording_options(Codec::H264, selected);
+    assert_eq!(
+        (o.region, o.output_size),
+        (region(10, 20, 300, 200), OutputSize::Scale(0.5))
+    );
+}
+
+#[test]
 fn cursor_source_restore() {
     let (_dir, c) = setup();
     let e = refused(

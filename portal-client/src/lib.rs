@@ -55,6 +55,8 @@ pub struct Stream {
     pub fd: OwnedFd,
     pub node_id: u32,
     pub size: Option<(u32, u32)>,
+    /// The monitor's position in the desktop (logical units), if the portal said.
+    pub position: Option<(i32, i32)>,
     /// True when a stored restore token was accepted (no source selection happened).
     pub restored: bool,
 }
@@ -94,6 +96,19 @@ pub struct ScreencastSession {
 
 const PORTAL_NAME: &str = "org.freedesktop.portal.Desktop";
 const SCREENCAST_IFACE: &str = "org.freedesktop.portal.ScreenCast";
+
+/// How long a portal request goes unanswered before the user is told that it is still waited on.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Awaits `fut`, logging `what` once if it takes longer than [`PATIENCE`].
+async fn patiently<F: std::future::Future>(fut: F, what: &str) -> F::Output {
+    tokio::pin!(fut);
+    tokio::select! {
+        out = &mut fut => return out,
+        _ = tokio::time::sleep(PATIENCE) => tracing::warn!(after_s = PATIENCE.as_secs(), "{what}"),
+    }
+    fut.await
+}
 
 impl ScreencastSession {
     /// CreateSession → SelectSources → Start → OpenPipeWireRemote.
@@ -164,11 +179,17 @@ impl ScreencastSession {
             .await
             .and_then(|r| r.response())
             .map_err(map_err)?;
-        let streams = proxy
-            .start(&session, None, Default::default())
-            .await
-            .and_then(|r| r.response())
-            .map_err(map_err)?;
+        // Start is where the desktop asks the user (a share dialog): it may take as long as
+        // they like, so there is no timeout, but a silent wait looks like a hang (KWin 6.7
+        // without GPU compositing refuses the cast and its portal never answers).
+        let streams = patiently(
+            proxy.start(&session, None, Default::default()),
+            "still waiting for the desktop to answer the screen-share request (its dialog may \
+             be open; Ctrl-C or Stop cancels)",
+        )
+        .await
+        .and_then(|r| r.response())
+        .map_err(map_err)?;
         let first = streams
             .streams()
             .first()
@@ -177,6 +198,7 @@ impl ScreencastSession {
         let size = first
             .size()
             .and_then(|(w, h)| Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?)));
+        let position = first.position();
         let new_token = streams.restore_token().map(str::to_string);
         let fd = proxy
             .open_pipe_wire_remote(&session, Default::default())
@@ -185,6 +207,7 @@ impl ScreencastSession {
         tracing::info!(
             node_id,
             ?size,
+            ?position,
             restored = token.is_some(),
             "portal stream started"
         );
@@ -194,6 +217,7 @@ impl ScreencastSession {
                 fd,
                 node_id,
                 size,
+                position,
                 restored: token.is_some(),
             },
             new_token,

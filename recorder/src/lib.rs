@@ -18,8 +18,8 @@ mod stats;
 mod wayland;
 
 pub use options::{
-    Codec, CodecNotInContainer, Container, EncoderChoice, ParseOptionError, RateControl,
-    RecordingOptions,
+    Codec, CodecNotInContainer, Container, EncoderChoice, OutputSize, ParseOptionError,
+    RateControl, RecordingOptions, Region,
 };
 pub use recording::{PipeWireSource, Recording, RecordingId, RecordingMode};
 pub use stats::{CapturePath, EndReason, RecordingState, Stats, Summary};

@@ -1,6 +1,7 @@
 //! What the recorder is asked to do. Requests from the CLI and D-Bus are parsed and validated
 //! by the front door (`zerocast-app`, `app/`), which fills these in.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,6 +45,83 @@ impl Default for RateControl {
     }
 }
 
+/// A part of the desktop to record, in desktop-logical coordinates (what `slurp` prints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{},{} {}x{}", self.x, self.y, self.width, self.height)
+    }
+}
+
+impl Region {
+    /// The part of `self` inside `other`, if any.
+    pub fn intersect(&self, other: &Region) -> Option<Region> {
+        let x0 = self.x.max(other.x) as i64;
+        let y0 = self.y.max(other.y) as i64;
+        let x1 = (self.x as i64 + self.width as i64).min(other.x as i64 + other.width as i64);
+        let y1 = (self.y as i64 + self.height as i64).min(other.y as i64 + other.height as i64);
+        (x1 > x0 && y1 > y0).then(|| Region {
+            x: x0 as i32,
+            y: y0 as i32,
+            width: (x1 - x0) as u32,
+            height: (y1 - y0) as u32,
+        })
+    }
+}
+
+/// The size of the file's picture, from the size recorded (the monitor, window or region).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum OutputSize {
+    /// As recorded.
+    #[default]
+    Native,
+    /// A width, a height or both; a missing side follows the recorded aspect. With both, a
+    /// picture of another aspect is fitted inside with black bars (never stretched).
+    Fixed {
+        width: Option<u32>,
+        height: Option<u32>,
+    },
+    /// Both sides times this factor.
+    Scale(f64),
+}
+
+impl OutputSize {
+    /// The picture size for a recorded `w`×`h`: that for `Native` (the encoders deal with odd
+    /// sizes as they always did), else even (4:2:0) and at least 2×2.
+    pub fn apply(&self, w: u32, h: u32) -> (u32, u32) {
+        let (w64, h64) = (w.max(1) as f64, h.max(1) as f64);
+        let (ow, oh) = match *self {
+            OutputSize::Native => return (w, h),
+            OutputSize::Fixed {
+                width: Some(ow),
+                height: Some(oh),
+            } => (ow as f64, oh as f64),
+            OutputSize::Fixed {
+                width: Some(ow),
+                height: None,
+            } => (ow as f64, ow as f64 * h64 / w64),
+            OutputSize::Fixed {
+                width: None,
+                height: Some(oh),
+            } => (oh as f64 * w64 / h64, oh as f64),
+            OutputSize::Fixed {
+                width: None,
+                height: None,
+            } => (w64, h64),
+            OutputSize::Scale(f) => (w64 * f, h64 * f),
+        };
+        let even = |v: f64| ((v.round().min(u32::MAX as f64) as u32) & !1).max(2);
+        (even(ow), even(oh))
+    }
+}
+
 /// Everything the recorder needs to know, independent of the portal.
 #[derive(Debug, Clone)]
 pub struct RecordingOptions {
@@ -68,6 +146,10 @@ pub struct RecordingOptions {
     /// Replay mode: keep the last seconds in memory, write only on a save (or at stop when
     /// asked); `None`: a normal recording.
     pub replay: Option<crate::encode::replay::ReplayLimits>,
+    /// Record only this part of the desktop (a monitor cast); `None`: all of the source.
+    pub region: Option<Region>,
+    /// The file's picture size.
+    pub output_size: OutputSize,
 }
 
 impl RecordingOptions {
@@ -85,7 +167,51 @@ impl RecordingOptions {
             selected: None,
             audio: None,
             replay: None,
+            region: None,
+            output_size: OutputSize::Native,
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn output_sizes_are_even_and_keep_the_aspect_unless_both_sides_are_given() {
+        let fixed = |width, height| OutputSize::Fixed { width, height };
+        assert_eq!(OutputSize::Native.apply(1281, 721), (1281, 721));
+        assert_eq!(OutputSize::Scale(0.5).apply(1280, 720), (640, 360));
+        assert_eq!(OutputSize::Scale(0.5).apply(1366, 768), (682, 384));
+        assert_eq!(fixed(Some(640), None).apply(1280, 720), (640, 360));
+        assert_eq!(fixed(None, Some(480)).apply(1280, 720), (852, 480));
+        assert_eq!(fixed(Some(640), Some(480)).apply(1280, 720), (640, 480));
+        assert_eq!(fixed(Some(641), Some(3)).apply(1280, 720), (640, 2));
+        assert_eq!(OutputSize::Scale(0.001).apply(1280, 720), (2, 2));
+    }
+
+    #[test]
+    fn regions_intersect() {
+        let r = |x, y, width, height| Region {
+            x,
+            y,
+            width,
+            height,
+        };
+        let monitor = r(0, 0, 1280, 720);
+        assert_eq!(
+            r(100, 50, 640, 360).intersect(&monitor),
+            Some(r(100, 50, 640, 360))
+        );
+        assert_eq!(
+            r(-10, 700, 100, 100).intersect(&monitor),
+            Some(r(0, 700, 90, 20))
+        );
+        assert_eq!(r(1280, 0, 10, 10).intersect(&monitor), None);
+        assert_eq!(
+            r(2000, 0, 10, 10).intersect(&r(1280, 0, 1920, 1080)),
+            Some(r(2000, 0, 10, 10))
+        );
     }
 }
 

@@ -37,8 +37,11 @@ pub struct PipeWireSource {
     /// Remote from `OpenPipeWireRemote` (dup'ed internally; the caller may close its copy).
     pub fd: OwnedFd,
     pub node_id: u32,
-    /// Size the portal announced, if any (the negotiated size wins).
+    /// Size the portal announced, if any (the negotiated size wins): the monitor's in the
+    /// desktop's logical units.
     pub size: Option<(u32, u32)>,
+    /// Where the portal said the monitor lies in the desktop (logical units), if it did.
+    pub position: Option<(i32, i32)>,
 }
 
 /// Process-unique id of a recording; carried by tracing spans and D-Bus object paths.
@@ -154,6 +157,21 @@ impl Recording {
     ) -> Result<Recording, RecorderError> {
         let id = RecordingId(NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let span = tracing::info_span!("recording", id = id.0);
+        // A region is checked against the monitor the user picked before anything starts.
+        let crop = match opts.region {
+            None => None,
+            Some(region) => Some(
+                crate::pw::UserCrop::new(region, source.position, source.size).ok_or_else(
+                    || {
+                        let (x, y) = source.position.unwrap_or((0, 0));
+                        let (w, h) = source.size.unwrap_or((0, 0));
+                        RecorderError::InvalidOption(format!(
+                        "the region {region} lies outside the recorded monitor ({x},{y} {w}x{h})"
+                    ))
+                    },
+                )?,
+            ),
+        };
         let counters = Arc::new(Counters::default());
         let clock = Arc::new(Mutex::new(RecordingClock::new()));
         // The capture path is known once the format is negotiated (PwEvent::Format).
@@ -200,7 +218,7 @@ impl Recording {
         )
         .map_err(|e| RecorderError::Encode(format!("cannot start encoder thread: {e}")))?;
 
-        let sink = FrameSink::new(
+        let mut sink = FrameSink::new(
             pool,
             enc_tx.clone(),
             Arc::clone(&counters),
@@ -208,9 +226,21 @@ impl Recording {
             opts.max_fps,
             opts.duration,
         );
+        sink.set_output(opts.output_size);
+        let geometry = crate::pw::Geometry {
+            crop,
+            output: opts.output_size,
+        };
         let (pw_events_tx, pw_events) = tmpsc::unbounded_channel();
-        let pw = PwThread::spawn(&source.fd, source.node_id, sink, pw_events_tx, span.clone())
-            .map_err(|e| RecorderError::PipeWire(format!("cannot start PipeWire thread: {e}")))?;
+        let pw = PwThread::spawn(
+            &source.fd,
+            source.node_id,
+            sink,
+            geometry,
+            pw_events_tx,
+            span.clone(),
+        )
+        .map_err(|e| RecorderError::PipeWire(format!("cannot start PipeWire thread: {e}")))?;
         drop(source);
 
         let (control, control_rx) = tmpsc::unbounded_channel();

@@ -163,6 +163,9 @@ pub(crate) struct FrameSink {
     last_kept: Option<Duration>,
     /// Whether the encoder was told the output size (done with the first frame).
     encoder_sized: bool,
+    /// The file's picture size for SHM frames (`--size`, `--scale`); GPU frames come converted
+    /// at it already.
+    output: crate::OutputSize,
     /// Requested recording length: frames stamped after it are not part of the file.
     limit: Option<Duration>,
     /// Converts SHM frames to I420 here, on the PipeWire thread, instead of copying them.
@@ -192,10 +195,16 @@ impl FrameSink {
                 .map(|f| Duration::from_secs_f64(1.0 / f as f64)),
             last_kept: None,
             encoder_sized: false,
+            output: crate::OutputSize::Native,
             limit,
             conv: CpuConverter::new(Default::default()),
             shm_copy: std::env::var_os(SHM_COPY_ENV).is_some(),
         }
+    }
+
+    /// The file's picture size for SHM frames (the default: as recorded).
+    pub fn set_output(&mut self, output: crate::OutputSize) {
+        self.output = output;
     }
 
     /// An SHM frame arrived from the compositor: `bytes` from the first recorded pixel on.
@@ -251,7 +260,12 @@ impl FrameSink {
                 frame.stride = stride;
             }
         }
-        self.send(frame);
+        // The encoder scales to the asked size (swscale, aspect kept).
+        let size = match self.output {
+            crate::OutputSize::Native => (frame.width, frame.height),
+            o => o.apply(width, height),
+        };
+        self.send_sized(frame, size);
     }
 
     /// Decides whether a frame stamped `pts_ns` is recorded and, if so, hands out a pooled
@@ -343,13 +357,16 @@ impl FrameSink {
 
     /// Queues a frame from [`FrameSink::admit`] for the encoder.
     pub fn send(&mut self, frame: CpuFrame) {
+        let size = (frame.width, frame.height);
+        self.send_sized(frame, size);
+    }
+
+    /// [`FrameSink::send`], the encoder opened at `size` if this is the first frame.
+    fn send_sized(&mut self, frame: CpuFrame, (width, height): (u32, u32)) {
         if !self.encoder_sized {
             self.encoder_sized = true;
             // Nothing is queued before the first frame, so this cannot block.
-            let _ = self.tx.send(EncMsg::Configure {
-                width: frame.width,
-                height: frame.height,
-            });
+            let _ = self.tx.send(EncMsg::Configure { width, height });
         }
         self.last_kept = Some(frame.pts);
         if let Err(e) = self.tx.try_send(EncMsg::Frame(frame)) {

@@ -374,6 +374,10 @@ pub fn frame_rgb(path: &Path, at: f64, width: u32, height: u32) -> Vec<u8> {
 /// Decodes every frame's counter (the painter's frame number) from the top band.
 pub fn frame_counters(path: &Path, layout: Layout) -> Vec<u32> {
     let band = layout.counter_band();
+    // Even: ffmpeg crops 4:2:0 frames to whole chroma rows, so an odd height (720p's band is 45
+    // rows) came out one row shorter and every frame after the first was read shifted, a few
+    // frames fewer in all.
+    let rows = (band.h + 1) & !1;
     let out = run_ok(
         Command::new("ffmpeg")
             .args(["-v", "error", "-i"])
@@ -382,13 +386,11 @@ pub fn frame_counters(path: &Path, layout: Layout) -> Vec<u32> {
                 // One output frame per coded frame: rawvideo would otherwise be made CFR.
                 "-fps_mode",
                 "passthrough",
-                // ffmpeg's output time base is 1/(guessed frame rate): on a VFR file (GNOME's
-                // ~18 fps) two frames closer than one such tick got the same timestamp and the
-                // muxer dropped the second, a different frame in two clips of the same packets.
+                // Output timestamps in µs: every frame of a VFR file keeps a distinct one.
                 "-enc_time_base",
                 "1:1000000",
                 "-vf",
-                &format!("crop={}:{}:0:0", layout.width, band.h),
+                &format!("crop={}:{rows}:0:0", layout.width),
                 "-f",
                 "rawvideo",
                 "-pix_fmt",
@@ -396,7 +398,14 @@ pub fn frame_counters(path: &Path, layout: Layout) -> Vec<u32> {
                 "-",
             ]),
     );
-    let frame_len = (layout.width * band.h * 3) as usize;
+    let frame_len = (layout.width * rows * 3) as usize;
+    assert_eq!(
+        out.stdout.len() % frame_len,
+        0,
+        "{}: ffmpeg's frames are not {}x{rows}",
+        path.display(),
+        layout.width
+    );
     out.stdout
         .chunks_exact(frame_len)
         .map(|f| {

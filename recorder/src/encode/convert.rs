@@ -586,7 +586,14 @@ impl SwsCache {
         } else {
             (src.width, src.height)
         };
-        let key = (src.format, sw, sh, dst.width(), dst.height(), dst.format());
+        // A frame of another size (the monitor's mode changed mid-recording) keeps its aspect:
+        // scaled into the largest centred rectangle that fits, black bars around it.
+        let fit = if same_size {
+            Fit::whole(dst.width(), dst.height())
+        } else {
+            Fit::new(sw, sh, dst.width(), dst.height())
+        };
+        let key = (src.format, sw, sh, fit.w, fit.h, dst.format());
         if self.key != Some(key) {
             // Fast bilinear is exact when only the colour changes; a real resize gets bilinear.
             let flags = if same_size {
@@ -599,8 +606,8 @@ impl SwsCache {
                 src.format,
                 sw,
                 sh,
-                dst.width(),
-                dst.height(),
+                fit.w,
+                fit.h,
                 // The encoder's frame: YUV420P, or NV12 for the GPU encoder's host frame.
                 dst.format(),
                 flags,
@@ -610,14 +617,69 @@ impl SwsCache {
                     "swscale cannot convert {:?} {sw}x{sh} to {:?} {}x{}",
                     src.format,
                     dst.format(),
-                    dst.width(),
-                    dst.height()
+                    fit.w,
+                    fit.h
                 ))
             })?;
             self.key = Some(key);
         }
-        sws_run(self.ctx.0, src, sh, dst);
+        if !fit.fills(dst) {
+            // The encoder's frames are pooled: bars from an earlier frame cannot be assumed.
+            fill_black(dst);
+        }
+        sws_run(self.ctx.0, src, sh, dst, fit);
         Ok(())
+    }
+}
+
+/// Where a scaled picture goes in the output frame: even size and offsets (whole 4:2:0 chroma
+/// samples).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fit {
+    x: u32,
+    y: u32,
+    w: u32,
+    h: u32,
+}
+
+impl Fit {
+    fn whole(w: u32, h: u32) -> Fit {
+        Fit { x: 0, y: 0, w, h }
+    }
+
+    /// `sw×sh` scaled to the largest rectangle of its aspect inside `dw×dh`, centred. Within one
+    /// pixel of the output's aspect it fills the output (a 1366×768 monitor into 1280×720).
+    fn new(sw: u32, sh: u32, dw: u32, dh: u32) -> Fit {
+        let (sw64, sh64, dw64, dh64) = (sw as u64, sh as u64, dw as u64, dh as u64);
+        let (w, h) = if sw64 * dh64 > dw64 * sh64 {
+            // Wider than the output: full width, bars above and below.
+            (dw64, (sh64 * dw64 + sw64 / 2) / sw64.max(1))
+        } else {
+            (((sw64 * dh64 + sh64 / 2) / sh64.max(1)), dh64)
+        };
+        let even = |v: u64, max: u32| ((v as u32).min(max) & !1).max(2.min(max));
+        let (w, h) = (even(w, dw), even(h, dh));
+        if dw - w <= 2 && dh - h <= 2 {
+            return Fit::whole(dw, dh);
+        }
+        Fit {
+            x: ((dw - w) / 2) & !1,
+            y: ((dh - h) / 2) & !1,
+            w,
+            h,
+        }
+    }
+
+    fn fills(&self, dst: &frame::Video) -> bool {
+        (self.w, self.h) == (dst.width(), dst.height())
+    }
+}
+
+/// Black (limited range: Y 16, U and V 128) over all of `dst` (YUV420P or NV12).
+fn fill_black(dst: &mut frame::Video) {
+    for plane in 0..dst.planes() {
+        let value = if plane == 0 { 16 } else { 128 };
+        dst.data_mut(plane).fill(value);
     }
 }
 
@@ -677,8 +739,15 @@ fn sws_context(
     }
 }
 
-/// Runs swscale from the frame's bytes straight into `dst` (no intermediate copy).
-fn sws_run(ctx: *mut ffi::SwsContext, src: &FrameRef<'_>, sh: u32, dst: &mut frame::Video) {
+/// Runs swscale from the frame's bytes straight into `dst`'s `fit` rectangle (no intermediate
+/// copy).
+fn sws_run(
+    ctx: *mut ffi::SwsContext,
+    src: &FrameRef<'_>,
+    sh: u32,
+    dst: &mut frame::Video,
+    fit: Fit,
+) {
     let base = src.data.as_ptr();
     let stride = src.stride as i32;
     let (planes, strides): ([*const u8; 4], [i32; 4]) = match src.format {
@@ -716,15 +785,34 @@ fn sws_run(ctx: *mut ffi::SwsContext, src: &FrameRef<'_>, sh: u32, dst: &mut fra
     // SAFETY: `ctx` was built for this input format/size and dst's format/size; `validate`
     // checked the source buffer covers sh rows at `stride`; dst planes were allocated by
     // av_frame_get_buffer for its size and are writable.
+    // SAFETY (also): `fit` lies inside dst (Fit::new caps it at the output size; x, y even), so
+    // each offset plane pointer stays within its plane for fit.h rows (fit.h/2 chroma rows).
     unsafe {
         let d = dst.as_mut_ptr();
+        let mut data = (*d).data;
+        let (x, y) = (fit.x as usize, fit.y as usize);
+        for (i, p) in data.iter_mut().enumerate().take(3) {
+            if p.is_null() {
+                continue;
+            }
+            let ls = (*d).linesize[i] as usize;
+            // Plane 0 is luma; chroma planes are subsampled by 2 both ways; NV12's plane 1
+            // interleaves U and V, so its byte offset is x (x/2 samples of 2 bytes).
+            let nv12_uv = i == 1 && (*d).data[2].is_null();
+            let off = match i {
+                0 => y * ls + x,
+                _ if nv12_uv => (y / 2) * ls + x,
+                _ => (y / 2) * ls + x / 2,
+            };
+            *p = p.add(off);
+        }
         ffi::sws_scale(
             ctx,
             planes.as_ptr(),
             strides.as_ptr(),
             0,
             sh as i32,
-            (*d).data.as_ptr(),
+            data.as_ptr(),
             (*d).linesize.as_ptr(),
         );
     }
@@ -780,6 +868,95 @@ mod tests {
                     "{choice:?} {px:?}: got {y} {u} {v}, want {ey} {eu} {ev}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn fit_keeps_the_aspect_centred_on_even_pixels() {
+        // 4:3 into 16:9: pillarboxed, 960 wide.
+        assert_eq!(
+            Fit::new(1024, 768, 1280, 720),
+            Fit {
+                x: 160,
+                y: 0,
+                w: 960,
+                h: 720
+            }
+        );
+        // 16:10 into 16:9: narrower, so bars left and right.
+        assert_eq!(
+            Fit::new(1920, 1200, 1280, 720),
+            Fit {
+                x: 64,
+                y: 0,
+                w: 1152,
+                h: 720
+            }
+        );
+        // 21:9 into 16:9: letterboxed.
+        assert_eq!(
+            Fit::new(2560, 1080, 1280, 720),
+            Fit {
+                x: 0,
+                y: 90,
+                w: 1280,
+                h: 540
+            }
+        );
+        // Same aspect, other size; and within a pixel of it (1366×768): the whole output.
+        assert_eq!(Fit::new(1920, 1080, 1280, 720), Fit::whole(1280, 720));
+        assert_eq!(Fit::new(1366, 768, 1280, 720), Fit::whole(1280, 720));
+        // Odd results are made even, offsets too.
+        let f = Fit::new(1001, 999, 640, 360);
+        assert!(
+            f.w % 2 == 0 && f.h % 2 == 0 && f.x % 2 == 0 && f.y % 2 == 0,
+            "{f:?}"
+        );
+        assert!(f.x + f.w <= 640 && f.y + f.h <= 360, "{f:?}");
+    }
+
+    /// A frame of another aspect (a mode change mid-recording) is pillarboxed, not stretched,
+    /// into both destination layouts, and stale picture in a reused frame becomes black bars.
+    #[test]
+    fn other_aspect_gets_black_bars() {
+        ffmpeg_next::init().unwrap();
+        let white = frame(640, 480, [255, 255, 255, 0]);
+        for fmt in [Pixel::YUV420P, Pixel::NV12] {
+            let mut dst = frame::Video::new(fmt, 1280, 720);
+            // What the pool's frame held before: white everywhere.
+            dst.data_mut(0).fill(235);
+            let mut conv = CpuConverter::new(ConverterChoice::Auto);
+            conv.convert(&(&white).into(), &mut dst).unwrap();
+            let stride = dst.stride(0);
+            let luma = |x: usize, y: usize| dst.data(0)[y * stride + x];
+            // 640×480 → 960×720 at x = 160.
+            for y in [0, 360, 719] {
+                assert_eq!(
+                    (luma(0, y), luma(158, y)),
+                    (16, 16),
+                    "{fmt:?} left bar, row {y}"
+                );
+                assert_eq!(
+                    (luma(1121, y), luma(1279, y)),
+                    (16, 16),
+                    "{fmt:?} right bar, row {y}"
+                );
+                for x in [162, 640, 1117] {
+                    assert!(
+                        luma(x, y) >= 233,
+                        "{fmt:?} picture at {x},{y}: {}",
+                        luma(x, y)
+                    );
+                }
+            }
+            // Chroma neutral everywhere (white and black both have U = V = 128).
+            let c = dst.data(1);
+            assert!(
+                c[..dst.stride(1) * 360]
+                    .iter()
+                    .all(|&v| (126..=130).contains(&v)),
+                "{fmt:?}"
+            );
         }
     }
 

@@ -172,6 +172,66 @@ impl FrameMeta {
     }
 }
 
+/// A `--region` as the stream's frames see it: relative to the monitor's top-left corner, in the
+/// desktop's logical units, which a frame's pixels scale by (a monitor at scale 2 sends twice
+/// as many pixels as it has logical ones).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UserCrop {
+    /// Relative to the monitor, inside it.
+    rel: crate::Region,
+    /// The monitor's logical size, if the portal said (else the frame's pixels are logical).
+    monitor: Option<(u32, u32)>,
+}
+
+impl UserCrop {
+    /// `region` on the monitor at `position` of `size` (what the portal reported). `None`:
+    /// the region does not touch the monitor. A region partly outside is clipped to it.
+    pub fn new(
+        region: crate::Region,
+        position: Option<(i32, i32)>,
+        size: Option<(u32, u32)>,
+    ) -> Option<UserCrop> {
+        let (mx, my) = position.unwrap_or((0, 0));
+        let inside = match size {
+            Some((w, h)) => region.intersect(&crate::Region {
+                x: mx,
+                y: my,
+                width: w,
+                height: h,
+            })?,
+            None => region,
+        };
+        Some(UserCrop {
+            rel: crate::Region {
+                x: inside.x - mx,
+                y: inside.y - my,
+                ..inside
+            },
+            monitor: size,
+        })
+    }
+
+    /// The rectangle of a `width`×`height` frame to record (clamped to it, at least 2×2).
+    pub fn pixels(&self, width: u32, height: u32) -> (u32, u32, u32, u32) {
+        let (sx, sy) = match self.monitor {
+            Some((mw, mh)) if mw > 0 && mh > 0 => {
+                (width as f64 / mw as f64, height as f64 / mh as f64)
+            }
+            _ => (1.0, 1.0),
+        };
+        // (start, length) along one axis; `as u32` saturates a negative start to 0.
+        let span = |pos: i32, len: u32, s: f64, max: u32| {
+            let max = max.max(2);
+            let a = ((pos as f64 * s).round() as u32).min(max - 2);
+            let b = (((pos as f64 + len as f64) * s).round() as u32).clamp(a + 2, max);
+            (a, b - a)
+        };
+        let (x, w) = span(self.rel.x, self.rel.width, sx, width);
+        let (y, h) = span(self.rel.y, self.rel.height, sy, height);
+        (x, y, w, h)
+    }
+}
+
 /// The part of a `width`×`height` frame to record: the crop region when it is valid and inside
 /// the frame, else the whole frame.
 pub(super) fn crop_rect(
@@ -191,6 +251,38 @@ pub(super) fn crop_rect(
             (pos.x as u32, pos.y as u32, size.width, size.height)
         }
         _ => (0, 0, width, height),
+    }
+}
+
+#[cfg(test)]
+mod user_crop_tests {
+    use super::UserCrop;
+    use crate::Region;
+
+    fn r(x: i32, y: i32, width: u32, height: u32) -> Region {
+        Region {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+
+    #[test]
+    fn a_region_maps_to_the_monitors_pixels() {
+        // The second monitor of two, at 1280,0; the region's left part is on the first.
+        let c = UserCrop::new(r(1180, 100, 400, 200), Some((1280, 0)), Some((1280, 720))).unwrap();
+        assert_eq!(c.pixels(1280, 720), (0, 100, 300, 200));
+        // Scale 2: twice the pixels.
+        assert_eq!(c.pixels(2560, 1440), (0, 200, 600, 400));
+        // Not on this monitor at all.
+        assert_eq!(
+            UserCrop::new(r(0, 0, 100, 100), Some((1280, 0)), Some((1280, 720))),
+            None
+        );
+        // The portal gave no geometry: logical = pixels, clamped to the frame.
+        let c = UserCrop::new(r(1200, 700, 400, 400), None, None).unwrap();
+        assert_eq!(c.pixels(1280, 720), (1200, 700, 80, 20));
     }
 }
 

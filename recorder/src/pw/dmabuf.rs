@@ -203,6 +203,7 @@ fn convert(
         }
     }
     let planes = frame.planes(width);
+    let (x, y, w, h) = data.geometry.region(&frame.meta, width, height);
     let gpu = data
         .gpu
         .as_mut()
@@ -224,14 +225,14 @@ fn convert(
             None => return false,
         }
     }
-    let (x, y, w, h) = frame.meta.region(width, height);
     let region = zerocast_interop::Region {
         x,
         y,
         width: w,
         height: h,
     };
-    match gpu.size_for_first_frame(region) {
+    let output = data.geometry.output.apply(w, h);
+    match gpu.size_for_first_frame(region, output) {
         Ok(Some(r)) => data.sink.reconfigure_gpu(r.bridge, r.releaser, r.old),
         Ok(None) => {}
         // Still recordable: the region is scaled to the stream's size.

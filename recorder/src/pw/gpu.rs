@@ -314,30 +314,33 @@ impl Gpu {
         }
     }
 
-    /// First frame: when its region (a window cast's crop) is not the size the converter was
-    /// built for at the format (the stream's), rebuild the output at the region's size, so the
-    /// file is the region's size. On the CUDA path the encoder was already opened on the old
+    /// First frame: when `output` (its region's size — a window cast's crop or `--region` —
+    /// or the `--size` asked) is not the size the converter was built for at the format (the
+    /// stream's), rebuild the output at that size, so the file has it. On the CUDA path the encoder was already opened on the old
     /// bridge: `Some` means it must reopen on the new one (nothing was encoded yet).
     pub fn size_for_first_frame(
         &mut self,
         region: Region,
+        output: (u32, u32),
     ) -> Result<Option<Resized>, InteropError> {
         let Some(out) = &self.out else {
             return Ok(None);
         };
         let c = out.conv().config();
-        if self.frames > 0 || (c.width, c.height) == (region.width, region.height) {
+        if self.frames > 0 || (c.width, c.height) == output {
             return Ok(None);
         }
         let new = match out.sink() {
-            Delivery::Host => self.host_output(region.width, region.height)?,
-            Delivery::Cuda(_) => self.cuda_output(region.width, region.height)?,
+            Delivery::Host => self.host_output(output.0, output.1)?,
+            Delivery::Cuda(_) => self.cuda_output(output.0, output.1)?,
         };
         let old = self.out.replace(new).expect("checked above");
         tracing::info!(
-            width = region.width,
-            height = region.height,
-            "first frame has a crop region: recording it at its own size"
+            region_width = region.width,
+            region_height = region.height,
+            width = output.0,
+            height = output.1,
+            "first frame: recording its region at this size"
         );
         if !matches!(old.sink(), Delivery::Cuda(None)) {
             // Host path, or a bridge the encoder never got: nothing to reopen.

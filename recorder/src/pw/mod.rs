@@ -13,6 +13,7 @@
 //! | `dmabuf.rs` | DMA-BUF buffers → `gpu.rs` (Vulkan import, convert, CUDA) → the frame sink |
 
 mod buffer;
+pub(crate) use buffer::UserCrop;
 mod dmabuf;
 mod gpu;
 mod negotiate;
@@ -55,6 +56,25 @@ pub(crate) enum PwEvent {
 }
 
 /// Handle to a running PipeWire thread.
+/// What part of the frames is recorded, and at what size.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Geometry {
+    /// `--region`; `None`: the frame's own crop region (window casts) or all of it.
+    pub crop: Option<UserCrop>,
+    pub output: crate::OutputSize,
+}
+
+impl Geometry {
+    /// The part of a `width`×`height` frame to record: the user's region, else the frame's own
+    /// crop region (a window cast), else all of it.
+    fn region(&self, meta: &buffer::FrameMeta, width: u32, height: u32) -> (u32, u32, u32, u32) {
+        match &self.crop {
+            Some(c) => c.pixels(width, height),
+            None => meta.region(width, height),
+        }
+    }
+}
+
 pub(crate) struct PwThread {
     commands: pw::channel::Sender<PwCommand>,
     join: Option<JoinHandle<()>>,
@@ -67,6 +87,7 @@ impl PwThread {
         fd: &OwnedFd,
         node_id: u32,
         sink: FrameSink,
+        geometry: Geometry,
         events: UnboundedSender<PwEvent>,
         span: tracing::Span,
     ) -> std::io::Result<PwThread> {
@@ -76,7 +97,7 @@ impl PwThread {
             .name("zerocast-pipewire".into())
             .spawn(move || {
                 let _enter = span.enter();
-                if let Err(e) = stream::run(fd, node_id, sink, events.clone(), rx) {
+                if let Err(e) = stream::run(fd, node_id, sink, geometry, events.clone(), rx) {
                     tracing::error!(error = %e, "PipeWire stream failed");
                     let _ = events.send(PwEvent::Lost(e));
                 }

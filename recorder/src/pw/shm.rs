@@ -63,7 +63,7 @@ pub(super) fn process(stream: &pw::stream::Stream, data: &mut StreamData) {
         return;
     }
     // Recording the whole buffer of a window cast would add garbage borders.
-    let (x, y, width, height) = meta.region(width, height);
+    let (x, y, width, height) = data.geometry.region(&meta, width, height);
     let offset = offset + y as usize * stride + x as usize * format.bytes_per_pixel();
     let end = (offset + stride * height as usize).min(bytes.len());
     data.sink.submit(

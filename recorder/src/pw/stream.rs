@@ -39,6 +39,7 @@ pub(super) struct StreamData {
     pub(super) read_maps: ReadMaps,
     /// The "not readable" warning was given (once per stream, not per frame).
     pub(super) unreadable_warned: bool,
+    pub(super) geometry: super::Geometry,
 }
 
 impl Drop for StreamData {
@@ -58,6 +59,7 @@ pub(super) fn run(
     fd: OwnedFd,
     node_id: u32,
     sink: FrameSink,
+    geometry: super::Geometry,
     events: UnboundedSender<PwEvent>,
     commands: pw::channel::Receiver<PwCommand>,
 ) -> Result<(), String> {
@@ -146,6 +148,7 @@ pub(super) fn run(
         gpu,
         read_maps: ReadMaps::default(),
         unreadable_warned: false,
+        geometry,
     };
     let quit_on_end = mainloop.downgrade();
     // Listener before stream in drop order: it must not outlive the stream it points into.

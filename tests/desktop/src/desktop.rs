@@ -246,7 +246,27 @@ pub struct Desktop {
 impl Desktop {
     /// Starts the desktop. Returns once sway runs, the painter has presented its first frame,
     /// WirePlumber is up and (with `portal`) the portal answers on the bus with ScreenCast.
+    ///
+    /// A desktop whose start-up hangs (a component alive but never ready: gnome-shell 43 once
+    /// stopped answering for a whole minute under CI's load, its log silent) is started afresh
+    /// once; the first try's logs are kept and its hung threads printed. A component that exits
+    /// or fails in any other way is not retried.
     pub fn start(opts: DesktopOptions) -> Result<Desktop> {
+        match Desktop::start_once(opts.clone()) {
+            Err(e) if e.chain().any(|c| c.downcast_ref::<TimedOut>().is_some()) => {
+                eprintln!(
+                    "zerocast-testdesk: {} desktop did not come up; starting a fresh one. \
+                     First try: {e:#}",
+                    opts.flavour
+                );
+                Desktop::start_once(opts)
+                    .map_err(|e2| e2.context("a second try failed as well (the first is above)"))
+            }
+            r => r,
+        }
+    }
+
+    fn start_once(opts: DesktopOptions) -> Result<Desktop> {
         let t0 = Instant::now();
         let base = std::env::var_os("ZEROCAST_TESTDESK_DIR")
             .map(PathBuf::from)
@@ -623,7 +643,13 @@ impl Desktop {
                 }
             }
             if Instant::now() >= deadline {
-                bail!("timed out after {:?} waiting for {what}", self.opts.timeout);
+                let threads = self.pid(c).map(threads_of).unwrap_or_default();
+                return Err(TimedOut {
+                    component: c.to_string(),
+                    what: what.to_owned(),
+                    threads,
+                }
+                .into());
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -947,6 +973,56 @@ impl Desktop {
             terminate(&mut p.child, Duration::from_secs(2));
         }
     }
+}
+
+/// A component alive but not ready by the deadline.
+#[derive(Debug)]
+struct TimedOut {
+    component: String,
+    what: String,
+    /// Its threads as the kernel saw them then (name, state, wait channel).
+    threads: String,
+}
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "timed out waiting for {} ({})",
+            self.what, self.component
+        )?;
+        if !self.threads.is_empty() {
+            write!(f, "; its threads: {}", self.threads)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TimedOut {}
+
+/// `pid`'s threads, one `name:state:wchan` each: what a hung process waits on.
+fn threads_of(pid: u32) -> String {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return String::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        let p = t.path();
+        let read = |f: &str| fs::read_to_string(p.join(f)).unwrap_or_default();
+        let stat = read("stat");
+        // The state follows the parenthesised name, which may itself hold spaces.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .unwrap_or("?")
+            .to_owned();
+        out.push(format!(
+            "{}:{state}:{}",
+            read("comm").trim(),
+            read("wchan").trim()
+        ));
+    }
+    out.join(" ")
 }
 
 impl Drop for Desktop {

@@ -1036,6 +1036,7 @@ pub async fn bench_paths(runs: &[(&str, ProducerOptions)]) {
             fd: daemon.remote(),
             node_id: producer.node_id,
             size: None,
+            position: None,
         };
         let rec = Recording::start(source, RecordingOptions::new(dir.path().join("b.mkv")))
             .await
@@ -1151,6 +1152,7 @@ pub async fn record_with(
         fd: daemon.remote(),
         node_id: producer.node_id,
         size: None,
+        position: None,
     };
     let mut opts = RecordingOptions::new(dir.path().join("out.mkv"));
     adjust(&mut opts);
