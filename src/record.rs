@@ -13,12 +13,9 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
     // A path typed in a terminal is relative to the terminal's directory (as `ctl start` sends
     // it): made absolute here, at the shell's edge, so the request model keeps one rule for a
     // relative path (the videos folder) for every surface that has no working directory.
-    if let Some(p) = &args.request.output {
-        if std::path::Path::new(p).is_relative() && !p.starts_with("~/") {
-            let cwd = std::env::current_dir().context("current directory")?;
-            args.request.output = Some(cwd.join(p).to_string_lossy().into_owned());
-        }
-    }
+    args.request
+        .output_from_cwd()
+        .context("current directory")?;
     // Everything that can fail without the portal fails here, before any dialog appears,
     // with the rules D-Bus `Start` has, worded for the flags the user typed.
     let req = args
@@ -86,20 +83,20 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
     session.close().await;
     let summary = result.with_context(|| format!("recording to {}", path.display()))?;
     let s = &summary.stats;
-    if summary.path.as_os_str().is_empty() {
+    let Some(file) = &summary.path else {
         eprintln!(
             "zerocast: replay stopped after {:.1} s; nothing written (--save-on-stop keeps it)",
             s.duration.as_secs_f64()
         );
         return Ok(0);
-    }
+    };
     let what = match &summary.reason {
         EndReason::StreamLost(why) => format!("stream ended by the compositor ({why}); saved"),
         _ => "saved".to_string(),
     };
     eprintln!(
         "zerocast: {what} {} — {:.1} s, {} frames, {} dropped, {}",
-        summary.path.display(),
+        file.display(),
         s.duration.as_secs_f64(),
         s.frames_written,
         s.frames_dropped,
@@ -107,7 +104,7 @@ pub async fn run(mut args: RecordArgs) -> Result<i32> {
     );
     // The file is written whatever happens to stdout; a reader that left must not stop the
     // stats file below.
-    let _ = zerocast_app::say!("{}", summary.path.display());
+    let _ = zerocast_app::say!("{}", file.display());
     if let Some(p) = args.stats_json {
         let j = serde_json::json!({
             "frames_received": s.frames_received,

@@ -61,6 +61,14 @@ pub struct RequestArgs {
 }
 
 impl RequestArgs {
+    /// Makes a relative `-o` absolute against the current directory ([`crate::path::from_cwd`]).
+    pub fn output_from_cwd(&mut self) -> std::io::Result<()> {
+        if let Some(p) = &self.output {
+            self.output = Some(crate::path::from_cwd(p)?);
+        }
+        Ok(())
+    }
+
     /// The flags as given.
     pub fn to_raw(&self) -> RawRequest {
         RawRequest {

@@ -13,7 +13,7 @@ use zerocast_recorder::{OutputSize, RateControl};
 
 use crate::options::KEYS;
 use crate::path::PathContext;
-use crate::request::{RawRequest, RecordingRequest, RequestError};
+use crate::request::{Number, RawRequest, RecordingRequest, RequestError};
 
 /// Parses and validates `Start` options against the current environment, including a check
 /// that the output file can be created. Touches the filesystem: call it off the async executor.
@@ -81,6 +81,82 @@ pub fn to_raw(opts: &HashMap<String, OwnedValue>) -> Result<RawRequest, RequestE
         }
     }
     Ok(raw)
+}
+
+impl RawRequest {
+    /// The request as `Start` options: what was given, each under its key with the table's
+    /// D-Bus type, so the daemon's parser (the one place that validates) sees what a `busctl`
+    /// caller would send. [`to_raw`] takes it back unchanged. A number that the wire type
+    /// cannot carry (a negative frame rate) lies outside the option's range too: refused here
+    /// with the error the daemon would give.
+    pub fn to_dbus(&self) -> Result<HashMap<String, OwnedValue>, RequestError> {
+        let mut m: HashMap<String, OwnedValue> = HashMap::new();
+        let mut put = |k: &str, v: Value<'_>| {
+            // Only basic types here, which always convert.
+            m.insert(k.to_owned(), v.try_to_owned().expect("basic value"));
+        };
+        let strings = [
+            ("path", &self.path),
+            ("container", &self.container),
+            ("codec", &self.codec),
+            ("encoder", &self.encoder),
+            ("cursor", &self.cursor),
+            ("source", &self.source),
+            ("audio-codec", &self.audio_codec),
+            ("region", &self.region),
+            ("size", &self.size),
+        ];
+        for (k, v) in strings {
+            if let Some(v) = v {
+                put(k, Value::from(v.as_str()));
+            }
+        }
+        let bools = [
+            ("overwrite", self.overwrite),
+            ("restore", self.restore),
+            ("stop-on-disconnect", self.stop_on_disconnect),
+            ("notify", self.notify),
+            ("save-on-stop", self.save_on_stop),
+        ];
+        for (k, v) in bools {
+            if let Some(v) = v {
+                put(k, Value::from(v));
+            }
+        }
+        let numbers = [
+            ("framerate", self.framerate),
+            ("bitrate", self.bitrate),
+            ("quality", self.quality),
+            ("audio-bitrate", self.audio_bitrate),
+            ("replay-max-bytes", self.replay_max_bytes),
+        ];
+        for (k, v) in numbers {
+            let Some(n) = v else { continue };
+            let option = crate::options::spec(k);
+            let out_of_range = || RequestError::OutOfRange {
+                option,
+                got: Number::Int(n),
+            };
+            let v = match option.signature {
+                "u" => Value::from(u32::try_from(n).map_err(|_| out_of_range())?),
+                _ => Value::from(u64::try_from(n).map_err(|_| out_of_range())?),
+            };
+            put(k, v);
+        }
+        for (k, v) in [
+            ("duration", self.duration),
+            ("replay", self.replay),
+            ("scale", self.scale),
+        ] {
+            if let Some(v) = v {
+                put(k, Value::from(v));
+            }
+        }
+        if let Some(a) = &self.audio {
+            put("audio", Value::from(a.clone()));
+        }
+        Ok(m)
+    }
 }
 
 /// Default name of a saved replay clip (the container's extension is added).
@@ -395,6 +471,71 @@ mod tests {
     fn err(items: &[(&str, Value<'_>)]) -> OptionError {
         let dir = tempfile::tempdir().unwrap();
         parse_options_in(&opts(items), &ctx(dir.path())).unwrap_err()
+    }
+
+    #[test]
+    fn raw_requests_travel_as_start_options() {
+        let raw = RawRequest {
+            path: Some("/v/a.mkv".into()),
+            overwrite: Some(true),
+            container: Some("mkv".into()),
+            codec: Some("h264".into()),
+            encoder: Some("software".into()),
+            framerate: Some(30),
+            bitrate: Some(4000),
+            quality: Some(20),
+            cursor: Some("hidden".into()),
+            source: Some("window".into()),
+            restore: Some(false),
+            duration: Some(1.5),
+            stop_on_disconnect: Some(true),
+            notify: Some(false),
+            audio: Some(vec!["desktop".into(), "mic".into()]),
+            audio_codec: Some("opus".into()),
+            audio_bitrate: Some(96),
+            replay: Some(30.0),
+            replay_max_bytes: Some(5 << 20),
+            save_on_stop: Some(true),
+            region: Some("10,20 640x480".into()),
+            size: Some("320x".into()),
+            scale: Some(0.5),
+        };
+        let sent = raw.to_dbus().unwrap();
+        assert_eq!(to_raw(&sent).unwrap(), raw);
+        // Every key the table has, with the table's type.
+        let mut keys: Vec<&str> = sent.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut all = KEYS.to_vec();
+        all.sort_unstable();
+        assert_eq!(keys, all);
+        for (k, v) in &sent {
+            let signature = crate::options::spec(k).signature;
+            assert_eq!(v.value_signature().to_string(), signature, "{k}");
+        }
+        assert!(RawRequest::default().to_dbus().unwrap().is_empty());
+    }
+
+    #[test]
+    fn numbers_the_wire_cannot_carry_are_the_range_error() {
+        let dir = tempfile::tempdir().unwrap();
+        for raw in [
+            RawRequest {
+                framerate: Some(-1),
+                ..RawRequest::default()
+            },
+            RawRequest {
+                bitrate: Some(1 << 40),
+                ..RawRequest::default()
+            },
+            RawRequest {
+                replay: Some(5.0),
+                replay_max_bytes: Some(-(1 << 20)),
+                ..RawRequest::default()
+            },
+        ] {
+            let resolved = raw.resolve(&ctx(dir.path())).unwrap_err();
+            assert_eq!(raw.to_dbus().unwrap_err(), resolved, "{raw:?}");
+        }
     }
 
     #[test]

@@ -21,6 +21,20 @@ use crate::request::RequestError;
 /// CLI and D-Bus alike.
 pub const DEFAULT_NAME: &str = "zerocast-%d-%t";
 
+/// A path typed in a terminal (`record -o`, `ctl start -o`, `ctl keep -o`): relative to the
+/// terminal's directory, made absolute here at the shell's edge, so the rules above keep one
+/// meaning for a relative path (the videos folder) for every surface that has no working
+/// directory, the daemon's included. `~/…` and templates are left to those rules.
+pub fn from_cwd(p: &str) -> std::io::Result<String> {
+    if Path::new(p).is_absolute() || p.starts_with("~/") {
+        return Ok(p.to_owned());
+    }
+    Ok(std::env::current_dir()?
+        .join(p)
+        .to_string_lossy()
+        .into_owned())
+}
+
 /// Where relative paths go and what `%d`/`%t` expand to. Separate from the process
 /// environment so the parsers are testable.
 #[derive(Debug, Clone, PartialEq)]

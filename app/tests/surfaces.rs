@@ -3,7 +3,8 @@
 //! templates, `~`, relative paths, every range, every codec/container/encoder combination, the
 //! `cursor=metadata` refusal, the audio tracks, codecs and bitrates. And each surface in its own
 //! words: the same refusal names `--replay-max-mb` in MiB on the command line and
-//! `'replay-max-bytes'` in bytes on D-Bus; the helps likewise.
+//! `'replay-max-bytes'` in bytes on D-Bus; the helps likewise. `zerocast ctl start` takes
+//! `record`'s flags and sends them as `Start` options: it is checked beside both.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,7 +44,9 @@ fn ctx(dir: &Path) -> PathContext {
     }
 }
 
-fn cli(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, RequestError> {
+/// The request flags as `zerocast record` (and `zerocast ctl start`, which flattens the same
+/// arguments) parse them.
+fn flags(opts: &[(&str, V)]) -> RequestArgs {
     let mut args: Vec<String> = vec!["record".into()];
     for (key, v) in opts {
         let flag = spec(key).flag.expect("the CLI has this option");
@@ -68,7 +71,18 @@ fn cli(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, Reques
         }
     }
     let parsed = Record::try_parse_from(&args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    parsed.request.parse_in(ctx)
+    parsed.request
+}
+
+fn cli(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, RequestError> {
+    flags(opts).parse_in(ctx)
+}
+
+/// `zerocast ctl start`: the same flags, sent as `Start` options (a number the wire cannot
+/// carry is refused before sending) and parsed by the daemon.
+fn ctl(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, RequestError> {
+    let sent = flags(opts).to_raw().to_dbus()?;
+    zerocast_app::dbus::parse_options_in(&sent, ctx)
 }
 
 fn dbus(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, RequestError> {
@@ -91,12 +105,18 @@ fn dbus(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, Reque
     zerocast_app::dbus::parse_options_in(&dict, ctx)
 }
 
-/// Both parsers, same request, same environment: the same outcome. Returns it.
+/// Both parsers, same request, same environment: the same outcome (and `ctl start`, the CLI's
+/// flags through D-Bus, too). Returns it.
 #[track_caller]
 fn same(ctx: &PathContext, opts: &[(&str, V)]) -> Result<RecordingRequest, RequestError> {
     let a = cli(ctx, opts);
     let b = dbus(ctx, opts);
     assert_eq!(a, b, "CLI and D-Bus disagree on {opts:?}");
+    assert_eq!(
+        ctl(ctx, opts),
+        a,
+        "record and ctl start disagree on {opts:?}"
+    );
     a
 }
 

@@ -8,63 +8,17 @@ use futures_util::StreamExt;
 use serde_json::json;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 use zbus::Connection;
+use zerocast_client::State;
 
+use zerocast_app::cli::RequestArgs;
 use zerocast_app::options::Surface;
+use zerocast_app::path::from_cwd;
 
 use crate::service::{BUS_NAME, MANAGER_PATH};
 
-#[zbus::proxy(
-    interface = "org.zerocast.Recorder1",
-    default_service = "org.zerocast.Recorder1",
-    default_path = "/org/zerocast/Recorder1"
-)]
-pub trait Recorder {
-    fn start(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<OwnedObjectPath>;
-    fn forget_sources(&self) -> zbus::Result<()>;
-    #[zbus(property)]
-    fn recordings(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
-    #[zbus(property)]
-    fn capabilities(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
-    #[zbus(property)]
-    fn version(&self) -> zbus::Result<String>;
-}
-
-#[zbus::proxy(
-    interface = "org.zerocast.Recording1",
-    default_service = "org.zerocast.Recorder1"
-)]
-pub trait Recording {
-    fn stop(&self) -> zbus::Result<String>;
-    fn pause(&self) -> zbus::Result<()>;
-    fn resume(&self) -> zbus::Result<()>;
-    fn keep(&self, options: HashMap<&str, Value<'_>>) -> zbus::Result<String>;
-    fn save_replay(
-        &self,
-        options: HashMap<&str, Value<'_>>,
-    ) -> zbus::Result<(String, HashMap<String, OwnedValue>)>;
-    #[zbus(property)]
-    fn state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn path(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn duration(&self) -> zbus::Result<f64>;
-    #[zbus(property)]
-    fn frames(&self) -> zbus::Result<u64>;
-    #[zbus(property)]
-    fn dropped_frames(&self) -> zbus::Result<u64>;
-    #[zbus(property)]
-    fn bytes(&self) -> zbus::Result<u64>;
-    #[zbus(property)]
-    fn encoder(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn capture_path(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn options(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
-    #[zbus(signal)]
-    fn finished(&self, path: String, stats: HashMap<String, OwnedValue>) -> zbus::Result<()>;
-    #[zbus(signal)]
-    fn failed(&self, error_name: String, message: String) -> zbus::Result<()>;
-}
+// The typed proxies live in the client crate, shared with the tray and the feed; re-exported
+// for this crate's tests and users.
+pub use zerocast_client::{RecorderProxy, RecordingProxy};
 
 /// `zerocast ctl …`. RECORDING is a number (`3`), an object path, or omitted for the newest
 /// running recording.
@@ -72,6 +26,8 @@ pub trait Recording {
 pub enum CtlCommand {
     /// Start a recording and print its object path (the daemon validates every option).
     // Boxed: the flags are most of the enum's size, and the other commands carry little.
+    // `--path` beside `-o`/`--output`: the D-Bus key's name, which `ctl start` always took.
+    #[command(mut_arg("output", |a| a.visible_alias("path")))]
     Start(Box<StartArgs>),
     /// Stop a recording; prints the output path once the file is finalized.
     Stop { recording: Option<String> },
@@ -130,140 +86,57 @@ pub enum CtlCommand {
     ForgetSources,
 }
 
-/// `ctl start`'s flags. Those that are `zerocast record` flags too have the same names and the
-/// table's help in the command line's words (a relative `-o` is taken from here; MiB for
-/// `--replay-max-mb`).
+/// `ctl start`'s flags: `zerocast record`'s request flags (the same clap arguments, so the
+/// same names, help and values, a negative `--fps` included), and what only a bus client has.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StartArgs {
-    #[arg(short = 'o', long = "output", visible_alias = "path", help = help("path"))]
-    pub path: Option<String>,
-    #[arg(long, help = help("overwrite"))]
-    pub overwrite: bool,
-    #[arg(long, help = help("container"))]
-    pub container: Option<String>,
-    #[arg(long, help = help("codec"))]
-    pub codec: Option<String>,
-    #[arg(long, help = help("encoder"))]
-    pub encoder: Option<String>,
-    #[arg(long = "framerate", visible_alias = "fps", help = help("framerate"))]
-    pub framerate: Option<u32>,
-    #[arg(long, help = help("bitrate"))]
-    pub bitrate: Option<u32>,
-    #[arg(long, help = help("quality"))]
-    pub quality: Option<u32>,
-    #[arg(long, help = help("cursor"))]
-    pub cursor: Option<String>,
-    #[arg(long, help = help("source"))]
-    pub source: Option<String>,
-    #[arg(long, help = help("restore"))]
-    pub no_restore: bool,
-    #[arg(long, help = help("duration"))]
-    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Stop when this `ctl` process exits (it then waits until the recording ends).
     #[arg(long)]
     pub stop_on_disconnect: bool,
     /// No desktop notification when the recording ends.
     #[arg(long)]
     pub no_notify: bool,
-    #[arg(long = "audio", value_name = "SOURCE", help = help("audio"))]
-    pub audio: Vec<String>,
-    #[arg(long, help = help("audio-codec"))]
-    pub audio_codec: Option<String>,
-    #[arg(long, help = help("audio-bitrate"))]
-    pub audio_bitrate: Option<u32>,
-    #[arg(long, value_name = "SECONDS", help = help("replay"))]
-    pub replay: Option<f64>,
-    #[arg(long, value_name = "MIB", help = help("replay-max-bytes"))]
-    pub replay_max_mb: Option<u64>,
-    #[arg(long, help = help("save-on-stop"))]
-    pub save_on_stop: bool,
-}
-
-/// An option's help for `ctl start`: the command line's words.
-fn help(key: &str) -> String {
-    zerocast_app::options::help(key, Surface::Cli)
 }
 
 impl StartArgs {
-    fn to_options(&self) -> anyhow::Result<HashMap<&'static str, Value<'static>>> {
-        let mut m: HashMap<&'static str, Value<'static>> = HashMap::new();
-        if let Some(p) = &self.path {
-            m.insert("path", Value::from(from_cwd(p)?));
-        }
-        let strs = [
-            ("container", &self.container),
-            ("codec", &self.codec),
-            ("encoder", &self.encoder),
-            ("cursor", &self.cursor),
-            ("source", &self.source),
-            ("audio-codec", &self.audio_codec),
-        ];
-        for (k, v) in strs {
-            if let Some(v) = v {
-                m.insert(k, Value::from(v.clone()));
-            }
-        }
-        for (k, v) in [
-            ("framerate", self.framerate),
-            ("bitrate", self.bitrate),
-            ("quality", self.quality),
-            ("audio-bitrate", self.audio_bitrate),
-        ] {
-            if let Some(v) = v {
-                m.insert(k, Value::from(v));
-            }
-        }
-        if self.overwrite {
-            m.insert("overwrite", Value::from(true));
-        }
-        if self.no_restore {
-            m.insert("restore", Value::from(false));
-        }
-        if let Some(d) = self.duration {
-            m.insert("duration", Value::from(d));
-        }
-        if self.stop_on_disconnect {
-            m.insert("stop-on-disconnect", Value::from(true));
-        }
-        if self.no_notify {
-            m.insert("notify", Value::from(false));
-        }
-        if !self.audio.is_empty() {
-            m.insert("audio", Value::from(self.audio.clone()));
-        }
-        if let Some(r) = self.replay {
-            m.insert("replay", Value::from(r));
-        }
-        if let Some(mb) = self.replay_max_mb {
-            m.insert("replay-max-bytes", Value::from(mb.saturating_mul(1 << 20)));
-        }
-        if self.save_on_stop {
-            m.insert("save-on-stop", Value::from(true));
-        }
-        Ok(m)
+    /// The `Start` options: the request as typed, a relative `-o` made absolute here (the
+    /// daemon's relative paths go to the videos folder). Errors in the command line's words.
+    fn to_options(&self) -> anyhow::Result<HashMap<String, OwnedValue>> {
+        let mut request = self.request.clone();
+        request.output_from_cwd().context("current directory")?;
+        let mut raw = request.to_raw();
+        raw.stop_on_disconnect = self.stop_on_disconnect.then_some(true);
+        raw.notify = self.no_notify.then_some(false);
+        raw.to_dbus().map_err(|e| {
+            // Refused before sending (a number the wire cannot carry): as the daemon would.
+            let name = crate::Error::from(e.clone()).dbus_name();
+            anyhow::anyhow!("{name}: {}", e.render(Surface::Cli))
+        })
     }
 }
 
-/// A `-o` path as the daemon must see it: relative to where `ctl` runs (the daemon's own
-/// relative paths go to the videos folder); `~/…` and templates are left to the daemon.
-fn from_cwd(p: &str) -> anyhow::Result<String> {
-    let path = std::path::Path::new(p);
-    if path.is_absolute() || p.starts_with("~/") {
-        return Ok(p.to_owned());
-    }
-    Ok(std::env::current_dir()
-        .context("current directory")?
-        .join(path)
-        .to_string_lossy()
-        .into_owned())
+/// A borrowed `a{sv}` for the proxies.
+fn borrowed(options: &HashMap<String, OwnedValue>) -> anyhow::Result<HashMap<&str, Value<'_>>> {
+    options
+        .iter()
+        .map(|(k, v)| Ok((k.as_str(), v.try_clone()?.into())))
+        .collect()
 }
 
 /// Runs one `ctl` command; returns the process exit status.
 pub async fn run_ctl(cmd: CtlCommand) -> anyhow::Result<i32> {
+    // `start`'s options first: what needs no daemon (a negative --fps) is refused as `record`
+    // refuses it, with or without a bus.
+    let start = match &cmd {
+        CtlCommand::Start(args) => Some(args.to_options()?),
+        _ => None,
+    };
     let conn = Connection::session()
         .await
         .context("cannot connect to the session bus")?;
-    let result = run(&conn, cmd).await;
+    let result = run(&conn, cmd, start).await;
     result.map_err(|e| match e.downcast::<zbus::Error>() {
         Ok(e) => anyhow::anyhow!(describe_error(&e)),
         Err(e) => e,
@@ -273,28 +146,34 @@ pub async fn run_ctl(cmd: CtlCommand) -> anyhow::Result<i32> {
 /// A D-Bus error as a user reads it: the name (for scripts) and the message.
 fn describe_error(e: &zbus::Error) -> String {
     match e {
-        zbus::Error::MethodError(name, msg, _) => {
-            let name = name.as_str();
-            if name == "org.freedesktop.DBus.Error.ServiceUnknown" {
-                format!(
-                    "the zerocast daemon is not running and cannot be activated; run `zerocast daemon` ({name})"
-                )
-            } else {
-                format!("{name}: {}", msg.as_deref().unwrap_or(""))
-            }
+        zbus::Error::MethodError(name, _, _)
+            if name.as_str() == "org.freedesktop.DBus.Error.ServiceUnknown" =>
+        {
+            format!(
+                "the zerocast daemon is not running and cannot be activated; run `zerocast daemon` ({name})"
+            )
         }
-        e => e.to_string(),
+        e => zerocast_client::describe(e),
     }
 }
 
-async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
+/// Runs `cmd`; `start` holds `ctl start`'s options, made before connecting.
+async fn run(
+    conn: &Connection,
+    cmd: CtlCommand,
+    start: Option<HashMap<String, OwnedValue>>,
+) -> anyhow::Result<i32> {
     let manager = RecorderProxy::new(conn).await?;
     match cmd {
         CtlCommand::Start(args) => {
             let stop_on_disconnect = args.stop_on_disconnect;
-            let path = match manager.start(args.to_options()?).await {
+            let options = match start {
+                Some(o) => o,
+                None => args.to_options()?,
+            };
+            let path = match manager.start(borrowed(&options)?).await {
                 Ok(p) => p,
-                Err(e) => return Err(start_refused(e, &args.to_options()?).await),
+                Err(e) => return Err(start_refused(e, options).await),
             };
             zerocast_app::say!("{}", path.as_str())?;
             if stop_on_disconnect {
@@ -330,7 +209,10 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
             let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
             if let Some(p) = path {
-                opts.insert("path", Value::from(from_cwd(&p)?));
+                opts.insert(
+                    "path",
+                    Value::from(from_cwd(&p).context("current directory")?),
+                );
             }
             if overwrite {
                 opts.insert("overwrite", Value::from(true));
@@ -347,7 +229,10 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
             let rec = recording_proxy(conn, &manager, recording.as_deref()).await?;
             let mut opts: HashMap<&str, Value<'_>> = HashMap::new();
             if let Some(p) = path {
-                opts.insert("path", Value::from(from_cwd(&p)?));
+                opts.insert(
+                    "path",
+                    Value::from(from_cwd(&p).context("current directory")?),
+                );
             }
             if let Some(s) = seconds {
                 opts.insert("seconds", Value::from(s));
@@ -427,10 +312,7 @@ async fn run(conn: &Connection, cmd: CtlCommand) -> anyhow::Result<i32> {
 /// here give the same error, which is then worded for the command line (`--replay-max-mb needs
 /// --replay`). When the local verdict differs (another videos folder, a file that appeared in
 /// between) the daemon's message is shown as it came.
-async fn start_refused(
-    e: zbus::Error,
-    options: &HashMap<&'static str, Value<'static>>,
-) -> anyhow::Error {
+async fn start_refused(e: zbus::Error, options: HashMap<String, OwnedValue>) -> anyhow::Error {
     let zbus::Error::MethodError(name, Some(msg), _) = &e else {
         return e.into();
     };
@@ -440,13 +322,6 @@ async fn start_refused(
     ) {
         return e.into();
     }
-    let Ok(options) = options
-        .iter()
-        .map(|(k, v)| Ok((k.to_string(), v.try_to_owned()?)))
-        .collect::<zbus::zvariant::Result<HashMap<String, OwnedValue>>>()
-    else {
-        return e.into();
-    };
     // The parser checks the output on the filesystem: off the async workers.
     let local =
         tokio::task::spawn_blocking(move || zerocast_app::dbus::parse_options(&options)).await;
@@ -493,10 +368,8 @@ async fn newest_running(
             .path(p.clone())?
             .build()
             .await?;
-        if let Ok(s) = rec.state().await {
-            if !matches!(s.as_str(), "finished" | "failed") {
-                return Ok(p);
-            }
+        if rec.parsed_state().await.is_ok_and(|s| !s.is_over()) {
+            return Ok(p);
         }
     }
     bail!("no running recording")
@@ -587,11 +460,11 @@ async fn watch(conn: &Connection, path: OwnedObjectPath) -> anyhow::Result<i32> 
     let mut changes = props.receive_properties_changed().await?;
     let mut finished = rec.receive_finished().await?;
     let mut failed = rec.receive_failed().await?;
-    let state = rec.state().await?;
+    let state = rec.parsed_state().await?;
     zerocast_app::say!("{} State={state} Path={}", path.as_str(), rec.path().await?)?;
-    match state.as_str() {
-        "finished" => return Ok(0),
-        "failed" => return Ok(1),
+    match state {
+        State::Finished => return Ok(0),
+        State::Failed => return Ok(1),
         _ => {}
     }
     loop {
@@ -643,12 +516,7 @@ mod tests {
 
     /// What the daemon would answer (its parser, its D-Bus words) and what `ctl` then shows.
     fn refusal(args: &[&str]) -> (String, Option<String>) {
-        let options: HashMap<String, OwnedValue> = start(args)
-            .to_options()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.try_to_owned().unwrap()))
-            .collect();
+        let options = start(args).to_options().unwrap();
         let e = zerocast_app::dbus::parse_options(&options).expect_err("refused");
         let daemon_says = e.to_string();
         (daemon_says.clone(), cli_words(Some(e), &daemon_says))
@@ -672,6 +540,50 @@ mod tests {
         // A verdict that is not the daemon's is not reworded.
         let other = zerocast_app::RequestError::MetadataCursor;
         assert_eq!(cli_words(Some(other), "'framerate' must be …"), None);
+    }
+
+    #[test]
+    fn start_takes_record_flags_and_words() {
+        // Refused before sending: the wire type cannot carry it, and the words are `record`'s.
+        let e = start(&["--fps", "-1"]).to_options().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "org.zerocast.Error.InvalidOption: --framerate must be > 0 and <= 1000, got -1"
+        );
+        let record = zerocast_app::cli::RequestArgs {
+            framerate: Some(-1),
+            ..Default::default()
+        };
+        let record_says = record.parse().unwrap_err().render(Surface::Cli);
+        assert!(e.to_string().ends_with(&record_says), "{e} / {record_says}");
+        // Everything `record` has, `--path` as before, and what only a bus client has.
+        let o = start(&[
+            "--path",
+            "/v/a.mkv",
+            "--audio",
+            "desktop",
+            "--audio-codec",
+            "opus",
+            "--audio-bitrate",
+            "96",
+            "--no-notify",
+            "--stop-on-disconnect",
+        ])
+        .to_options()
+        .unwrap();
+        let raw = zerocast_app::dbus::to_raw(&o).unwrap();
+        assert_eq!(raw.path.as_deref(), Some("/v/a.mkv"));
+        assert_eq!(raw.audio_codec.as_deref(), Some("opus"));
+        assert_eq!(raw.audio_bitrate, Some(96));
+        assert_eq!(
+            (raw.notify, raw.stop_on_disconnect),
+            (Some(false), Some(true))
+        );
+        // A relative `-o` is taken from here.
+        let o = start(&["-o", "clip.mkv"]).to_options().unwrap();
+        let sent = zerocast_app::dbus::to_raw(&o).unwrap().path.unwrap();
+        let here = std::env::current_dir().unwrap().join("clip.mkv");
+        assert_eq!(std::path::Path::new(&sent), here);
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl FakeRecording {
 
     fn summary(&self) -> Summary {
         Summary {
-            path: self.path.clone(),
+            path: Some(self.path.clone()),
             stats: self.stats_tx.borrow().clone(),
             reason: EndReason::Stopped,
         }

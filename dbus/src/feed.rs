@@ -3,18 +3,15 @@
 //! Finished, Failed), never by polling; it reads through the daemon's unique name, so watching
 //! never starts a daemon, and it follows recordings started by anyone, across daemon restarts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::io::Write;
 
-use futures_util::StreamExt;
 use serde_json::{json, Value as Json};
-use zbus::fdo::{DBusProxy, PropertiesProxy};
-use zbus::names::{BusName, InterfaceName, OwnedUniqueName};
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
-use zbus::{Connection, MatchRule, Message, MessageStream};
+use zbus::Connection;
+use zerocast_client::{recording_path, Entry, Follower, Update};
 
 use crate::ctl::value_json;
-use crate::service::{BUS_NAME, MANAGER_IFACE, MANAGER_PATH, RECORDING_IFACE};
 
 /// Line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,36 +28,42 @@ pub enum Format {
 
 /// What the daemon is doing, as the feed shows it.
 #[derive(Debug, Default)]
-struct Snapshot {
+struct Snapshot<'a> {
     daemon: bool,
-    /// Recording number → its properties (snake_case keys, JSON values).
-    recordings: BTreeMap<u64, serde_json::Map<String, Json>>,
+    recordings: Cow<'a, BTreeMap<u64, Entry>>,
 }
 
-impl Snapshot {
+impl Snapshot<'_> {
     /// The line for the newest recording that has not ended, else idle/unavailable.
     fn line(&self) -> Json {
-        let current = self.recordings.iter().rev().find(|(_, r)| {
-            !matches!(
-                r.get("state").and_then(Json::as_str),
-                Some("finished" | "failed")
-            )
-        });
-        match current {
-            Some((id, r)) => recording_line(*id, r),
+        match zerocast_client::current(&self.recordings) {
+            Some((id, r)) => recording_line(id, r),
             None if self.daemon => json!({"state": "idle"}),
             None => json!({"state": "unavailable"}),
         }
     }
 }
 
-fn recording_line(id: u64, r: &serde_json::Map<String, Json>) -> Json {
-    let mut m = r.clone();
+/// A recording's line: its properties (snake_case keys, JSON values; not `Options`, which is
+/// long and never changes), and once it ended its outcome (`Finished`'s statistics, `Failed`'s
+/// error).
+fn recording_line(id: u64, r: &Entry) -> Json {
+    let mut m = serde_json::Map::new();
+    for (k, v) in r.props.iter().filter(|(k, _)| k.as_str() != "Options") {
+        m.insert(key(k), value_json(v));
+    }
+    if let Some(s) = r.state {
+        m.insert("state".into(), json!(s.as_str()));
+    }
+    for (k, v) in &r.stats {
+        m.insert(k.replace('-', "_"), value_json(v));
+    }
+    if let Some((name, message)) = &r.failure {
+        m.insert("error".into(), json!(name));
+        m.insert("message".into(), json!(message));
+    }
     m.insert("id".into(), json!(id));
-    m.insert(
-        "object".into(),
-        json!(format!("{MANAGER_PATH}/recording/{id}")),
-    );
+    m.insert("object".into(), json!(recording_path(id)));
     Json::Object(m)
 }
 
@@ -141,85 +144,56 @@ fn key(prop: &str) -> String {
     k
 }
 
-/// Properties the feed shows (`Options` is long and never changes).
-fn shown(prop: &str) -> bool {
-    prop != "Options"
-}
-
 struct Feed<W: Write> {
-    conn: Connection,
     out: W,
     format: Format,
     /// waybar text with ⏺/⏸ instead of words.
     glyphs: bool,
-    snap: Snapshot,
-    owner: Option<OwnedUniqueName>,
     last: Option<Json>,
 }
 
 /// Runs the feed until stdout closes or the bus goes away.
 pub async fn run(conn: &Connection, format: Format, glyphs: bool) -> anyhow::Result<i32> {
     let mut feed = Feed {
-        conn: conn.clone(),
         out: std::io::stdout().lock(),
         format,
         glyphs,
-        snap: Snapshot::default(),
-        owner: None,
         last: None,
     };
-    feed.run().await
+    let (mut daemon, _) = Follower::subscribe(conn).await?;
+    if !feed.emit(&daemon, None)? {
+        return Ok(0);
+    }
+    loop {
+        let Some(signal) = daemon.recv().await else {
+            anyhow::bail!("lost the connection to the session bus");
+        };
+        let ended = match daemon.apply(signal).await {
+            Update::Finished { id, .. } | Update::Failed { id, .. } => {
+                daemon.recordings().get(&id).map(|r| recording_line(id, r))
+            }
+            _ => None,
+        };
+        if !feed.emit(&daemon, ended)? {
+            return Ok(0);
+        }
+    }
 }
 
 impl<W: Write> Feed<W> {
-    async fn run(&mut self) -> anyhow::Result<i32> {
-        // Subscribe first, then read: no change falls in between.
-        let dbus = DBusProxy::new(&self.conn).await?;
-        let mut owners = dbus
-            .receive_name_owner_changed_with_args(&[(0, BUS_NAME)])
-            .await?;
-        let rule = MatchRule::builder()
-            .msg_type(zbus::message::Type::Signal)
-            .sender(BUS_NAME)?
-            .path_namespace(MANAGER_PATH)?
-            .build();
-        let mut signals = MessageStream::for_match_rule(rule, &self.conn, Some(64)).await?;
-        let owner = dbus.get_name_owner(BusName::try_from(BUS_NAME)?).await.ok();
-        self.daemon_changed(owner).await;
-        if !self.emit(None)? {
-            return Ok(0);
-        }
-        loop {
-            let more = tokio::select! {
-                Some(sig) = owners.next() => {
-                    let owner = sig.args().ok().and_then(|a| a.new_owner().as_ref().map(|o| o.to_owned().into()));
-                    self.daemon_changed(owner).await;
-                    self.emit(None)?
-                }
-                Some(msg) = signals.next() => match msg {
-                    Ok(msg) => {
-                        let ended = self.on_signal(&msg).await;
-                        self.emit(ended)?
-                    }
-                    Err(_) => true,
-                },
-                else => anyhow::bail!("lost the connection to the session bus"),
-            };
-            if !more {
-                return Ok(0);
-            }
-        }
-    }
-
     /// Writes the ended recording's line (if any), then the current line when it changed.
     /// `false` when stdout is closed (the bar went away).
-    fn emit(&mut self, ended: Option<Json>) -> anyhow::Result<bool> {
+    fn emit(&mut self, daemon: &Follower, ended: Option<Json>) -> anyhow::Result<bool> {
         if let Some(e) = ended {
             if !self.write(&e) {
                 return Ok(false);
             }
         }
-        let line = self.snap.line();
+        let snap = Snapshot {
+            daemon: daemon.owner().is_some(),
+            recordings: Cow::Borrowed(daemon.recordings()),
+        };
+        let line = snap.line();
         if self.last.as_ref() == Some(&line) {
             return Ok(true);
         }
@@ -237,138 +211,6 @@ impl<W: Write> Feed<W> {
             .and_then(|()| self.out.flush())
             .is_ok()
     }
-
-    async fn daemon_changed(&mut self, owner: Option<OwnedUniqueName>) {
-        self.snap = Snapshot::default();
-        self.owner = owner;
-        let Some(owner) = self.owner.clone() else {
-            return;
-        };
-        self.snap.daemon = true;
-        let list = async {
-            let v = self
-                .props(&owner, MANAGER_PATH)
-                .await?
-                .get(
-                    InterfaceName::from_static_str_unchecked(MANAGER_IFACE),
-                    "Recordings",
-                )
-                .await?;
-            anyhow::Ok(Vec::<OwnedObjectPath>::try_from(v)?)
-        };
-        if let Ok(list) = list.await {
-            self.sync(&list).await;
-        }
-    }
-
-    async fn props(
-        &self,
-        owner: &OwnedUniqueName,
-        path: &str,
-    ) -> zbus::Result<PropertiesProxy<'static>> {
-        PropertiesProxy::builder(&self.conn)
-            .destination(owner.clone())?
-            .path(path.to_owned())?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-    }
-
-    async fn sync(&mut self, list: &[OwnedObjectPath]) {
-        let ids: Vec<(u64, &OwnedObjectPath)> = list
-            .iter()
-            .filter_map(|p| Some((id_of(p.as_str())?, p)))
-            .collect();
-        self.snap
-            .recordings
-            .retain(|id, _| ids.iter().any(|(i, _)| i == id));
-        let Some(owner) = self.owner.clone() else {
-            return;
-        };
-        for (id, path) in ids {
-            if self.snap.recordings.contains_key(&id) {
-                continue;
-            }
-            let Ok(p) = self.props(&owner, path.as_str()).await else {
-                continue;
-            };
-            if let Ok(all) = p
-                .get_all(InterfaceName::from_static_str_unchecked(RECORDING_IFACE))
-                .await
-            {
-                let r = self.snap.recordings.entry(id).or_default();
-                for (k, v) in all.iter().filter(|(k, _)| shown(k)) {
-                    r.insert(key(k), value_json(v));
-                }
-            }
-        }
-    }
-
-    /// Applies a signal; returns the line of a recording that just ended.
-    async fn on_signal(&mut self, msg: &Message) -> Option<Json> {
-        let header = msg.header();
-        let path = header.path()?.as_str().to_owned();
-        match header.member()?.as_str() {
-            "PropertiesChanged" => {
-                let sig = zbus::fdo::PropertiesChanged::from_message(msg.clone())?;
-                let args = sig.args().ok()?;
-                let changed: &HashMap<&str, Value<'_>> = args.changed_properties();
-                if path == MANAGER_PATH {
-                    if let Some(v) = changed.get("Recordings") {
-                        let list = OwnedValue::try_from(v)
-                            .ok()
-                            .and_then(|v| Vec::<OwnedObjectPath>::try_from(v).ok());
-                        if let Some(list) = list {
-                            self.sync(&list).await;
-                        }
-                    }
-                } else if let Some(id) = id_of(&path) {
-                    let r = self.snap.recordings.entry(id).or_default();
-                    for (k, v) in changed.iter().filter(|(k, _)| shown(k)) {
-                        // The end is shown once, from Finished/Failed (they carry the outcome).
-                        if *k == "State"
-                            && matches!(v.downcast_ref::<&str>(), Ok("finished" | "failed"))
-                        {
-                            continue;
-                        }
-                        r.insert(key(k), value_json(v));
-                    }
-                }
-                None
-            }
-            "Finished" => {
-                let id = id_of(&path)?;
-                let (file, stats) = msg
-                    .body()
-                    .deserialize::<(String, HashMap<String, OwnedValue>)>()
-                    .ok()?;
-                let r = self.snap.recordings.entry(id).or_default();
-                r.insert("state".into(), json!("finished"));
-                r.insert("path".into(), json!(file));
-                for (k, v) in &stats {
-                    r.insert(k.replace('-', "_"), value_json(v));
-                }
-                Some(recording_line(id, r))
-            }
-            "Failed" => {
-                let id = id_of(&path)?;
-                let (name, message) = msg.body().deserialize::<(String, String)>().ok()?;
-                let r = self.snap.recordings.entry(id).or_default();
-                r.insert("state".into(), json!("failed"));
-                r.insert("error".into(), json!(name));
-                r.insert("message".into(), json!(message));
-                Some(recording_line(id, r))
-            }
-            _ => None,
-        }
-    }
-}
-
-fn id_of(path: &str) -> Option<u64> {
-    path.strip_prefix(MANAGER_PATH)?
-        .strip_prefix("/recording/")?
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]
@@ -388,15 +230,14 @@ mod tests {
         assert_eq!(s.line(), json!({"state": "unavailable"}));
         s.daemon = true;
         assert_eq!(s.line(), json!({"state": "idle"}));
-        let rec = |state: &str| {
-            let mut m = serde_json::Map::new();
-            m.insert("state".into(), json!(state));
-            m
+        let rec = |state: &str| Entry {
+            state: Some(state.parse().unwrap()),
+            ..Entry::default()
         };
-        s.recordings.insert(1, rec("recording"));
-        s.recordings.insert(2, rec("finished"));
+        s.recordings.to_mut().insert(1, rec("recording"));
+        s.recordings.to_mut().insert(2, rec("finished"));
         assert_eq!(s.line()["id"], json!(1));
-        s.recordings.insert(1, rec("failed"));
+        s.recordings.to_mut().insert(1, rec("failed"));
         assert_eq!(s.line(), json!({"state": "idle"}));
     }
 

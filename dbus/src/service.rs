@@ -29,10 +29,8 @@ use crate::notify::{Notifier, Outcome};
 use zerocast_app::dbus::{parse_options, to_dbus};
 use zerocast_app::RecordingRequest;
 
-pub const BUS_NAME: &str = "org.zerocast.Recorder1";
-pub const MANAGER_PATH: &str = "/org/zerocast/Recorder1";
-pub const MANAGER_IFACE: &str = "org.zerocast.Recorder1";
-pub const RECORDING_IFACE: &str = "org.zerocast.Recording1";
+// The names every client uses, defined once with them.
+pub use zerocast_client::{BUS_NAME, MANAGER_IFACE, MANAGER_PATH, RECORDING_IFACE};
 
 /// Tunables of the object lifecycle.
 #[derive(Debug, Clone)]
@@ -332,7 +330,9 @@ struct View {
     state: RecordingState,
     path: String,
     stats: Stats,
-    options: HashMap<String, OwnedValue>,
+    /// The request as accepted (`Options` shows it; `SaveReplay`/`Keep` read its replay
+    /// limits and container), its codec filled in once the encoder chose it.
+    request: RecordingRequest,
 }
 
 impl View {
@@ -341,7 +341,7 @@ impl View {
             state: RecordingState::Starting,
             path: req.path.to_string_lossy().into_owned(),
             stats: Stats::default(),
-            options: to_dbus(req),
+            request: req.clone(),
         }
     }
 }
@@ -380,19 +380,13 @@ impl RecordingObject {
     /// `NotReplay` for a recording started without `replay`.
     fn replay_target(&self) -> Result<(zerocast_recorder::Container, String), Error> {
         let v = self.view.borrow();
-        if !v.options.contains_key("replay") {
+        if v.request.replay.is_none() {
             return Err(Error::NotReplay(format!(
                 "recording {} is not a replay (Start it with the 'replay' option)",
                 self.id
             )));
         }
-        let container = v
-            .options
-            .get("container")
-            .and_then(|c| <&str>::try_from(c).ok())
-            .and_then(|c| c.parse::<zerocast_recorder::Container>().ok())
-            .unwrap_or(zerocast_recorder::Container::Mkv);
-        Ok((container, v.path.clone()))
+        Ok((v.request.container, v.path.clone()))
     }
 
     async fn call<T>(
@@ -484,7 +478,7 @@ impl RecordingObject {
     /// starting | recording | paused | finishing | finished | failed
     #[zbus(property)]
     async fn state(&self) -> String {
-        self.view.borrow().state.as_str().to_owned()
+        on_bus(self.view.borrow().state).as_str().to_owned()
     }
 
     #[zbus(property)]
@@ -527,7 +521,7 @@ impl RecordingObject {
     /// The effective options, defaults filled in.
     #[zbus(property(emits_changed_signal = "const"))]
     async fn options(&self) -> HashMap<String, OwnedValue> {
-        self.view.borrow().options.clone()
+        to_dbus(&self.view.borrow().request)
     }
 
     /// The recording ended normally; `stats` has `duration` d, `frames` t, `dropped-frames` t,
@@ -560,6 +554,44 @@ fn stats_dict(s: &Stats) -> HashMap<&'static str, Value<'static>> {
 }
 
 /// Owns one recording: starts it, forwards commands, publishes its view, and tears it down.
+/// A `Stop` caller, answered with the file's path once the recording ended.
+type StopWaiter = oneshot::Sender<Result<String, Error>>;
+
+/// A started recording's phase, as the supervisor's loop tracks it: recording (or paused:
+/// the recorder's state says which), or stopping, with the `Stop` callers to answer.
+enum Running {
+    Recording,
+    Stopping { waiters: Vec<StopWaiter> },
+}
+
+impl Running {
+    fn is_stopping(&self) -> bool {
+        matches!(self, Running::Stopping { .. })
+    }
+
+    /// A stop was asked (by `Stop`, whose caller waits, or by the caller leaving the bus);
+    /// `true` the first time, when the stop itself must be started.
+    fn stop(&mut self, waiter: Option<StopWaiter>) -> bool {
+        let first = !self.is_stopping();
+        if first {
+            *self = Running::Stopping {
+                waiters: Vec::new(),
+            };
+        }
+        if let (Running::Stopping { waiters }, Some(w)) = (self, waiter) {
+            waiters.push(w);
+        }
+        first
+    }
+
+    fn into_waiters(self) -> Vec<StopWaiter> {
+        match self {
+            Running::Recording => Vec::new(),
+            Running::Stopping { waiters } => waiters,
+        }
+    }
+}
+
 struct Supervisor {
     id: u64,
     path: OwnedObjectPath,
@@ -580,22 +612,35 @@ impl Supervisor {
         // The object is new, but observers watching signals only (busctl monitor, `ctl watch`
         // started early) should see the whole starting → recording sequence.
         self.emit_all().await;
+        let rec = match self.starting(req, started, &mut disconnected).await {
+            Ok(rec) => rec,
+            Err(e) => return self.end(Err(e), Vec::new()).await,
+        };
+        let (result, stop_waiters) = self.running(&rec, &mut disconnected).await;
+        rec.close().await;
+        self.end(result, stop_waiters).await;
+    }
 
-        // Phase 1: starting. Stop (or the caller leaving) abandons the start; the portal
-        // dialog may otherwise wait forever.
+    /// Phase 1: starting. Stop (or the caller leaving) abandons the start; the portal dialog
+    /// may otherwise wait forever. An error has been sent to the `Start` caller.
+    async fn starting(
+        &mut self,
+        req: RecordingRequest,
+        started: oneshot::Sender<Result<(), Error>>,
+        disconnected: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<Arc<dyn ActiveRecording>, Error> {
         let backend = self.shared.backend.clone();
         let start = backend.start(req);
         let rec = tokio::select! {
             r = start => r,
-            cancel = self.until_cancelled(&mut disconnected) => Err(cancel),
+            cancel = self.until_cancelled(disconnected) => Err(cancel),
         };
         let rec = match rec {
             Ok(rec) => rec,
             Err(e) => {
                 info!(error = %e.message(), "start failed");
                 let _ = started.send(Err(e.clone()));
-                self.end(Err(e), Vec::new()).await;
-                return;
+                return Err(e);
             }
         };
         let codec = rec.codec();
@@ -603,17 +648,22 @@ impl Supervisor {
             v.state = RecordingState::Recording;
             // A default codec is chosen with the encoder, after the options were accepted.
             if let Some(c) = codec {
-                v.options.insert(
-                    "codec".into(),
-                    Value::from(c.as_str()).try_to_owned().expect("basic value"),
-                );
+                v.request.codec = Some(c);
             }
         });
         self.emit_all().await;
         let _ = started.send(Ok(()));
         info!("recording");
+        Ok(rec)
+    }
 
-        // Phase 2: running.
+    /// Phase 2: running, then stopping, until the recording ends. Returns how it ended and the
+    /// `Stop` callers waiting for the file.
+    async fn running(
+        &mut self,
+        rec: &Arc<dyn ActiveRecording>,
+        disconnected: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> (Result<Summary, Error>, Vec<StopWaiter>) {
         let mut stats = rec.stats();
         stats.mark_changed();
         let finished = rec.finished();
@@ -621,11 +671,11 @@ impl Supervisor {
         let mut tick = tokio::time::interval(self.shared.config.progress_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut progress_dirty = false;
-        let mut stop_waiters: Vec<oneshot::Sender<Result<String, Error>>> = Vec::new();
-        let mut stopping = false;
+        let mut phase = Running::Recording;
         let mut stats_open = true;
 
         let result = loop {
+            let stopping = phase.is_stopping();
             tokio::select! {
                 end = &mut finished => break end,
                 changed = stats.changed(), if stats_open => {
@@ -652,17 +702,17 @@ impl Supervisor {
                 }
                 cmd = self.cmds.recv() => match cmd {
                     Some(Cmd::Stop(reply)) => {
-                        stop_waiters.push(reply);
-                        if !stopping {
-                            stopping = true;
+                        // The first Stop starts the stop; each caller gets the file.
+                        let first = phase.stop(Some(reply));
+                        if first {
                             self.spawn_stop(rec.clone());
                         }
                     }
                     Some(Cmd::Pause(reply)) => {
-                        let _ = reply.send(self.pause(&*rec, stopping));
+                        let _ = reply.send(self.pause(&**rec, stopping));
                     }
                     Some(Cmd::Resume(reply)) => {
-                        let _ = reply.send(self.resume(&*rec, stopping));
+                        let _ = reply.send(self.resume(&**rec, stopping));
                     }
                     Some(Cmd::Keep { path, reply }) => {
                         let r = if stopping {
@@ -681,40 +731,50 @@ impl Supervisor {
                         if stopping {
                             let _ = reply.send(Err(Error::NotRecording(format!("recording {} is finishing", self.id))));
                         } else {
-                            // Beside the loop: the save takes as long as writing the clip.
-                            let rec = rec.clone();
-                            let (conn, shared, notify) = (self.conn.clone(), self.shared.clone(), self.notify);
-                            tokio::spawn(async move {
-                                let r = rec.save_replay(request.path, request.seconds).await;
-                                match &r {
-                                    Err(e) => info!(error = %e.message(), "replay save failed"),
-                                    Ok(s) if notify => {
-                                        let outcome = Outcome::ReplaySaved {
-                                            path: s.path.clone(),
-                                            duration: Duration::from_secs_f64(s.seconds),
-                                            bytes: s.bytes,
-                                        };
-                                        let _ = reply.send(r);
-                                        shared.notifier.recording_ended(&conn, outcome).await;
-                                        return;
-                                    }
-                                    Ok(_) => {}
-                                }
-                                let _ = reply.send(r);
-                            }.in_current_span());
+                            self.spawn_save_replay(rec.clone(), request, reply);
                         }
                     }
                     None => {}
                 },
-                _ = &mut disconnected, if !stopping => {
+                _ = disconnected.as_mut(), if !stopping => {
                     info!("caller left the bus; stopping (stop-on-disconnect)");
-                    stopping = true;
+                    phase.stop(None);
                     self.spawn_stop(rec.clone());
                 }
             }
         };
-        rec.close().await;
-        self.end(result, stop_waiters).await;
+        (result, phase.into_waiters())
+    }
+
+    /// A replay save runs beside the loop: it takes as long as writing the clip.
+    fn spawn_save_replay(
+        &self,
+        rec: Arc<dyn ActiveRecording>,
+        request: zerocast_app::dbus::SaveReplayRequest,
+        reply: oneshot::Sender<Result<SavedReplay, Error>>,
+    ) {
+        let (conn, shared, notify) = (self.conn.clone(), self.shared.clone(), self.notify);
+        tokio::spawn(
+            async move {
+                let r = rec.save_replay(request.path, request.seconds).await;
+                match &r {
+                    Err(e) => info!(error = %e.message(), "replay save failed"),
+                    Ok(s) if notify => {
+                        let outcome = Outcome::ReplaySaved {
+                            path: s.path.clone(),
+                            duration: Duration::from_secs_f64(s.seconds),
+                            bytes: s.bytes,
+                        };
+                        let _ = reply.send(r);
+                        shared.notifier.recording_ended(&conn, outcome).await;
+                        return;
+                    }
+                    Ok(_) => {}
+                }
+                let _ = reply.send(r);
+            }
+            .in_current_span(),
+        );
     }
 
     /// Resolves with the error Start should fail with when the start is abandoned.
@@ -813,7 +873,7 @@ impl Supervisor {
                 EndReason::StreamLost(why) => {
                     let e = Error::StreamLost(format!(
                         "the screen-cast stream was lost: {why}; the file up to then is at {}",
-                        s.path.display()
+                        on_bus_path(&s.path)
                     ));
                     (Some(s), Some(e))
                 }
@@ -822,7 +882,7 @@ impl Supervisor {
             Err(e) => (None, Some(e)),
         };
         if let Some(summary) = &summary {
-            let path = summary.path.to_string_lossy().into_owned();
+            let path = on_bus_path(&summary.path);
             self.view.send_modify(|v| {
                 v.stats = summary.stats.clone();
                 v.path = path;
@@ -837,7 +897,7 @@ impl Supervisor {
         self.emit_all().await;
         match (&summary, &failure) {
             (Some(s), None) => {
-                let path = s.path.to_string_lossy();
+                let path = on_bus_path(&s.path);
                 info!(%path, secs = s.stats.duration.as_secs_f64(), reason = ?s.reason, "finished");
                 let _ = RecordingObject::finished(&emitter, &path, stats_dict(&s.stats)).await;
             }
@@ -847,25 +907,21 @@ impl Supervisor {
             }
             (None, None) => unreachable!("an end has a summary or an error"),
         }
-        // A replay stopped without save-on-stop wrote nothing: nothing to announce.
-        let nothing_written = failure.is_none()
-            && summary
-                .as_ref()
-                .is_some_and(|s| s.path.as_os_str().is_empty());
-        if self.notify && !nothing_written {
-            let outcome = match (&summary, &failure) {
-                (Some(s), None) => Outcome::Saved {
-                    path: s.path.clone(),
-                    duration: s.stats.duration,
-                    bytes: s.stats.bytes,
-                },
-                (s, Some(e)) => Outcome::Failed {
-                    error_name: e.dbus_name().to_string(),
-                    message: e.message(),
-                    path: s.as_ref().map(|s| s.path.clone()),
-                },
-                (None, None) => unreachable!(),
-            };
+        let outcome = match (&summary, &failure) {
+            (Some(s), None) => s.path.as_ref().map(|path| Outcome::Saved {
+                path: path.clone(),
+                duration: s.stats.duration,
+                bytes: s.stats.bytes,
+            }),
+            (s, Some(e)) => Some(Outcome::Failed {
+                error_name: e.dbus_name().to_string(),
+                message: e.message(),
+                path: s.as_ref().and_then(|s| s.path.clone()),
+            }),
+            (None, None) => unreachable!("an end has a summary or an error"),
+        };
+        // None: a replay stopped without save-on-stop wrote nothing, nothing to announce.
+        if let Some(outcome) = outcome.filter(|_| self.notify) {
             let (conn, shared) = (self.conn.clone(), self.shared.clone());
             // Beside the end: a slow or missing notification server delays nothing.
             tokio::spawn(
@@ -876,7 +932,7 @@ impl Supervisor {
         for w in stop_waiters {
             // A Stop caller gets the path whenever a file exists, even after a lost stream.
             let _ = w.send(match (&summary, &failure) {
-                (Some(s), _) => Ok(s.path.to_string_lossy().into_owned()),
+                (Some(s), _) => Ok(on_bus_path(&s.path)),
                 (None, Some(e)) => Err(e.clone()),
                 (None, None) => unreachable!(),
             });
@@ -904,7 +960,7 @@ impl Supervisor {
     async fn emit_all(&self) {
         let v = self.view.borrow().clone();
         let mut changed = progress_dict(&v.stats);
-        changed.insert("State", Value::from(v.state.as_str()));
+        changed.insert("State", Value::from(on_bus(v.state).as_str()));
         changed.insert("Path", Value::from(v.path));
         changed.insert("Encoder", Value::from(v.stats.encoder.clone()));
         changed.insert("CapturePath", Value::from(v.stats.capture_path.as_str()));
@@ -918,6 +974,28 @@ impl Supervisor {
         changed.insert("Encoder", Value::from(stats.encoder.clone()));
         changed.insert("CapturePath", Value::from(stats.capture_path.as_str()));
         emit_properties(&self.conn, self.path.as_str(), RECORDING_IFACE, changed).await;
+    }
+}
+
+/// A recording's file as `Path`, `Stop` and `Finished` carry it: empty when nothing was
+/// written (a replay stopped without save-on-stop), as the interface documents.
+fn on_bus_path(path: &Option<PathBuf>) -> String {
+    path.as_deref()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A recorder state as the `State` property names it: the client crate's list is the one the
+/// clients parse (and the GNOME extension is checked against).
+fn on_bus(s: RecordingState) -> zerocast_client::State {
+    use zerocast_client::State;
+    match s {
+        RecordingState::Starting => State::Starting,
+        RecordingState::Recording => State::Recording,
+        RecordingState::Paused => State::Paused,
+        RecordingState::Finishing => State::Finishing,
+        RecordingState::Finished => State::Finished,
+        RecordingState::Failed => State::Failed,
     }
 }
 
@@ -975,5 +1053,20 @@ async fn watch_disconnect(conn: Connection, caller: Option<UniqueName<'static>>)
         // orphaned one, which `ctl stop` still reaches.
         warn!(error = %e, "cannot watch the caller; stop-on-disconnect disabled");
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The recorder's own names (in logs and error messages) are the bus's.
+    #[test]
+    fn recorder_states_keep_the_bus_names() {
+        use RecordingState::*;
+        for s in [Starting, Recording, Paused, Finishing, Finished, Failed] {
+            assert_eq!(on_bus(s).as_str(), s.as_str());
+            assert_eq!(on_bus(s).is_over(), s.is_over());
+        }
     }
 }

@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::str::FromStr;
 
 use ashpd::desktop::screencast::{
     CursorMode as AshpdCursor, Screencast, SelectSourcesOptions, SourceType as AshpdSource,
@@ -36,33 +35,7 @@ pub enum SourceType {
     Virtual,
 }
 
-macro_rules! str_enum {
-    ($ty:ident, $what:literal, { $($variant:ident => $s:literal),+ $(,)? }) => {
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $s),+ }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s.to_ascii_lowercase().as_str() {
-                    $($s => Ok($ty::$variant),)+
-                    _ => Err(format!(
-                        concat!("invalid ", $what, " '{}': expected one of ", $($s, " "),+),
-                        s
-                    )),
-                }
-            }
-        }
-    };
-}
+use zerocast_strenum::str_enum;
 
 str_enum!(CursorMode, "cursor mode", { Hidden => "hidden", Embedded => "embedded", Metadata => "metadata" });
 str_enum!(SourceType, "source", { Monitor => "monitor", Window => "window", Virtual => "virtual" });

@@ -12,13 +12,12 @@ use std::collections::HashMap;
 use zbus::names::{BusName, InterfaceName};
 use zbus::zvariant::OwnedValue;
 
-const PORTAL: &str = "org.freedesktop.portal.Desktop";
-const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
-const GS_IFACE: &str = "org.freedesktop.portal.GlobalShortcuts";
-const TRAY_NAME: &str = "org.zerocast.Tray";
-const TRAY_PATH: &str = "/org/zerocast/Tray";
-const TRAY_IFACE: &str = "org.zerocast.Tray1";
-const EXTENSION_UUID: &str = "zerocast@zerocast.github.io";
+// The tray's, the portal's and the extension's names and readings, shared with the tray.
+pub use zerocast_client::shortcuts::why_no_portal;
+use zerocast_client::shortcuts::{
+    extension_active as enabled, extension_info, portal_version, EXTENSION_UUID, TRAY_IFACE,
+    TRAY_NAME, TRAY_PATH,
+};
 
 /// The shortcut mechanism in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,61 +88,8 @@ pub fn without_tray(portal: Result<u32, String>, extension_active: bool) -> Shor
     }
 }
 
-/// Why reading `GlobalShortcuts.version` failed, for a user (the tray's words).
-pub fn why_no_portal(error_name: &str, message: &str) -> String {
-    let instead = "bind keys to `zerocast ctl …` in the compositor instead (README: Global \
-                   shortcuts)";
-    match error_name {
-        "org.freedesktop.DBus.Error.ServiceUnknown"
-        | "org.freedesktop.DBus.Error.NameHasNoOwner"
-        | "org.freedesktop.DBus.Error.Spawn.ChildExited"
-        | "org.freedesktop.DBus.Error.Spawn.Failed" => {
-            format!("no xdg-desktop-portal on the session bus ({message}); {instead}")
-        }
-        "org.freedesktop.DBus.Error.InvalidArgs"
-        | "org.freedesktop.DBus.Error.UnknownInterface"
-        | "org.freedesktop.DBus.Error.UnknownProperty" => format!(
-            "the portal has no GlobalShortcuts (it needs xdg-desktop-portal 1.17+ and a backend \
-             with it: KDE 6, GNOME 48+, Hyprland); {instead}"
-        ),
-        _ => format!("cannot ask the portal for GlobalShortcuts: {error_name}: {message}"),
-    }
-}
-
-async fn portal_version(conn: &zbus::Connection) -> Result<u32, String> {
-    let r = conn
-        .call_method(
-            Some(PORTAL),
-            PORTAL_PATH,
-            Some("org.freedesktop.DBus.Properties"),
-            "Get",
-            &(GS_IFACE, "version"),
-        )
-        .await
-        .and_then(|m| m.body().deserialize::<OwnedValue>());
-    match r {
-        Ok(v) => u32::try_from(&v).map_err(|_| format!("GlobalShortcuts version {v:?}")),
-        Err(zbus::Error::MethodError(name, msg, _)) => {
-            Err(why_no_portal(name.as_str(), msg.as_deref().unwrap_or("")))
-        }
-        Err(e) => Err(format!("cannot ask the portal for GlobalShortcuts: {e}")),
-    }
-}
-
 async fn extension_active(conn: &zbus::Connection) -> bool {
-    conn.call_method(
-        Some("org.gnome.Shell"),
-        "/org/gnome/Shell",
-        Some("org.gnome.Shell.Extensions"),
-        "GetExtensionInfo",
-        &(EXTENSION_UUID,),
-    )
-    .await
-    .and_then(|m| m.body().deserialize::<HashMap<String, OwnedValue>>())
-    .ok()
-    .and_then(|info| info.get("state").and_then(|v| f64::try_from(v).ok()))
-    // ENABLED (43–45) / ACTIVE (46+).
-    .is_some_and(|s| s == 1.0)
+    extension_info(conn).await.is_ok_and(|info| enabled(&info))
 }
 
 /// The running tray's own account (`org.zerocast.Tray1`), if a tray runs.

@@ -21,7 +21,7 @@ pub use options::{
     Codec, CodecNotInContainer, Container, EncoderChoice, OutputSize, ParseOptionError,
     RateControl, RecordingOptions, Region,
 };
-pub use recording::{PipeWireSource, Recording, RecordingId};
+pub use recording::{PipeWireSource, Recording, RecordingId, RecordingMode};
 pub use stats::{CapturePath, EndReason, RecordingState, Stats, Summary};
 
 use std::path::PathBuf;

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Output container. `Mp4` is written fragmented so a crash leaves a playable file.
@@ -216,43 +215,10 @@ mod size_tests {
     }
 }
 
-/// Error for an option value that does not parse; says what was expected.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("invalid {what} '{value}': expected one of {expected}")]
-pub struct ParseOptionError {
-    pub what: &'static str,
-    pub value: String,
-    pub expected: &'static str,
-}
-
-macro_rules! str_enum {
-    ($ty:ident, $what:literal, { $($variant:ident => $s:literal),+ $(,)? }) => {
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $s),+ }
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = ParseOptionError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s.to_ascii_lowercase().as_str() {
-                    $($s => Ok($ty::$variant),)+
-                    _ => Err(ParseOptionError {
-                        what: $what,
-                        value: s.to_string(),
-                        expected: concat!($($s, " "),+),
-                    }),
-                }
-            }
-        }
-    };
-}
+use zerocast_strenum::str_enum;
+/// Error for an option value that does not parse; says what was expected (the one
+/// `str_enum!` error, shared with the portal client's enums).
+pub use zerocast_strenum::ParseError as ParseOptionError;
 
 str_enum!(Container, "container", { Mkv => "mkv", Mp4 => "mp4", Webm => "webm" });
 str_enum!(Codec, "codec", { H264 => "h264", Hevc => "hevc", Av1 => "av1", Vp9 => "vp9" });

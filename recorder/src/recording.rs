@@ -11,6 +11,7 @@ use tokio::sync::{mpsc as tmpsc, oneshot, watch};
 use tracing::Instrument;
 
 use crate::audio::{AudioThread, TrackSet};
+use crate::encode::replay::ReplayLimits;
 use crate::encode::worker::{self, EncEvent, EncMsg};
 use crate::encode::EncoderConfig;
 use crate::frame::FramePool;
@@ -64,13 +65,41 @@ struct Progress {
     stats_tx: watch::Sender<Stats>,
     clock: Arc<Mutex<RecordingClock>>,
     counters: Arc<Counters>,
-    /// A replay kept as a recording: where its file is.
-    kept: Mutex<Option<PathBuf>>,
+    /// Normal, replay, or a replay kept as a recording.
+    mode: Mutex<RecordingMode>,
+}
+
+/// What a recording writes. A replay holds its last seconds in memory and writes only what is
+/// saved (and its ring at stop with `save_on_stop`); `Keep` turns it into a recording to a file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordingMode {
+    /// Every frame to the recording's path.
+    Normal,
+    Replay(ReplayLimits),
+    /// A replay kept as a recording: its file is here.
+    Kept(PathBuf),
+}
+
+impl RecordingMode {
+    /// The mode a recording starts in.
+    pub fn new(replay: Option<ReplayLimits>) -> Self {
+        replay.map_or(RecordingMode::Normal, RecordingMode::Replay)
+    }
+
+    /// The file a recording in this mode leaves when it stops; `None` for a replay stopped
+    /// without `save_on_stop` (it wrote nothing).
+    pub fn output(&self, path: &Path) -> Option<PathBuf> {
+        match self {
+            RecordingMode::Normal => Some(path.to_owned()),
+            RecordingMode::Replay(l) => l.save_on_stop.then(|| path.to_owned()),
+            RecordingMode::Kept(p) => Some(p.clone()),
+        }
+    }
 }
 
 impl Progress {
-    fn kept_path(&self) -> Option<PathBuf> {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    fn mode(&self) -> RecordingMode {
+        self.mode.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn set_state(&self, state: RecordingState) {
@@ -152,7 +181,7 @@ impl Recording {
             stats_tx,
             clock: Arc::clone(&clock),
             counters: Arc::clone(&counters),
-            kept: Mutex::new(None),
+            mode: Mutex::new(RecordingMode::new(opts.replay)),
         });
 
         // Encoder thread first, so the sink has somewhere to send frames.
@@ -349,7 +378,7 @@ impl Recording {
         let target = path.clone();
         self.ask_replay(|reply| EncMsg::Keep { path, reply })
             .await?;
-        *self.progress.kept.lock().unwrap_or_else(|e| e.into_inner()) = Some(target);
+        *self.progress.mode.lock().unwrap_or_else(|e| e.into_inner()) = RecordingMode::Kept(target);
         Ok(())
     }
 
@@ -359,7 +388,7 @@ impl Recording {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, RecorderError>>) -> EncMsg,
     ) -> Result<T, RecorderError> {
-        if self.opts.replay.is_none() || self.progress.kept_path().is_some() {
+        if !matches!(self.progress.mode(), RecordingMode::Replay(_)) {
             return Err(RecorderError::NotReplay);
         }
         let state = self.progress.state();
@@ -550,16 +579,8 @@ impl ControlTask {
                     ..stats
                 };
                 tracing::info!(?reason, path = %self.opts.path.display(), frames = stats.frames_written, dropped = stats.frames_dropped, "recording finished");
-                // A replay stopped without save-on-stop wrote nothing: no path to show.
-                let kept = self.progress.kept_path();
-                let nothing_written =
-                    kept.is_none() && self.opts.replay.is_some_and(|r| !r.save_on_stop);
                 Ok(Summary {
-                    path: match kept {
-                        Some(p) => p,
-                        None if nothing_written => PathBuf::new(),
-                        None => self.opts.path.clone(),
-                    },
+                    path: self.progress.mode().output(&self.opts.path),
                     stats,
                     reason,
                 })
@@ -634,4 +655,28 @@ async fn start_audio(
         }
     });
     Ok(thread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_each_mode_leaves() {
+        let path = Path::new("/v/a.mkv");
+        let limits = |save_on_stop| ReplayLimits {
+            seconds: Duration::from_secs(30),
+            max_bytes: 1 << 20,
+            save_on_stop,
+        };
+        assert_eq!(RecordingMode::new(None), RecordingMode::Normal);
+        assert_eq!(RecordingMode::Normal.output(path), Some(path.to_owned()));
+        let replay = RecordingMode::new(Some(limits(false)));
+        assert_eq!(replay, RecordingMode::Replay(limits(false)));
+        assert_eq!(replay.output(path), None);
+        let saving = RecordingMode::Replay(limits(true));
+        assert_eq!(saving.output(path), Some(path.to_owned()));
+        let kept = RecordingMode::Kept(PathBuf::from("/v/kept.mkv"));
+        assert_eq!(kept.output(path), Some(PathBuf::from("/v/kept.mkv")));
+    }
 }

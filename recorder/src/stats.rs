@@ -105,7 +105,8 @@ pub enum EndReason {
 /// Result of a finished recording (the file is finalized and playable).
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub path: PathBuf,
+    /// The file; `None` when nothing was written (a replay stopped without `save_on_stop`).
+    pub path: Option<PathBuf>,
     pub stats: Stats,
     pub reason: EndReason,
 }

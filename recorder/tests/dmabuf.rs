@@ -135,11 +135,23 @@ async fn crop_region_is_recorded_at_its_size(offer: Offer, path: CapturePath, by
             "-of",
             "csv=p=0",
         ])
-        .arg(&summary.path)
+        .arg(
+            summary
+                .path
+                .as_deref()
+                .expect("a normal recording writes its file"),
+        )
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "96,64");
-    let frames = decode_rgb(&summary.path, 96, 64);
+    let frames = decode_rgb(
+        summary
+            .path
+            .as_deref()
+            .expect("a normal recording writes its file"),
+        96,
+        64,
+    );
     assert!(frames.len() > 10, "{} frames", frames.len());
     for f in &frames {
         let px = |x: u32, y: u32| {

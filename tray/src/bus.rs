@@ -8,20 +8,17 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
-use zbus::fdo::{DBusProxy, PropertiesProxy};
-use zbus::message::Type as MessageType;
-use zbus::names::{BusName, InterfaceName, OwnedUniqueName};
-use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
-use zbus::{Connection, MatchRule, Message, MessageStream};
+use tracing::{info, warn};
+use zbus::fdo::DBusProxy;
+use zbus::proxy::CacheProperties;
+use zbus::zvariant::Value;
+use zbus::Connection;
+use zerocast_client::{
+    describe, recording_path, Entry, Follower, RecorderProxy, RecordingProxy, State, Update,
+};
 
-use crate::model::{file_name, Model, Recording};
+use crate::model::{file_name, Model, Pending, Recording};
 use crate::sni::{Action, ZerocastTray};
-
-pub const BUS_NAME: &str = "org.zerocast.Recorder1";
-pub const MANAGER_PATH: &str = "/org/zerocast/Recorder1";
-const MANAGER_IFACE: &str = "org.zerocast.Recorder1";
-const RECORDING_IFACE: &str = "org.zerocast.Recording1";
 
 /// What finished actions report back to the loop.
 enum Done {
@@ -47,8 +44,6 @@ pub struct Loop {
     actions_tx: mpsc::UnboundedSender<Action>,
     own_icons: bool,
     model: Model,
-    /// The daemon's unique name: reads go there, so they never activate a daemon.
-    owner: Option<OwnedUniqueName>,
     /// Failed registrations since the watcher last changed.
     retries: u32,
     retry_at: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
@@ -66,7 +61,6 @@ impl Loop {
             actions_tx,
             own_icons,
             model: Model::default(),
-            owner: None,
             retries: 0,
             retry_at: None,
         }
@@ -106,25 +100,12 @@ impl Loop {
     pub async fn run(mut self, mut actions: mpsc::UnboundedReceiver<Action>) -> anyhow::Result<()> {
         // Subscribe first, then read the state: nothing falls in between.
         let dbus = DBusProxy::new(&self.conn).await?;
-        let mut owners = dbus
-            .receive_name_owner_changed_with_args(&[(0, BUS_NAME)])
-            .await?;
         let mut watchers = dbus
             .receive_name_owner_changed_with_args(&[(0, WATCHER_NAME)])
             .await?;
-        let rule = MatchRule::builder()
-            .msg_type(MessageType::Signal)
-            .sender(BUS_NAME)?
-            .path_namespace(MANAGER_PATH)?
-            .build();
-        let mut signals = MessageStream::for_match_rule(rule, &self.conn, Some(64)).await?;
+        let (mut daemon, first) = Follower::subscribe(&self.conn).await?;
         let (done_tx, mut done) = mpsc::unbounded_channel::<Done>();
-
-        let owner = dbus
-            .get_name_owner(BusName::from_static_str(BUS_NAME).expect("valid name"))
-            .await
-            .ok();
-        self.daemon_appeared(owner).await;
+        self.on_update(&daemon, first);
         self.serve_item().await;
 
         loop {
@@ -143,20 +124,9 @@ impl Loop {
                     info!(attempt = self.retries, "serving the StatusNotifierItem again");
                     self.serve_item().await;
                 }
-                Some(sig) = owners.next() => {
-                    let Ok(args) = sig.args() else { continue };
-                    match args.new_owner().as_ref() {
-                        Some(o) => self.daemon_appeared(Some(o.to_owned().into())).await,
-                        None => {
-                            info!("the daemon left the bus");
-                            self.owner = None;
-                            self.model.daemon_lost();
-                        }
-                    }
-                }
-                Some(msg) = signals.next() => {
-                    let Ok(msg) = msg else { continue };
-                    self.on_signal(&msg).await;
+                Some(signal) = daemon.recv() => {
+                    let update = daemon.apply(signal).await;
+                    self.on_update(&daemon, update);
                 }
                 Some(a) = actions.recv() => {
                     match a {
@@ -178,22 +148,22 @@ impl Loop {
                     self.on_action(a, &done_tx);
                 }
                 Some(d) = done.recv() => match d {
-                    Done::Started => self.model.start_pending = false,
+                    Done::Started => self.model.pending.clear(Pending::Start),
                     Done::Failed(e) => {
                         warn!(error = %e, "action failed");
-                        self.model.start_pending = false;
+                        self.model.pending.clear(Pending::Start);
                         self.model.last_error = Some(e);
                     }
                     Done::Saved { path, seconds } => {
                         info!(%path, seconds, "replay saved");
-                        self.model.save_pending = false;
+                        self.model.pending.clear(Pending::Save);
                         let path = PathBuf::from(path);
                         self.model.last_saved = Some((file_name(&path), seconds));
                         self.model.add_recent(path);
                     }
                     Done::SaveFailed(e) => {
                         warn!(error = %e, "saving the replay failed");
-                        self.model.save_pending = false;
+                        self.model.pending.clear(Pending::Save);
                         self.model.last_error = Some(e);
                     }
                 },
@@ -211,151 +181,55 @@ impl Loop {
         }
     }
 
-    async fn daemon_appeared(&mut self, owner: Option<OwnedUniqueName>) {
-        self.model.daemon_lost();
-        self.owner = owner;
-        let Some(owner) = self.owner.clone() else {
-            info!("the daemon is not running");
-            return;
-        };
-        info!(%owner, "the daemon is on the bus");
-        self.model.daemon = true;
-        match self.read_manager(&owner).await {
-            Ok(list) => self.sync_recordings(&list).await,
-            Err(e) => warn!(error = %e, "cannot read the daemon's recordings"),
+    /// Adopts what the daemon's signals changed.
+    fn on_update(&mut self, daemon: &Follower, update: Update) {
+        // Finished files the tray learns of, newest last.
+        let mut finished = Vec::new();
+        match update {
+            Update::Daemon { owner: None, .. } => info!("the daemon is not running"),
+            Update::Daemon {
+                owner: Some(owner),
+                error,
+            } => {
+                info!(%owner, "the daemon is on the bus");
+                if let Some(e) = error {
+                    warn!(error = %e, "cannot read the daemon's recordings");
+                }
+                finished.extend(daemon.recordings().values().filter_map(finished_file));
+            }
+            Update::Listed { added } => finished.extend(
+                added
+                    .iter()
+                    .filter_map(|id| daemon.recordings().get(id))
+                    .filter_map(finished_file),
+            ),
+            Update::Finished { path, .. } => {
+                info!(path = path.as_deref().unwrap_or(""), "recording finished");
+                // None for a replay stopped without save-on-stop: nothing was written.
+                finished.extend(path.map(PathBuf::from));
+            }
+            Update::Failed {
+                error_name,
+                message,
+                ..
+            } => info!(name = %error_name, %message, "recording failed"),
+            Update::Changed { .. } | Update::Nothing => {}
         }
-    }
-
-    async fn read_manager(&self, owner: &OwnedUniqueName) -> anyhow::Result<Vec<OwnedObjectPath>> {
-        let v = self
-            .props(owner, MANAGER_PATH)
-            .await?
-            .get(
-                InterfaceName::from_static_str_unchecked(MANAGER_IFACE),
-                "Recordings",
-            )
-            .await?;
-        Ok(Vec::<OwnedObjectPath>::try_from(v)?)
-    }
-
-    async fn props(
-        &self,
-        owner: &OwnedUniqueName,
-        path: &str,
-    ) -> anyhow::Result<PropertiesProxy<'static>> {
-        Ok(PropertiesProxy::builder(&self.conn)
-            .destination(owner.clone())?
-            .path(path.to_owned())?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await?)
-    }
-
-    /// Adopts the daemon's list: reads new objects, drops removed ones.
-    async fn sync_recordings(&mut self, list: &[OwnedObjectPath]) {
-        let ids: Vec<(u64, &OwnedObjectPath)> = list
+        for file in finished {
+            self.model.add_recent(file);
+        }
+        self.model.daemon = daemon.owner().is_some();
+        self.model.recordings = daemon
+            .recordings()
             .iter()
-            .filter_map(|p| Some((id_of(p.as_str())?, p)))
+            .map(|(id, e)| (*id, recording(e)))
             .collect();
-        self.model
-            .recordings
-            .retain(|id, _| ids.iter().any(|(i, _)| i == id));
-        let Some(owner) = self.owner.clone() else {
-            return;
-        };
-        for (id, path) in ids {
-            // Also those seen only in signals so far: `Options` comes with GetAll only.
-            let seen = self.model.recordings.get(&id);
-            if seen.is_some_and(|r| r.read) {
-                continue;
-            }
-            let new = seen.is_none();
-            let all = match self.props(&owner, path.as_str()).await {
-                Ok(p) => p
-                    .get_all(InterfaceName::from_static_str_unchecked(RECORDING_IFACE))
-                    .await
-                    .map_err(anyhow::Error::from),
-                Err(e) => Err(e),
-            };
-            match all {
-                Ok(all) => {
-                    let r = self.model.recordings.entry(id).or_default();
-                    apply(r, all.iter().map(|(k, v)| (k.as_str(), &**v)));
-                    r.read = true;
-                    if new && r.state == "finished" {
-                        let file = PathBuf::from(&r.path);
-                        self.model.add_recent(file);
-                    }
-                }
-                // Removed between the list and the read: nothing to show.
-                Err(e) => debug!(id, error = %e, "cannot read a recording"),
-            }
-        }
-    }
-
-    async fn on_signal(&mut self, msg: &Message) {
-        let header = msg.header();
-        let (Some(path), Some(member)) = (header.path(), header.member()) else {
-            return;
-        };
-        let path = path.as_str().to_owned();
-        match member.as_str() {
-            "PropertiesChanged" => {
-                let Some(sig) = zbus::fdo::PropertiesChanged::from_message(msg.clone()) else {
-                    return;
-                };
-                let Ok(args) = sig.args() else { return };
-                let changed = args.changed_properties();
-                if path == MANAGER_PATH {
-                    if let Some(v) = changed.get("Recordings") {
-                        let list = OwnedValue::try_from(v)
-                            .ok()
-                            .and_then(|v| Vec::<OwnedObjectPath>::try_from(v).ok());
-                        if let Some(list) = list {
-                            self.sync_recordings(&list).await;
-                        }
-                    }
-                } else if let Some(id) = id_of(&path) {
-                    match self.model.recordings.get_mut(&id) {
-                        Some(r) => apply(r, changed.iter().map(|(k, v)| (*k, v))),
-                        // A recording we have not listed yet (its Recordings change is next).
-                        None => {
-                            let mut r = Recording::default();
-                            apply(&mut r, changed.iter().map(|(k, v)| (*k, v)));
-                            self.model.recordings.insert(id, r);
-                        }
-                    }
-                }
-            }
-            "Finished" => {
-                if let Ok((file, _stats)) = msg
-                    .body()
-                    .deserialize::<(String, HashMap<String, OwnedValue>)>()
-                {
-                    info!(%file, "recording finished");
-                    // Empty for a replay stopped without save-on-stop: nothing was written.
-                    self.model.add_recent(PathBuf::from(file));
-                }
-                if let Some(r) = id_of(&path).and_then(|id| self.model.recordings.get_mut(&id)) {
-                    r.state = "finished".into();
-                }
-            }
-            "Failed" => {
-                if let Ok((name, message)) = msg.body().deserialize::<(String, String)>() {
-                    info!(%name, %message, "recording failed");
-                }
-                if let Some(r) = id_of(&path).and_then(|id| self.model.recordings.get_mut(&id)) {
-                    r.state = "failed".into();
-                }
-            }
-            _ => {}
-        }
     }
 
     fn on_action(&mut self, action: Action, done: &mpsc::UnboundedSender<Done>) {
         self.model.last_error = None;
         self.model.last_saved = None;
-        let current = self.model.current().map(|(id, r)| (id, r.state.clone()));
+        let current = self.model.current().map(|(id, r)| (id, r.state));
         let replay = self
             .model
             .current()
@@ -365,24 +239,16 @@ impl Loop {
         let done = done.clone();
         match action {
             Action::Start(source) => {
-                if current.is_some() || self.model.start_pending {
+                if current.is_some() || self.model.pending == Pending::Start {
                     return;
                 }
-                self.model.start_pending = true;
+                self.model.pending = Pending::Start;
                 // Start returns once frames flow; the portal dialog may take minutes, so it
                 // runs beside the loop, which keeps following the new object's signals.
                 tokio::spawn(async move {
                     let opts: HashMap<&str, Value<'_>> =
                         HashMap::from([("source", Value::from(source))]);
-                    let r = conn
-                        .call_method(
-                            Some(BUS_NAME),
-                            MANAGER_PATH,
-                            Some(MANAGER_IFACE),
-                            "Start",
-                            &(opts,),
-                        )
-                        .await;
+                    let r = async { manager(&conn).await?.start(opts).await }.await;
                     let _ = done.send(match r {
                         Ok(_) => Done::Started,
                         Err(e) => Done::Failed(describe(&e)),
@@ -391,22 +257,16 @@ impl Loop {
             }
             Action::PauseResume | Action::Stop => {
                 let Some((id, state)) = current else { return };
-                let method = match (&action, state.as_str()) {
-                    (Action::Stop, _) => "Stop",
-                    (_, "paused") => "Resume",
-                    _ => "Pause",
-                };
-                let path = format!("{MANAGER_PATH}/recording/{id}");
                 tokio::spawn(async move {
-                    let r = conn
-                        .call_method(
-                            Some(BUS_NAME),
-                            path.as_str(),
-                            Some(RECORDING_IFACE),
-                            method,
-                            &(),
-                        )
-                        .await;
+                    let r = async {
+                        let rec = recording_proxy(&conn, id).await?;
+                        match (&action, state) {
+                            (Action::Stop, _) => rec.stop().await.map(drop),
+                            (_, Some(State::Paused)) => rec.resume().await,
+                            _ => rec.pause().await,
+                        }
+                    }
+                    .await;
                     if let Err(e) = r {
                         let _ = done.send(Done::Failed(describe(&e)));
                     }
@@ -417,27 +277,15 @@ impl Loop {
                 else {
                     return;
                 };
-                if self.model.save_pending {
+                if self.model.pending == Pending::Save {
                     return;
                 }
-                self.model.save_pending = true;
-                let path = format!("{MANAGER_PATH}/recording/{id}");
+                self.model.pending = Pending::Save;
                 // Returns once the clip is complete: beside the loop, like the others.
                 tokio::spawn(async move {
                     let opts: HashMap<&str, Value<'_>> = HashMap::new();
-                    let r = conn
-                        .call_method(
-                            Some(BUS_NAME),
-                            path.as_str(),
-                            Some(RECORDING_IFACE),
-                            "SaveReplay",
-                            &(opts,),
-                        )
-                        .await
-                        .and_then(|m| {
-                            m.body()
-                                .deserialize::<(String, HashMap<String, OwnedValue>)>()
-                        });
+                    let r =
+                        async { recording_proxy(&conn, id).await?.save_replay(opts).await }.await;
                     let _ = done.send(match r {
                         Ok((path, info)) => Done::Saved {
                             path,
@@ -452,15 +300,7 @@ impl Loop {
             }
             Action::ForgetSources => {
                 tokio::spawn(async move {
-                    let r = conn
-                        .call_method(
-                            Some(BUS_NAME),
-                            MANAGER_PATH,
-                            Some(MANAGER_IFACE),
-                            "ForgetSources",
-                            &(),
-                        )
-                        .await;
+                    let r = async { manager(&conn).await?.forget_sources().await }.await;
                     if let Err(e) = r {
                         let _ = done.send(Done::Failed(describe(&e)));
                     }
@@ -496,57 +336,44 @@ fn resolve(action: Action, running: bool, replay: bool) -> Action {
     }
 }
 
-/// Applies property values (from GetAll or PropertiesChanged) to a recording.
-fn apply<'a>(r: &mut Recording, props: impl Iterator<Item = (&'a str, &'a Value<'a>)>) {
-    for (k, v) in props {
-        match (k, unwrap(v)) {
-            ("State", Value::Str(s)) => r.state = s.to_string(),
-            ("Path", Value::Str(s)) => r.path = s.to_string(),
-            ("Encoder", Value::Str(s)) => r.encoder = s.to_string(),
-            ("CapturePath", Value::Str(s)) => r.capture_path = s.to_string(),
-            ("Duration", Value::F64(d)) => r.duration = *d,
-            ("Bytes", Value::U64(b)) => r.bytes = *b,
-            ("Options", Value::Dict(opts)) => {
-                r.replay = None;
-                r.save_on_stop = false;
-                for (k, v) in opts.iter() {
-                    match (unwrap(k), unwrap(v)) {
-                        (Value::Str(k), Value::F64(s)) if k.as_str() == "replay" => {
-                            r.replay = Some(*s);
-                        }
-                        (Value::Str(k), Value::Bool(b)) if k.as_str() == "save-on-stop" => {
-                            r.save_on_stop = *b;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+/// The manager, through its well-known name: a call may start the daemon (D-Bus activation).
+async fn manager(conn: &Connection) -> zbus::Result<RecorderProxy<'static>> {
+    RecorderProxy::builder(conn)
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
 }
 
-/// The value inside any `v` wrappers.
-fn unwrap<'a>(mut v: &'a Value<'a>) -> &'a Value<'a> {
-    while let Value::Value(inner) = v {
-        v = inner;
-    }
-    v
+async fn recording_proxy(conn: &Connection, id: u64) -> zbus::Result<RecordingProxy<'static>> {
+    RecordingProxy::builder(conn)
+        .path(recording_path(id))?
+        .cache_properties(CacheProperties::No)
+        .build()
+        .await
 }
 
-fn id_of(path: &str) -> Option<u64> {
-    path.strip_prefix(MANAGER_PATH)?
-        .strip_prefix("/recording/")?
-        .parse()
-        .ok()
+/// The file of a recording that finished before the tray looked.
+fn finished_file(e: &Entry) -> Option<PathBuf> {
+    e.file()
+        .filter(|_| e.state == Some(State::Finished))
+        .map(PathBuf::from)
 }
 
-fn describe(e: &zbus::Error) -> String {
-    match e {
-        zbus::Error::MethodError(name, msg, _) => {
-            format!("{}: {}", name.as_str(), msg.as_deref().unwrap_or(""))
-        }
-        e => e.to_string(),
+/// A recording as the tray shows it.
+fn recording(e: &Entry) -> Recording {
+    let s = |prop| e.str(prop).unwrap_or("").to_owned();
+    Recording {
+        state: e.state,
+        path: e.file().map(str::to_owned),
+        encoder: s("Encoder"),
+        capture_path: s("CapturePath"),
+        duration: e.f64("Duration").unwrap_or(0.0),
+        bytes: e.u64("Bytes").unwrap_or(0),
+        replay: match e.option("replay") {
+            Some(Value::F64(s)) => Some(*s),
+            _ => None,
+        },
+        save_on_stop: matches!(e.option("save-on-stop"), Some(Value::Bool(true))),
     }
 }
 
@@ -604,10 +431,11 @@ mod tests {
         assert_eq!(resolve(SaveReplay, true, true), SaveReplay);
     }
 
-    #[test]
-    fn ids() {
-        assert_eq!(id_of("/org/zerocast/Recorder1/recording/12"), Some(12));
-        assert_eq!(id_of("/org/zerocast/Recorder1"), None);
+    /// Reads properties the way the client crate does, into the tray's view.
+    fn apply<'a>(r: &mut Recording, props: impl Iterator<Item = (&'a str, &'a Value<'a>)>) {
+        let mut e = Entry::default();
+        e.apply(props, true);
+        *r = recording(&e);
     }
 
     #[test]
@@ -620,7 +448,10 @@ mod tests {
             &mut r,
             [("State", &state), ("Duration", &wrapped), ("Bytes", &bytes)].into_iter(),
         );
-        assert_eq!((r.state.as_str(), r.duration, r.bytes), ("paused", 2.5, 42));
+        assert_eq!(
+            (r.state, r.duration, r.bytes),
+            (Some(State::Paused), 2.5, 42)
+        );
     }
 
     #[test]

@@ -4,14 +4,18 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
+use zerocast_client::State;
+
 /// How many finished recordings the menu lists.
 pub const RECENT: usize = 5;
 
 /// One recording object of the daemon, as far as its properties and signals told us.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Recording {
-    pub state: String,
-    pub path: String,
+    /// `None` until the daemon named it (shown as starting).
+    pub state: Option<State>,
+    /// The file, once there is one (a replay has one only when it saves at stop or is kept).
+    pub path: Option<String>,
     pub duration: f64,
     pub bytes: u64,
     pub encoder: String,
@@ -21,19 +25,16 @@ pub struct Recording {
     pub replay: Option<f64>,
     /// A replay that writes its ring to `path` when it stops (`save-on-stop`).
     pub save_on_stop: bool,
-    /// Its properties were read with `GetAll` (not only seen in signals): `Options` is const,
-    /// so no signal ever carries it.
-    pub read: bool,
 }
 
 impl Recording {
     pub fn is_over(&self) -> bool {
-        matches!(self.state.as_str(), "finished" | "failed")
+        self.state.is_some_and(State::is_over)
     }
 
     /// A replay that holds packets a save can write.
     pub fn can_save_replay(&self) -> bool {
-        self.replay.is_some() && matches!(self.state.as_str(), "recording" | "paused")
+        self.replay.is_some() && self.state.is_some_and(State::is_running)
     }
 }
 
@@ -46,15 +47,35 @@ pub struct Model {
     pub recordings: BTreeMap<u64, Recording>,
     /// Finished files, newest first.
     pub recent: VecDeque<PathBuf>,
-    /// A `Start` sent from this tray that has not returned yet.
-    pub start_pending: bool,
+    /// A call sent from this tray that has not returned yet.
+    pub pending: Pending,
     /// The last error of an action started here, shown in the tooltip until the next action.
     pub last_error: Option<String>,
-    /// A `SaveReplay` sent from this tray that has not returned yet.
-    pub save_pending: bool,
     /// The last replay clip saved from this tray (file name and seconds), shown in the tooltip
     /// until the next action.
     pub last_saved: Option<(String, f64)>,
+}
+
+/// The long call sent from this tray that has not returned yet. One at a time: `Start` is sent
+/// only when nothing records and `SaveReplay` only for a running replay, so a newer one means
+/// the older no longer shows (its answer clears nothing: [`Pending::clear`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pending {
+    #[default]
+    Nothing,
+    /// `Start`: returns once frames flow, after the portal dialog (shown as starting).
+    Start,
+    /// `SaveReplay`: returns once the clip is written ("Saving replay…").
+    Save,
+}
+
+impl Pending {
+    /// `call` returned: nothing is pending any more, unless a newer call is.
+    pub fn clear(&mut self, call: Pending) {
+        if *self == call {
+            *self = Pending::Nothing;
+        }
+    }
 }
 
 /// The state the icon shows.
@@ -80,20 +101,21 @@ impl Model {
 
     pub fn shown(&self) -> Shown {
         match self.current() {
-            Some((_, r)) => match r.state.as_str() {
-                "recording" => Shown::Recording,
-                "paused" => Shown::Paused,
-                "finishing" => Shown::Finishing,
+            Some((_, r)) => match r.state {
+                Some(State::Recording) => Shown::Recording,
+                Some(State::Paused) => Shown::Paused,
+                Some(State::Finishing) => Shown::Finishing,
                 _ => Shown::Starting,
             },
-            None if self.start_pending => Shown::Starting,
+            None if self.pending == Pending::Start => Shown::Starting,
             None if self.daemon => Shown::Idle,
             None => Shown::Unavailable,
         }
     }
 
-    /// Remembers a finished file (newest first, no duplicates, at most [`RECENT`]). An empty
-    /// path (a replay stopped without saving wrote nothing) is no file.
+    /// Remembers a finished file (newest first, no duplicates, at most [`RECENT`]). The client
+    /// crate already turns the bus's "" (nothing written) into no file; an empty path is still
+    /// no file here.
     pub fn add_recent(&mut self, path: PathBuf) {
         if path.as_os_str().is_empty() {
             return;
@@ -103,33 +125,30 @@ impl Model {
         self.recent.truncate(RECENT);
     }
 
-    /// The daemon went away: what it was running is gone with it.
-    pub fn daemon_lost(&mut self) {
-        self.daemon = false;
-        self.recordings.clear();
-    }
-
     pub fn menu(&self) -> Menu {
         let shown = self.shown();
         let idle = matches!(shown, Shown::Idle | Shown::Unavailable);
-        let current = self.current().map(|(_, r)| r.state.as_str());
+        let current = self.current().and_then(|(_, r)| r.state);
         let replay = self.current().is_some_and(|(_, r)| r.can_save_replay());
         Menu {
             record_screen: idle,
             record_window: idle,
-            pause_label: if current == Some("paused") {
+            pause_label: if current == Some(State::Paused) {
                 "Resume"
             } else {
                 "Pause"
             },
-            pause_resume: matches!(current, Some("recording" | "paused")),
-            stop: matches!(current, Some("starting" | "recording" | "paused")),
-            save_replay_label: if self.save_pending {
+            pause_resume: current.is_some_and(State::is_running),
+            stop: matches!(
+                current,
+                Some(State::Starting | State::Recording | State::Paused)
+            ),
+            save_replay_label: if self.pending == Pending::Save {
                 "Saving replay…"
             } else {
                 "Save replay"
             },
-            save_replay: replay && !self.save_pending,
+            save_replay: replay && self.pending != Pending::Save,
             forget_source: idle,
             recent: self
                 .recent
@@ -196,12 +215,16 @@ impl Model {
                     }
                 }
                 // A replay writes its path only when saved at stop.
-                if !r.path.is_empty() && (r.replay.is_none() || r.save_on_stop) {
+                if let Some(path) = r
+                    .path
+                    .as_ref()
+                    .filter(|_| r.replay.is_none() || r.save_on_stop)
+                {
                     body.push('\n');
                     if r.replay.is_some() {
                         body.push_str("Saved at stop to ");
                     }
-                    body.push_str(&r.path);
+                    body.push_str(path);
                 }
                 let title = match (shown, r.replay) {
                     (Shown::Recording, Some(s)) => {
@@ -297,8 +320,8 @@ mod tests {
         m.recordings.insert(
             3,
             Recording {
-                state: state.into(),
-                path: "/v/a_b.mkv".into(),
+                state: Some(state.parse().unwrap()),
+                path: Some("/v/a_b.mkv".into()),
                 duration: 75.4,
                 bytes: 3_400_000,
                 encoder: "libx264".into(),
@@ -313,7 +336,7 @@ mod tests {
         let mut m = with(state);
         let r = m.recordings.get_mut(&3).unwrap();
         r.replay = Some(30.0);
-        r.path = "/v/zerocast-1.mkv".into();
+        r.path = Some("/v/zerocast-1.mkv".into());
         m
     }
 
@@ -371,7 +394,7 @@ mod tests {
         let mut m = with("finished");
         assert!(m.current().is_none());
         assert_eq!(m.shown(), Shown::Idle);
-        m.start_pending = true;
+        m.pending = Pending::Start;
         assert_eq!(m.shown(), Shown::Starting);
         assert!(!m.menu().record_screen);
     }
@@ -382,7 +405,7 @@ mod tests {
         m.recordings.insert(
             5,
             Recording {
-                state: "paused".into(),
+                state: Some(State::Paused),
                 ..Recording::default()
             },
         );
@@ -418,7 +441,7 @@ mod tests {
         assert_eq!(idle.menu().save_replay_label, "Save replay");
 
         let mut m = replay("recording");
-        m.save_pending = true;
+        m.pending = Pending::Save;
         let menu = m.menu();
         assert!(!menu.save_replay);
         assert_eq!(menu.save_replay_label, "Saving replay…");
@@ -455,6 +478,15 @@ mod tests {
         m.add_recent(PathBuf::from("/v/a.mkv"));
         m.add_recent(PathBuf::new());
         assert_eq!(m.menu().recent, vec!["a.mkv".to_owned()]);
+    }
+
+    #[test]
+    fn an_answer_clears_only_its_own_call() {
+        let mut p = Pending::Save;
+        p.clear(Pending::Start);
+        assert_eq!(p, Pending::Save);
+        p.clear(Pending::Save);
+        assert_eq!(p, Pending::Nothing);
     }
 
     #[test]

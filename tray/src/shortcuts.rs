@@ -34,24 +34,16 @@ use crate::sni::Action;
 /// The app id the desktops file our shortcuts under; `org.zerocast.Zerocast.desktop` must be
 /// installed (GNOME looks the id up as a desktop file and refuses an unknown one).
 pub const APP_ID: &str = "org.zerocast.Zerocast";
-/// The GNOME Shell extension whose keybindings take over on GNOME (`shell/gnome`).
-pub const EXTENSION_UUID: &str = "zerocast@zerocast.github.io";
-/// The tray's own well-known name: one tray per session holds the shortcuts (only one live
-/// portal session per app receives `Activated`), and `zerocast probe` reads the state here.
-pub const TRAY_NAME: &str = "org.zerocast.Tray";
-pub const TRAY_PATH: &str = "/org/zerocast/Tray";
+// Shared with `zerocast probe` (portal-client/src/shortcuts.rs) through the client crate.
+pub use zerocast_client::shortcuts::{extension_active, EXTENSION_UUID, TRAY_NAME, TRAY_PATH};
+use zerocast_client::shortcuts::{
+    extension_info, portal_version, EXTENSIONS_IFACE, GS_IFACE, PORTAL, PORTAL_PATH, SHELL,
+    SHELL_PATH,
+};
 
-const PORTAL: &str = "org.freedesktop.portal.Desktop";
-const PORTAL_PATH: &str = "/org/freedesktop/portal/desktop";
-const GS_IFACE: &str = "org.freedesktop.portal.GlobalShortcuts";
 const REGISTRY_IFACE: &str = "org.freedesktop.host.portal.Registry";
 const REQUEST_IFACE: &str = "org.freedesktop.portal.Request";
 const SESSION_IFACE: &str = "org.freedesktop.portal.Session";
-const SHELL: &str = "org.gnome.Shell";
-const SHELL_PATH: &str = "/org/gnome/Shell";
-const EXTENSIONS_IFACE: &str = "org.gnome.Shell.Extensions";
-/// `ExtensionState.ENABLED` (GNOME 43–45), renamed `ACTIVE` in 46+: the same number.
-const EXTENSION_ACTIVE: f64 = 1.0;
 /// `CreateSession` answers at once; a portal that does not is broken, not waiting for a user.
 const CREATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -268,28 +260,6 @@ pub fn decide(offer: &Offer, extension_active: bool) -> Option<State> {
     }
 }
 
-/// Why reading `GlobalShortcuts.version` failed, for a user (`zerocast probe` says the same
-/// without a tray: portal-client/src/shortcuts.rs).
-pub fn why_no_portal(error_name: &str, message: &str) -> String {
-    let instead = "bind keys to `zerocast ctl …` in the compositor instead (README: Global \
-                   shortcuts)";
-    match error_name {
-        "org.freedesktop.DBus.Error.ServiceUnknown"
-        | "org.freedesktop.DBus.Error.NameHasNoOwner"
-        | "org.freedesktop.DBus.Error.Spawn.ChildExited"
-        | "org.freedesktop.DBus.Error.Spawn.Failed" => {
-            format!("no xdg-desktop-portal on the session bus ({message}); {instead}")
-        }
-        "org.freedesktop.DBus.Error.InvalidArgs"
-        | "org.freedesktop.DBus.Error.UnknownInterface"
-        | "org.freedesktop.DBus.Error.UnknownProperty" => format!(
-            "the portal has no GlobalShortcuts (it needs xdg-desktop-portal 1.17+ and a backend \
-             with it: KDE 6, GNOME 48+, Hyprland); {instead}"
-        ),
-        _ => format!("cannot ask the portal for GlobalShortcuts: {error_name}: {message}"),
-    }
-}
-
 /// What a failed `Registry.Register` means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegisterError {
@@ -325,13 +295,6 @@ pub fn session_path(unique_name: &str, token: &str) -> String {
 
 fn sender_part(unique_name: &str) -> String {
     unique_name.trim_start_matches(':').replace('.', "_")
-}
-
-/// `GetExtensionInfo`'s `state` (a double) says enabled.
-pub fn extension_active(info: &HashMap<String, OwnedValue>) -> bool {
-    info.get("state")
-        .and_then(|v| f64::try_from(v).ok())
-        .is_some_and(|s| s == EXTENSION_ACTIVE)
 }
 
 fn method_error(e: &zbus::Error) -> (String, String) {
@@ -696,28 +659,9 @@ impl Client {
 
     /// Whether the portal has `GlobalShortcuts` (this call starts xdg-desktop-portal on demand).
     async fn offer(&self) -> Offer {
-        let r = self
-            .conn
-            .call_method(
-                Some(PORTAL),
-                PORTAL_PATH,
-                Some("org.freedesktop.DBus.Properties"),
-                "Get",
-                &(GS_IFACE, "version"),
-            )
-            .await
-            .and_then(|m| m.body().deserialize::<OwnedValue>());
-        match r {
-            Ok(v) => match u32::try_from(&v) {
-                Ok(version) => Offer::Portal(version),
-                Err(_) => Offer::NoPortal(format!(
-                    "the portal's GlobalShortcuts version is not a number: {v:?}"
-                )),
-            },
-            Err(e) => {
-                let (name, msg) = method_error(&e);
-                Offer::NoPortal(why_no_portal(&name, &msg))
-            }
+        match portal_version(&self.conn).await {
+            Ok(version) => Offer::Portal(version),
+            Err(why) => Offer::NoPortal(why),
         }
     }
 
@@ -731,17 +675,7 @@ impl Client {
 
     /// Whether the zerocast GNOME extension is enabled (false off GNOME).
     async fn extension_active(&self) -> bool {
-        let r = self
-            .conn
-            .call_method(
-                Some(SHELL),
-                SHELL_PATH,
-                Some(EXTENSIONS_IFACE),
-                "GetExtensionInfo",
-                &(EXTENSION_UUID,),
-            )
-            .await
-            .and_then(|m| m.body().deserialize::<HashMap<String, OwnedValue>>());
+        let r = extension_info(&self.conn).await;
         match r {
             Ok(info) => extension_active(&info),
             // Not GNOME (no org.gnome.Shell), or a shell without extensions.
@@ -995,6 +929,7 @@ fn changed_extension(msg: &Message) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocast_client::shortcuts::why_no_portal;
 
     fn owned(v: Value<'_>) -> OwnedValue {
         v.try_to_owned().unwrap()

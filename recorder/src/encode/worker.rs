@@ -1,6 +1,6 @@
 //! The encoder thread (one per recording): owns FFmpeg. It takes [`EncMsg`]s in stream order
-//! from the PipeWire thread (frames) and the control task (`Finish`), and reports
-//! [`EncEvent`]s back to the control task.
+//! from the PipeWire thread (frames), the audio thread (sample blocks) and the control task
+//! (`SaveReplay`, `Keep`, `Finish`), and reports [`EncEvent`]s back to the control task.
 //!
 //! Its lifecycle is [`Stage`]:
 //!
@@ -12,8 +12,11 @@
 //! A failed encoder is kept, not dropped: `Finish` still finalizes what it wrote, so a failure
 //! mid-way leaves a playable file.
 //!
-//! One video stream today. Audio adds a second encoder writing into the same muxer
-//! ([`super::mux::Muxer`], streams added by index, interleaved once there are two).
+//! One video stream and the audio tracks, each with its encoder, write into one muxer
+//! ([`super::mux::Muxer`], streams added by index and interleaved). Audio blocks that arrive
+//! before the video encoder (and with it the muxer) is open wait in `early_audio`. In replay
+//! mode the packets go to the ring ([`super::replay`]) instead of the file until a save or
+//! `Keep`.
 
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};

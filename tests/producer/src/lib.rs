@@ -246,7 +246,14 @@ pub fn read_sequence(frame: &[u8], w: u32) -> u64 {
 /// (mod 64; skipped or dropped frames are fine, a repeated or stale one is not). The very last
 /// frame may repeat: a recording ends with its last picture held until the stop time.
 pub fn check_fresh_frames(summary: &zerocast_recorder::Summary, w: u32, h: u32) {
-    let frames = decode_rgb(&summary.path, w, h);
+    let frames = decode_rgb(
+        summary
+            .path
+            .as_deref()
+            .expect("a normal recording writes its file"),
+        w,
+        h,
+    );
     assert!(frames.len() >= 10, "only {} frames decoded", frames.len());
     let seqs: Vec<u64> = frames.iter().map(|f| read_sequence(f, w)).collect();
     let body = &seqs[..seqs.len() - 1];
@@ -1164,7 +1171,14 @@ pub fn check_file(
     h: u32,
     min_frames: usize,
 ) -> usize {
-    let frames = decode_rgb(&summary.path, w, h);
+    let frames = decode_rgb(
+        summary
+            .path
+            .as_deref()
+            .expect("a normal recording writes its file"),
+        w,
+        h,
+    );
     assert!(
         frames.len() >= min_frames,
         "only {} frames decoded",
@@ -1216,7 +1230,14 @@ pub fn setup_process(vars: &[(&str, &str)], log_filter: &str) {
 /// first SHM frame on every frame is the SHM one (a frame still showing the DMA-BUF picture
 /// after that would be stale, e.g. an encoder input that was never refilled).
 pub fn check_fallback_file(summary: &zerocast_recorder::Summary, w: u32, h: u32) {
-    let frames = decode_rgb(&summary.path, w, h);
+    let frames = decode_rgb(
+        summary
+            .path
+            .as_deref()
+            .expect("a normal recording writes its file"),
+        w,
+        h,
+    );
     assert!(frames.len() >= 20, "only {} frames decoded", frames.len());
     let mut shm_from = None;
     for (i, f) in frames.iter().enumerate() {
