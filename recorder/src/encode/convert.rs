@@ -909,7 +909,7 @@ mod tests {
         // Odd results are made even, offsets too.
         let f = Fit::new(1001, 999, 640, 360);
         assert!(
-            f.w % 2 == 0 && f.h % 2 == 0 && f.x % 2 == 0 && f.y % 2 == 0,
+            [f.w, f.h, f.x, f.y].iter().all(|v| v.is_multiple_of(2)),
             "{f:?}"
         );
         assert!(f.x + f.w <= 640 && f.y + f.h <= 360, "{f:?}");

@@ -335,13 +335,21 @@ impl Gpu {
             Delivery::Cuda(_) => self.cuda_output(output.0, output.1)?,
         };
         let old = self.out.replace(new).expect("checked above");
-        tracing::info!(
-            region_width = region.width,
-            region_height = region.height,
-            width = output.0,
-            height = output.1,
-            "first frame: recording its region at this size"
-        );
+        if (region.width, region.height) == output {
+            tracing::info!(
+                width = output.0,
+                height = output.1,
+                "first frame has a crop region: recording it at its own size"
+            );
+        } else {
+            tracing::info!(
+                region_width = region.width,
+                region_height = region.height,
+                width = output.0,
+                height = output.1,
+                "first frame: recording its region scaled to the asked size"
+            );
+        }
         if !matches!(old.sink(), Delivery::Cuda(None)) {
             // Host path, or a bridge the encoder never got: nothing to reopen.
             return Ok(None);
