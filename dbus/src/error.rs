@@ -161,6 +161,9 @@ impl From<RecorderError> for Error {
             RecorderError::InvalidOption(_) => Error::InvalidOption(msg),
             RecorderError::Audio(_) => Error::AudioUnavailable(msg),
             RecorderError::NotReplay => Error::NotReplay(msg),
+            // As SaveReplay/Keep answer while the recording is still starting: nothing to
+            // save yet, try again (was `Failed`, found by tests/dbus_fuzz.rs).
+            RecorderError::ReplayEmpty => Error::NotRecording(msg),
             RecorderError::PipeWire(_) | RecorderError::Encode(_) => Error::Failed(msg),
         }
     }

@@ -49,4 +49,7 @@ pub enum RecorderError {
     Audio(String),
     #[error("this recording is not a replay (start it with the replay option)")]
     NotReplay,
+    /// SaveReplay/Keep before the replay's ring holds a complete frame (right after the start).
+    #[error("the replay holds no complete frame yet")]
+    ReplayEmpty,
 }

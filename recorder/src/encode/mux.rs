@@ -297,9 +297,7 @@ impl Muxer {
         let Target::Ring(r) = &self.target else {
             return Err(RecorderError::NotReplay);
         };
-        let clip = r.ring.clip(None).ok_or_else(|| {
-            RecorderError::Encode("the replay holds no complete frame yet".into())
-        })?;
+        let clip = r.ring.clip(None).ok_or(RecorderError::ReplayEmpty)?;
         let (mut octx, out_tbs) = replay::open_output(path, self.container, &r.streams)?;
         let offset_us = clip.offset_us;
         let streams = std::sync::Arc::clone(&r.streams);
@@ -333,9 +331,7 @@ impl Muxer {
         let Target::Ring(r) = &self.target else {
             return Err(RecorderError::NotReplay);
         };
-        let clip = r.ring.clip(seconds).ok_or_else(|| {
-            RecorderError::Encode("the replay holds no complete frame yet".into())
-        })?;
+        let clip = r.ring.clip(seconds).ok_or(RecorderError::ReplayEmpty)?;
         Ok(SaveJob {
             clip,
             streams: std::sync::Arc::clone(&r.streams),
