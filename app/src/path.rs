@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 
 use zerocast_recorder::Container;
 
-use crate::request::RequestError;
-
 /// The file name when none is given (the container's extension is added): one name for the
 /// CLI and D-Bus alike.
 pub const DEFAULT_NAME: &str = "zerocast-%d-%t";
@@ -67,8 +65,22 @@ impl PathContext {
     }
 }
 
-fn bad_path(reason: impl Into<String>) -> RequestError {
-    RequestError::BadPath {
+/// Why an output path cannot be used: the path rules' part of
+/// [`RequestError`](crate::RequestError), which words it for each surface (`From` below).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathError {
+    /// The path template or name is malformed.
+    BadPath { reason: String },
+    /// The extension names another container than the one asked for.
+    ContainerMismatch { container: Container, ext: String },
+    /// The output cannot be created.
+    NotWritable { path: PathBuf, reason: String },
+    /// The output exists and `overwrite` was not given.
+    Exists { path: PathBuf },
+}
+
+fn bad_path(reason: impl Into<String>) -> PathError {
+    PathError::BadPath {
         reason: reason.into(),
     }
 }
@@ -98,7 +110,7 @@ pub fn resolve_path(
     template: &str,
     container: Option<Container>,
     ctx: &PathContext,
-) -> Result<(PathBuf, Container), RequestError> {
+) -> Result<(PathBuf, Container), PathError> {
     if template.is_empty() {
         return Err(bad_path("must not be empty"));
     }
@@ -131,7 +143,7 @@ pub fn resolve_path(
         (Some(_), Some(e), None) => e,
         (Some(_), Some(e), Some(c)) if e == c => c,
         (Some(ext), Some(_), Some(c)) => {
-            return Err(RequestError::ContainerMismatch { container: c, ext })
+            return Err(PathError::ContainerMismatch { container: c, ext })
         }
         (Some(ext), None, _) => {
             let known: Vec<String> = Container::ALL.iter().map(|c| format!(".{c}")).collect();
@@ -146,7 +158,7 @@ pub fn resolve_path(
 
 /// `%d`, `%t` and `%%`; anything else after `%` is an error (a typo should not end up in the
 /// file name).
-fn expand(template: &str, ctx: &PathContext) -> Result<String, RequestError> {
+fn expand(template: &str, ctx: &PathContext) -> Result<String, PathError> {
     let mut expanded = String::with_capacity(template.len() + 16);
     let mut chars = template.chars();
     while let Some(c) = chars.next() {
@@ -174,8 +186,8 @@ fn expand(template: &str, ctx: &PathContext) -> Result<String, RequestError> {
 /// Fails now, before a portal dialog, if the output cannot be created, or exists and may not
 /// be replaced. Creates the videos folder itself if missing (like other recorders do), but no
 /// other directory: a typo in a directory name should be an error, not a new folder.
-pub fn check_writable(path: &Path, overwrite: bool, videos_dir: &Path) -> Result<(), RequestError> {
-    let not_writable = |reason: String| RequestError::NotWritable {
+pub fn check_writable(path: &Path, overwrite: bool, videos_dir: &Path) -> Result<(), PathError> {
+    let not_writable = |reason: String| PathError::NotWritable {
         path: path.to_owned(),
         reason,
     };
@@ -204,7 +216,7 @@ pub fn check_writable(path: &Path, overwrite: bool, videos_dir: &Path) -> Result
         Ok(m) if m.is_dir() => Err(not_writable("it is a directory".into())),
         // A FIFO or device would block or misbehave; refuse anything but a plain file.
         Ok(m) if !m.is_file() => Err(not_writable("it exists and is not a regular file".into())),
-        Ok(_) if !overwrite => Err(RequestError::Exists {
+        Ok(_) if !overwrite => Err(PathError::Exists {
             path: path.to_owned(),
         }),
         // Existing file: opening for write without truncating proves we may replace it.
@@ -341,13 +353,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let videos = dir.path().join("Videos");
         let err = check_writable(&dir.path().join("nope/a.mkv"), false, &videos).unwrap_err();
-        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(
+            matches!(&err, PathError::NotWritable { reason, .. } if reason.contains("does not exist")),
+            "{err:?}"
+        );
         let f = dir.path().join("a.mkv");
         std::fs::write(&f, b"x").unwrap();
-        assert!(check_writable(&f, false, &videos)
-            .unwrap_err()
-            .to_string()
-            .contains("--overwrite"));
+        // (How each surface words it, `--overwrite` or 'overwrite': tests/surfaces.rs.)
+        assert_eq!(
+            check_writable(&f, false, &videos),
+            Err(PathError::Exists { path: f.clone() })
+        );
         check_writable(&f, true, &videos).unwrap();
         assert_eq!(
             std::fs::read(&f).unwrap(),

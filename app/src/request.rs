@@ -190,6 +190,20 @@ impl Number {
     }
 }
 
+impl From<crate::path::PathError> for RequestError {
+    fn from(e: crate::path::PathError) -> Self {
+        use crate::path::PathError as P;
+        match e {
+            P::BadPath { reason } => RequestError::BadPath { reason },
+            P::ContainerMismatch { container, ext } => {
+                RequestError::ContainerMismatch { container, ext }
+            }
+            P::NotWritable { path, reason } => RequestError::NotWritable { path, reason },
+            P::Exists { path } => RequestError::Exists { path },
+        }
+    }
+}
+
 impl From<CodecNotInContainer> for RequestError {
     fn from(e: CodecNotInContainer) -> Self {
         RequestError::CodecNotInContainer(e)

@@ -14,6 +14,7 @@ use zerocast_app::cli::RequestArgs;
 use zerocast_app::options::Surface;
 use zerocast_app::path::from_cwd;
 
+use crate::feed::value_json;
 use crate::service::{BUS_NAME, MANAGER_PATH};
 
 // The typed proxies live in the client crate, shared with the tray and the feed; re-exported
@@ -413,26 +414,6 @@ fn status_line(i: &serde_json::Value) -> String {
         i["capture_path"].as_str().unwrap_or(""),
         i["path"].as_str().unwrap_or(""),
     )
-}
-
-/// Basic D-Bus values as JSON (options and stats hold nothing else).
-pub fn value_json(v: &Value<'_>) -> serde_json::Value {
-    match v {
-        Value::Bool(b) => json!(b),
-        Value::U8(x) => json!(x),
-        Value::I16(x) => json!(x),
-        Value::U16(x) => json!(x),
-        Value::I32(x) => json!(x),
-        Value::U32(x) => json!(x),
-        Value::I64(x) => json!(x),
-        Value::U64(x) => json!(x),
-        Value::F64(x) => json!(x),
-        Value::Str(s) => json!(s.as_str()),
-        Value::ObjectPath(p) => json!(p.as_str()),
-        Value::Value(v) => value_json(v),
-        Value::Array(a) => serde_json::Value::Array(a.iter().map(value_json).collect()),
-        other => json!(other.to_string()),
-    }
 }
 
 fn dict_json(m: &HashMap<String, OwnedValue>) -> serde_json::Value {

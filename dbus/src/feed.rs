@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::{json, Value as Json};
+use zbus::zvariant::Value;
 use zbus::Connection;
 use zerocast_client::{recording_path, Entry, Follower, Update};
-
-use crate::ctl::value_json;
 
 /// Line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -210,6 +209,26 @@ impl<W: Write> Feed<W> {
         writeln!(self.out, "{text}")
             .and_then(|()| self.out.flush())
             .is_ok()
+    }
+}
+
+/// Basic D-Bus values as JSON (options and stats hold nothing else).
+pub fn value_json(v: &Value<'_>) -> serde_json::Value {
+    match v {
+        Value::Bool(b) => json!(b),
+        Value::U8(x) => json!(x),
+        Value::I16(x) => json!(x),
+        Value::U16(x) => json!(x),
+        Value::I32(x) => json!(x),
+        Value::U32(x) => json!(x),
+        Value::I64(x) => json!(x),
+        Value::U64(x) => json!(x),
+        Value::F64(x) => json!(x),
+        Value::Str(s) => json!(s.as_str()),
+        Value::ObjectPath(p) => json!(p.as_str()),
+        Value::Value(v) => value_json(v),
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(value_json).collect()),
+        other => json!(other.to_string()),
     }
 }
 

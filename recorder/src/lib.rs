@@ -7,6 +7,7 @@
 //! - [`Recording`] is the async handle the CLI and the D-Bus service hold.
 
 pub mod audio;
+mod clock;
 mod drop_order;
 pub mod encode;
 pub mod frame;

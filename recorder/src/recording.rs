@@ -11,12 +11,14 @@ use tokio::sync::{mpsc as tmpsc, oneshot, watch};
 use tracing::Instrument;
 
 use crate::audio::{AudioThread, TrackSet};
+use crate::clock::monotonic_ns;
 use crate::encode::replay::ReplayLimits;
 use crate::encode::worker::{self, EncEvent, EncMsg};
 use crate::encode::EncoderConfig;
 use crate::frame::FramePool;
-use crate::pw::{monotonic_ns, PwEvent, PwThread};
-use crate::sink::{Counters, FrameSink, RecordingClock};
+use crate::pw::{PwEvent, PwThread};
+use crate::sink::{FrameSink, RecordingClock};
+use crate::stats::Counters;
 use crate::stats::EndReason;
 use crate::{RecorderError, RecordingOptions, RecordingState, Stats, Summary};
 

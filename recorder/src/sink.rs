@@ -2,7 +2,7 @@
 //! timeline (pauses removed), applies the fps cap, copies into a pooled buffer and queues it for
 //! the encoder — or counts a drop when the encoder is behind.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,23 +13,11 @@ use crate::encode::worker::{BridgeMemory, EncMsg};
 
 use crate::encode::CpuConverter;
 use crate::frame::{CpuFrame, FramePool, PixelFormat};
+use crate::stats::Counters;
 
 /// Set to send SHM frames to the encoder as copied RGB (the pre-I420 behaviour), for A/B
 /// benchmarks of the conversion on the PipeWire thread.
 const SHM_COPY_ENV: &str = "ZEROCAST_SHM_COPY";
-
-/// Counters shared by all threads of one recording; read for progress reports.
-#[derive(Default, Debug)]
-pub(crate) struct Counters {
-    pub received: AtomicU64,
-    pub written: AtomicU64,
-    pub dropped: AtomicU64,
-    /// Older buffers replaced by a newer one in the same process() call.
-    pub skipped_stale: AtomicU64,
-    /// Frames left out on purpose by the fps cap (not a loss).
-    pub skipped_fps: AtomicU64,
-    pub bytes: AtomicU64,
-}
 
 /// The recording's clock. Compositor timestamps (SPA header PTS) are in the compositor's clock;
 /// pause/stop requests are in CLOCK_MONOTONIC. Frames are placed on the monotonic clock through

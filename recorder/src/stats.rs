@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// Lifecycle of a recording (the D-Bus `State` property uses these names).
@@ -109,4 +110,17 @@ pub struct Summary {
     pub path: Option<PathBuf>,
     pub stats: Stats,
     pub reason: EndReason,
+}
+
+/// Counters shared by all threads of one recording; read for progress reports.
+#[derive(Default, Debug)]
+pub(crate) struct Counters {
+    pub received: AtomicU64,
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Older buffers replaced by a newer one in the same process() call.
+    pub skipped_stale: AtomicU64,
+    /// Frames left out on purpose by the fps cap (not a loss).
+    pub skipped_fps: AtomicU64,
+    pub bytes: AtomicU64,
 }

@@ -185,7 +185,7 @@ fn stall_from_env() -> Option<Stall> {
     let v = std::env::var(STALL_ENV).ok()?;
     let (a, l) = v.split_once(':')?;
     Some(Stall {
-        at_ns: crate::pw::monotonic_ns() + a.parse::<i64>().ok()? * 1_000_000,
+        at_ns: crate::clock::monotonic_ns() + a.parse::<i64>().ok()? * 1_000_000,
         len: Duration::from_millis(l.parse().ok()?),
     })
 }
@@ -585,7 +585,7 @@ fn make_stream(
 /// time of their first frame.
 fn on_process(stream: &pw::stream::Stream, d: &mut StreamData) {
     if let Some(s) = d.stall {
-        if crate::pw::monotonic_ns() >= s.at_ns {
+        if crate::clock::monotonic_ns() >= s.at_ns {
             d.stall = None;
             tracing::info!(
                 ms = s.len.as_millis() as u64,
@@ -658,7 +658,7 @@ unsafe fn copy_out(b: *mut pw::sys::pw_buffer, d: &mut StreamData, delay_ns: i64
     let cycle = if time > 0 {
         time
     } else {
-        crate::pw::monotonic_ns()
+        crate::clock::monotonic_ns()
     };
     let t0 = cycle - delay_ns;
     let free = match d.free.lock() {

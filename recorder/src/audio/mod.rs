@@ -36,7 +36,7 @@ pub fn encoder_present(name: &str) -> bool {
 
 /// CLOCK_MONOTONIC in ns: the clock of capture times and of the compositor's video timestamps.
 pub fn monotonic_ns() -> i64 {
-    crate::pw::monotonic_ns()
+    crate::clock::monotonic_ns()
 }
 
 /// Sample rate of every track (PipeWire's default graph rate; converted by PipeWire otherwise).

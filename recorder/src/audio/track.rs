@@ -322,7 +322,7 @@ impl Mixer {
         if self.clock.origin.is_none() {
             return;
         }
-        let now = crate::pw::monotonic_ns();
+        let now = crate::clock::monotonic_ns();
         let wall = self.file_pos(now - LAG_NS);
         let cap = self
             .file_pos(now - HOLD_NS)

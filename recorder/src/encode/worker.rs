@@ -31,7 +31,7 @@ use super::gpu_output::{DropsBefore, GpuOutput};
 use super::{Encoder, EncoderConfig};
 use crate::audio::BlockReturn;
 use crate::frame::{CpuFrame, FrameReturn};
-use crate::sink::Counters;
+use crate::stats::Counters;
 use crate::{EncoderChoice, RecorderError};
 
 /// Messages to the encoder thread, in stream order.

@@ -13,6 +13,7 @@
 //! | `dmabuf.rs` | DMA-BUF buffers → `gpu.rs` (Vulkan import, convert, CUDA) → the frame sink |
 
 mod buffer;
+pub(crate) use crate::clock::monotonic_ns;
 pub(crate) use buffer::UserCrop;
 mod dmabuf;
 mod gpu;
@@ -122,15 +123,4 @@ impl Drop for PwThread {
     fn drop(&mut self) {
         let _ = self.commands.send(PwCommand::Stop);
     }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds — the clock compositors stamp PipeWire buffers with.
-pub(crate) fn monotonic_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC is always available on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
