@@ -205,13 +205,7 @@ async fn user_region_and_scale_on_the_cuda_path() {
     .await;
     assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCuda);
     let (w, h) = (320, 180);
-    let file = summary
-        .path
-        .as_deref()
-        .expect("a normal recording writes its file");
-    assert_eq!(producer::video_size(file), (w, h));
-    let frames = decode_rgb(file, w, h);
-    assert!(frames.len() >= 30, "{} frames", frames.len());
+    let frames = producer::frames_of(&summary, w, h, 30);
     for f in &frames {
         let px = |x: u32, y: u32| {
             let i = ((y * w + x) * 3) as usize;
@@ -232,32 +226,8 @@ async fn user_region_and_scale_on_the_cuda_path() {
     })
     .await;
     assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCuda);
-    let (w, h) = (sw / 2, sh / 2);
-    let file = summary
-        .path
-        .as_deref()
-        .expect("a normal recording writes its file");
-    assert_eq!(producer::video_size(file), (w, h));
-    let frames = decode_rgb(file, w, h);
-    assert!(frames.len() >= 30, "{} frames", frames.len());
-    for f in &frames {
-        let px = |x: u32, y: u32| {
-            let i = ((y * w + x) * 3) as usize;
-            [f[i], f[i + 1], f[i + 2]]
-        };
-        for (qx, qy) in [(0, 0), (sw - 1, 0), (0, sh - 1), (sw - 1, sh - 1)] {
-            let (x, y) = (
-                (qx * 2 / sw) * (w / 2) + w / 4,
-                (qy * 2 / sh) * (h / 2) + h / 4,
-            );
-            let want = producer::quadrant_rgb(qx, qy, sw, sh);
-            assert!(
-                close(px(x, y), want),
-                "({x},{y}): {:?}, want {want:?}",
-                px(x, y)
-            );
-        }
-    }
+    let frames = producer::frames_of(&summary, sw / 2, sh / 2, 30);
+    producer::assert_half_scale_quadrants(&frames, sw, sh);
 }
 
 /// Explicit sync (SyncTimeline): the producer's buffers carry acquire/release timelines

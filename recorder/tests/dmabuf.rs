@@ -210,31 +210,8 @@ async fn scale_halves_the_picture(offer: Offer, path: CapturePath) {
     })
     .await;
     assert_eq!(summary.stats.capture_path, path);
-    let (w, h) = (160, 120);
-    let file = summary
-        .path
-        .as_deref()
-        .expect("a normal recording writes its file");
-    assert_eq!(producer::video_size(file), (w, h));
-    let frames = decode_rgb(file, w, h);
-    assert!(frames.len() > 10, "{} frames", frames.len());
-    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
-    for f in &frames {
-        let px = |x: u32, y: u32| {
-            let i = ((y * w + x) * 3) as usize;
-            [f[i], f[i + 1], f[i + 2]]
-        };
-        for (qx, qy) in [(0, 0), (319, 0), (0, 239), (319, 239)] {
-            // The quadrant's centre, halved.
-            let (x, y) = ((qx / 160) * 80 + 40, (qy / 120) * 60 + 30);
-            let want = quadrant_rgb(qx, qy, 320, 240);
-            assert!(
-                close(px(x, y), want),
-                "({x},{y}): {:?}, want {want:?}",
-                px(x, y)
-            );
-        }
-    }
+    let frames = producer::frames_of(&summary, 160, 120, 11);
+    producer::assert_half_scale_quadrants(&frames, 320, 240);
 }
 
 #[tokio::test(flavor = "multi_thread")]

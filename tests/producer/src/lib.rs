@@ -884,6 +884,42 @@ pub fn monotonic_ns() -> i64 {
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
+/// The recording's frames as packed RGB: its file is `w`×`h` and holds at least `min` frames.
+pub fn frames_of(summary: &zerocast_recorder::Summary, w: u32, h: u32, min: usize) -> Vec<Vec<u8>> {
+    let file = summary
+        .path
+        .as_deref()
+        .expect("a normal recording writes its file");
+    assert_eq!(video_size(file), (w, h), "{}", file.display());
+    let frames = decode_rgb(file, w, h);
+    assert!(frames.len() >= min, "{} frames", frames.len());
+    frames
+}
+
+/// Every frame (packed RGB, half of `sw`×`sh`) shows the test pattern's four quadrants at their
+/// halved centres (within 16 per channel).
+pub fn assert_half_scale_quadrants(frames: &[Vec<u8>], sw: u32, sh: u32) {
+    let (w, h) = (sw / 2, sh / 2);
+    for f in frames {
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 3) as usize;
+            [f[i], f[i + 1], f[i + 2]]
+        };
+        for (qx, qy) in [(0, 0), (sw - 1, 0), (0, sh - 1), (sw - 1, sh - 1)] {
+            let (x, y) = (
+                (qx * 2 / sw) * (w / 2) + w / 4,
+                (qy * 2 / sh) * (h / 2) + h / 4,
+            );
+            let want = quadrant_rgb(qx, qy, sw, sh);
+            let got = px(x, y);
+            assert!(
+                got.iter().zip(want).all(|(p, q)| p.abs_diff(q) <= 16),
+                "({x},{y}): {got:?}, want {want:?}"
+            );
+        }
+    }
+}
+
 /// Decodes every frame of `path` to packed RGB24 at `w`×`h`, in process (FFmpeg's libraries:
 /// no `ffmpeg` program needed, so this also runs on the GPU machine).
 pub fn decode_rgb(path: &Path, w: u32, h: u32) -> Vec<Vec<u8>> {
