@@ -2,9 +2,9 @@
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 
+// Source pixel (x, y) of the frame.
 fn load_px(x: u32, y: u32) -> vec3<i32> {
-    let s = src_px(x, y);
-    return unpack_word(src[p.src_offset + s.y * p.src_stride + s.x]);
+    return unpack_word(src[p.src_offset + y * p.src_stride + x]);
 }
 
 @compute @workgroup_size(16, 8, 1)

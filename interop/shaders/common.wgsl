@@ -15,24 +15,64 @@ struct Params {
     dst_uv_offset: u32,
     // 0: XR24/AR24, 1: XB24/AB24, 2: XR30/AR30, 3: XB30/AB30 (see src/format.rs, PixelCode).
     fmt: u32,
-    // The source region read (x | y << 16, w | h << 16): a crop region (window casts), scaled
-    // nearest-neighbour to width x height when the sizes differ (a stream that changed size
-    // mid-recording). The whole source, unscaled, in the common case.
+    // Where the picture comes from and goes (x | y << 16, w | h << 16): the source region read
+    // (a crop region, or the whole frame) is scaled into the destination rectangle of the
+    // output (the whole output, or a centred part of it for a frame of another aspect); the
+    // output outside it is black.
     src_xy: u32,
     src_wh: u32,
-    _pad: u32,
+    dst_xy: u32,
+    dst_wh: u32,
+    // Source pixels per output pixel, 16.16 fixed point (see src/cpu.rs, Framing::steps).
+    step_x: u32,
+    step_y: u32,
+    // 0: the source region is the whole output at its size, one source pixel per output pixel
+    // (the common case, as cheap as a plain conversion); 1: bilinear into the destination.
+    scaled: u32,
 }
 
 var<immediate> p: Params;
 
-// Output pixel (x, y) -> source pixel. Clamped to the output first: odd sizes replicate the
-// last column/row into the padding, like the CPU reference. x * w fits in u32 (both < 2^16).
-fn src_px(x: u32, y: u32) -> vec2<u32> {
+// One axis of the bilinear filter (src/cpu.rs `tap`): output index i inside the destination ->
+// (first source index, second source index, weight of the second in 256ths). Pixel centres line
+// up; i * step fits in u32 (see Framing::steps).
+fn tap(i: u32, step: u32, n: u32) -> vec3<u32> {
+    let q = i * step + (step >> 1u);
+    let r = select(0u, q - 32768u, q > 32768u);
+    let i0 = min(r >> 16u, n - 1u);
+    return vec3<u32>(i0, min(i0 + 1u, n - 1u), (r >> 8u) & 0xffu);
+}
+
+// Output pixel (x, y) as RGB. Clamped to the output first: odd sizes replicate the last
+// column/row into the padding, like the CPU reference.
+fn px(x: u32, y: u32) -> vec3<i32> {
     let xc = min(x, p.width - 1u);
     let yc = min(y, p.height - 1u);
-    let sw = p.src_wh & 0xffffu;
-    let sh = p.src_wh >> 16u;
-    return vec2<u32>((p.src_xy & 0xffffu) + xc * sw / p.width, (p.src_xy >> 16u) + yc * sh / p.height);
+    let sx = p.src_xy & 0xffffu;
+    let sy = p.src_xy >> 16u;
+    if (p.scaled == 0u) {
+        return load_px(sx + xc, sy + yc);
+    }
+    let dx = p.dst_xy & 0xffffu;
+    let dy = p.dst_xy >> 16u;
+    let dw = p.dst_wh & 0xffffu;
+    let dh = p.dst_wh >> 16u;
+    if (xc < dx || xc >= dx + dw || yc < dy || yc >= dy + dh) {
+        // Black: Y 16, Cb/Cr 128 after the conversion.
+        return vec3<i32>(0);
+    }
+    let tx = tap(xc - dx, p.step_x, p.src_wh & 0xffffu);
+    let ty = tap(yc - dy, p.step_y, p.src_wh >> 16u);
+    let a = load_px(sx + tx.x, sy + ty.x);
+    let b = load_px(sx + tx.y, sy + ty.x);
+    let c = load_px(sx + tx.x, sy + ty.y);
+    let d = load_px(sx + tx.y, sy + ty.y);
+    // src/cpu.rs `blend`: the same integer sums, so the same bytes.
+    let fx = i32(tx.z);
+    let fy = i32(ty.z);
+    let top = a * (256 - fx) + b * fx;
+    let bottom = c * (256 - fx) + d * fx;
+    return (top * (256 - fy) + bottom * fy + vec3<i32>(32768)) >> vec3<u32>(16u);
 }
 
 fn unpack_word(w: u32) -> vec3<i32> {
@@ -78,10 +118,10 @@ fn nv12_block(gid: vec3<u32>) {
     var uv = 0u;
     for (var i = 0u; i < 2u; i++) {
         let x = bx + 2u * i;
-        let a = load_px(x, by);
-        let b = load_px(x + 1u, by);
-        let c = load_px(x, by + 1u);
-        let d = load_px(x + 1u, by + 1u);
+        let a = px(x, by);
+        let b = px(x + 1u, by);
+        let c = px(x, by + 1u);
+        let d = px(x + 1u, by + 1u);
         let sh = 16u * i;
         y0 |= (luma(a) | (luma(b) << 8u)) << sh;
         y1 |= (luma(c) | (luma(d) << 8u)) << sh;
@@ -105,7 +145,7 @@ fn bgrx_block(gid: vec3<u32>) {
         if (y < p.height) {
             for (var i = 0u; i < 4u; i++) {
                 // Pitch is a multiple of 64 words >= width rounded up to 4: in bounds.
-                dst[y * p.dst_pitch + bx + i] = bgrx(load_px(bx + i, y));
+                dst[y * p.dst_pitch + bx + i] = bgrx(px(bx + i, y));
             }
         }
     }

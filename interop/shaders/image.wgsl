@@ -3,9 +3,9 @@
 
 @group(0) @binding(0) var src_tex: texture_2d<f32>;
 
+// Source pixel (x, y) of the frame.
 fn load_px(x: u32, y: u32) -> vec3<i32> {
-    let s = src_px(x, y);
-    let c = textureLoad(src_tex, vec2<i32>(i32(s.x), i32(s.y)), 0);
+    let c = textureLoad(src_tex, vec2<i32>(i32(x), i32(y)), 0);
     // UNORM -> integer is exact after rounding; 10-bit formats keep their top 8 bits, as the
     // buffer path does.
     if (p.fmt >= 2u) {

@@ -6,6 +6,7 @@
 //! pending when the ring wraps.
 
 use crate::cpu::{FrameLayout, OutputMode};
+pub use crate::cpu::{Framing, Region};
 use crate::error::{InteropError, Result};
 use crate::explicit_sync::SyncPoints;
 use crate::format::ImportKind;
@@ -67,37 +68,6 @@ pub struct ConvertedFrame {
     pub slot: usize,
     pub value: u64,
     pub layout: FrameLayout,
-}
-
-/// The part of a source frame to convert, in source pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Region {
-    pub x: u32,
-    pub y: u32,
-    pub width: u32,
-    pub height: u32,
-}
-
-impl Region {
-    pub fn whole(width: u32, height: u32) -> Self {
-        Region {
-            x: 0,
-            y: 0,
-            width,
-            height,
-        }
-    }
-
-    /// Non-empty, inside a `width`×`height` frame, and small enough for the shader's 16-bit
-    /// fields.
-    pub fn fits(&self, width: u32, height: u32) -> bool {
-        self.width > 0
-            && self.height > 0
-            && self.x as u64 + self.width as u64 <= width as u64
-            && self.y as u64 + self.height as u64 <= height as u64
-            && width < 1 << 16
-            && height < 1 << 16
-    }
 }
 
 /// Memory of one output slot, as CUDA (or another Vulkan device) must import it.
@@ -340,30 +310,42 @@ impl GpuConverter {
         self.convert_region(src, Region::whole(src.width(), src.height()))
     }
 
-    /// Converts the `region` of `src` (a window cast's crop region), scaled nearest-neighbour
-    /// to the output size when the sizes differ.
+    /// Converts the `region` of `src` (a window cast's crop region) over the whole output,
+    /// scaled bilinear when the sizes differ.
     pub fn convert_region(
         &mut self,
         src: &ImportedFrame,
         region: Region,
     ) -> Result<ConvertedFrame> {
-        self.convert_synced(src, region, None)
+        let place = Framing::fill(region, self.layout.width, self.layout.height);
+        self.convert_synced(src, place, None)
     }
 
-    /// [`GpuConverter::convert_region`] under explicit sync: the GPU waits for the compositor's
-    /// acquire point before reading `src` and signals its release point when done.
+    /// Converts `place.src` of `src` into `place.dst` of the output (bilinear where the sizes
+    /// differ, black around it: a frame of another aspect letterboxed); under explicit sync the
+    /// GPU waits for the compositor's acquire point before reading `src` and signals its
+    /// release point when done.
     pub fn convert_synced(
         &mut self,
         src: &ImportedFrame,
-        region: Region,
+        place: Framing,
         sync: Option<SyncPoints<'_>>,
     ) -> Result<ConvertedFrame> {
+        let region = place.src;
         if !region.fits(src.width(), src.height()) {
             return Err(InteropError::SizeMismatch {
                 width: src.width(),
                 height: src.height(),
                 expected_w: region.x + region.width,
                 expected_h: region.y + region.height,
+            });
+        }
+        if !place.dst.fits(self.layout.width, self.layout.height) {
+            return Err(InteropError::SizeMismatch {
+                width: self.layout.width,
+                height: self.layout.height,
+                expected_w: place.dst.x + place.dst.width,
+                expected_h: place.dst.y + place.dst.height,
             });
         }
         let i = self.next;
@@ -381,7 +363,7 @@ impl GpuConverter {
             return Err(InteropError::DeviceLost);
         }
         let cmd = self.slots[i].cmd;
-        self.record(i, src, region)?;
+        self.record(i, src, &place)?;
         let reuse_wait = self.state[i].reuse_wait.swap(0, Ordering::AcqRel);
         let wait = (reuse_wait > 0).then_some((self.release.sem, reuse_wait));
         let value = self.shared.submit_frame_sync(
@@ -404,7 +386,7 @@ impl GpuConverter {
         })
     }
 
-    fn record(&self, i: usize, src: &ImportedFrame, region: Region) -> Result<()> {
+    fn record(&self, i: usize, src: &ImportedFrame, place: &Framing) -> Result<()> {
         let d = &self.shared.device;
         let slot = &self.slots[i];
         let cmd = slot.cmd;
@@ -435,14 +417,22 @@ impl GpuConverter {
             let mut release_buf = [vk::BufferMemoryBarrier::default()];
             let mut release_img = [vk::ImageMemoryBarrier::default()];
             let (acquire_buf, acquire_img);
+            let [src_xy, src_wh, dst_xy, dst_wh] = place.packed();
+            let (step_x, step_y) = place.steps();
             let mut params = Params {
                 width: self.layout.width,
                 height: self.layout.height,
                 dst_pitch: self.layout.pitch / 4,
                 dst_uv_offset: (self.layout.uv_offset / 4) as u32,
                 fmt: src.code as u32,
-                src_xy: region.x | (region.y << 16),
-                src_wh: region.width | (region.height << 16),
+                src_xy,
+                src_wh,
+                dst_xy,
+                dst_wh,
+                step_x,
+                step_y,
+                // A uniform branch: the direct case reads one pixel per output pixel as before.
+                scaled: u32::from(!place.is_direct(self.layout.width, self.layout.height)),
                 ..Default::default()
             };
             match &src.source {

@@ -127,6 +127,140 @@ fn chroma(s: [i32; 3], k: [i32; 3]) -> u8 {
     ((k[0] * s[0] + k[1] * s[1] + k[2] * s[2] + (128 << 18) + (1 << 17)) >> 18) as u8
 }
 
+/// A rectangle in pixels: the part of a source frame to convert, or where the picture goes in
+/// the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Region {
+    pub fn whole(width: u32, height: u32) -> Self {
+        Region {
+            x: 0,
+            y: 0,
+            width,
+            height,
+        }
+    }
+
+    /// Non-empty, inside a `width`×`height` frame, and small enough for the shader's 16-bit
+    /// fields.
+    pub fn fits(&self, width: u32, height: u32) -> bool {
+        self.width > 0
+            && self.height > 0
+            && self.x as u64 + self.width as u64 <= width as u64
+            && self.y as u64 + self.height as u64 <= height as u64
+            && width < 1 << 16
+            && height < 1 << 16
+    }
+
+    /// Where a `sw`×`sh` picture goes in a `dw`×`dh` output with its aspect kept: the largest
+    /// rectangle of that aspect inside the output, centred, with even size and offsets (whole
+    /// 4:2:0 chroma samples). Within a pixel or two of the output's aspect it fills the output
+    /// (a 1366×768 monitor into 1280×720), as bars of one pixel would only look like a bug.
+    /// The one rule of both paths: the CPU path's swscale places frames here too.
+    pub fn fitted(sw: u32, sh: u32, dw: u32, dh: u32) -> Region {
+        let (sw64, sh64, dw64, dh64) = (sw as u64, sh as u64, dw as u64, dh as u64);
+        let (w, h) = if sw64 * dh64 > dw64 * sh64 {
+            // Wider than the output: full width, bars above and below.
+            (dw64, (sh64 * dw64 + sw64 / 2) / sw64.max(1))
+        } else {
+            ((sw64 * dh64 + sh64 / 2) / sh64.max(1), dh64)
+        };
+        let even = |v: u64, max: u32| ((v.min(max as u64) as u32) & !1).max(2.min(max));
+        let (w, h) = (even(w, dw), even(h, dh));
+        if dw - w <= 2 && dh - h <= 2 {
+            return Region::whole(dw, dh);
+        }
+        Region {
+            x: ((dw - w) / 2) & !1,
+            y: ((dh - h) / 2) & !1,
+            width: w,
+            height: h,
+        }
+    }
+}
+
+/// Which source pixels make which output pixels: `src` (in the source frame) is scaled into
+/// `dst` (in the output); the output outside `dst` is black (letterbox bars).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Framing {
+    pub src: Region,
+    pub dst: Region,
+}
+
+impl Framing {
+    /// `src` stretched over the whole `width`×`height` output.
+    pub fn fill(src: Region, width: u32, height: u32) -> Self {
+        Framing {
+            src,
+            dst: Region::whole(width, height),
+        }
+    }
+
+    /// `src` in the output with its aspect kept ([`Region::fitted`]); the whole output when the
+    /// sizes are the same.
+    pub fn fit(src: Region, width: u32, height: u32) -> Self {
+        Framing {
+            src,
+            dst: Region::fitted(src.width, src.height, width, height),
+        }
+    }
+
+    /// Whether every output pixel is one source pixel: no filter, no bars — the common case,
+    /// which must stay as cheap (and as exact) as a plain conversion.
+    pub fn is_direct(&self, width: u32, height: u32) -> bool {
+        self.dst == Region::whole(width, height)
+            && (self.src.width, self.src.height) == (width, height)
+    }
+
+    /// Source pixels per output pixel, 16.16 fixed point. `src.width << 16` fits in u32
+    /// (sizes < 2^16), and so does `i * step` for every output index `i < dst.width`.
+    pub fn steps(&self) -> (u32, u32) {
+        (
+            (self.src.width << 16) / self.dst.width.max(1),
+            (self.src.height << 16) / self.dst.height.max(1),
+        )
+    }
+
+    /// Packs the rectangles as the shader's `Params` takes them (x | y << 16, w | h << 16).
+    pub fn packed(&self) -> [u32; 4] {
+        let p = |a: u32, b: u32| a | (b << 16);
+        [
+            p(self.src.x, self.src.y),
+            p(self.src.width, self.src.height),
+            p(self.dst.x, self.dst.y),
+            p(self.dst.width, self.dst.height),
+        ]
+    }
+}
+
+/// One axis of the bilinear filter: output index `i` (inside the destination) → the two source
+/// indices (relative to the source rectangle) and the weight of the second, 0..=255 of 256.
+/// Pixel centres line up (`(i + ½) · step − ½`), so a 0.5 scale averages pixel pairs and a
+/// step of exactly 1 picks single pixels. Keep in sync with `tap` in shaders/common.wgsl.
+#[inline]
+pub fn tap(i: u32, step: u32, n: u32) -> (u32, u32, i32) {
+    let p = i * step + (step >> 1);
+    // Left of the first pixel's centre (upscaling): the first pixel.
+    let q = p.saturating_sub(32768);
+    let i0 = (q >> 16).min(n - 1);
+    (i0, (i0 + 1).min(n - 1), ((q >> 8) & 0xff) as i32)
+}
+
+/// Bilinear blend of four pixels with 8-bit weights, rounded: integer maths, so that the
+/// shader's copy gives the same bytes. The largest sum, 255 · 65536 + 32768, fits in i32.
+#[inline]
+pub fn blend(a: i32, b: i32, c: i32, d: i32, fx: i32, fy: i32) -> i32 {
+    let top = a * (256 - fx) + b * fx;
+    let bottom = c * (256 - fx) + d * fx;
+    (top * (256 - fy) + bottom * fy + 32768) >> 16
+}
+
 /// A source frame in host memory: 32-bit pixels, `stride` bytes per row.
 #[derive(Clone, Copy)]
 pub struct SrcFrame<'a> {
@@ -148,14 +282,73 @@ impl SrcFrame<'_> {
     }
 }
 
+/// What the shader's `px` computes per output pixel, precomputed once per frame.
+struct Sampler<'a> {
+    src: &'a SrcFrame<'a>,
+    place: Framing,
+    direct: bool,
+    steps: (u32, u32),
+    size: (u32, u32),
+}
+
+impl Sampler<'_> {
+    /// Output pixel (x, y), as the shader's `px`.
+    #[inline]
+    fn px(&self, x: u32, y: u32) -> [i32; 3] {
+        // Clamped to the output first: odd sizes replicate the last column/row into the
+        // padding.
+        let (x, y) = (x.min(self.size.0 - 1), y.min(self.size.1 - 1));
+        let (s, d) = (self.place.src, self.place.dst);
+        if self.direct {
+            return self.src.px(s.x + x, s.y + y);
+        }
+        if x < d.x || x >= d.x + d.width || y < d.y || y >= d.y + d.height {
+            return [0; 3];
+        }
+        let (x0, x1, fx) = tap(x - d.x, self.steps.0, s.width);
+        let (y0, y1, fy) = tap(y - d.y, self.steps.1, s.height);
+        let at = |x: u32, y: u32| self.src.px(s.x + x, s.y + y);
+        let (a, b, c, e) = (at(x0, y0), at(x1, y0), at(x0, y1), at(x1, y1));
+        std::array::from_fn(|k| blend(a[k], b[k], c[k], e[k], fx, fy))
+    }
+}
+
 /// Converts `src` into `dst` (at least `layout.size` bytes) exactly as the GPU does.
 /// Padding bytes beyond [`FrameLayout::written_row_bytes`] are left alone.
 pub fn convert(src: &SrcFrame<'_>, layout: &FrameLayout, dst: &mut [u8]) {
+    assert!(src.width == layout.width && src.height == layout.height);
+    let whole = Region::whole(src.width, src.height);
+    convert_placed(
+        src,
+        &Framing::fill(whole, src.width, src.height),
+        layout,
+        dst,
+    );
+}
+
+/// Converts `place.src` of `src` into `place.dst` of the output, bilinear where the sizes
+/// differ, black around it — exactly as the GPU does.
+pub fn convert_placed(src: &SrcFrame<'_>, place: &Framing, layout: &FrameLayout, dst: &mut [u8]) {
     assert!(
         dst.len() as u64 >= layout.size,
         "dst smaller than the frame layout"
     );
-    assert!(src.width == layout.width && src.height == layout.height);
+    assert!(
+        place.src.fits(src.width, src.height),
+        "{place:?} outside the source"
+    );
+    assert!(
+        place.dst.fits(layout.width, layout.height),
+        "{place:?} outside the output"
+    );
+    let sampler = Sampler {
+        src,
+        place: *place,
+        direct: place.is_direct(layout.width, layout.height),
+        steps: place.steps(),
+        size: (layout.width, layout.height),
+    };
+    let px = |x: u32, y: u32| sampler.px(x, y);
     let pitch = layout.pitch as usize;
     match layout.mode {
         OutputMode::Nv12 => {
@@ -167,10 +360,10 @@ pub fn convert(src: &SrcFrame<'_>, layout: &FrameLayout, dst: &mut [u8]) {
                 let uv = &mut uvs[(by / 2) as usize * pitch..][..pitch];
                 for cx in 0..w4 / 2 {
                     let x = cx * 2;
-                    let a = src.px(x, by);
-                    let b = src.px(x + 1, by);
-                    let c = src.px(x, by + 1);
-                    let d = src.px(x + 1, by + 1);
+                    let a = px(x, by);
+                    let b = px(x + 1, by);
+                    let c = px(x, by + 1);
+                    let d = px(x + 1, by + 1);
                     y0[x as usize] = luma(a);
                     y0[x as usize + 1] = luma(b);
                     y1[x as usize] = luma(c);
@@ -189,7 +382,7 @@ pub fn convert(src: &SrcFrame<'_>, layout: &FrameLayout, dst: &mut [u8]) {
             for y in 0..layout.height {
                 let row = &mut dst[y as usize * pitch..][..layout.width as usize * 4];
                 for x in 0..layout.width {
-                    let c = src.px(x, y);
+                    let c = px(x, y);
                     row[x as usize * 4..][..4]
                         .copy_from_slice(&[c[2] as u8, c[1] as u8, c[0] as u8, 0xff]);
                 }
@@ -255,6 +448,113 @@ mod tests {
         assert_eq!(chroma([0, 0, 1020], KCB), 240);
         assert_eq!(chroma([1020, 0, 0], KCR), 240);
         assert_eq!(chroma([1020, 1020, 0], KCB), 16);
+    }
+
+    /// The filter's taps: a step of one picks single pixels (no blur when only one axis is
+    /// scaled), a half step averages pairs, pixel centres line up, and nothing reads outside
+    /// the source rectangle.
+    #[test]
+    fn bilinear_taps() {
+        for i in 0..100 {
+            assert_eq!(tap(i, 1 << 16, 100), (i, (i + 1).min(99), 0));
+            assert_eq!(tap(i, 2 << 16, 200), (2 * i, 2 * i + 1, 128));
+        }
+        // 2x up: output 0 sits left of source 0's centre, output 1 a quarter past it.
+        assert_eq!(tap(0, 1 << 15, 50), (0, 1, 0));
+        assert_eq!(tap(1, 1 << 15, 50), (0, 1, 64));
+        // The last one a quarter past the last centre: both taps on it.
+        assert_eq!(tap(99, 1 << 15, 50), (49, 49, 64));
+        // Every size pair within the shader's 16 bits stays in the source (no overflow either:
+        // the largest output index times the step).
+        for (sw, dw) in [(65535, 1), (65535, 2), (1, 65535), (3840, 641), (641, 3840)] {
+            let step = (sw << 16) / dw;
+            let (i0, i1, f) = tap(dw - 1, step, sw);
+            assert!(i0 < sw && i1 < sw && (0..256).contains(&f), "{sw} → {dw}");
+        }
+        assert_eq!(blend(0, 255, 0, 255, 128, 0), 128);
+        assert_eq!(blend(10, 10, 10, 10, 77, 201), 10);
+        assert_eq!(blend(0, 255, 255, 0, 128, 128), 128);
+    }
+
+    #[test]
+    fn fitted_keeps_the_aspect_centred_on_even_pixels() {
+        let r = |x, y, width, height| Region {
+            x,
+            y,
+            width,
+            height,
+        };
+        // 4:3 into 16:9: pillarboxed; 16:10 too; 21:9 letterboxed.
+        assert_eq!(Region::fitted(1024, 768, 1280, 720), r(160, 0, 960, 720));
+        assert_eq!(Region::fitted(1920, 1200, 1280, 720), r(64, 0, 1152, 720));
+        assert_eq!(Region::fitted(2560, 1080, 1280, 720), r(0, 90, 1280, 540));
+        // Same aspect, and within a pixel of it: the whole output.
+        assert_eq!(
+            Region::fitted(1920, 1080, 1280, 720),
+            Region::whole(1280, 720)
+        );
+        assert_eq!(
+            Region::fitted(1366, 768, 1280, 720),
+            Region::whole(1280, 720)
+        );
+        let f = Region::fitted(1001, 999, 640, 360);
+        assert!(
+            [f.width, f.height, f.x, f.y]
+                .iter()
+                .all(|v| v.is_multiple_of(2)),
+            "{f:?}"
+        );
+        assert!(f.x + f.width <= 640 && f.y + f.height <= 360, "{f:?}");
+    }
+
+    /// Bars are black in both outputs (Y 16, Cb/Cr 128 in NV12), the picture is where
+    /// `fitted` puts it, and a direct framing gives what `convert` gives.
+    #[test]
+    fn framed_picture_has_black_bars() {
+        let (w, h) = (64u32, 48u32);
+        let data = vec![0xffu8; (w * h * 4) as usize];
+        let src = SrcFrame {
+            data: &data,
+            stride: (w * 4) as usize,
+            width: w,
+            height: h,
+            code: PixelCode::Xrgb8,
+        };
+        let layout = FrameLayout::new(OutputMode::Nv12, 128, 48);
+        let place = Framing::fit(Region::whole(w, h), 128, 48);
+        assert_eq!(
+            place.dst,
+            Region {
+                x: 32,
+                y: 0,
+                width: 64,
+                height: 48
+            }
+        );
+        let mut dst = vec![0u8; layout.size as usize];
+        convert_placed(&src, &place, &layout, &mut dst);
+        let p = layout.pitch as usize;
+        for y in 0..48 {
+            for x in 0..128 {
+                let want = if (32..96).contains(&x) { 235 } else { 16 };
+                assert_eq!(dst[y * p + x], want, "Y ({x}, {y})");
+            }
+        }
+        for y in 0..24 {
+            assert!(dst[layout.uv_offset as usize + y * p..][..128]
+                .iter()
+                .all(|&v| v == 128));
+        }
+        let same = FrameLayout::new(OutputMode::Nv12, w, h);
+        let (mut a, mut b) = (vec![0u8; same.size as usize], vec![0u8; same.size as usize]);
+        convert(&src, &same, &mut a);
+        convert_placed(
+            &src,
+            &Framing::fit(Region::whole(w, h), w, h),
+            &same,
+            &mut b,
+        );
+        assert_eq!(a, b);
     }
 
     #[test]

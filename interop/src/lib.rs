@@ -86,7 +86,7 @@ pub mod testing;
 mod vk;
 
 pub use convert::{
-    ConvertedFrame, ConverterConfig, FrameReleaser, GpuConverter, Region, SlotExport,
+    ConvertedFrame, ConverterConfig, FrameReleaser, Framing, GpuConverter, Region, SlotExport,
 };
 pub use cpu::{FrameLayout, OutputMode};
 pub use cuda::{

@@ -52,6 +52,11 @@ pub fn memfd_frame(width: u32, height: u32, stride: u32, seed: u32) -> Result<Ow
     let size = stride as usize * height as usize;
     let mut data = vec![0u8; size];
     fill_pattern(&mut data, stride as usize, width, height, seed);
+    memfd_bytes(&data)
+}
+
+/// A memfd holding `data` (a LINEAR frame drawn by the test).
+pub fn memfd_bytes(data: &[u8]) -> Result<OwnedFd> {
     // SAFETY: memfd_create with a static name; returns a new fd or -1.
     let fd = unsafe { libc::memfd_create(c"zerocast-frame".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
@@ -60,7 +65,7 @@ pub fn memfd_frame(width: u32, height: u32, stride: u32, seed: u32) -> Result<Ow
     // SAFETY: a new fd we own.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut file = std::fs::File::from(fd);
-    std::io::Write::write_all(&mut file, &data)?;
+    std::io::Write::write_all(&mut file, data)?;
     Ok(file.into())
 }
 

@@ -330,9 +330,9 @@ fn cuda_bridge_needs_nvidia() {
     }
 }
 
-/// A crop region (window casts) is converted at its own size byte-exact, and a region of
-/// another size than the output is scaled nearest-neighbour — exactly as the CPU reference of
-/// the same pixel selection.
+/// A crop region (window casts) is converted at its own size byte-exact; a region of another
+/// size than the output is scaled bilinear over the whole output, or placed with its aspect
+/// kept (black bars) — exactly as the CPU reference.
 #[test]
 fn crop_region_and_scaling_match_the_cpu_reference() {
     let vk = ctx(HandleType::DmaBuf);
@@ -342,6 +342,13 @@ fn crop_region_and_scaling_match_the_cpu_reference() {
     let fd = memfd_frame(w, h, stride, seed).unwrap();
     let mut src = vec![0u8; (stride * h) as usize];
     cpu::fill_pattern(&mut src, stride as usize, w, h, seed);
+    let frame = SrcFrame {
+        data: &src,
+        stride: stride as usize,
+        width: w,
+        height: h,
+        code: fourcc.pixel_code().unwrap(),
+    };
     let planes = linear_plane(&fd, stride);
     let desc = linear_desc(&planes, w, h, fourcc);
     let mut importer = DmabufImporter::new(&vk).unwrap();
@@ -351,49 +358,43 @@ fn crop_region_and_scaling_match_the_cpu_reference() {
         width: 160,
         height: 120,
     };
-    // (output size) — same as the region: a pure crop; half and odd: scaled.
-    for (ow, oh) in [(160, 120), (80, 60), (101, 77)] {
+    let whole = Region::whole(w, h);
+    let cases = [
+        // Same size as the region: a pure crop (no filter).
+        (OutputMode::Nv12, 160, 120, Framing::fill(region, 160, 120)),
+        // Half, odd and larger sizes: bilinear over the whole output.
+        (OutputMode::Nv12, 80, 60, Framing::fill(region, 80, 60)),
+        (OutputMode::Nv12, 101, 77, Framing::fill(region, 101, 77)),
+        (OutputMode::Nv12, 250, 190, Framing::fill(region, 250, 190)),
+        (OutputMode::Bgrx, 101, 77, Framing::fill(region, 101, 77)),
+        // Another aspect: 4:3 into 16:9 pillarboxed, 4:3 into 21:9-ish letterboxed the other
+        // way, and a picture at its own size in bars (no scaling, bars only).
+        (OutputMode::Nv12, 256, 144, Framing::fit(whole, 256, 144)),
+        (OutputMode::Bgrx, 256, 144, Framing::fit(whole, 256, 144)),
+        (OutputMode::Nv12, 128, 160, Framing::fit(region, 128, 160)),
+        (OutputMode::Nv12, 200, 160, Framing::fit(region, 200, 160)),
+    ];
+    for (mode, ow, oh, place) in cases {
         let mut conv = GpuConverter::new(
             &vk,
             ConverterConfig {
                 host_readback: true,
-                ..ConverterConfig::new(OutputMode::Nv12, ow, oh)
+                ..ConverterConfig::new(mode, ow, oh)
             },
         )
         .unwrap();
-        // The pixels the shader is specified to read: rx + x * rw / ow (x clamped to ow - 1).
-        let (cw, ch) = (ow + (ow & 1), oh + (oh & 1));
-        let mut picked = vec![0u8; (cw * ch * 4) as usize];
-        for y in 0..ch {
-            for x in 0..cw {
-                let sx = region.x + x.min(ow - 1) * region.width / ow;
-                let sy = region.y + y.min(oh - 1) * region.height / oh;
-                let s = (sy * stride + sx * 4) as usize;
-                let d = ((y * cw + x) * 4) as usize;
-                picked[d..d + 4].copy_from_slice(&src[s..s + 4]);
-            }
-        }
         let mut want = vec![0u8; conv.layout().size as usize];
-        cpu::convert(
-            &SrcFrame {
-                data: &picked,
-                stride: (cw * 4) as usize,
-                width: ow,
-                height: oh,
-                code: fourcc.pixel_code().unwrap(),
-            },
-            conv.layout(),
-            &mut want,
-        );
+        cpu::convert_placed(&frame, &place, conv.layout(), &mut want);
         let imported = importer.import(1, &desc).unwrap();
-        let frame = conv.convert_region(imported, region).unwrap();
-        let got = conv.host_frame(&frame).unwrap();
-        if let Err(e) = cpu::compare(&frame.layout, got, &want) {
-            panic!("region {region:?} → {ow}x{oh}: {e}");
+        let out = conv.convert_synced(imported, place, None).unwrap();
+        let got = conv.host_frame(&out).unwrap();
+        if let Err(e) = cpu::compare(&out.layout, got, &want) {
+            panic!("{mode:?} {place:?} → {ow}x{oh}: {e}");
         }
-        conv.releaser().release(&frame);
+        conv.releaser().release(&out);
     }
-    // A region outside the frame is refused, not read out of bounds.
+    // A region outside the frame is refused, not read out of bounds; so is a destination
+    // outside the output.
     let mut conv = GpuConverter::new(&vk, ConverterConfig::new(OutputMode::Nv12, 64, 64)).unwrap();
     let imported = importer.import(1, &desc).unwrap();
     let outside = Region {
@@ -403,4 +404,97 @@ fn crop_region_and_scaling_match_the_cpu_reference() {
         height: 64,
     };
     assert!(conv.convert_region(imported, outside).is_err());
+    let beyond = Framing {
+        src: Region::whole(64, 64),
+        dst: Region {
+            x: 8,
+            y: 0,
+            width: 64,
+            height: 64,
+        },
+    };
+    let imported = importer.import(1, &desc).unwrap();
+    assert!(conv.convert_synced(imported, beyond, None).is_err());
+}
+
+/// The GPU's BGRx output of a frame drawn by `draw(x, y) -> grey level`, scaled to `ow`×`oh`
+/// (checked byte-exact against the CPU reference), as rows of grey levels.
+fn scaled_grey(w: u32, h: u32, ow: u32, oh: u32, draw: impl Fn(u32, u32) -> u8) -> Vec<Vec<u8>> {
+    let vk = ctx(HandleType::DmaBuf);
+    let stride = w * 4;
+    let mut src = vec![0u8; (stride * h) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            let g = draw(x, y) as u32;
+            let o = (y * stride + x * 4) as usize;
+            src[o..o + 4].copy_from_slice(&(g << 16 | g << 8 | g).to_le_bytes());
+        }
+    }
+    let fd = zerocast_interop::testing::memfd_bytes(&src).unwrap();
+    let planes = linear_plane(&fd, stride);
+    let desc = linear_desc(&planes, w, h, Fourcc::XRGB8888);
+    let mut importer = DmabufImporter::new(&vk).unwrap();
+    let mut conv = GpuConverter::new(
+        &vk,
+        ConverterConfig {
+            host_readback: true,
+            ..ConverterConfig::new(OutputMode::Bgrx, ow, oh)
+        },
+    )
+    .unwrap();
+    let place = Framing::fill(Region::whole(w, h), ow, oh);
+    let mut want = vec![0u8; conv.layout().size as usize];
+    let frame = SrcFrame {
+        data: &src,
+        stride: stride as usize,
+        width: w,
+        height: h,
+        code: PixelCode::Xrgb8,
+    };
+    cpu::convert_placed(&frame, &place, conv.layout(), &mut want);
+    let out = conv.convert(importer.import(1, &desc).unwrap()).unwrap();
+    let got = conv.host_frame(&out).unwrap();
+    if let Err(e) = cpu::compare(&out.layout, got, &want) {
+        panic!("{w}x{h} → {ow}x{oh}: {e}");
+    }
+    let pitch = out.layout.pitch as usize;
+    (0..oh as usize)
+        .map(|y| (0..ow as usize).map(|x| got[y * pitch + x * 4]).collect())
+        .collect()
+}
+
+/// Scaling filters: a sharp black/white edge at an odd column, scaled by 0.5, by 0.625 and by
+/// 1.5625, comes out as a ramp — pixels across the edge take values between black and white,
+/// where nearest-neighbour would only ever pick 0 or 255 — and the flat areas stay exact.
+#[test]
+fn scaling_is_bilinear_not_nearest() {
+    let edge = |x: u32, _y: u32| if x < 33 { 0 } else { 255 };
+    // 0.5: output column 16 covers source columns 32 (black) and 33 (white): their mean.
+    let half = scaled_grey(64, 8, 32, 4, edge);
+    for row in &half {
+        assert_eq!(&row[..16], &[0; 16], "{row:?}");
+        assert!(row[16].abs_diff(128) <= 1, "{row:?}");
+        assert!(row[17..].iter().all(|&v| v == 255), "{row:?}");
+    }
+    // A non-integer factor down (64 → 40) and up (64 → 100): a monotonic ramp with at least
+    // one intermediate value per row, black and white away from the edge.
+    for ow in [40, 100] {
+        let rows = scaled_grey(64, 8, ow, 8, edge);
+        for row in &rows {
+            assert_eq!(row[0], 0, "{ow}: {row:?}");
+            assert_eq!(row[ow as usize - 1], 255, "{ow}: {row:?}");
+            assert!(row.windows(2).all(|p| p[0] <= p[1]), "{ow}: {row:?}");
+            let mid = row.iter().filter(|&&v| v > 8 && v < 247).count();
+            assert!(
+                mid >= 1,
+                "{ow}: no intermediate value, nearest-like: {row:?}"
+            );
+        }
+    }
+    // One-pixel checkerboard at 0.5: every output pixel is a 2×2 mean (grey), not a copy of
+    // one source pixel (which would give a solid black or white picture).
+    let checker = |x: u32, y: u32| if (x + y).is_multiple_of(2) { 0 } else { 255 };
+    for row in scaled_grey(64, 64, 32, 32, checker) {
+        assert!(row.iter().all(|&v| v.abs_diff(128) <= 1), "{row:?}");
+    }
 }

@@ -26,11 +26,15 @@ pub(crate) struct Params {
     pub fmt: u32,
     pub src_xy: u32,
     pub src_wh: u32,
-    pub _pad: u32,
+    pub dst_xy: u32,
+    pub dst_wh: u32,
+    pub step_x: u32,
+    pub step_y: u32,
+    pub scaled: u32,
 }
 
-/// Size of [`Params`] as pushed.
-pub(crate) const PARAMS_SIZE: usize = 40;
+/// Size of [`Params`] as pushed (within the 128 bytes every device allows).
+pub(crate) const PARAMS_SIZE: usize = 56;
 
 impl Params {
     pub fn bytes(&self) -> [u8; PARAMS_SIZE] {
@@ -44,7 +48,11 @@ impl Params {
             self.fmt,
             self.src_xy,
             self.src_wh,
-            self._pad,
+            self.dst_xy,
+            self.dst_wh,
+            self.step_x,
+            self.step_y,
+            self.scaled,
         ];
         let mut out = [0u8; PARAMS_SIZE];
         for (i, v) in w.iter().enumerate() {

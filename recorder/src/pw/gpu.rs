@@ -10,8 +10,8 @@ use std::time::Duration;
 use pipewire::spa::param::video::VideoFormat;
 use zerocast_interop::{
     BufferId, ConvertedFrame, ConverterConfig, CudaBridge, DeviceSelector, DmabufDesc,
-    DmabufImporter, FrameReleaser, GpuConverter, HandleType, ImportedTimeline, InteropError,
-    ModifierSet, OutputMode, Region, SyncPoints, VulkanContext,
+    DmabufImporter, FrameReleaser, Framing, GpuConverter, HandleType, ImportedTimeline,
+    InteropError, ModifierSet, OutputMode, Region, SyncPoints, VulkanContext,
 };
 
 use crate::drop_order::DropsBefore;
@@ -436,10 +436,11 @@ impl Gpu {
                 release: (r, s.release_point),
             }
         });
+        let place = Framing::fill(region, c.width, c.height);
         let frame: ConvertedFrame = out
             .slots
             .owner_mut()
-            .convert_synced(imported, region, points)?;
+            .convert_synced(imported, place, points)?;
         self.released_by_gpu = points.is_some();
         self.frames += 1;
         match out.sink() {
