@@ -230,6 +230,26 @@ async fn user_region_and_scale_on_the_cuda_path() {
     producer::assert_half_scale_quadrants(&frames, sw, sh);
 }
 
+/// A size change mid-stream (the crop region becomes a wider strip after 60 frames) on the
+/// CUDA path: the file keeps the first size, the new frames letterboxed by the converter.
+#[tokio::test(flavor = "multi_thread")]
+async fn size_change_is_letterboxed_on_the_cuda_path() {
+    let Some(modifier) = setup("size_change_is_letterboxed_on_the_cuda_path") else {
+        return;
+    };
+    let daemon = Daemon::start();
+    let o = opts(modifier);
+    let o = ProducerOptions {
+        crop_from: Some((60, producer::letterbox_strip(o.width, o.height))),
+        ..o
+    };
+    let producer = Producer::start(&daemon, o.clone());
+    let (summary, _dir) = producer::record(&daemon, &producer, 2.0).await;
+    assert_eq!(summary.stats.capture_path, CapturePath::DmabufVulkanCuda);
+    let frames = producer::frames_of(&summary, o.width, o.height, 30);
+    producer::assert_letterboxed_after_size_change(&frames, o.width, o.height);
+}
+
 /// Explicit sync (SyncTimeline): the producer's buffers carry acquire/release timelines
 /// (Vulkan OPAQUE_FD timelines standing in for DRM syncobjs). The recorder's conversion waits
 /// for the acquire point on the GPU and signals the release point on the GPU; buffers it does

@@ -223,3 +223,35 @@ async fn shm_scale_halves_the_picture() {
 async fn dmabuf_scale_halves_the_picture() {
     scale_halves_the_picture(Offer::Dmabuf, CapturePath::DmabufVulkanCpu).await;
 }
+
+/// The picture changes size mid-stream (a mode change: here the crop region becomes a 2:1
+/// strip of the 4:3 frame after 40 frames): the file keeps the first size and the new frames
+/// are scaled into it with their aspect kept — letterboxed, black bars above and below — on
+/// both paths (the SHM path's swscale and the GPU converter place them by the same rule).
+async fn size_change_is_letterboxed(offer: Offer, path: CapturePath) {
+    setup();
+    let daemon = Daemon::start();
+    let o = ProducerOptions {
+        offer,
+        ..Default::default()
+    };
+    let o = ProducerOptions {
+        crop_from: Some((40, producer::letterbox_strip(o.width, o.height))),
+        ..o
+    };
+    let producer = Producer::start(&daemon, o.clone());
+    let (summary, _dir) = record(&daemon, &producer, 2.0).await;
+    assert_eq!(summary.stats.capture_path, path);
+    let frames = producer::frames_of(&summary, o.width, o.height, 20);
+    producer::assert_letterboxed_after_size_change(&frames, o.width, o.height);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shm_size_change_is_letterboxed() {
+    size_change_is_letterboxed(Offer::Shm, CapturePath::ShmCpu).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dmabuf_size_change_is_letterboxed() {
+    size_change_is_letterboxed(Offer::Dmabuf, CapturePath::DmabufVulkanCpu).await;
+}

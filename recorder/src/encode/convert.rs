@@ -647,26 +647,15 @@ impl Fit {
         Fit { x: 0, y: 0, w, h }
     }
 
-    /// `sw×sh` scaled to the largest rectangle of its aspect inside `dw×dh`, centred. Within one
-    /// pixel of the output's aspect it fills the output (a 1366×768 monitor into 1280×720).
+    /// `sw×sh` scaled to the largest rectangle of its aspect inside `dw×dh`, centred: the rule
+    /// the GPU converter letterboxes by too (`zerocast_interop::Region::fitted`).
     fn new(sw: u32, sh: u32, dw: u32, dh: u32) -> Fit {
-        let (sw64, sh64, dw64, dh64) = (sw as u64, sh as u64, dw as u64, dh as u64);
-        let (w, h) = if sw64 * dh64 > dw64 * sh64 {
-            // Wider than the output: full width, bars above and below.
-            (dw64, (sh64 * dw64 + sw64 / 2) / sw64.max(1))
-        } else {
-            (((sw64 * dh64 + sh64 / 2) / sh64.max(1)), dh64)
-        };
-        let even = |v: u64, max: u32| ((v as u32).min(max) & !1).max(2.min(max));
-        let (w, h) = (even(w, dw), even(h, dh));
-        if dw - w <= 2 && dh - h <= 2 {
-            return Fit::whole(dw, dh);
-        }
+        let r = zerocast_interop::Region::fitted(sw, sh, dw, dh);
         Fit {
-            x: ((dw - w) / 2) & !1,
-            y: ((dh - h) / 2) & !1,
-            w,
-            h,
+            x: r.x,
+            y: r.y,
+            w: r.width,
+            h: r.height,
         }
     }
 

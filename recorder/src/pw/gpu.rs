@@ -400,8 +400,8 @@ impl Gpu {
     ///
     /// `region` is the part of the buffer to record (a window cast's crop region). The first
     /// frame fixes the output size to the region's ([`Gpu::size_for_first_frame`], called
-    /// before this). Later regions of another size are scaled to it,
-    /// as the CPU path's encoder scales frames of another size.
+    /// before this). Later regions of another size are scaled to it with their aspect kept
+    /// (black bars), as the CPU path's encoder scales frames of another size.
     pub fn convert(
         &mut self,
         id: BufferId,
@@ -420,12 +420,17 @@ impl Gpu {
             ));
         };
         let c = out.conv().config();
+        // A region of another size (a mode change, a window resized) keeps its aspect: scaled
+        // into the largest centred rectangle, black bars around it, as the CPU path's swscale
+        // does (the same `Region::fitted` rule).
+        let place = Framing::fit(region, c.width, c.height);
         if (c.width, c.height) != (region.width, region.height) && !self.scaled_logged {
             self.scaled_logged = true;
             tracing::info!(
                 region = ?region,
                 output = format_args!("{}x{}", c.width, c.height),
-                "frame region differs from the recording's size; scaling it on the GPU"
+                picture = ?place.dst,
+                "frame region differs from the recording's size; scaling it on the GPU, aspect kept"
             );
         }
         let imported = self.importer.import(id, desc)?;
@@ -436,7 +441,6 @@ impl Gpu {
                 release: (r, s.release_point),
             }
         });
-        let place = Framing::fill(region, c.width, c.height);
         let frame: ConvertedFrame = out
             .slots
             .owner_mut()

@@ -107,6 +107,9 @@ pub struct ProducerOptions {
     pub bad_from: Option<usize>,
     /// Crop region (x, y, w, h) sent as VideoCrop meta, as window casts do.
     pub crop: Option<(u32, u32, u32, u32)>,
+    /// From frame N on, this crop region instead (of `crop`, or of the whole frame): the
+    /// recorded picture changes size mid-stream, as when the monitor's mode changes.
+    pub crop_from: Option<(u64, (u32, u32, u32, u32))>,
     pub backing: Backing,
     /// Offer explicit sync (SyncTimeline meta, acquire/release timelines per buffer) with the
     /// DMA-BUF buffers (`Backing::VulkanOpaque` only: the timelines are Vulkan OPAQUE_FD
@@ -126,6 +129,7 @@ impl Default for ProducerOptions {
             modifiers: vec![0],
             bad_from: None,
             crop: None,
+            crop_from: None,
             backing: Backing::Memfd,
             sync: false,
             shm_rotated: false,
@@ -726,7 +730,7 @@ fn run(
                 pods.push(Pod::from_bytes(&bs).unwrap());
             }
             pods.extend([Pod::from_bytes(&b).unwrap(), Pod::from_bytes(&m).unwrap()]);
-            if st.opts.crop.is_some() {
+            if st.opts.crop.is_some() || st.opts.crop_from.is_some() {
                 pods.push(Pod::from_bytes(&c).unwrap());
             }
             if sync {
@@ -761,7 +765,13 @@ fn run(
                         h.seq = st.stats.frames.load(Ordering::Relaxed);
                     }
                     if m.type_ == spa::sys::SPA_META_VideoCrop {
-                        if let Some((x, y, w, h)) = st.opts.crop {
+                        let n = st.stats.frames.load(Ordering::Relaxed);
+                        let crop = match st.opts.crop_from {
+                            Some((from, c)) if n >= from => Some(c),
+                            Some(_) => st.opts.crop.or(Some((0, 0, st.opts.width, st.opts.height))),
+                            None => st.opts.crop,
+                        };
+                        if let Some((x, y, w, h)) = crop {
                             let r = &mut *(m.data as *mut spa::sys::spa_meta_region);
                             r.region.position.x = x as i32;
                             r.region.position.y = y as i32;
@@ -918,6 +928,67 @@ pub fn assert_half_scale_quadrants(frames: &[Vec<u8>], sw: u32, sh: u32) {
             );
         }
     }
+}
+
+/// A crop region of a `w`×`h` frame whose aspect (2:1 of a 4:3 frame, 8:3 of a 16:9 one) is
+/// wider than the frame's: the top-left three quarters of the top half — the red quadrant and
+/// half of the green one.
+pub fn letterbox_strip(w: u32, h: u32) -> (u32, u32, u32, u32) {
+    (0, 0, w * 3 / 4, h / 2)
+}
+
+/// The frames (packed RGB, `w`×`h`) of a recording whose picture became
+/// [`letterbox_strip`] mid-stream: first the whole picture (the quadrants), then the strip
+/// scaled to the full width with its aspect kept — `w`×`2h/3` at `h/6`, red up to `2w/3`,
+/// green after — between black bars, never stretched over the whole height.
+pub fn assert_letterboxed_after_size_change(frames: &[Vec<u8>], w: u32, h: u32) {
+    let close = |a: [u8; 3], b: [u8; 3]| a.iter().zip(b).all(|(p, q)| p.abs_diff(q) <= 16);
+    let red = quadrant_rgb(0, 0, w, h);
+    let green = quadrant_rgb(w - 1, 0, w, h);
+    let (mut whole, mut boxed) = (0, 0);
+    for (n, f) in frames.iter().enumerate() {
+        let px = |x: u32, y: u32| {
+            let i = ((y * w + x) * 3) as usize;
+            [f[i], f[i + 1], f[i + 2]]
+        };
+        if check_quadrants(f, w, h).is_ok() {
+            assert_eq!(
+                boxed, 0,
+                "frame {n}: the whole picture after the size change"
+            );
+            whole += 1;
+            continue;
+        }
+        // The bars (h/6 high), sampled away from their inner edges.
+        for x in [w / 32, w / 2, w - w / 32] {
+            for y in [h / 24, h / 12, h / 8] {
+                for y in [y, h - 1 - y] {
+                    assert!(
+                        close(px(x, y), [0, 0, 0]),
+                        "frame {n}: bar at ({x},{y}) is {:?}",
+                        px(x, y)
+                    );
+                }
+            }
+        }
+        for (x, y, want) in [
+            (5 * w / 16, h / 2, red),
+            (19 * w / 32, h / 4, red),
+            (3 * w / 4, 3 * h / 4, green),
+            (15 * w / 16, h / 2, green),
+        ] {
+            assert!(
+                close(px(x, y), want),
+                "frame {n}: ({x},{y}) is {:?}, want {want:?}",
+                px(x, y)
+            );
+        }
+        boxed += 1;
+    }
+    assert!(
+        whole >= 3 && boxed >= 10,
+        "{whole} whole frames, {boxed} letterboxed"
+    );
 }
 
 /// Decodes every frame of `path` to packed RGB24 at `w`×`h`, in process (FFmpeg's libraries:
