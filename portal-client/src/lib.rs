@@ -59,6 +59,50 @@ pub struct Stream {
     pub position: Option<(i32, i32)>,
     /// True when a stored restore token was accepted (no source selection happened).
     pub restored: bool,
+    /// What the portal says the stream is (monitor, window, virtual), if it said.
+    pub kind: Option<SourceType>,
+}
+
+/// Something about a started session the user should know, by name (the daemon's `Warnings`
+/// property shows it; the log has it as `name: message`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub name: &'static str,
+    pub message: String,
+}
+
+/// A restored session records another source than the one chosen when its token was stored.
+pub const RESTORED_SOURCE_DIFFERS: &str = "restored-source-differs";
+
+impl Stream {
+    /// What to store with the token: the type, and for a monitor its place and size in the
+    /// desktop (a window's size changes as the user works: not compared).
+    fn record(&self) -> tokens::SourceRecord {
+        let monitor = self.kind.unwrap_or_default() == SourceType::Monitor;
+        tokens::SourceRecord {
+            kind: self.kind,
+            position: self.position.filter(|_| monitor),
+            size: self.size.filter(|_| monitor),
+        }
+    }
+}
+
+/// The warning for a restored session whose source is not the `chosen` one (as stored with the
+/// token), if it is not.
+pub fn restore_check(
+    chosen: &tokens::SourceRecord,
+    restored: &tokens::SourceRecord,
+) -> Option<Warning> {
+    let what = chosen.differences(restored);
+    (!what.is_empty()).then(|| Warning {
+        name: RESTORED_SOURCE_DIFFERS,
+        message: format!(
+            "the restored screen-cast source is {restored}, but {chosen} was chosen when its \
+             restore token was stored ({} differs: the desktop's layout changed?); record with \
+             --no-restore (D-Bus 'restore': false) to choose the source again",
+            what.join(", ")
+        ),
+    })
 }
 
 /// What the portal on this bus offers.
@@ -92,6 +136,7 @@ pub enum PortalError {
 pub struct ScreencastSession {
     session: ashpd::desktop::Session<Screencast>,
     _proxy: Screencast,
+    warnings: Vec<Warning>,
 }
 
 const PORTAL_NAME: &str = "org.freedesktop.portal.Desktop";
@@ -124,7 +169,8 @@ impl ScreencastSession {
         } else {
             None
         };
-        let token = dir.as_deref().and_then(|d| tokens::load(d, opts.source));
+        let stored = dir.as_deref().and_then(|d| tokens::load(d, opts.source));
+        let token = stored.as_ref().map(|s| s.token.clone());
         let result = match token {
             Some(token) => {
                 match Self::attempt(&proxy, opts, Some(&token)).await {
@@ -140,8 +186,24 @@ impl ScreencastSession {
             None => Self::attempt(&proxy, opts, None).await,
         };
         let (session, stream, new_token) = result?;
+        let mut warnings = Vec::new();
+        // The record kept with the token is the source the user chose in a dialog: a restored
+        // session is compared with it and does not replace it, so the warning stays until the
+        // user chooses again. (A token stored before records existed adopts the source it
+        // restores.)
+        let chosen = stored.and_then(|s| s.source).filter(|_| stream.restored);
+        let record = match chosen {
+            Some(chosen) => {
+                if let Some(w) = restore_check(&chosen, &stream.record()) {
+                    tracing::warn!("{}: {}", w.name, w.message);
+                    warnings.push(w);
+                }
+                chosen
+            }
+            None => stream.record(),
+        };
         if let (Some(dir), Some(new_token)) = (dir.as_deref(), new_token) {
-            if let Err(e) = tokens::store(dir, opts.source, &new_token) {
+            if let Err(e) = tokens::store(dir, opts.source, &new_token, Some(&record)) {
                 tracing::warn!(error = %e, dir = %dir.display(), "could not store restore token");
             }
         }
@@ -149,6 +211,7 @@ impl ScreencastSession {
             ScreencastSession {
                 session,
                 _proxy: proxy,
+                warnings,
             },
             stream,
         ))
@@ -199,6 +262,7 @@ impl ScreencastSession {
             .size()
             .and_then(|(w, h)| Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?)));
         let position = first.position();
+        let kind = first.source_type().map(from_ashpd_source);
         let new_token = streams.restore_token().map(str::to_string);
         let fd = proxy
             .open_pipe_wire_remote(&session, Default::default())
@@ -208,6 +272,7 @@ impl ScreencastSession {
             node_id,
             ?size,
             ?position,
+            ?kind,
             restored = token.is_some(),
             "portal stream started"
         );
@@ -219,9 +284,16 @@ impl ScreencastSession {
                 size,
                 position,
                 restored: token.is_some(),
+                kind,
             },
             new_token,
         ))
+    }
+
+    /// What the user should know about this session (a restored source that is not the one
+    /// chosen), each by name; already logged.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
     }
 
     /// Ends the cast (portal Session.Close).
@@ -346,6 +418,14 @@ fn to_ashpd_source(s: SourceType) -> AshpdSource {
     }
 }
 
+fn from_ashpd_source(s: AshpdSource) -> SourceType {
+    match s {
+        AshpdSource::Monitor => SourceType::Monitor,
+        AshpdSource::Window => SourceType::Window,
+        AshpdSource::Virtual => SourceType::Virtual,
+    }
+}
+
 fn map_err(e: ashpd::Error) -> PortalError {
     use ashpd::desktop::ResponseError;
     match e {
@@ -375,4 +455,61 @@ pub fn forget_tokens() -> std::io::Result<()> {
         tokens::remove(&dir, *s)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokens::SourceRecord;
+
+    /// The warning names itself and what differs, and tells the user the way out.
+    #[test]
+    fn restore_check_names_the_difference_and_the_fix() {
+        let chosen = SourceRecord {
+            kind: Some(SourceType::Monitor),
+            position: Some((0, 0)),
+            size: Some((1280, 720)),
+        };
+        assert_eq!(restore_check(&chosen, &chosen), None);
+        let moved = SourceRecord {
+            position: Some((200, 100)),
+            size: Some((1024, 768)),
+            ..chosen.clone()
+        };
+        let w = restore_check(&chosen, &moved).expect("a warning");
+        assert_eq!(w.name, RESTORED_SOURCE_DIFFERS);
+        for part in [
+            "monitor at 200,100 1024x768",
+            "monitor at 0,0 1280x720 was chosen",
+            "position, size differs",
+            "--no-restore",
+        ] {
+            assert!(w.message.contains(part), "{part:?} in {}", w.message);
+        }
+    }
+
+    /// A window's place and size are not part of what is compared; a monitor's are.
+    #[test]
+    fn only_a_monitor_records_its_geometry() {
+        let (fd, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut s = Stream {
+            fd: fd.into(),
+            node_id: 1,
+            size: Some((800, 600)),
+            position: Some((10, 20)),
+            restored: true,
+            kind: Some(SourceType::Window),
+        };
+        assert_eq!(
+            s.record(),
+            SourceRecord {
+                kind: Some(SourceType::Window),
+                position: None,
+                size: None
+            }
+        );
+        s.kind = Some(SourceType::Monitor);
+        assert_eq!(s.record().position, Some((10, 20)));
+        assert_eq!(s.record().size, Some((800, 600)));
+    }
 }
