@@ -56,6 +56,19 @@ fn start_daemon(desk: &Desktop) -> Daemon {
     Daemon { child }
 }
 
+/// `Start` with only a path, through busctl: the recording's object path.
+fn start_at(desk: &Desktop, file: &Path) -> String {
+    let (ok, reply) = call(
+        desk,
+        MANAGER,
+        NAME,
+        "Start",
+        &["a{sv}", "1", "path", "s", file.to_str().unwrap()],
+    );
+    assert!(ok, "{reply}");
+    object_of(&reply)
+}
+
 fn object_of(reply: &str) -> String {
     reply.trim_start_matches("o ").trim_matches('"').to_owned()
 }
@@ -267,15 +280,7 @@ fn stream_lost_fails_and_keeps_the_file() {
     let _daemon = start_daemon(&desk);
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("lost.mkv");
-    let (ok, reply) = call(
-        &desk,
-        MANAGER,
-        NAME,
-        "Start",
-        &["a{sv}", "1", "path", "s", file.to_str().unwrap()],
-    );
-    assert!(ok, "{reply}");
-    let obj = object_of(&reply);
+    let obj = start_at(&desk, &file);
     wait_recorded(&desk, &obj, 1.5);
     // The compositor side of the cast goes away.
     desk.stop(Component::Xdpw).unwrap();
@@ -565,4 +570,94 @@ fn cancelled_selection_is_portal_cancelled() {
     let (ok, reply) = call(&desk, obj.as_str(), "org.zerocast.Recording1", "Stop", &[]);
     assert!(ok, "{reply}");
     decodes(&file);
+}
+
+/// The restore token stands for the monitor chosen; when the desktop's layout changes between
+/// two recordings (sway: the output's mode, 1280×720 → 1024×768), the restored session says so
+/// by name — a log line of `record` and the `Warnings` property of a D-Bus recording, each
+/// pointing at `--no-restore` — and still records. (A moved output would do too, but
+/// xdg-desktop-portal-wlr 0.7 goes on reporting the position it saw at its start.)
+#[test]
+fn restored_source_of_another_size_is_named() {
+    let _g = lock();
+    let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
+    let out = tempfile::tempdir().unwrap();
+    let state = state_home(&desk);
+    let token = state.join("zerocast/restore-token-monitor");
+    let record = |name: &str| {
+        let o = run_ok(
+            zerocast(&desk)
+                .args(["record", "--duration", "1", "-o"])
+                .arg(out.path().join(name)),
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    // The first recording chooses (xdpw's chooser) and stores what it chose.
+    let log = record("a.mkv");
+    assert!(!log.contains("restored-source-differs"), "{log}");
+    let stored = std::fs::read_to_string(&token).expect("token stored");
+    assert!(
+        stored.contains("source=monitor") && stored.contains("position=0,0"),
+        "{stored}"
+    );
+    // Restored, same layout: no warning.
+    let log = record("b.mkv");
+    assert!(!log.contains("restored-source-differs"), "{log}");
+    assert_eq!(desk.source_selections(), 1);
+
+    let sock = desk.swaysock().expect("sway's IPC socket");
+    run_ok(desk.command("swaymsg").arg("-s").arg(&sock).args([
+        "output",
+        zerocast_testdesk::desktop::OUTPUT_NAME,
+        "mode",
+        "1024x768",
+    ]));
+    let log = record("c.mkv");
+    assert_eq!(desk.source_selections(), 1, "the session was restored");
+    let line = log
+        .lines()
+        .find(|l| l.contains("restored-source-differs"))
+        .unwrap_or_else(|| {
+            let outputs = desk
+                .command("swaymsg")
+                .arg("-s")
+                .arg(&sock)
+                .args(["-t", "get_outputs", "-r"])
+                .output()
+                .unwrap();
+            panic!(
+                "no warning in the log:\n{log}\noutputs: {}",
+                String::from_utf8_lossy(&outputs.stdout)
+            )
+        });
+    for part in [
+        "is monitor at 0,0 1024x768",
+        "monitor at 0,0 1280x720 was chosen",
+        "size differs",
+        "--no-restore",
+    ] {
+        assert!(line.contains(part), "{part:?} not in {line}");
+    }
+    assert!(ffprobe(&out.path().join("c.mkv")).frames > 10);
+    // The record stays the chosen source: the warning comes again, here on D-Bus.
+    let _daemon = start_daemon(&desk);
+    let file = out.path().join("d.mkv");
+    let obj = start_at(&desk, &file);
+    let warnings = get(&desk, &obj, "Warnings");
+    assert!(
+        warnings.starts_with("a{ss} 1 \"restored-source-differs\"")
+            && warnings.contains("--no-restore"),
+        "{warnings}"
+    );
+    let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Stop", &[]);
+    assert!(ok, "{o}");
+    // Choosing again (--no-restore) is the way out: it asks, and warns of nothing.
+    let o = run_ok(
+        zerocast(&desk)
+            .args(["record", "--no-restore", "--duration", "1", "-o"])
+            .arg(out.path().join("e.mkv")),
+    );
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(!log.contains("restored-source-differs"), "{log}");
+    assert_eq!(desk.source_selections(), 2);
 }

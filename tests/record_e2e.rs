@@ -115,12 +115,7 @@ fn restore_token_is_stored_private_and_reused(flavour: Flavour) {
     let _g = lock();
     let desk = desktop_of(flavour);
     let out = tempfile::tempdir().unwrap();
-    let state = desk
-        .env()
-        .into_iter()
-        .find(|(k, _)| k == "XDG_STATE_HOME")
-        .map(|(_, v)| std::path::PathBuf::from(v))
-        .expect("desktop sets XDG_STATE_HOME");
+    let state = state_home(&desk);
     let token = state.join("zerocast/restore-token-monitor");
     // GNOME: the harness seeded a token (its portal asks otherwise); elsewhere there is none.
     // zerocast stores the token every Start returns by writing a new file and renaming it over

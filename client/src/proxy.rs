@@ -56,6 +56,9 @@ pub trait Recording {
     fn encoder(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn capture_path(&self) -> zbus::Result<String>;
+    /// Named warnings about the source (name → message), e.g. `restored-source-differs`.
+    #[zbus(property)]
+    fn warnings(&self) -> zbus::Result<HashMap<String, String>>;
     #[zbus(property)]
     fn options(&self) -> zbus::Result<HashMap<String, OwnedValue>>;
     #[zbus(signal)]

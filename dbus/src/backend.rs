@@ -2,6 +2,7 @@
 //! behind a small trait so the whole D-Bus surface can be tested without a compositor (see
 //! [`crate::fake`]).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -54,6 +55,11 @@ pub trait ActiveRecording: Send + Sync + 'static {
     fn codec(&self) -> Option<Codec> {
         None
     }
+    /// Named warnings about the source (name → message: a restored source that is not the one
+    /// chosen); fixed once the recording has started.
+    fn warnings(&self) -> HashMap<String, String> {
+        HashMap::new()
+    }
     fn pause(&self) -> Result<(), Error>;
     fn resume(&self) -> Result<(), Error>;
     /// Finalizes; resolves after the file is complete.
@@ -86,6 +92,7 @@ pub struct RealBackend;
 struct LiveRecording {
     session: Mutex<Option<ScreencastSession>>,
     rec: Recording,
+    warnings: HashMap<String, String>,
 }
 
 impl Backend for RealBackend {
@@ -96,9 +103,15 @@ impl Backend for RealBackend {
         Box::pin(async move {
             let (session, rec) = start_recording(&req).await?;
             info!(recorder_id = %rec.id(), path = %rec.path().display(), "recording started");
+            let warnings = session
+                .warnings()
+                .iter()
+                .map(|w| (w.name.to_string(), w.message.clone()))
+                .collect();
             let live: Arc<dyn ActiveRecording> = Arc::new(LiveRecording {
                 session: Mutex::new(Some(session)),
                 rec,
+                warnings,
             });
             Ok(live)
         })
@@ -159,6 +172,9 @@ impl ActiveRecording for LiveRecording {
     }
     fn codec(&self) -> Option<Codec> {
         Some(self.rec.options().codec)
+    }
+    fn warnings(&self) -> HashMap<String, String> {
+        self.warnings.clone()
     }
     fn pause(&self) -> Result<(), Error> {
         Ok(self.rec.pause()?)

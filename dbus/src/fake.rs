@@ -3,6 +3,7 @@
 //! lifecycle, activation, busctl scripts) can be tested on any machine, quickly; the real
 //! pipeline has its own end-to-end tests on the test desktop.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ struct FakeState {
     /// Returned by the next `start` instead of recording (then cleared).
     next_start_error: Option<Error>,
     start_delay: Duration,
+    /// The next recording's `Warnings` (then cleared).
+    next_warnings: HashMap<String, String>,
     started: Vec<FakeHandle>,
 }
 
@@ -52,6 +55,15 @@ impl FakeBackend {
     /// Makes the next `Start` fail with `e` (e.g. `Error::PortalCancelled`).
     pub fn fail_next_start(&self, e: Error) {
         self.inner.lock().unwrap().next_start_error = Some(e);
+    }
+
+    /// Gives the next recording these named warnings (as a restored source that differs would).
+    pub fn warn_next_start(&self, name: &str, message: &str) {
+        self.inner
+            .lock()
+            .unwrap()
+            .next_warnings
+            .insert(name.into(), message.into());
     }
 
     /// Recordings started so far, oldest first.
@@ -80,6 +92,7 @@ struct FakeRecording {
     stats_tx: watch::Sender<Stats>,
     /// `Some` once ended.
     end_tx: watch::Sender<Option<Result<Summary, Error>>>,
+    warnings: HashMap<String, String>,
 }
 
 impl FakeRecording {
@@ -130,9 +143,10 @@ impl Backend for FakeBackend {
         req: RecordingRequest,
     ) -> BoxFuture<'_, Result<Arc<dyn ActiveRecording>, Error>> {
         Box::pin(async move {
-            let (err, delay) = {
+            let (err, delay, warnings) = {
                 let mut s = self.inner.lock().unwrap();
-                (s.next_start_error.take(), s.start_delay)
+                let warnings = std::mem::take(&mut s.next_warnings);
+                (s.next_start_error.take(), s.start_delay, warnings)
             };
             tokio::time::sleep(delay).await;
             if let Some(e) = err {
@@ -152,6 +166,7 @@ impl Backend for FakeBackend {
                 path: req.path.clone(),
                 stats_tx,
                 end_tx,
+                warnings,
             });
             self.inner
                 .lock()
@@ -216,6 +231,10 @@ async fn tick(rec: Arc<FakeRecording>, limit: Option<Duration>) {
 impl ActiveRecording for FakeRecording {
     fn stats(&self) -> watch::Receiver<Stats> {
         self.stats_tx.subscribe()
+    }
+
+    fn warnings(&self) -> HashMap<String, String> {
+        self.warnings.clone()
     }
 
     fn pause(&self) -> Result<(), Error> {

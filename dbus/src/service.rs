@@ -333,6 +333,8 @@ struct View {
     /// The request as accepted (`Options` shows it; `SaveReplay`/`Keep` read its replay
     /// limits and container), its codec filled in once the encoder chose it.
     request: RecordingRequest,
+    /// `Warnings`: set when the recording starts.
+    warnings: HashMap<String, String>,
 }
 
 impl View {
@@ -342,6 +344,7 @@ impl View {
             path: req.path.to_string_lossy().into_owned(),
             stats: Stats::default(),
             request: req.clone(),
+            warnings: HashMap::new(),
         }
     }
 }
@@ -518,6 +521,15 @@ impl RecordingObject {
         self.view.borrow().stats.capture_path.as_str().to_owned()
     }
 
+    /// Named warnings about the recording's source, name → message, set when it starts:
+    /// `restored-source-differs` — the restore token brought back another source than the
+    /// one chosen when it was stored (the desktop's layout changed); Start with `restore`
+    /// false (`--no-restore`) to choose again.
+    #[zbus(property)]
+    async fn warnings(&self) -> HashMap<String, String> {
+        self.view.borrow().warnings.clone()
+    }
+
     /// The effective options, defaults filled in.
     #[zbus(property(emits_changed_signal = "const"))]
     async fn options(&self) -> HashMap<String, OwnedValue> {
@@ -644,8 +656,10 @@ impl Supervisor {
             }
         };
         let codec = rec.codec();
+        let warnings = rec.warnings();
         self.view.send_modify(|v| {
             v.state = RecordingState::Recording;
+            v.warnings = warnings;
             // A default codec is chosen with the encoder, after the options were accepted.
             if let Some(c) = codec {
                 v.request.codec = Some(c);
@@ -964,6 +978,7 @@ impl Supervisor {
         changed.insert("Path", Value::from(v.path));
         changed.insert("Encoder", Value::from(v.stats.encoder.clone()));
         changed.insert("CapturePath", Value::from(v.stats.capture_path.as_str()));
+        changed.insert("Warnings", Value::from(v.warnings));
         emit_properties(&self.conn, self.path.as_str(), RECORDING_IFACE, changed).await;
     }
 

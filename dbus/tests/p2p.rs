@@ -39,6 +39,20 @@ async fn proxy(c: &zbus::Connection) -> RecorderProxy<'static> {
     RecorderProxy::new(c).await.unwrap()
 }
 
+/// The recording object at `path`, its properties read live (no cache).
+async fn recording(
+    c: &zbus::Connection,
+    path: zbus::zvariant::OwnedObjectPath,
+) -> RecordingProxy<'static> {
+    RecordingProxy::builder(c)
+        .path(path)
+        .unwrap()
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn invalid_option_is_a_named_error() {
     let (_s, c) = pair(FakeBackend::default(), ServiceConfig::default()).await;
@@ -100,13 +114,7 @@ async fn lifecycle_stop_pause_errors_and_removal() {
         )]))
         .await
         .unwrap();
-    let rec = RecordingProxy::builder(&c)
-        .path(path.clone())
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
+    let rec = recording(&c, path.clone()).await;
     assert_eq!(rec.state().await.unwrap(), "recording");
     assert_eq!(m.recordings().await.unwrap(), vec![path.clone()]);
 
@@ -146,6 +154,36 @@ async fn lifecycle_stop_pause_errors_and_removal() {
     );
 }
 
+/// A source warning of the backend (the portal restored another source than the one chosen)
+/// is the recording's `Warnings` property, by name; a recording without one has none.
+#[tokio::test]
+async fn warnings_property_names_the_warning() {
+    let fake = FakeBackend::default();
+    let (_s, c) = pair(fake.clone(), ServiceConfig::default()).await;
+    let m = proxy(&c).await;
+    let dir = tempfile::tempdir().unwrap();
+    let message = "the restored screen-cast source is monitor at 200,0 1280x720, but …; \
+                   record with --no-restore";
+    fake.warn_next_start("restored-source-differs", message);
+    let mut objects = Vec::new();
+    for name in ["w.mkv", "plain.mkv"] {
+        let path = m
+            .start(HashMap::from([(
+                "path",
+                Value::from(dir.path().join(name).to_str().unwrap()),
+            )]))
+            .await
+            .unwrap();
+        let rec = recording(&c, path).await;
+        objects.push(rec);
+    }
+    assert_eq!(
+        objects[0].warnings().await.unwrap(),
+        HashMap::from([("restored-source-differs".to_string(), message.to_string())])
+    );
+    assert!(objects[1].warnings().await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn portal_cancelled_and_stream_lost() {
     let fake = FakeBackend::default();
@@ -171,13 +209,7 @@ async fn portal_cancelled_and_stream_lost() {
         )]))
         .await
         .unwrap();
-    let rec = RecordingProxy::builder(&c)
-        .path(path)
-        .unwrap()
-        .cache_properties(zbus::proxy::CacheProperties::No)
-        .build()
-        .await
-        .unwrap();
+    let rec = recording(&c, path).await;
     use futures_util::StreamExt;
     let mut failed = rec.receive_failed().await.unwrap();
     fake.started().last().unwrap().lose_stream();

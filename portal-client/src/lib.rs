@@ -59,7 +59,8 @@ pub struct Stream {
     pub position: Option<(i32, i32)>,
     /// True when a stored restore token was accepted (no source selection happened).
     pub restored: bool,
-    /// What the portal says the stream is (monitor, window, virtual), if it said.
+    /// What the portal says the stream is (monitor, window, virtual), if it said (logged; see
+    /// `Stream::record` for why it is not compared).
     pub kind: Option<SourceType>,
 }
 
@@ -75,12 +76,15 @@ pub struct Warning {
 pub const RESTORED_SOURCE_DIFFERS: &str = "restored-source-differs";
 
 impl Stream {
-    /// What to store with the token: the type, and for a monitor its place and size in the
-    /// desktop (a window's size changes as the user works: not compared).
-    fn record(&self) -> tokens::SourceRecord {
-        let monitor = self.kind.unwrap_or_default() == SourceType::Monitor;
+    /// What to store with the token: the type asked for, and for a monitor its place and size
+    /// in the desktop (a window's size changes as the user works: not compared). The type is
+    /// the one asked (one type per request, `multiple` false), not the stream's
+    /// `source_type`: through ashpd 0.13, xdg-desktop-portal-wlr 0.7's monitor streams read
+    /// as `Window` (seen on the sway test desktop), so that field is only logged.
+    fn record(&self, asked: SourceType) -> tokens::SourceRecord {
+        let monitor = asked == SourceType::Monitor;
         tokens::SourceRecord {
-            kind: self.kind,
+            kind: Some(asked),
             position: self.position.filter(|_| monitor),
             size: self.size.filter(|_| monitor),
         }
@@ -99,7 +103,9 @@ pub fn restore_check(
         message: format!(
             "the restored screen-cast source is {restored}, but {chosen} was chosen when its \
              restore token was stored ({} differs: the desktop's layout changed?); record with \
-             --no-restore (D-Bus 'restore': false) to choose the source again",
+             --no-restore (D-Bus 'restore': false) to choose the source again, or run \
+             `zerocast ctl forget-sources` so that the next recording asks and remembers the \
+             new choice",
             what.join(", ")
         ),
     })
@@ -194,13 +200,13 @@ impl ScreencastSession {
         let chosen = stored.and_then(|s| s.source).filter(|_| stream.restored);
         let record = match chosen {
             Some(chosen) => {
-                if let Some(w) = restore_check(&chosen, &stream.record()) {
+                if let Some(w) = restore_check(&chosen, &stream.record(opts.source)) {
                     tracing::warn!("{}: {}", w.name, w.message);
                     warnings.push(w);
                 }
                 chosen
             }
-            None => stream.record(),
+            None => stream.record(opts.source),
         };
         if let (Some(dir), Some(new_token)) = (dir.as_deref(), new_token) {
             if let Err(e) = tokens::store(dir, opts.source, &new_token, Some(&record)) {
@@ -483,16 +489,18 @@ mod tests {
             "monitor at 0,0 1280x720 was chosen",
             "position, size differs",
             "--no-restore",
+            "forget-sources",
         ] {
             assert!(w.message.contains(part), "{part:?} in {}", w.message);
         }
     }
 
-    /// A window's place and size are not part of what is compared; a monitor's are.
+    /// A window's place and size are not part of what is compared; a monitor's are; the type
+    /// is the one asked, whatever the stream says.
     #[test]
     fn only_a_monitor_records_its_geometry() {
         let (fd, _other) = std::os::unix::net::UnixStream::pair().unwrap();
-        let mut s = Stream {
+        let s = Stream {
             fd: fd.into(),
             node_id: 1,
             size: Some((800, 600)),
@@ -501,15 +509,20 @@ mod tests {
             kind: Some(SourceType::Window),
         };
         assert_eq!(
-            s.record(),
+            s.record(SourceType::Window),
             SourceRecord {
                 kind: Some(SourceType::Window),
                 position: None,
                 size: None
             }
         );
-        s.kind = Some(SourceType::Monitor);
-        assert_eq!(s.record().position, Some((10, 20)));
-        assert_eq!(s.record().size, Some((800, 600)));
+        assert_eq!(
+            s.record(SourceType::Monitor),
+            SourceRecord {
+                kind: Some(SourceType::Monitor),
+                position: Some((10, 20)),
+                size: Some((800, 600))
+            }
+        );
     }
 }

@@ -297,6 +297,15 @@ pub fn wait_for_data(file: &Path, bytes: u64) {
     }
 }
 
+/// The desktop's `XDG_STATE_HOME` (where zerocast keeps its restore tokens).
+pub fn state_home(desk: &Desktop) -> PathBuf {
+    desk.env()
+        .into_iter()
+        .find(|(k, _)| k == "XDG_STATE_HOME")
+        .map(|(_, v)| PathBuf::from(v))
+        .expect("desktop sets XDG_STATE_HOME")
+}
+
 /// Runs a command and fails the test with its output if it did not exit 0.
 pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("spawn");
