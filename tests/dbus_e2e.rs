@@ -605,30 +605,15 @@ fn restored_source_of_another_size_is_named() {
     assert!(!log.contains("restored-source-differs"), "{log}");
     assert_eq!(desk.source_selections(), 1);
 
-    let sock = desk.swaysock().expect("sway's IPC socket");
-    run_ok(desk.command("swaymsg").arg("-s").arg(&sock).args([
-        "output",
-        zerocast_testdesk::desktop::OUTPUT_NAME,
-        "mode",
-        "1024x768",
-    ]));
+    set_output_mode(&desk, "1024x768");
     let log = record("c.mkv");
     assert_eq!(desk.source_selections(), 1, "the session was restored");
     let line = log
         .lines()
         .find(|l| l.contains("restored-source-differs"))
         .unwrap_or_else(|| {
-            let outputs = desk
-                .command("swaymsg")
-                .arg("-s")
-                .arg(&sock)
-                .args(["-t", "get_outputs", "-r"])
-                .output()
-                .unwrap();
-            panic!(
-                "no warning in the log:\n{log}\noutputs: {}",
-                String::from_utf8_lossy(&outputs.stdout)
-            )
+            let outputs = swaymsg(&desk, &["-t", "get_outputs", "-r"]);
+            panic!("no warning in the log:\n{log}\noutputs: {outputs}")
         });
     for part in [
         "is monitor at 0,0 1024x768",

@@ -608,13 +608,7 @@ fn mode_change_keeps_the_size_and_pillarboxes() {
     wait_for_data(&file, 1);
     // Frames at the first mode first.
     std::thread::sleep(Duration::from_millis(1000));
-    let sock = desk.swaysock().expect("sway's IPC socket");
-    run_ok(desk.command("swaymsg").arg("-s").arg(&sock).args([
-        "output",
-        zerocast_testdesk::desktop::OUTPUT_NAME,
-        "mode",
-        "1024x768",
-    ]));
+    set_output_mode(&desk, "1024x768");
     std::thread::sleep(Duration::from_millis(2500));
     let res = signal_and_wait(&mut child, libc::SIGINT, Duration::from_secs(20));
     let log = String::from_utf8_lossy(&res.stderr);

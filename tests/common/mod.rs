@@ -297,6 +297,26 @@ pub fn wait_for_data(file: &Path, bytes: u64) {
     }
 }
 
+/// `swaymsg` on the sway desktop's IPC socket with `args`; its stdout.
+pub fn swaymsg(desk: &Desktop, args: &[&str]) -> String {
+    let sock = desk.swaysock().expect("sway's IPC socket");
+    let o = run_ok(desk.command("swaymsg").arg("-s").arg(&sock).args(args));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Sets the sway test desktop's output to `mode` (e.g. "1024x768"): a monitor's mode change.
+pub fn set_output_mode(desk: &Desktop, mode: &str) {
+    swaymsg(
+        desk,
+        &[
+            "output",
+            zerocast_testdesk::desktop::OUTPUT_NAME,
+            "mode",
+            mode,
+        ],
+    );
+}
+
 /// The desktop's `XDG_STATE_HOME` (where zerocast keeps its restore tokens).
 pub fn state_home(desk: &Desktop) -> PathBuf {
     desk.env()
