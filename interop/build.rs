@@ -29,9 +29,19 @@ fn main() {
             lang_version: (1, 3),
             ..Default::default()
         };
-        let words = naga::back::spv::write_vec(&module, &info, &options, None)
-            .unwrap_or_else(|e| panic!("{path}: SPIR-V: {e}"));
-        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        std::fs::write(out.join(format!("{name}.spv")), bytes).expect("write SPIR-V");
+        // Two variants per source, by the `SCALED` override: the plain conversion (one source
+        // read per output pixel, the code it always was) and the filtered one, so the common
+        // unscaled case carries no trace of the filter, not even a branch.
+        for (suffix, scaled) in [("", 0.0), ("_scaled", 1.0)] {
+            let mut constants = naga::back::PipelineConstants::default();
+            constants.insert("SCALED".to_string(), scaled);
+            let (module, info) =
+                naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+                    .unwrap_or_else(|e| panic!("{path}: SCALED={scaled}: {e}"));
+            let words = naga::back::spv::write_vec(&module, &info, &options, None)
+                .unwrap_or_else(|e| panic!("{path}: SPIR-V: {e}"));
+            let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+            std::fs::write(out.join(format!("{name}{suffix}.spv")), bytes).expect("write SPIR-V");
+        }
     }
 }

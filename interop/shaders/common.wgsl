@@ -26,12 +26,14 @@ struct Params {
     // Source pixels per output pixel, 16.16 fixed point (see src/cpu.rs, Framing::steps).
     step_x: u32,
     step_y: u32,
-    // 0: the source region is the whole output at its size, one source pixel per output pixel
-    // (the common case, as cheap as a plain conversion); 1: bilinear into the destination.
-    scaled: u32,
 }
 
 var<immediate> p: Params;
+
+// Set per pipeline by build.rs: false — the source region is the whole output at its size, one
+// source pixel per output pixel (the common case, compiled without the filter); true —
+// bilinear into the destination rectangle, black around it.
+override SCALED: bool;
 
 // One axis of the bilinear filter (src/cpu.rs `tap`): output index i inside the destination ->
 // (first source index, second source index, weight of the second in 256ths). Pixel centres line
@@ -50,7 +52,7 @@ fn px(x: u32, y: u32) -> vec3<i32> {
     let yc = min(y, p.height - 1u);
     let sx = p.src_xy & 0xffffu;
     let sy = p.src_xy >> 16u;
-    if (p.scaled == 0u) {
+    if (!SCALED) {
         return load_px(sx + xc, sy + yc);
     }
     let dx = p.dst_xy & 0xffffu;

@@ -431,8 +431,6 @@ impl GpuConverter {
                 dst_wh,
                 step_x,
                 step_y,
-                // A uniform branch: the direct case reads one pixel per output pixel as before.
-                scaled: u32::from(!place.is_direct(self.layout.width, self.layout.height)),
                 ..Default::default()
             };
             match &src.source {
@@ -522,7 +520,11 @@ impl GpuConverter {
             d.cmd_bind_pipeline(
                 cmd,
                 vk::PipelineBindPoint::COMPUTE,
-                k.pipelines[ki][mode_index(self.layout.mode)],
+                // The plain pipeline (one read per pixel, no filter code) unless the picture is
+                // scaled or framed.
+                k.pipelines[ki]
+                    [usize::from(!place.is_direct(self.layout.width, self.layout.height))]
+                    [mode_index(self.layout.mode)],
             );
             d.cmd_bind_descriptor_sets(
                 cmd,

@@ -8,6 +8,8 @@ use ash::vk;
 
 const BUFFER_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/buffer.spv"));
 const IMAGE_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/image.spv"));
+const BUFFER_SCALED_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/buffer_scaled.spv"));
+const IMAGE_SCALED_SPV: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/image_scaled.spv"));
 
 /// Workgroup size of every entry point (`@workgroup_size(16, 8)`), in 4x2-pixel blocks.
 pub(crate) const WG_X: u32 = 16;
@@ -30,11 +32,10 @@ pub(crate) struct Params {
     pub dst_wh: u32,
     pub step_x: u32,
     pub step_y: u32,
-    pub scaled: u32,
 }
 
 /// Size of [`Params`] as pushed (within the 128 bytes every device allows).
-pub(crate) const PARAMS_SIZE: usize = 56;
+pub(crate) const PARAMS_SIZE: usize = 52;
 
 impl Params {
     pub fn bytes(&self) -> [u8; PARAMS_SIZE] {
@@ -52,7 +53,6 @@ impl Params {
             self.dst_wh,
             self.step_x,
             self.step_y,
-            self.scaled,
         ];
         let mut out = [0u8; PARAMS_SIZE];
         for (i, v) in w.iter().enumerate() {
@@ -68,8 +68,8 @@ pub(crate) struct Kernels {
     /// Set 1: the output storage buffer.
     pub dst_layout: vk::DescriptorSetLayout,
     pub pipeline_layouts: [vk::PipelineLayout; 2],
-    /// [kind][mode]
-    pub pipelines: [[vk::Pipeline; 2]; 2],
+    /// [kind][scaled][mode]: `scaled` — the filtered variant (`SCALED` in the shaders).
+    pub pipelines: [[[vk::Pipeline; 2]; 2]; 2],
 }
 
 pub(crate) fn kind_index(k: ImportKind) -> usize {
@@ -113,7 +113,7 @@ impl Kernels {
             src_layouts: [vk::DescriptorSetLayout::null(); 2],
             dst_layout: vk::DescriptorSetLayout::null(),
             pipeline_layouts: [vk::PipelineLayout::null(); 2],
-            pipelines: [[vk::Pipeline::null(); 2]; 2],
+            pipelines: [[[vk::Pipeline::null(); 2]; 2]; 2],
         };
         // On error, `k` is destroyed with whatever was created (null handles are ignored).
         let r = k.build(device);
@@ -142,7 +142,13 @@ impl Kernels {
             self.pipeline_layouts[i] = unsafe { device.create_pipeline_layout(&info, None) }
                 .map_err(InteropError::vk("vkCreatePipelineLayout"))?;
         }
-        for (i, spv) in [BUFFER_SPV, IMAGE_SPV].into_iter().enumerate() {
+        let spvs = [
+            (0, 0, BUFFER_SPV),
+            (0, 1, BUFFER_SCALED_SPV),
+            (1, 0, IMAGE_SPV),
+            (1, 1, IMAGE_SCALED_SPV),
+        ];
+        for (i, scaled, spv) in spvs {
             let module = shader(device, spv)?;
             let infos: Vec<_> = [c"nv12", c"bgrx_copy"]
                 .iter()
@@ -163,7 +169,7 @@ impl Kernels {
             // SAFETY: pipelines keep what they need from the module.
             unsafe { device.destroy_shader_module(module, None) };
             let p = r.map_err(|(_, e)| InteropError::vk("vkCreateComputePipelines")(e))?;
-            self.pipelines[i] = [p[0], p[1]];
+            self.pipelines[i][scaled] = [p[0], p[1]];
         }
         Ok(())
     }
@@ -174,7 +180,7 @@ impl Kernels {
     pub unsafe fn destroy(&self, device: &ash::Device) {
         // SAFETY: per the caller's contract; destroying null handles is a no-op.
         unsafe {
-            for p in self.pipelines.iter().flatten() {
+            for p in self.pipelines.iter().flatten().flatten() {
                 device.destroy_pipeline(*p, None);
             }
             for l in self.pipeline_layouts {
