@@ -81,13 +81,19 @@ impl Rig {
     }
 }
 
-fn reference(fourcc: Fourcc, w: u32, h: u32, seed: u32, layout: &FrameLayout) -> Vec<u8> {
+fn reference(
+    fourcc: Fourcc,
+    (w, h): (u32, u32),
+    seed: u32,
+    place: &Framing,
+    layout: &FrameLayout,
+) -> Vec<u8> {
     let stride = w as usize * 4;
     let mut src = vec![0u8; stride * h as usize];
     cpu::fill_pattern(&mut src, stride, w, h, seed);
     let mut want = vec![0u8; layout.size as usize];
     let code = fourcc.pixel_code().expect("accepted fourcc");
-    cpu::convert(
+    cpu::convert_placed(
         &SrcFrame {
             data: &src,
             stride,
@@ -95,20 +101,22 @@ fn reference(fourcc: Fourcc, w: u32, h: u32, seed: u32, layout: &FrameLayout) ->
             height: h,
             code,
         },
+        place,
         layout,
         &mut want,
     );
     want
 }
 
-/// One import → convert → CUDA → compare case.
+/// One import → convert → CUDA → compare case: the `w`×`h` frame into an `out` output (the
+/// same size: a plain conversion; another: scaled bilinear, aspect kept, black bars).
 fn check_case(
     rig: &mut Rig,
     fourcc: Fourcc,
     modifier: Modifier,
     mode: OutputMode,
-    w: u32,
-    h: u32,
+    (w, h): (u32, u32),
+    out: (u32, u32),
 ) -> Result<String, String> {
     let e = |e: InteropError| format!("{e} (fallback {:?})", e.fallback());
     let seed = (modifier.0 as u32) ^ fourcc.0 ^ w;
@@ -127,17 +135,19 @@ fn check_case(
         planes: &planes,
         memory_size: Some(prod.alloc_size),
     };
-    let mut conv = GpuConverter::new(&rig.consumer, ConverterConfig::new(mode, w, h)).map_err(e)?;
+    let mut conv =
+        GpuConverter::new(&rig.consumer, ConverterConfig::new(mode, out.0, out.1)).map_err(e)?;
     let bridge = CudaBridge::new(&rig.consumer, &conv).map_err(e)?;
     rig.ensure_stream(&bridge);
-    let want = reference(fourcc, w, h, seed, conv.layout());
+    let place = Framing::fit(Region::whole(w, h), out.0, out.1);
+    let want = reference(fourcc, (w, h), seed, &place, conv.layout());
     let mut got = PinnedBuffer::new(conv.layout().size as usize).map_err(e)?;
     // SAFETY: a live stream of the bridge's (primary) context, destroyed at exit.
     let stream = unsafe { CudaStream::from_raw(rig.stream) };
     let mut syncs = Vec::new();
     for _ in 0..4 {
         let frame = conv
-            .convert(importer.import(1, &desc).map_err(e)?)
+            .convert_synced(importer.import(1, &desc).map_err(e)?, place, None)
             .map_err(e)?;
         syncs.push(bridge.wait(&frame, stream).map_err(e)?);
         bridge.download_async(&frame, &mut got, stream).map_err(e)?;
@@ -169,7 +179,7 @@ fn run_checks(rig: &mut Rig) -> bool {
     let mut cases = Vec::new();
     for fourcc in [Fourcc::XRGB8888, Fourcc::ARGB8888] {
         for m in set.modifiers(fourcc) {
-            cases.push((fourcc, m, OutputMode::Nv12, 1920, 1080));
+            cases.push((fourcc, m, OutputMode::Nv12, (1920, 1080), (1920, 1080)));
         }
     }
     // Odd sizes, BGRx passthrough, the other byte order and 10-bit on a tiled and LINEAR modifier.
@@ -177,19 +187,52 @@ fn run_checks(rig: &mut Rig) -> bool {
         .modifiers(Fourcc::XRGB8888)
         .find(|m| *m != Modifier::LINEAR);
     for m in [Some(Modifier::LINEAR), tiled].into_iter().flatten() {
-        cases.push((Fourcc::XRGB8888, m, OutputMode::Nv12, 1366, 769));
-        cases.push((Fourcc::XRGB8888, m, OutputMode::Bgrx, 1366, 769));
-        cases.push((Fourcc::ABGR8888, m, OutputMode::Nv12, 1280, 720));
+        let same = |w, h| ((w, h), (w, h));
+        let (a, b) = same(1366, 769);
+        cases.push((Fourcc::XRGB8888, m, OutputMode::Nv12, a, b));
+        cases.push((Fourcc::XRGB8888, m, OutputMode::Bgrx, a, b));
+        let (a, b) = same(1280, 720);
+        cases.push((Fourcc::ABGR8888, m, OutputMode::Nv12, a, b));
         if set.modifiers(Fourcc::XRGB2101010).any(|x| x == m) {
-            cases.push((Fourcc::XRGB2101010, m, OutputMode::Nv12, 1280, 720));
+            cases.push((Fourcc::XRGB2101010, m, OutputMode::Nv12, a, b));
         }
+        // Scaled bilinear (--size/--scale: down, up, a non-integer factor) and letterboxed (a
+        // frame of another aspect mid-recording), through the texture path on tiled images.
+        cases.push((
+            Fourcc::XRGB8888,
+            m,
+            OutputMode::Nv12,
+            (1920, 1080),
+            (1280, 720),
+        ));
+        cases.push((
+            Fourcc::XRGB8888,
+            m,
+            OutputMode::Nv12,
+            (1280, 720),
+            (1920, 1080),
+        ));
+        cases.push((
+            Fourcc::XRGB8888,
+            m,
+            OutputMode::Nv12,
+            (1920, 1200),
+            (1280, 720),
+        ));
+        cases.push((
+            Fourcc::XRGB8888,
+            m,
+            OutputMode::Bgrx,
+            (1024, 768),
+            (1366, 768),
+        ));
     }
-    for (fourcc, m, mode, w, h) in cases {
-        match check_case(rig, fourcc, m, mode, w, h) {
-            Ok(s) => println!("PASS {fourcc:?} {m:?} {mode:?} {w}x{h}: {s}"),
+    for (fourcc, m, mode, (w, h), (ow, oh)) in cases {
+        match check_case(rig, fourcc, m, mode, (w, h), (ow, oh)) {
+            Ok(s) => println!("PASS {fourcc:?} {m:?} {mode:?} {w}x{h} -> {ow}x{oh}: {s}"),
             Err(s) => {
                 ok = false;
-                println!("FAIL {fourcc:?} {m:?} {mode:?} {w}x{h}: {s}");
+                println!("FAIL {fourcc:?} {m:?} {mode:?} {w}x{h} -> {ow}x{oh}: {s}");
             }
         }
     }
