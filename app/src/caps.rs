@@ -139,7 +139,7 @@ impl Capabilities {
         }
     }
 
-    /// Every encoder name, once each (D-Bus `Capabilities` `encoders`; [`encoders`]).
+    /// Every encoder name, once each, software first (D-Bus `Capabilities` `encoders`).
     pub fn encoder_names(&self) -> Vec<&'static str> {
         let mut out: Vec<&'static str> = Vec::new();
         for (_, names) in &self.encoders {
