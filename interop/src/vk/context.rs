@@ -132,8 +132,7 @@ pub(crate) struct Instance {
 impl Instance {
     pub fn new() -> Result<Self> {
         // SAFETY: loading libvulkan runs its initialisers; there is no other way to use Vulkan.
-        let entry = unsafe { ash::Entry::load() }
-            .map_err(|e| InteropError::NoVulkanLoader(e.to_string()))?;
+        let entry = unsafe { ash::Entry::load() }.map_err(InteropError::NoVulkanLoader)?;
         let app = vk::ApplicationInfo::default()
             .application_name(c"zerocast")
             .engine_name(c"zerocast-interop")
