@@ -72,7 +72,15 @@ fn exec_tray(args: &[String], verbose: u8) -> ! {
 }
 
 async fn probe(json: bool) -> Result<i32> {
-    let portal = zerocast_portal::capabilities().await;
+    // The portal, audio, encoders and GPU path, read as the daemon's `Capabilities` reads them.
+    let caps::Capabilities {
+        encoders,
+        audio_codecs,
+        audio_sources: audio,
+        portal,
+        gpu,
+    } = caps::Capabilities::read().await;
+    let gpu = gpu.ok_or_else(|| anyhow::anyhow!("the GPU probe panicked"))?;
     let backends = zerocast_portal::setup::running_backends()
         .await
         .unwrap_or_default();
@@ -85,10 +93,7 @@ async fn probe(json: bool) -> Result<i32> {
     // Which global shortcuts are in effect: the running tray's account, else what the portal
     // and the GNOME extension offer. D-Bus only, no GPU code.
     let shortcuts = zerocast_portal::shortcuts::shortcuts().await;
-    // Vulkan/CUDA probing loads drivers and may block; keep it off the async workers.
-    let gpu = tokio::task::spawn_blocking(zerocast_interop::probe).await?;
     // The same tables D-Bus `Capabilities` and `ctl` read (`zerocast-app`'s `caps`).
-    let encoders = caps::encoders_by_codec();
     // Opening an NVENC session loads the driver: off the async workers, once per codec.
     let nvenc = tokio::task::spawn_blocking(caps::nvenc).await?;
     let containers: Vec<(String, Vec<&str>)> = caps::containers()
@@ -96,9 +101,6 @@ async fn probe(json: bool) -> Result<i32> {
         .map(|(c, codecs)| (c.to_string(), codecs.iter().map(|c| c.as_str()).collect()))
         .collect();
     let ranges = caps::ranges();
-    // A registry round trip on the user's PipeWire daemon.
-    let audio = tokio::task::spawn_blocking(caps::audio_sources).await?;
-    let audio_codecs = caps::audio_codecs();
     if json {
         let audio_json = match &audio {
             Ok(sources) => serde_json::json!({

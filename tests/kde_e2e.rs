@@ -20,8 +20,8 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use zerocast_testdesk::desktop::{kde_window_cast_unsupported, kwin_version};
-use zerocast_testdesk::{Component, Desktop, DesktopOptions, Flavour, Layout};
+use zerocast_testdesk::desktop::{kde_window_cast_unsupported, kwin_version, KWIN_CAST_REFUSALS};
+use zerocast_testdesk::{Desktop, DesktopOptions, Flavour, Layout};
 
 fn kde_desktop() -> Desktop {
     Desktop::start(DesktopOptions {
@@ -139,43 +139,111 @@ fn check_painter_pixels(file: &Path) {
 }
 
 /// KWin 6 without a render node: the portal's cast fails. The seeded monitor token is accepted
-/// (output "0x0"), so xdg-desktop-portal-kde asks KWin for the stream, and KWin refuses:
-/// "OpenGL compositing is required for screencasting" (in the portal's log). The portal then
-/// falls back to its chooser, which cannot load here (its QML needs plasma-workspace) and
-/// aborts: zerocast gets "cancelled" — all the portal tells its clients — and must fail (not
-/// hang, not leave a file). The recording itself is SKIPPED with the reason.
+/// (output "0x0"), so xdg-desktop-portal-kde asks KWin for the stream, and KWin refuses. What
+/// the user then sees depends on the Plasma release:
+/// - 6.3: "OpenGL compositing is required for screencasting"; the portal falls back to its
+///   chooser, which cannot load here (its QML needs plasma-workspace) and aborts: zerocast gets
+///   "cancelled" — all the portal tells its clients — and must fail (not hang, not leave a file).
+/// - 6.7: "Unsupported compositing type", and the portal never answers Start. zerocast must say,
+///   after a while, that it is still waiting for the desktop, and a Ctrl-C (SIGTERM here) must
+///   end it with a named reason and no file.
 ///
-/// A window cast is not attempted: 6.3 does not take 5.27's window restore data (it goes
-/// straight to the chooser), so it would never reach KWin.
+/// The recording itself is SKIPPED with the reason. A window cast is not attempted: 6.3 does
+/// not take 5.27's window restore data (it goes straight to the chooser), so it would never
+/// reach KWin.
 fn cast_fails_with_the_reason(test: &str, why: &str) {
+    use std::io::BufRead;
     let desk = kde_desktop();
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("monitor.mkv");
-    let res = output_within(
-        zerocast(&desk)
-            .env("ZEROCAST_LOG", "warn,zbus=error")
-            .args(["record", "--duration", "3", "-o"])
-            .arg(&file),
-        Duration::from_secs(60),
-    );
-    let err = String::from_utf8_lossy(&res.stderr);
-    assert!(!res.status.success(), "the monitor cast recorded: {err}");
+    let mut child = zerocast(&desk)
+        .env("ZEROCAST_LOG", "warn,zbus=error")
+        .args(["record", "--duration", "3", "-o"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn zerocast");
+    // stderr is read on a thread: "still waiting" must be seen while zerocast runs.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut err = String::new();
+    let t0 = Instant::now();
+    let mut waiting = false;
+    while child.try_wait().expect("wait").is_none() {
+        while let Ok(line) = rx.try_recv() {
+            waiting |= line.contains("still waiting for the desktop");
+            err.push_str(&line);
+            err.push('\n');
+        }
+        if waiting {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("zerocast neither failed nor said it was waiting within 60 s: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let expect_last = if waiting {
+        // What a user does at the terminal: Ctrl-C. (SIGTERM takes the same path.)
+        // SAFETY: kill(2) on our own child's pid, which has not been reaped (try_wait said
+        // it runs), so the pid cannot have been reused.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        "terminated before recording started"
+    } else {
+        "screen-cast request was cancelled"
+    };
+    let status = wait_within(&mut child, Duration::from_secs(30));
+    reader.join().unwrap();
+    err.extend(rx.try_iter().map(|l| l + "\n"));
+    assert!(!status.success(), "the monitor cast recorded: {err}");
     assert!(!file.exists(), "a file was left behind: {err}");
     let last = err
         .lines()
         .rfind(|l| l.starts_with("zerocast:"))
         .unwrap_or("");
     assert!(
-        last.contains("screen-cast request was cancelled"),
-        "zerocast's error does not name the portal's answer: {err}"
+        last.contains(expect_last),
+        "zerocast's error does not say {expect_last:?}: {err}"
     );
     assert_eq!(desk.source_selections(), 0, "a chooser is open");
-    let portal_log = desk.logs_dir().join(Component::PortalKde.log_name());
-    let log = std::fs::read_to_string(&portal_log).unwrap_or_default();
-    let reason = log
-        .lines()
-        .find(|l| l.contains("OpenGL compositing is required for screencasting"))
-        .unwrap_or_else(|| panic!("KWin's reason is not in {}: {log}", portal_log.display()));
-    eprintln!("KWin 6 monitor cast: zerocast said {last:?}; the portal logged {reason:?}");
+    let reason = desk.kde_cast_refusal().unwrap_or_else(|| {
+        panic!(
+            "KWin's reason ({KWIN_CAST_REFUSALS:?}) is in none of the logs in {}; zerocast: {err}",
+            desk.logs_dir().display()
+        )
+    });
+    let how = if waiting {
+        "the portal never answered; zerocast said it was waiting, and SIGTERM ended it"
+    } else {
+        "the portal cancelled"
+    };
+    eprintln!("KWin 6 monitor cast: {how}; zerocast said {last:?}; the log: {reason:?}");
     zerocast_testdesk::skipped(&format!("{test} (the recording)"), why);
+}
+
+/// Waits for `child` to exit, killing it (and failing) after `limit`.
+fn wait_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            return st;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("zerocast did not exit within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

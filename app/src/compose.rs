@@ -3,8 +3,9 @@
 
 use tracing::debug;
 use zerocast_portal::{PortalError, ScreencastSession};
-use zerocast_recorder::audio::TrackSpec;
-use zerocast_recorder::{encode::Selection, Codec, PipeWireSource, RecorderError, Recording};
+use zerocast_recorder::audio::{AudioError, TrackSpec};
+use zerocast_recorder::encode::{EncodeError, Selection};
+use zerocast_recorder::{Codec, PipeWireSource, RecorderError, Recording};
 
 use crate::request::RecordingRequest;
 
@@ -26,7 +27,7 @@ pub async fn select_encoder(req: &RecordingRequest) -> Result<(Codec, Selection)
         zerocast_recorder::encode::select_encoder(codec, choice, container)
     })
     .await
-    .map_err(|e| RecorderError::Encode(format!("encoder selection panicked: {e}")))?
+    .map_err(|e| EncodeError::SelectionPanicked(e.into()))?
 }
 
 /// Looks every audio source up on the PipeWire daemon (a registry round trip, off the async
@@ -34,8 +35,11 @@ pub async fn select_encoder(req: &RecordingRequest) -> Result<(Codec, Selection)
 pub async fn resolve_audio(tracks: Vec<TrackSpec>) -> Result<Vec<TrackSpec>, RecorderError> {
     tokio::task::spawn_blocking(move || zerocast_recorder::audio::resolve(&tracks))
         .await
-        .map_err(|e| RecorderError::Audio(format!("audio source lookup panicked: {e}")))?
-        .map_err(|e| RecorderError::Audio(e.to_string()))
+        .map_err(|e| AudioError::Panicked {
+            what: "audio source lookup panicked",
+            source: e.into(),
+        })?
+        .map_err(RecorderError::Audio)
 }
 
 /// The whole composition: selects the encoder (before the portal: a missing encoder should not

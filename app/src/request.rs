@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use zerocast_portal::{CursorMode, SourceOptions, SourceType};
-use zerocast_recorder::audio::{AudioCodec, AudioConfig, TrackSpec};
+use zerocast_recorder::audio::{AudioCodec, AudioConfig, AudioError, TrackSpec};
 use zerocast_recorder::encode::replay::ReplayLimits;
 use zerocast_recorder::{
     encode::Selection, Codec, CodecNotInContainer, Container, EncoderChoice, OutputSize,
@@ -148,10 +148,11 @@ pub enum RequestError {
     Exists {
         path: PathBuf,
     },
-    /// An audio option that is malformed or does not fit the container.
+    /// An audio option that is malformed or does not fit the container (the recorder's
+    /// [`AudioError`] says which; it is also the `source()`).
     Audio {
         option: &'static OptionSpec,
-        reason: String,
+        error: AudioError,
     },
     /// A value that does not have the option's form (`region`, `size`).
     Malformed {
@@ -219,7 +220,14 @@ impl std::fmt::Display for RequestError {
 
 // Written by hand rather than with thiserror: the message depends on the surface, which a
 // `#[error(...)]` string cannot take.
-impl std::error::Error for RequestError {}
+impl std::error::Error for RequestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RequestError::Audio { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
 
 impl RequestError {
     /// The message in `surface`'s words: the CLI names flags and gives values in the flag's
@@ -310,8 +318,8 @@ impl RequestError {
                     p.display()
                 ),
             },
-            RequestError::Audio { option, reason } => {
-                format!("{} {reason}", option.name(surface))
+            RequestError::Audio { option, error } => {
+                format!("{} {error}", option.name(surface))
             }
         }
     }
@@ -575,9 +583,9 @@ impl RawRequest {
             Some(specs) if !specs.is_empty() => specs
                 .iter()
                 .map(|s| {
-                    s.parse::<TrackSpec>().map_err(|e| RequestError::Audio {
+                    s.parse::<TrackSpec>().map_err(|error| RequestError::Audio {
                         option: spec("audio"),
-                        reason: e.to_string(),
+                        error,
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
@@ -595,10 +603,12 @@ impl RawRequest {
             }
         };
         let codec = codec.unwrap_or_else(|| AudioCodec::default_for(container));
-        codec.check(container).map_err(|e| RequestError::Audio {
-            option: spec("audio-codec"),
-            reason: e.to_string(),
-        })?;
+        codec
+            .check(container)
+            .map_err(|error| RequestError::Audio {
+                option: spec("audio-codec"),
+                error,
+            })?;
         Ok(Some(AudioConfig {
             tracks,
             codec,

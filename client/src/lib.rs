@@ -10,8 +10,10 @@
 //!   through the daemon's unique name so following never starts a daemon.
 //! - [`shortcuts`]: the names and readings the tray (which binds the global shortcuts) and
 //!   `zerocast probe` (which reports them) share.
+//! - [`human`]: durations and sizes as the tray and the daemon's notifications show them.
 
 mod follow;
+pub mod human;
 mod proxy;
 pub mod shortcuts;
 mod state;

@@ -36,6 +36,32 @@ pub struct Capabilities {
     pub audio_error: Option<String>,
 }
 
+/// The property's shape of the one capabilities reading (`zerocast_app::caps::Capabilities`,
+/// which `zerocast probe` prints too): names as strings, each failure as its message.
+impl From<&zerocast_app::caps::Capabilities> for Capabilities {
+    fn from(c: &zerocast_app::caps::Capabilities) -> Self {
+        let mut caps = Capabilities {
+            encoders: c.encoder_names().into_iter().map(str::to_owned).collect(),
+            zero_copy: c.zero_copy(),
+            audio_codecs: c.audio_codecs.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        match &c.audio_sources {
+            Ok(sources) => caps.audio_sources = sources.iter().map(|(n, _)| n.clone()).collect(),
+            Err(e) => caps.audio_error = Some(e.to_string()),
+        }
+        match &c.portal {
+            Ok(p) => {
+                caps.portal_version = p.version;
+                caps.cursor_modes = p.cursor_modes.iter().map(|m| m.to_string()).collect();
+                caps.source_types = p.source_types.iter().map(|s| s.to_string()).collect();
+            }
+            Err(e) => caps.portal_error = Some(e.to_string()),
+        }
+        caps
+    }
+}
+
 /// Starts recordings. One per daemon, shared by all requests.
 pub trait Backend: Send + Sync + 'static {
     /// Opens the portal session and starts recording; resolves once frames flow.
@@ -118,46 +144,7 @@ impl Backend for RealBackend {
     }
 
     fn capabilities(&self) -> BoxFuture<'_, Capabilities> {
-        Box::pin(async move {
-            let encoders = zerocast_app::caps::encoders()
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            // Loading Vulkan/CUDA is slow and blocking: probe once per daemon, off the executor.
-            static ZERO_COPY: tokio::sync::OnceCell<bool> = tokio::sync::OnceCell::const_new();
-            let zero_copy = *ZERO_COPY
-                .get_or_init(|| async {
-                    tokio::task::spawn_blocking(|| zerocast_interop::probe().zero_copy)
-                        .await
-                        .unwrap_or(false)
-                })
-                .await;
-            let mut caps = Capabilities {
-                encoders,
-                zero_copy,
-                ..Default::default()
-            };
-            caps.audio_codecs = zerocast_app::caps::audio_codecs()
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
-            match tokio::task::spawn_blocking(zerocast_app::caps::audio_sources).await {
-                Ok(Ok(sources)) => {
-                    caps.audio_sources = sources.into_iter().map(|(name, _)| name).collect()
-                }
-                Ok(Err(e)) => caps.audio_error = Some(e.to_string()),
-                Err(e) => caps.audio_error = Some(e.to_string()),
-            }
-            match zerocast_portal::capabilities().await {
-                Ok(p) => {
-                    caps.portal_version = p.version;
-                    caps.cursor_modes = p.cursor_modes.iter().map(|m| m.to_string()).collect();
-                    caps.source_types = p.source_types.iter().map(|s| s.to_string()).collect();
-                }
-                Err(e) => caps.portal_error = Some(e.to_string()),
-            }
-            caps
-        })
+        Box::pin(async move { Capabilities::from(&zerocast_app::caps::Capabilities::read().await) })
     }
 
     fn forget_sources(&self) -> Result<(), Error> {

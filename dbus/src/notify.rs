@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 use zbus::zvariant::Value;
 use zbus::Connection;
+use zerocast_client::human::size;
 
 const NAME: &str = "org.freedesktop.Notifications";
 const PATH: &str = "/org/freedesktop/Notifications";
@@ -306,20 +307,7 @@ fn file_name(p: &Path) -> String {
 }
 
 fn clock(d: Duration) -> String {
-    let s = d.as_secs();
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
-}
-
-fn size(bytes: u64) -> String {
-    if bytes >= 1_000_000_000 {
-        format!("{:.2} GB", bytes as f64 / 1e9)
-    } else {
-        format!("{:.1} MB", bytes as f64 / 1e6)
-    }
+    zerocast_client::human::clock(d.as_secs())
 }
 
 #[cfg(test)]

@@ -24,10 +24,11 @@ pub enum Fallback {
 #[derive(Debug, thiserror::Error)]
 pub enum InteropError {
     #[error("Vulkan loader (libvulkan.so.1) not found: {0}")]
-    NoVulkanLoader(String),
+    NoVulkanLoader(#[source] ash::LoadingError),
     #[error("Vulkan call {call} failed: {result}")]
     Vk {
         call: &'static str,
+        #[source]
         result: vk::Result,
     },
     #[error("no Vulkan device usable for interop: {0}")]

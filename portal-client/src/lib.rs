@@ -6,6 +6,7 @@
 
 use std::fmt;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use ashpd::desktop::screencast::{
     CursorMode as AshpdCursor, Screencast, SelectSourcesOptions, SourceType as AshpdSource,
@@ -123,7 +124,7 @@ pub struct PortalCapabilities {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PortalError {
     #[error("xdg-desktop-portal is not available: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Unreachable),
     #[error("the screen-cast request was cancelled")]
     Cancelled,
     #[error("this xdg-desktop-portal has no ScreenCast support (no backend for this desktop?)")]
@@ -135,7 +136,55 @@ pub enum PortalError {
         available: String,
     },
     #[error("portal request failed: {0}")]
-    Failed(String),
+    Failed(#[source] RequestFailed),
+}
+
+/// Why the portal cannot be reached ([`PortalError::Unavailable`]). The bus errors are the
+/// `source()` (behind `Arc`: `PortalError` is `Clone`, zbus' and ashpd's errors are not);
+/// each message reads as the error's own, as before they were kept typed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unreachable {
+    /// Opening the recording's connection to the session bus failed.
+    #[error("cannot connect to the D-Bus session bus: {0}")]
+    SessionBus(#[source] Arc<zbus::Error>),
+    /// A call to the bus daemon failed (also the connection of `zerocast probe`'s set-up reads).
+    #[error("{0}")]
+    Bus(#[source] Arc<zbus::Error>),
+    /// The portal answered reading its ScreenCast version with an error.
+    #[error("{0}")]
+    Portal(#[source] zbus::fdo::Error),
+    #[error(
+        "{PORTAL_NAME} is not running on the session bus and cannot be activated \
+         (install and start xdg-desktop-portal and a backend for your desktop)"
+    )]
+    NotRunning,
+}
+
+/// Why a portal request failed ([`PortalError::Failed`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestFailed {
+    #[error("Start returned no streams")]
+    NoStreams,
+    #[error("the portal refused the request")]
+    Refused,
+    #[error("{0}")]
+    Bus(#[source] Arc<zbus::Error>),
+    #[error("{0}")]
+    BusDaemon(#[source] zbus::fdo::Error),
+    #[error("{0}")]
+    Portal(#[source] Arc<ashpd::Error>),
+}
+
+impl Unreachable {
+    pub(crate) fn bus(e: zbus::Error) -> PortalError {
+        PortalError::Unavailable(Unreachable::Bus(Arc::new(e)))
+    }
+}
+
+impl RequestFailed {
+    pub(crate) fn bus(e: zbus::Error) -> PortalError {
+        PortalError::Failed(RequestFailed::Bus(Arc::new(e)))
+    }
 }
 
 /// An open ScreenCast session. Keep it alive for as long as the stream is recorded.
@@ -262,7 +311,7 @@ impl ScreencastSession {
         let first = streams
             .streams()
             .first()
-            .ok_or_else(|| PortalError::Failed("Start returned no streams".into()))?;
+            .ok_or(PortalError::Failed(RequestFailed::NoStreams))?;
         let node_id = first.pipe_wire_node_id();
         let size = first
             .size()
@@ -315,12 +364,12 @@ impl ScreencastSession {
 /// ashpd alone would report a misleading "requires version N, but 1 is available" when nothing
 /// owns the portal name, so the name is checked first.
 async fn connect() -> Result<zbus::Connection, PortalError> {
-    let conn = zbus::Connection::session().await.map_err(|e| {
-        PortalError::Unavailable(format!("cannot connect to the D-Bus session bus: {e}"))
-    })?;
+    let conn = zbus::Connection::session()
+        .await
+        .map_err(|e| PortalError::Unavailable(Unreachable::SessionBus(Arc::new(e))))?;
     let dbus = zbus::fdo::DBusProxy::new(&conn)
         .await
-        .map_err(|e| PortalError::Unavailable(e.to_string()))?;
+        .map_err(Unreachable::bus)?;
     let name = zbus::names::BusName::try_from(PORTAL_NAME).expect("valid bus name");
     let owned = dbus.name_has_owner(name).await.unwrap_or(false);
     if !owned {
@@ -330,10 +379,7 @@ async fn connect() -> Result<zbus::Connection, PortalError> {
             .map(|names| names.iter().any(|n| n.as_str() == PORTAL_NAME))
             .unwrap_or(false);
         if !activatable {
-            return Err(PortalError::Unavailable(format!(
-                "{PORTAL_NAME} is not running on the session bus and cannot be activated \
-                 (install and start xdg-desktop-portal and a backend for your desktop)"
-            )));
+            return Err(PortalError::Unavailable(Unreachable::NotRunning));
         }
     }
     Ok(conn)
@@ -344,17 +390,17 @@ async fn screencast_proxy(conn: &zbus::Connection) -> Result<Screencast, PortalE
     let props = zbus::fdo::PropertiesProxy::builder(conn)
         .destination(PORTAL_NAME)
         .and_then(|b| b.path("/org/freedesktop/portal/desktop"))
-        .map_err(|e| PortalError::Failed(e.to_string()))?
+        .map_err(RequestFailed::bus)?
         .build()
         .await
-        .map_err(|e| PortalError::Failed(e.to_string()))?;
+        .map_err(RequestFailed::bus)?;
     let iface = zbus::names::InterfaceName::try_from(SCREENCAST_IFACE).expect("valid interface");
     match props.get(iface, "version").await {
         Ok(_) => {}
         Err(zbus::fdo::Error::UnknownInterface(_))
         | Err(zbus::fdo::Error::UnknownProperty(_))
         | Err(zbus::fdo::Error::InvalidArgs(_)) => return Err(PortalError::ScreenCastUnsupported),
-        Err(e) => return Err(PortalError::Unavailable(e.to_string())),
+        Err(e) => return Err(PortalError::Unavailable(Unreachable::Portal(e))),
     }
     Screencast::with_connection(conn.clone())
         .await
@@ -437,11 +483,9 @@ fn map_err(e: ashpd::Error) -> PortalError {
     match e {
         ashpd::Error::Response(ResponseError::Cancelled) => PortalError::Cancelled,
         ashpd::Error::Portal(ashpd::PortalError::Cancelled(_)) => PortalError::Cancelled,
-        ashpd::Error::Response(ResponseError::Other) => {
-            PortalError::Failed("the portal refused the request".into())
-        }
+        ashpd::Error::Response(ResponseError::Other) => PortalError::Failed(RequestFailed::Refused),
         ashpd::Error::PortalNotFound(_) => PortalError::ScreenCastUnsupported,
-        other => PortalError::Failed(other.to_string()),
+        other => PortalError::Failed(RequestFailed::Portal(Arc::new(other))),
     }
 }
 
@@ -466,6 +510,7 @@ pub fn forget_tokens() -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
     use tokens::SourceRecord;
 
     /// The warning names itself and what differs, and tells the user the way out.
@@ -523,6 +568,35 @@ mod tests {
                 position: Some((10, 20)),
                 size: Some((800, 600))
             }
+        );
+    }
+
+    /// The messages read as the strings built before the causes were kept typed (the D-Bus
+    /// `PortalUnavailable` / `Failed` messages are these), and the cause is the `source()`.
+    #[test]
+    fn messages_unchanged_and_cause_kept() {
+        assert_eq!(
+            PortalError::Unavailable(Unreachable::NotRunning).to_string(),
+            "xdg-desktop-portal is not available: org.freedesktop.portal.Desktop is not running \
+             on the session bus and cannot be activated (install and start xdg-desktop-portal \
+             and a backend for your desktop)"
+        );
+        let e = zbus::Error::InvalidReply;
+        let text = e.to_string();
+        let e = PortalError::Unavailable(Unreachable::SessionBus(Arc::new(e)));
+        assert_eq!(
+            e.to_string(),
+            format!("xdg-desktop-portal is not available: cannot connect to the D-Bus session bus: {text}")
+        );
+        let cause = e.source().and_then(|s| s.source()).expect("the zbus error");
+        assert!(cause.is::<Arc<zbus::Error>>(), "{cause:?}");
+        assert_eq!(
+            PortalError::Failed(RequestFailed::NoStreams).to_string(),
+            "portal request failed: Start returned no streams"
+        );
+        assert_eq!(
+            PortalError::Failed(RequestFailed::Refused).to_string(),
+            "portal request failed: the portal refused the request"
         );
     }
 }

@@ -3,7 +3,7 @@
 //! dialog on every `Start` unless a stored restore token is accepted, and offers window
 //! sources and the metadata cursor mode), and which restore tokens are stored.
 
-use crate::{tokens, PortalError, SourceType};
+use crate::{tokens, PortalError, RequestFailed, SourceType, Unreachable};
 
 const IMPL_PREFIX: &str = "org.freedesktop.impl.portal.desktop.";
 
@@ -11,14 +11,14 @@ const IMPL_PREFIX: &str = "org.freedesktop.impl.portal.desktop.";
 pub async fn running_backends() -> Result<Vec<String>, PortalError> {
     let conn = zbus::Connection::session()
         .await
-        .map_err(|e| PortalError::Unavailable(e.to_string()))?;
+        .map_err(Unreachable::bus)?;
     let dbus = zbus::fdo::DBusProxy::new(&conn)
         .await
-        .map_err(|e| PortalError::Unavailable(e.to_string()))?;
+        .map_err(Unreachable::bus)?;
     let names = dbus
         .list_names()
         .await
-        .map_err(|e| PortalError::Failed(e.to_string()))?;
+        .map_err(|e| PortalError::Failed(RequestFailed::BusDaemon(e)))?;
     let mut backends: Vec<String> = names
         .iter()
         .filter_map(|n| n.as_str().strip_prefix(IMPL_PREFIX).map(str::to_string))
@@ -83,10 +83,10 @@ pub fn desktop() -> DesktopInfo {
 pub async fn portal_programs() -> Result<Vec<(String, Program)>, PortalError> {
     let conn = zbus::Connection::session()
         .await
-        .map_err(|e| PortalError::Unavailable(e.to_string()))?;
+        .map_err(Unreachable::bus)?;
     let dbus = zbus::fdo::DBusProxy::new(&conn)
         .await
-        .map_err(|e| PortalError::Unavailable(e.to_string()))?;
+        .map_err(Unreachable::bus)?;
     let mut names: Vec<(String, String)> = vec![(
         "xdg-desktop-portal".into(),
         "org.freedesktop.portal.Desktop".into(),

@@ -7,6 +7,7 @@
 //! - [`Recording`] is the async handle the CLI and the D-Bus service hold.
 
 pub mod audio;
+mod cause;
 mod clock;
 mod drop_order;
 pub mod encode;
@@ -18,10 +19,13 @@ mod sink;
 mod stats;
 mod wayland;
 
+pub use cause::Cause;
+pub use encode::EncodeError;
 pub use options::{
-    Codec, CodecNotInContainer, Container, EncoderChoice, OutputSize, ParseOptionError,
-    RateControl, RecordingOptions, Region,
+    Codec, CodecNotInContainer, Container, EncoderChoice, OptionError, OutputSize,
+    ParseOptionError, RateControl, RecordingOptions, Region,
 };
+pub use pw::PwError;
 pub use recording::{PipeWireSource, Recording, RecordingId, RecordingMode};
 pub use stats::{CapturePath, EndReason, RecordingState, Stats, Summary};
 
@@ -32,22 +36,26 @@ use std::path::PathBuf;
 pub enum RecorderError {
     #[error("no encoder for {codec}: {reason}")]
     EncoderUnavailable { codec: Codec, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    OutputNotWritable { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}")]
+    OutputNotWritable {
+        path: PathBuf,
+        #[source]
+        source: encode::OutputCause,
+    },
     #[error("out of disk space writing {path}; everything recorded until then is kept there")]
     OutOfDiskSpace { path: PathBuf },
     #[error("the screen-cast stream was lost: {0}")]
     StreamLost(String),
     #[error("PipeWire: {0}")]
-    PipeWire(String),
+    PipeWire(#[from] PwError),
     #[error("encoder: {0}")]
-    Encode(String),
+    Encode(#[from] EncodeError),
     #[error("the recording is not running (state {0})")]
     NotRecording(RecordingState),
     #[error("invalid option: {0}")]
-    InvalidOption(String),
+    InvalidOption(#[from] OptionError),
     #[error("audio: {0}")]
-    Audio(String),
+    Audio(#[from] audio::AudioError),
     #[error("this recording is not a replay (start it with the replay option)")]
     NotReplay,
     /// SaveReplay/Keep before the replay's ring holds a complete frame (right after the start).

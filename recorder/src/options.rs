@@ -276,6 +276,20 @@ pub struct CodecNotInContainer {
     pub container: Container,
 }
 
+/// An option the recorder refuses (`RecorderError::InvalidOption`): the request's parser
+/// checks most, these need the encoder table or the monitor the user picked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    #[error(transparent)]
+    CodecNotInContainer(#[from] CodecNotInContainer),
+    #[error("the region {region} lies outside the recorded monitor ({},{} {}x{})", position.0, position.1, size.0, size.1)]
+    RegionOutside {
+        region: Region,
+        position: (i32, i32),
+        size: (u32, u32),
+    },
+}
+
 fn join(codecs: &[Codec]) -> String {
     codecs
         .iter()
@@ -287,6 +301,24 @@ fn join(codecs: &[Codec]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn region_outside_message() {
+        let e = crate::RecorderError::from(OptionError::RegionOutside {
+            region: Region {
+                x: 10,
+                y: 20,
+                width: 100,
+                height: 50,
+            },
+            position: (1920, 0),
+            size: (1280, 1024),
+        });
+        assert_eq!(
+            e.to_string(),
+            "invalid option: the region 10,20 100x50 lies outside the recorded monitor (1920,0 1280x1024)"
+        );
+    }
 
     #[test]
     fn parse_rejects_unknown_and_lists_choices() {

@@ -12,15 +12,16 @@ use tracing::Instrument;
 
 use crate::audio::{AudioThread, TrackSet};
 use crate::clock::monotonic_ns;
+use crate::encode::msg::{EncEvent, EncMsg};
 use crate::encode::replay::ReplayLimits;
-use crate::encode::worker::{self, EncEvent, EncMsg};
-use crate::encode::EncoderConfig;
+use crate::encode::worker;
+use crate::encode::{EncodeError, EncoderConfig};
 use crate::frame::FramePool;
-use crate::pw::{PwEvent, PwThread};
+use crate::pw::{PwError, PwEvent, PwThread};
 use crate::sink::{FrameSink, RecordingClock};
 use crate::stats::Counters;
 use crate::stats::EndReason;
-use crate::{RecorderError, RecordingOptions, RecordingState, Stats, Summary};
+use crate::{OptionError, RecorderError, RecordingOptions, RecordingState, Stats, Summary};
 
 /// Frames in flight between the PipeWire thread and the encoder. Enough to ride out an encoder
 /// hiccup of a few frames; beyond that dropping (and counting) beats growing latency and memory.
@@ -164,12 +165,10 @@ impl Recording {
             None => None,
             Some(region) => Some(
                 crate::pw::UserCrop::new(region, source.position, source.size).ok_or_else(
-                    || {
-                        let (x, y) = source.position.unwrap_or((0, 0));
-                        let (w, h) = source.size.unwrap_or((0, 0));
-                        RecorderError::InvalidOption(format!(
-                        "the region {region} lies outside the recorded monitor ({x},{y} {w}x{h})"
-                    ))
+                    || OptionError::RegionOutside {
+                        region,
+                        position: source.position.unwrap_or((0, 0)),
+                        size: source.size.unwrap_or((0, 0)),
                     },
                 )?,
             ),
@@ -218,7 +217,7 @@ impl Recording {
             enc_events_tx,
             span.clone(),
         )
-        .map_err(|e| RecorderError::Encode(format!("cannot start encoder thread: {e}")))?;
+        .map_err(|e| EncodeError::Thread(e.into()))?;
 
         let mut sink = FrameSink::new(
             pool,
@@ -242,7 +241,7 @@ impl Recording {
             pw_events_tx,
             span.clone(),
         )
-        .map_err(|e| RecorderError::PipeWire(format!("cannot start PipeWire thread: {e}")))?;
+        .map_err(|e| PwError::Thread(e.into()))?;
         drop(source);
 
         let (control, control_rx) = tmpsc::unbounded_channel();
@@ -274,9 +273,7 @@ impl Recording {
                 outcome,
             }),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(RecorderError::PipeWire(
-                "recording task ended unexpectedly".into(),
-            )),
+            Err(_) => Err(PwError::TaskEnded.into()),
         }
     }
 
@@ -355,7 +352,7 @@ impl Recording {
         let outcome = rx
             .wait_for(|o| o.is_some())
             .await
-            .map_err(|_| RecorderError::Encode("recording task vanished".into()))?;
+            .map_err(|_| EncodeError::TaskVanished)?;
         outcome.clone().expect("wait_for guarantees Some")
     }
 
@@ -501,7 +498,7 @@ impl ControlTask {
                     Some(EncEvent::FirstFrame) => self.mark_ready(),
                     Some(EncEvent::Failed(e)) => return Ending::Error(e),
                     Some(EncEvent::Finished(_)) | None => {
-                        return Ending::Error(RecorderError::Encode("encoder thread ended early".into()))
+                        return Ending::Error(EncodeError::EndedEarly.into())
                     }
                 },
                 _ = tick.tick() => {
@@ -604,7 +601,7 @@ impl ControlTask {
                 Some(EncEvent::Finished(r)) => break r,
                 Some(EncEvent::Failed(e)) => break Err(e),
                 Some(_) => continue,
-                None => break Err(RecorderError::Encode("encoder thread ended".into())),
+                None => break Err(EncodeError::Ended.into()),
             }
         };
         if let Some(join) = self.enc_join.take() {
@@ -646,8 +643,10 @@ async fn start_audio(
         )
     })
     .await
-    .map_err(|e| RecorderError::Audio(format!("audio start: {e}")))?
-    .map_err(|e| RecorderError::Audio(e.to_string()))?;
+    .map_err(|e| crate::audio::AudioError::Panicked {
+        what: "audio start",
+        source: e.into(),
+    })??;
     // A source that stops is silence in the file and a line in the log; the recording goes on.
     tokio::spawn(async move {
         while let Some(ev) = events_rx.recv().await {

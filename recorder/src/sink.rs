@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use zerocast_interop::{ConvertedFrame, CudaBridge, FrameReleaser};
 
-use crate::encode::worker::{BridgeMemory, EncMsg};
+use crate::encode::msg::{BridgeMemory, EncMsg};
 
 use crate::encode::CpuConverter;
 use crate::frame::{CpuFrame, FramePool, PixelFormat};

@@ -278,14 +278,9 @@ pub fn menu_label(s: &str) -> String {
     s.replace('_', "__")
 }
 
-/// `m:ss`, or `h:mm:ss` from an hour on.
+/// `m:ss`, or `h:mm:ss` from an hour on (the daemon reports seconds as a float).
 pub fn clock(secs: f64) -> String {
-    let s = secs.max(0.0) as u64;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("{}:{:02}", s / 60, s % 60)
-    }
+    zerocast_client::human::clock(secs.max(0.0) as u64)
 }
 
 /// A replay's length: `30 s`, `2 min`, else as [`clock`].
@@ -300,13 +295,7 @@ pub fn span(secs: f64) -> String {
     }
 }
 
-pub fn size(bytes: u64) -> String {
-    if bytes >= 1_000_000_000 {
-        format!("{:.2} GB", bytes as f64 / 1e9)
-    } else {
-        format!("{:.1} MB", bytes as f64 / 1e6)
-    }
-}
+pub use zerocast_client::human::size;
 
 #[cfg(test)]
 mod tests {

@@ -52,12 +52,16 @@ impl OwnedBuffer {
 
     /// Mutable mapped bytes (host-visible buffers only); flushes are the caller's business via
     /// [`OwnedBuffer::flush`] for non-coherent memory.
+    // Only the `testing` stand-ins (never shipped) use this; the shipped build must stay warning-free.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn host_bytes_mut(&mut self) -> &mut [u8] {
         assert!(!self.mapped.is_null(), "buffer is not host-mapped");
         // SAFETY: as in host_bytes; &mut self gives exclusive access.
         unsafe { std::slice::from_raw_parts_mut(self.mapped, self.alloc_size as usize) }
     }
 
+    // Only the `testing` stand-ins (never shipped) use this; the shipped build must stay warning-free.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     pub fn flush(&self) -> Result<()> {
         if !self.coherent {
             let range = vk::MappedMemoryRange::default()
@@ -251,6 +255,8 @@ pub(crate) struct ImportedMemory {
 #[derive(Clone, Copy)]
 pub(crate) enum DedicatedTo {
     None,
+    // A buffer only in the `testing` stand-ins (never shipped).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     Buffer(vk::Buffer),
     Image(vk::Image),
 }

@@ -96,20 +96,19 @@ fn init() {
     INIT.call_once(pw::init);
 }
 
+/// The user's PipeWire daemon cannot be reached (or refused a main loop, context or core).
+fn no_server(e: pw::Error) -> AudioError {
+    AudioError::NoServer(e.into())
+}
+
 /// Lists the audio nodes of the user's PipeWire daemon (sinks, sources, applications playing).
 /// Blocking (one registry round trip, at most 3 s): call from a blocking context.
 pub fn list_sources() -> Result<Vec<AudioNode>, AudioError> {
     init();
-    let mainloop =
-        pw::main_loop::MainLoopRc::new(None).map_err(|e| AudioError::NoServer(e.to_string()))?;
-    let context = pw::context::ContextRc::new(&mainloop, None)
-        .map_err(|e| AudioError::NoServer(e.to_string()))?;
-    let core = context
-        .connect_rc(None)
-        .map_err(|e| AudioError::NoServer(e.to_string()))?;
-    let registry = core
-        .get_registry_rc()
-        .map_err(|e| AudioError::NoServer(e.to_string()))?;
+    let mainloop = pw::main_loop::MainLoopRc::new(None).map_err(no_server)?;
+    let context = pw::context::ContextRc::new(&mainloop, None).map_err(no_server)?;
+    let core = context.connect_rc(None).map_err(no_server)?;
+    let registry = core.get_registry_rc().map_err(no_server)?;
     let nodes = Rc::new(RefCell::new(Vec::new()));
     let found = Rc::clone(&nodes);
     let _reg = registry
@@ -121,9 +120,7 @@ pub fn list_sources() -> Result<Vec<AudioNode>, AudioError> {
         })
         .register();
     let done = Rc::new(std::cell::Cell::new(false));
-    let pending = core
-        .sync(0)
-        .map_err(|e| AudioError::NoServer(e.to_string()))?;
+    let pending = core.sync(0).map_err(no_server)?;
     let (quit, done2) = (mainloop.downgrade(), Rc::clone(&done));
     let _core = core
         .add_listener_local()
@@ -145,9 +142,7 @@ pub fn list_sources() -> Result<Vec<AudioNode>, AudioError> {
     let _ = timer.update_timer(Some(Duration::from_secs(3)), None);
     mainloop.run();
     if !done.get() {
-        return Err(AudioError::NoServer(
-            "the PipeWire daemon did not answer within 3 s".into(),
-        ));
+        return Err(AudioError::NoAnswer);
     }
     let mut v = nodes.take();
     v.sort_by(|a, b| (a.kind as u8, &a.name).cmp(&(b.kind as u8, &b.name)));
@@ -225,7 +220,7 @@ impl AudioCapture {
                     let _ = ready_tx.try_send(Err(e));
                 }
             })
-            .map_err(|e| AudioError::Other(format!("cannot start the audio thread: {e}")))?;
+            .map_err(|e| AudioError::Thread(e.into()))?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(AudioCapture {
                 commands: tx,
@@ -238,7 +233,7 @@ impl AudioCapture {
             }
             Err(_) => {
                 let _ = join.join();
-                Err(AudioError::Other("the audio thread ended early".into()))
+                Err(AudioError::ThreadEnded)
             }
         }
     }
@@ -303,7 +298,6 @@ fn run(
     ready: &SyncSender<Result<(), AudioError>>,
 ) -> Result<(), AudioError> {
     init();
-    let no_server = |e: pw::Error| AudioError::NoServer(e.to_string());
     let mainloop = pw::main_loop::MainLoopRc::new(None).map_err(no_server)?;
     let context = pw::context::ContextRc::new(&mainloop, None).map_err(no_server)?;
     let core = context.connect_rc(None).map_err(no_server)?;
@@ -513,7 +507,7 @@ fn make_stream(
     props: pw::properties::PropertiesBox,
     app_node: Option<u32>,
 ) -> Result<Live, AudioError> {
-    let err = |e: pw::Error| AudioError::Other(format!("audio stream: {e}"));
+    let err = |e: pw::Error| AudioError::Stream(e.into());
     let stream =
         pw::stream::StreamRc::new(sh.core.clone(), "zerocast-audio", props).map_err(err)?;
     let data = StreamData {

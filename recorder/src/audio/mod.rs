@@ -25,6 +25,8 @@ pub mod track;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::Cause;
+
 pub use capture::{list_sources, AudioCapture, AudioEvent, AudioNode, NodeKind, STALL_ENV};
 pub use ring::{Block, BlockPool, BlockReturn, Chunk};
 pub use track::{AudioSummary, AudioThread, TrackSet};
@@ -89,7 +91,8 @@ impl fmt::Display for TrackSpec {
     }
 }
 
-/// Why an audio option or source is not usable.
+/// Why an audio option or source is not usable, or audio capture could not start. Library
+/// errors stay the `source()` (shared through [`Cause`]: the recorder's errors are `Clone`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AudioError {
     #[error("audio source {0:?} is empty; use desktop, mic, node:NAME, app:NAME or a+b")]
@@ -101,7 +104,9 @@ pub enum AudioError {
     #[error("no audio source named {name:?}; available: {available}")]
     UnknownSource { name: String, available: String },
     #[error("no audio server: cannot connect to PipeWire ({0})")]
-    NoServer(String),
+    NoServer(#[source] Cause<pipewire::Error>),
+    #[error("no audio server: cannot connect to PipeWire (the PipeWire daemon did not answer within 3 s)")]
+    NoAnswer,
     #[error("audio codec {codec} cannot go into {container}; {container} takes {takes}")]
     CodecContainer {
         codec: AudioCodec,
@@ -110,8 +115,22 @@ pub enum AudioError {
     },
     #[error("audio-bitrate {0} kbit/s is out of range (6..=512)")]
     Bitrate(u32),
-    #[error("audio: {0}")]
-    Other(String),
+    #[error("audio: unknown audio codec {0:?}; use opus, aac or flac")]
+    UnknownCodec(String),
+    #[error("audio: cannot start the audio thread: {0}")]
+    Thread(#[source] Cause<std::io::Error>),
+    #[error("audio: the audio thread ended early")]
+    ThreadEnded,
+    /// A capture stream could not be made or connected.
+    #[error("audio: audio stream: {0}")]
+    Stream(#[source] Cause<pipewire::Error>),
+    /// Work moved to a blocking thread (`what`: the source lookup, the start) panicked there.
+    #[error("{what}: {source}")]
+    Panicked {
+        what: &'static str,
+        #[source]
+        source: Cause<tokio::task::JoinError>,
+    },
 }
 
 impl FromStr for AudioSource {
@@ -244,9 +263,7 @@ impl FromStr for AudioCodec {
             "opus" => Ok(AudioCodec::Opus),
             "aac" => Ok(AudioCodec::Aac),
             "flac" => Ok(AudioCodec::Flac),
-            _ => Err(AudioError::Other(format!(
-                "unknown audio codec {s:?}; use opus, aac or flac"
-            ))),
+            _ => Err(AudioError::UnknownCodec(s.to_owned())),
         }
     }
 }
@@ -387,6 +404,30 @@ mod tests {
         assert_eq!(t.sources, vec![AudioSource::Desktop, AudioSource::Mic]);
         assert_eq!(t.to_string(), "desktop+mic");
         assert!("desktop+".parse::<TrackSpec>().is_err());
+    }
+
+    /// The messages read as the strings built before the causes were typed; the cause stays.
+    #[test]
+    fn error_messages_unchanged() {
+        use std::error::Error as _;
+        assert_eq!(
+            AudioError::NoAnswer.to_string(),
+            "no audio server: cannot connect to PipeWire (the PipeWire daemon did not answer within 3 s)"
+        );
+        let e = "mp3".parse::<AudioCodec>().unwrap_err();
+        assert_eq!(
+            crate::RecorderError::from(e).to_string(),
+            "audio: audio: unknown audio codec \"mp3\"; use opus, aac or flac"
+        );
+        let e = AudioError::Stream(Cause::new(pipewire::Error::CreationFailed));
+        assert_eq!(e.to_string(), "audio: audio stream: Creation failed");
+        let cause = e.source().expect("a cause");
+        assert!(cause.is::<Cause<pipewire::Error>>(), "{cause:?}");
+        let e = AudioError::NoServer(Cause::new(pipewire::Error::NoMemory));
+        assert_eq!(
+            e.to_string(),
+            "no audio server: cannot connect to PipeWire (No memory)"
+        );
     }
 
     #[test]

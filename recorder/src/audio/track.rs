@@ -133,7 +133,7 @@ impl AudioThread {
                 tracing::info!(?summary, "audio finished");
                 mixer.reply(summary);
             })
-            .map_err(|e| AudioError::Other(format!("cannot start the audio thread: {e}")))?;
+            .map_err(|e| AudioError::Thread(e.into()))?;
         Ok(AudioThread {
             ctl: ctl_tx,
             join: Some(join),

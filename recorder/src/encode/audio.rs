@@ -11,6 +11,7 @@ use ffmpeg_next::{
     codec, encoder, ffi, format, frame, ChannelLayout, Dictionary, Packet, Rational,
 };
 
+use super::EncodeError;
 use crate::audio::{AudioCodec, Block, CHANNELS, RATE};
 use crate::RecorderError;
 
@@ -50,14 +51,16 @@ impl AudioEncoder {
         global_header: bool,
     ) -> Result<AudioEncoder, RecorderError> {
         let name = codec.encoder_name();
-        let unavailable =
-            |reason: String| RecorderError::Encode(format!("audio encoder {name}: {reason}"));
+        let unavailable = |source| EncodeError::AudioEncoderOpen {
+            encoder: name,
+            source,
+        };
         let av_codec = encoder::find_by_name(name)
-            .ok_or_else(|| unavailable("not in this FFmpeg build".into()))?;
+            .ok_or(EncodeError::AudioEncoderMissing { encoder: name })?;
         let mut ctx = codec::context::Context::new_with_codec(av_codec)
             .encoder()
             .audio()
-            .map_err(|e| unavailable(e.to_string()))?;
+            .map_err(unavailable)?;
         let sample_fmt = match codec {
             AudioCodec::Opus => format::Sample::F32(format::sample::Type::Packed),
             AudioCodec::Aac => format::Sample::F32(format::sample::Type::Planar),
@@ -90,9 +93,7 @@ impl AudioEncoder {
                 opts.set("compression_level", "1");
             }
         }
-        let enc = ctx
-            .open_with(opts)
-            .map_err(|e| unavailable(e.to_string()))?;
+        let enc = ctx.open_with(opts).map_err(unavailable)?;
         let frame_size = match enc.frame_size() {
             0 => 1024,
             n => n as usize,
@@ -115,6 +116,15 @@ impl AudioEncoder {
 
     pub fn name(&self) -> &'static str {
         self.codec.encoder_name()
+    }
+
+    /// A failed call of this encoder, named by it.
+    fn codec_error(&self, source: ffmpeg_next::Error) -> RecorderError {
+        EncodeError::Codec {
+            encoder: self.name(),
+            source,
+        }
+        .into()
     }
 
     /// Encodes `block`. Blocks of a track are contiguous; a block that starts later than the
@@ -158,10 +168,7 @@ impl AudioEncoder {
             // holds a reference to its buffer.
             let r = unsafe { ffi::av_frame_make_writable(self.frame.as_mut_ptr()) };
             if r < 0 {
-                return Err(RecorderError::Encode(format!(
-                    "audio frame buffer: {}",
-                    ffmpeg_next::Error::from(r)
-                )));
+                return Err(EncodeError::ffmpeg("audio frame buffer", r).into());
             }
         }
         let at = self.fill;
@@ -215,7 +222,7 @@ impl AudioEncoder {
         self.fill = 0;
         self.enc
             .send_frame(&self.frame)
-            .map_err(|e| RecorderError::Encode(format!("{}: {e}", self.name())))?;
+            .map_err(|e| self.codec_error(e))?;
         self.frame.set_samples(self.frame_size);
         self.drain(mux)
     }
@@ -230,7 +237,7 @@ impl AudioEncoder {
                     errno: libc::EAGAIN,
                 })
                 | Err(ffmpeg_next::Error::Eof) => return Ok(()),
-                Err(e) => return Err(RecorderError::Encode(format!("{}: {e}", self.name()))),
+                Err(e) => return Err(self.codec_error(e)),
             }
         }
     }
@@ -256,7 +263,7 @@ impl AudioEncoder {
         let r3 = self
             .enc
             .send_eof()
-            .map_err(|e| RecorderError::Encode(format!("{}: {e}", self.name())))
+            .map_err(|e| self.codec_error(e))
             .and_then(|_| self.drain(mux));
         r.and(r2).and(r3)
     }

@@ -29,7 +29,7 @@ use ffmpeg_next::ffi;
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::frame;
 
-use super::FrameRef;
+use super::{EncodeError, FrameRef};
 use crate::frame::PixelFormat;
 use crate::RecorderError;
 
@@ -62,7 +62,11 @@ pub(crate) fn av_pixel(format: PixelFormat) -> Pixel {
 fn validate(frame: &FrameRef<'_>) -> Result<(), RecorderError> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     if w == 0 || h == 0 {
-        return Err(RecorderError::Encode(format!("empty frame {w}x{h}")));
+        return Err(EncodeError::EmptyFrame {
+            width: w,
+            height: h,
+        }
+        .into());
     }
     let row = w * frame.format.bytes_per_pixel();
     let needed = match frame.format {
@@ -73,12 +77,15 @@ fn validate(frame: &FrameRef<'_>) -> Result<(), RecorderError> {
         _ => frame.stride * (h - 1) + row,
     };
     if frame.stride < row || frame.data.len() < needed {
-        return Err(RecorderError::Encode(format!(
-            "frame buffer too small: {w}x{h} {:?} stride {} needs {needed} bytes, has {}",
-            frame.format,
-            frame.stride,
-            frame.data.len()
-        )));
+        return Err(EncodeError::FrameTooSmall {
+            width: w,
+            height: h,
+            format: frame.format,
+            stride: frame.stride,
+            needed,
+            has: frame.data.len(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -612,14 +619,13 @@ impl SwsCache {
                 dst.format(),
                 flags,
             )
-            .ok_or_else(|| {
-                RecorderError::Encode(format!(
-                    "swscale cannot convert {:?} {sw}x{sh} to {:?} {}x{}",
-                    src.format,
-                    dst.format(),
-                    fit.w,
-                    fit.h
-                ))
+            .ok_or(EncodeError::Swscale {
+                from: src.format,
+                from_width: sw,
+                from_height: sh,
+                to: dst.format(),
+                to_width: fit.w,
+                to_height: fit.h,
             })?;
             self.key = Some(key);
         }

@@ -60,7 +60,7 @@ impl GpuOutput {
         cfg.height = layout.height;
         let cfg = &*cfg;
         let stream = StreamOnBridge::try_new(bridge, |bridge| OwnedStream::new(bridge))
-            .map_err(|e| RecorderError::Encode(format!("CUDA stream: {e}")))?;
+            .map_err(|e| super::EncodeError::CudaStream(e.into()))?;
         let chain = DropsBefore::try_new(stream, |s| {
             GpuEncoder::open(cfg, s.owner(), s.user().handle()).map(Box::new)
         })?;

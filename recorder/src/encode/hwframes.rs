@@ -21,8 +21,8 @@ use crate::RecorderError;
 /// while we fill the next.
 pub const POOL_SIZE: i32 = 4;
 
-fn err(what: &str, r: i32) -> RecorderError {
-    RecorderError::Encode(format!("{what}: {}", ffmpeg_next::Error::from(r)))
+fn err(what: &'static str, r: i32) -> RecorderError {
+    super::EncodeError::ffmpeg(what, r).into()
 }
 
 /// An owned `AVBufferRef`, unreferenced on drop.

@@ -2,7 +2,9 @@
 //!
 //! | file | does |
 //! |---|---|
-//! | `worker.rs` | the encoder thread: its messages (`EncMsg`), events and lifecycle (`Stage`) |
+//! | `msg.rs` | the encoder thread's messages (`EncMsg`) and events (`EncEvent`) |
+//! | `worker.rs` | the encoder thread: its body and lifecycle (`Stage`) |
+//! | `error.rs` | `EncodeError` (one variant per failure, the FFmpeg/CUDA/io cause as its source) and `OutputCause` |
 //! | `gpu_output.rs` | GPU ownership as types: encoder → CUDA stream → bridge → Vulkan memory |
 //! | `mod.rs` | `Encoder` (software video encoder on a muxer), encoder tables, `check_encoder` |
 //! | `mux.rs` | the output file: streams added by index, header, packets, trailer |
@@ -35,9 +37,11 @@
 
 pub(crate) mod audio;
 mod convert;
+mod error;
 mod gpu_output;
 pub mod hwframes;
 mod log;
+pub(crate) mod msg;
 mod mux;
 pub mod nvenc;
 pub mod replay;
@@ -49,12 +53,13 @@ use std::time::Duration;
 use ffmpeg_next::{codec, encoder, ffi, format, frame, Dictionary, Packet, Rational};
 
 use crate::frame::{CpuFrame, PixelFormat};
-use crate::{Codec, Container, EncoderChoice, RateControl, RecorderError};
+use crate::{Codec, Container, EncoderChoice, OptionError, RateControl, RecorderError};
 use mux::{Muxer, MuxerSetup, StreamIndex};
 
 pub use convert::ConverterChoice;
 #[doc(hidden)]
 pub use convert::CpuConverter;
+pub use error::{EncodeError, OutputCause};
 pub use nvenc::{nvenc_probe_count, nvenc_status, GpuEncoder, Selection};
 
 /// What the encoder is fed.
@@ -200,10 +205,11 @@ impl Encoder {
             .ok_or_else(|| unavailable(format!("{name} is not in this FFmpeg build")))?;
         let (width, height) = (cfg.width & !1, cfg.height & !1);
         if width == 0 || height == 0 {
-            return Err(RecorderError::Encode(format!(
-                "output size {}x{} is too small",
-                cfg.width, cfg.height
-            )));
+            return Err(EncodeError::TooSmall {
+                width: cfg.width,
+                height: cfg.height,
+            }
+            .into());
         }
 
         // The encoder is opened before the file is created so a bad encoder leaves no empty file.
@@ -347,7 +353,7 @@ impl Encoder {
 
     fn next_pts(&mut self, pts: Duration) -> Result<i64, RecorderError> {
         if self.finished {
-            return Err(RecorderError::Encode("encoder already finished".into()));
+            return Err(EncodeError::AlreadyFinished.into());
         }
         let mut pts = i64::try_from(pts.as_micros()).unwrap_or(i64::MAX);
         match self.last_pts {
@@ -391,6 +397,15 @@ impl Encoder {
         self.name
     }
 
+    /// A failed call of this encoder, named by it.
+    fn codec_error(&self, source: ffmpeg_next::Error) -> RecorderError {
+        EncodeError::Codec {
+            encoder: self.name,
+            source,
+        }
+        .into()
+    }
+
     /// Frames whose pts had to be moved forward to keep timestamps increasing.
     pub fn adjusted_frames(&self) -> u64 {
         self.adjusted_pts
@@ -411,7 +426,7 @@ impl Encoder {
         });
         self.enc
             .send_frame(&self.yuv)
-            .map_err(|e| RecorderError::Encode(format!("{}: {e}", self.name)))?;
+            .map_err(|e| self.codec_error(e))?;
         self.last_pts = Some(pts);
         self.drain()
     }
@@ -425,7 +440,7 @@ impl Encoder {
                     errno: libc::EAGAIN,
                 })
                 | Err(ffmpeg_next::Error::Eof) => return Ok(()),
-                Err(e) => return Err(RecorderError::Encode(format!("{}: {e}", self.name))),
+                Err(e) => return Err(self.codec_error(e)),
             }
         }
     }
@@ -457,7 +472,7 @@ impl Encoder {
     /// Encodes a block of an audio track (from the audio thread) into the file.
     pub fn push_audio(&mut self, block: &crate::audio::Block) -> Result<(), RecorderError> {
         if self.finished {
-            return Err(RecorderError::Encode("encoder already finished".into()));
+            return Err(EncodeError::AlreadyFinished.into());
         }
         let Some(a) = self.audio.get_mut(block.track) else {
             return Ok(());
@@ -502,11 +517,7 @@ impl Encoder {
                 keep(self.encode_current(end - NOMINAL_FRAME_US));
             }
         }
-        keep(
-            self.enc
-                .send_eof()
-                .map_err(|e| RecorderError::Encode(format!("{}: {e}", self.name))),
-        );
+        keep(self.enc.send_eof().map_err(|e| self.codec_error(e)));
         keep(self.drain());
         if let Some(mut last) = self.held.take() {
             let pts = last.pts().unwrap_or(0);
@@ -550,10 +561,7 @@ fn make_writable(f: &mut frame::Video) -> Result<(), RecorderError> {
     // SAFETY: `f` is a valid, allocated AVFrame we exclusively own.
     let r = unsafe { ffi::av_frame_make_writable(f.as_mut_ptr()) };
     if r < 0 {
-        return Err(RecorderError::Encode(format!(
-            "frame buffer: {}",
-            ffmpeg_next::Error::from(r)
-        )));
+        return Err(EncodeError::ffmpeg("frame buffer", r).into());
     }
     Ok(())
 }
@@ -792,9 +800,7 @@ pub fn select_encoder(
             }
         },
     };
-    container
-        .check(codec)
-        .map_err(|e| RecorderError::InvalidOption(e.to_string()))?;
+    container.check(codec).map_err(OptionError::from)?;
     let reason = match choice {
         EncoderChoice::Software => None,
         EncoderChoice::Nvenc | EncoderChoice::Auto => match nvenc::nvenc_status(codec) {

@@ -56,9 +56,10 @@ impl MuxerSetup {
             // Nothing is written until a save: a context without a file, to add the streams to
             // and learn their parameters.
             return Ok(MuxerSetup {
-                octx: Some(output_without_file(container).map_err(|e| {
-                    RecorderError::Encode(format!("creating the {container:?} muxer: {e}"))
-                })?),
+                octx: Some(
+                    output_without_file(container)
+                        .map_err(|source| super::EncodeError::Muxer { container, source })?,
+                ),
                 path: path.to_owned(),
                 container,
                 existed,
@@ -75,7 +76,7 @@ impl MuxerSetup {
             }
             e => RecorderError::OutputNotWritable {
                 path: path.to_owned(),
-                reason: e.to_string(),
+                source: e.into(),
             },
         })?;
         Ok(MuxerSetup {
@@ -439,13 +440,18 @@ fn is_disk_full(errno: i32) -> bool {
     errno == libc::ENOSPC || errno == libc::EDQUOT
 }
 
-pub(super) fn io_error(path: &Path, e: ffmpeg_next::Error, what: &str) -> RecorderError {
+pub(super) fn io_error(path: &Path, e: ffmpeg_next::Error, what: &'static str) -> RecorderError {
     match e {
         ffmpeg_next::Error::Other { errno } if is_disk_full(errno) => {
             RecorderError::OutOfDiskSpace {
                 path: path.to_owned(),
             }
         }
-        e => RecorderError::Encode(format!("{what} {}: {e}", path.display())),
+        source => super::EncodeError::Write {
+            what,
+            path: path.to_owned(),
+            source,
+        }
+        .into(),
     }
 }

@@ -28,6 +28,7 @@ use zerocast_interop::{
 };
 
 use super::hwframes::{self, CudaFrames};
+use super::EncodeError;
 use super::{candidates, present, Encoder, EncoderConfig, Input, Tuning, HARDWARE, SOFTWARE};
 use crate::frame::CpuFrame;
 use crate::{Codec, EncoderChoice, RecorderError};
@@ -260,7 +261,7 @@ impl GpuEncoder {
         super::log::init();
         let (w, h) = (cfg.width & !1, cfg.height & !1);
         let layout = FrameLayout::new(OutputMode::Nv12, w, h);
-        let cuda_err = |e: zerocast_interop::InteropError| RecorderError::Encode(e.to_string());
+        let cuda_err = |e| RecorderError::from(EncodeError::cuda(e));
         let mut nvenc_path = None;
         let selection =
             select(
@@ -345,12 +346,15 @@ impl GpuEncoder {
         frame: &ConvertedFrame,
         pts: Duration,
     ) -> Result<(), RecorderError> {
-        let e = |e: zerocast_interop::InteropError| RecorderError::Encode(e.to_string());
+        let e = |e| RecorderError::from(EncodeError::cuda(e));
         if frame.layout != self.layout {
-            return Err(RecorderError::Encode(format!(
-                "GPU frame {}x{} does not match the encoder's {}x{} NV12",
-                frame.layout.width, frame.layout.height, self.layout.width, self.layout.height
-            )));
+            return Err(EncodeError::GpuFrameSize {
+                width: frame.layout.width,
+                height: frame.layout.height,
+                encoder_width: self.layout.width,
+                encoder_height: self.layout.height,
+            }
+            .into());
         }
         let src = bridge.frame(frame);
         bridge.wait(frame, self.stream).map_err(e)?;
@@ -370,9 +374,7 @@ impl GpuEncoder {
                 split,
             } => {
                 if !self.enc.frame_unshared() {
-                    return Err(RecorderError::Encode(
-                        "encoder still holds the previous host frame".into(),
-                    ));
+                    return Err(EncodeError::HostFrameBusy.into());
                 }
                 download_nv12_async(&src, self.layout.size as usize, pinned, self.stream)
                     .map_err(e)?;
@@ -394,9 +396,7 @@ impl GpuEncoder {
         match &mut self.feed {
             GpuFeed::Host { .. } => {
                 if !self.enc.frame_unshared() {
-                    return Err(RecorderError::Encode(
-                        "encoder still holds the previous host frame".into(),
-                    ));
+                    return Err(EncodeError::HostFrameBusy.into());
                 }
                 // Converts into the pinned-backed frame the GPU downloads also land in.
                 self.enc.push(frame)
@@ -419,10 +419,9 @@ impl GpuEncoder {
                 let r =
                     unsafe { ffi::av_hwframe_transfer_data(dst.as_mut_ptr(), staging.as_ptr(), 0) };
                 if r < 0 {
-                    return Err(RecorderError::Encode(format!(
-                        "uploading a host frame to CUDA failed: {}",
-                        ffmpeg_next::Error::from(r)
-                    )));
+                    return Err(
+                        EncodeError::ffmpeg("uploading a host frame to CUDA failed", r).into(),
+                    );
                 }
                 self.enc.encode_frame_at(frame.pts)
             }
@@ -511,7 +510,7 @@ fn wrap_nv12(pinned: &mut PinnedBuffer, l: &FrameLayout) -> Result<frame::Video,
     unsafe {
         let buf = ffi::av_buffer_create(base, l.size as usize, Some(keep), std::ptr::null_mut(), 0);
         if buf.is_null() {
-            return Err(RecorderError::Encode("av_buffer_create failed".into()));
+            return Err(EncodeError::BufferCreate.into());
         }
         let p = &mut *f.as_mut_ptr();
         p.buf[0] = buf;

@@ -286,7 +286,7 @@ fn write_clip_inner(
         .map(|m| m.len())
         .map_err(|e| RecorderError::OutputNotWritable {
             path: path.to_owned(),
-            reason: e.to_string(),
+            source: super::OutputCause::Io(e.into()),
         })
 }
 
@@ -300,7 +300,7 @@ pub(crate) fn open_output(
     let mut octx = format::output_as(path, muxer_name(container)).map_err(|e| {
         RecorderError::OutputNotWritable {
             path: path.to_owned(),
-            reason: e.to_string(),
+            source: e.into(),
         }
     })?;
     for s in streams {

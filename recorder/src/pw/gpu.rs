@@ -15,7 +15,7 @@ use zerocast_interop::{
 };
 
 use crate::drop_order::DropsBefore;
-use crate::encode::worker::BridgeMemory;
+use crate::encode::msg::BridgeMemory;
 use crate::CapturePath;
 
 use super::params;

@@ -56,6 +56,18 @@ pub(crate) enum PwEvent {
     Lost(String),
 }
 
+/// Why the capture could not start (`RecorderError::PipeWire`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PwError {
+    /// The fd could not be duplicated or the thread not spawned.
+    #[error("cannot start PipeWire thread: {0}")]
+    Thread(#[source] crate::Cause<std::io::Error>),
+    /// The control task that waits for the stream ended without an answer (it panicked). Named
+    /// here since its message has always read `PipeWire: …`.
+    #[error("recording task ended unexpectedly")]
+    TaskEnded,
+}
+
 /// Handle to a running PipeWire thread.
 /// What part of the frames is recorded, and at what size.
 #[derive(Debug, Clone, Copy, Default)]

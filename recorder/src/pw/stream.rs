@@ -17,7 +17,7 @@ use super::gpu::{self, Gpu};
 use super::negotiate::{Negotiation, Negotiator};
 use super::readmap::ReadMaps;
 use super::{dmabuf, params, shm, PwCommand, PwEvent};
-use crate::encode::worker::BridgeMemory;
+use crate::encode::msg::BridgeMemory;
 use crate::frame::PixelFormat;
 use crate::sink::FrameSink;
 use crate::CapturePath;

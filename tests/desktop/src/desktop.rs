@@ -33,7 +33,7 @@ mod kde;
 pub use kde::{
     kde_monitor_cast_unsupported, kde_restore_payload, kde_window_cast_unsupported, kwin_version,
     KwinWindow, KDE5_MONITOR_CAST, KDE6_QPAINTER, KGLOBALACCEL_BUS_NAME, KWIN_BUS_NAME,
-    PORTAL_KDE_BUS_NAME,
+    KWIN_CAST_REFUSALS, PORTAL_KDE_BUS_NAME,
 };
 
 /// Which desktop runs: sway + xdg-desktop-portal-wlr, GNOME Shell + xdg-desktop-portal-gnome,
@@ -116,6 +116,10 @@ pub struct DesktopOptions {
     /// GlobalShortcuts portal needs it). Off by default: xdg-desktop-portal-gnome activates it
     /// at start-up, and an activated process is the bus's child, not ours.
     pub gnome_global_shortcuts: bool,
+    /// Files written under the desktop's `XDG_CONFIG_HOME` before anything starts (path
+    /// relative to it, contents): what a user's earlier sessions left there, e.g. the global
+    /// shortcuts a user approved once in KDE's dialog (`kglobalshortcutsrc`).
+    pub config_files: Vec<(PathBuf, String)>,
 }
 
 impl Default for DesktopOptions {
@@ -134,6 +138,7 @@ impl Default for DesktopOptions {
             flavour: Flavour::Sway,
             gnome_extensions: Vec::new(),
             gnome_global_shortcuts: false,
+            config_files: Vec::new(),
         }
     }
 }
@@ -444,6 +449,18 @@ impl Desktop {
         fs::set_permissions(&self.runtime_dir, fs::Permissions::from_mode(0o700))?;
 
         let o = &self.opts;
+        for (rel, contents) in &o.config_files {
+            anyhow::ensure!(
+                rel.is_relative(),
+                "config file {} must be relative to XDG_CONFIG_HOME",
+                rel.display()
+            );
+            let path = self.root.join("config").join(rel);
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)?;
+            }
+            write(&path, contents)?;
+        }
         write(
             &self.root.join("sway.conf"),
             &format!(

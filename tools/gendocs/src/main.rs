@@ -121,3 +121,74 @@ fn tray_page() -> Result<Vec<u8>> {
     );
     Ok(page.into_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every help text of `cmd` and its subcommands (about, before/after help, each argument's
+    /// help), with the command path it belongs to.
+    fn help_texts(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        let path = format!("{path} {}", cmd.get_name()).trim().to_owned();
+        let texts = [
+            cmd.get_about(),
+            cmd.get_long_about(),
+            cmd.get_before_help(),
+            cmd.get_before_long_help(),
+            cmd.get_after_help(),
+            cmd.get_after_long_help(),
+        ];
+        let args = cmd
+            .get_arguments()
+            .flat_map(|a| [a.get_help(), a.get_long_help()]);
+        for t in texts.into_iter().chain(args).flatten() {
+            out.push((path.clone(), t.to_string()));
+        }
+        for sub in cmd.get_subcommands() {
+            help_texts(sub, &path, out);
+        }
+    }
+
+    /// A help line reads as one run of words: no leading indentation and no run of spaces
+    /// inside. A string literal continued onto the next source line without `\` carries the
+    /// source's indentation into the help (`zerocast record --help` once showed 16 spaces in
+    /// the middle of a sentence); clap only adds its own column gaps around these texts.
+    fn spaced(line: &str) -> bool {
+        line.starts_with(' ') || line.trim_end().contains("  ")
+    }
+
+    /// Every `--help` of `zerocast` (`record`, `ctl start`, every other subcommand) and of
+    /// `zerocast-tray`: no run of spaces inside a line of text.
+    #[test]
+    fn no_run_of_spaces_in_any_help() {
+        let mut texts = Vec::new();
+        help_texts(&cli::Cli::command(), "", &mut texts);
+        let paths: Vec<&str> = texts.iter().map(|(p, _)| p.as_str()).collect();
+        for sub in ["zerocast record", "zerocast ctl start", "zerocast daemon"] {
+            assert!(paths.contains(&sub), "{sub} not read: {paths:?}");
+        }
+        texts.push(("zerocast-tray".into(), tray_help::HELP.into()));
+        let bad: Vec<String> = texts
+            .iter()
+            .flat_map(|(path, t)| {
+                t.lines()
+                    .filter(|l| spaced(l))
+                    .map(move |l| format!("{path}: {l:?}"))
+            })
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "runs of spaces in help text:\n{}",
+            bad.join("\n")
+        );
+    }
+
+    /// The check itself: the line `record --help` once showed fails, a plain one passes.
+    #[test]
+    fn the_check_sees_a_continued_literal() {
+        let leaked = "Cursor (default: embedded; metadata is refused: the pointer would be missing
+                from the file)";
+        assert!(leaked.lines().any(spaced));
+        assert!(!"Cursor (default: embedded)".lines().any(spaced));
+    }
+}

@@ -19,7 +19,9 @@
 //! What casts give here (no GPU): on 5.27 a **window** cast delivers frames (the painter is a
 //! fullscreen toplevel for this); a monitor cast gives none (the virtual backend never
 //! announces its output to the screencast plugin). On 6.x without a render node kwin composites
-//! with QPainter and refuses every cast: "OpenGL compositing is required for screencasting".
+//! with QPainter and refuses every cast: "OpenGL compositing is required for screencasting"
+//! (6.3; the portal then cancels), "Unsupported compositing type" (6.7; the portal then never
+//! answers Start).
 //! [`kde_monitor_cast_unsupported`] and [`kde_window_cast_unsupported`] say so, for tests to
 //! print as their SKIPPED reason.
 
@@ -51,8 +53,9 @@ const PAINTER_APP_ID: &str = "zerocast-painter";
 pub const KDE5_MONITOR_CAST: &str =
     "the KWin 5.27 virtual backend never announces its output: monitor casts give 0 frames";
 /// Why every cast on 6.x without a GPU fails.
-pub const KDE6_QPAINTER: &str = "kwin composites with QPainter without a GPU render node: \
-     'OpenGL compositing is required for screencasting'";
+pub const KDE6_QPAINTER: &str = "kwin composites with QPainter without a GPU render node and \
+     refuses screencasts (6.3: 'OpenGL compositing is required for screencasting', 6.7: \
+     'Unsupported compositing type')";
 
 /// The installed KWin's (major, minor), from the `kwin-wayland` package (running
 /// `kwin_wayland --version` would fail with EPERM as root, see the module docs).
@@ -101,6 +104,13 @@ pub fn kde_window_cast_unsupported() -> Option<String> {
         Some(_) => None,
     }
 }
+
+/// KWin's words when it refuses a cast for want of OpenGL compositing: 6.3's (the portal then
+/// cancels), then 6.7's (the portal then never answers Start).
+pub const KWIN_CAST_REFUSALS: [&str; 2] = [
+    "OpenGL compositing is required for screencasting",
+    "Unsupported compositing type",
+];
 
 /// A window as KWin's scripting API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -471,6 +481,17 @@ impl Desktop {
                     .count()
             })
             .unwrap_or(0)
+    }
+
+    /// The first line of this desktop's logs in which KWin (or the portal relaying it) refuses
+    /// a cast ([`KWIN_CAST_REFUSALS`]), prefixed with the log's name.
+    pub fn kde_cast_refusal(&self) -> Option<String> {
+        fs::read_dir(self.logs_dir()).ok()?.flatten().find_map(|e| {
+            let log = fs::read_to_string(e.path()).ok()?;
+            log.lines()
+                .find(|l| KWIN_CAST_REFUSALS.iter().any(|r| l.contains(r)))
+                .map(|l| format!("{}: {}", e.file_name().to_string_lossy(), l.trim()))
+        })
     }
 
     /// Invokes a global shortcut through kglobalaccel's D-Bus
