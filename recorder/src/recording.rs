@@ -24,7 +24,10 @@ use crate::{RecorderError, RecordingOptions, RecordingState, Stats, Summary};
 
 /// Frames in flight between the PipeWire thread and the encoder. Enough to ride out an encoder
 /// hiccup of a few frames; beyond that dropping (and counting) beats growing latency and memory.
-const POOL_FRAMES: usize = 4;
+/// One more than the 4 in flight: the CPU encoder holds the last frame it sent without a copy
+/// (what `finish` repeats). The pool is LIFO and its buffers are allocated on first use, so the
+/// ones a keeping-up encoder never needs cost no memory.
+const POOL_FRAMES: usize = 5;
 /// How long Start waits for the stream before giving up.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// A static screen sends no frames at all; after this long in Streaming without one, Start
