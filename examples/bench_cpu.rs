@@ -82,6 +82,9 @@ fn measure_sampled(
             if polls.is_multiple_of(5) {
                 t.sample(pid as u32);
             }
+            if polls.is_multiple_of(50) {
+                t.sample_smaps(pid as u32);
+            }
             polls += 1;
         }
         let mut status = 0;
@@ -207,9 +210,109 @@ fn clk_tck() -> f64 {
 struct ThreadCpu {
     /// tid → (name, CPU seconds)
     seen: std::collections::BTreeMap<u32, (String, f64)>,
+    /// The resident memory by kind (`/proc/PID/smaps`) at the sample with the most of it.
+    smaps: Smaps,
+}
+
+/// Resident kB of a process by kind of mapping, and of its largest shared libraries.
+#[derive(Debug, Clone, Default)]
+struct Smaps {
+    total_kb: u64,
+    /// (kind, kB): anonymous, shared libraries, the binary, shared memory (memfd, /dev/shm: the
+    /// compositor's buffers), other files.
+    kinds: Vec<(&'static str, u64)>,
+    /// The largest shared libraries (file name, kB).
+    libs: Vec<(String, u64)>,
+    /// Shared libraries with resident pages.
+    lib_count: usize,
+}
+
+impl Smaps {
+    fn read(pid: u32) -> Option<Smaps> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        let mut kinds: std::collections::BTreeMap<&'static str, u64> = Default::default();
+        let mut libs: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut current: Option<(&'static str, String)> = None;
+        let mut total = 0;
+        for line in text.lines() {
+            if let Some(kb) = line.strip_prefix("Rss:") {
+                let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                total += kb;
+                if let Some((kind, path)) = &current {
+                    *kinds.entry(kind).or_default() += kb;
+                    if *kind == "libraries" {
+                        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+                        *libs.entry(name).or_default() += kb;
+                    }
+                }
+                continue;
+            }
+            // A mapping's header: address perms offset dev inode [path].
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() >= 5
+                && f[0].contains('-')
+                && f[0].chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+            {
+                let path = f[5..].join(" ");
+                let kind = if path.is_empty() || path.starts_with('[') {
+                    "anonymous"
+                } else if path.starts_with("/memfd:") || path.starts_with("/dev/shm") {
+                    "shared memory"
+                } else if exe.as_deref().is_some_and(|e| Path::new(&path) == e) {
+                    "binary"
+                } else if path.contains(".so") {
+                    "libraries"
+                } else {
+                    "other files"
+                };
+                current = Some((kind, path));
+            }
+        }
+        let mut libs: Vec<(String, u64)> = libs.into_iter().collect();
+        libs.sort_by_key(|l| std::cmp::Reverse(l.1));
+        let count = libs.len();
+        libs.truncate(8);
+        Some(Smaps {
+            lib_count: count,
+            total_kb: total,
+            kinds: kinds.into_iter().collect(),
+            libs,
+        })
+    }
+
+    fn line(&self) -> String {
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        let kinds: Vec<String> = self
+            .kinds
+            .iter()
+            .map(|(k, kb)| format!("{k} {:.1}", mb(*kb)))
+            .collect();
+        let libs: Vec<String> = self
+            .libs
+            .iter()
+            .map(|(l, kb)| format!("{l} {:.1}", mb(*kb)))
+            .collect();
+        format!(
+            "{:.1} MB = {}; {} libraries, the largest: {}",
+            mb(self.total_kb),
+            kinds.join(", "),
+            self.lib_count,
+            libs.join(", ")
+        )
+    }
 }
 
 impl ThreadCpu {
+    /// Keeps the smaps breakdown if the process holds more now than at the last kept sample.
+    fn sample_smaps(&mut self, pid: u32) {
+        if let Some(s) = Smaps::read(pid) {
+            if s.total_kb > self.smaps.total_kb {
+                self.smaps = s;
+            }
+        }
+    }
+
     fn sample(&mut self, pid: u32) {
         let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             return;
@@ -275,6 +378,8 @@ struct Run {
     attempts: u32,
     /// CPU seconds per thread name (zerocast only).
     threads: Vec<(String, f64)>,
+    /// Resident memory by kind at its largest sample (zerocast only).
+    smaps: Smaps,
 }
 
 impl Run {
@@ -367,8 +472,8 @@ fn content_tag(c: Content) -> &'static str {
     }
 }
 
-fn run_zerocast(s: &Session<'_>, bin: &Path) -> Result<Run> {
-    let name = s.name("zerocast");
+fn run_zerocast(s: &Session<'_>, bin: &Path, tool: &str) -> Result<Run> {
+    let name = s.name(tool);
     let out = s.dir.join(format!("{name}.mkv"));
     let stats = s.dir.join(format!("{name}-stats.json"));
     fresh(&out)?;
@@ -403,7 +508,7 @@ fn run_zerocast(s: &Session<'_>, bin: &Path) -> Result<Run> {
         .unwrap_or(Value::Null);
     let (_, file_duration_s) = probe(&out).unwrap_or((0, 0.0));
     Ok(Run {
-        tool: "zerocast".into(),
+        tool: tool.into(),
         command,
         frames_received: st["frames_received"].as_u64(),
         frames_written: st["frames_written"].as_u64().unwrap_or(0),
@@ -413,6 +518,7 @@ fn run_zerocast(s: &Session<'_>, bin: &Path) -> Result<Run> {
         x264: x264_options(&out),
         desktop_cpu_s,
         attempts: 0,
+        smaps: threads.smaps.clone(),
         threads: threads.by_name(),
     })
 }
@@ -458,6 +564,7 @@ fn run_wf(s: &Session<'_>, threads: Option<u32>) -> Result<Run> {
         desktop_cpu_s,
         attempts: 0,
         threads: Vec::new(),
+        smaps: Smaps::default(),
     })
 }
 
@@ -512,6 +619,7 @@ fn run_gst(s: &Session<'_>, threads: Option<u32>) -> Result<Run> {
         desktop_cpu_s,
         attempts: 0,
         threads: Vec::new(),
+        smaps: Smaps::default(),
     })
 }
 
@@ -717,7 +825,6 @@ impl Source {
 /// x264's settings SEI of both files), fed the I420 that the recorder's converter makes of the
 /// painter's frames, at 60 fps timestamps. No capture, no PipeWire, no second thread of ours.
 fn floor_child() -> Result<()> {
-    use ffmpeg_next::{format::Pixel, frame::Video};
     use zerocast_recorder::encode::{
         ConverterChoice, CpuConverter, Encoder, EncoderConfig, FrameRef,
     };
@@ -739,17 +846,9 @@ fn floor_child() -> Result<()> {
     let (ew, eh) = (w & !1, h & !1);
     let mut source = Source::new(Layout::new(w, h), content);
     let mut conv = CpuConverter::new(ConverterChoice::Auto);
-    let mut yuv = Video::new(Pixel::YUV420P, ew, eh);
-    let (ew, eh) = (ew as usize, eh as usize);
-    // The PipeWire thread's layout: Y rows at `stride`, then U and V rows at `stride / 2`.
-    let mut i420 = CpuFrame {
-        width: ew as u32,
-        height: eh as u32,
-        format: PixelFormat::I420,
-        stride: ew,
-        pts: Duration::ZERO,
-        data: vec![0; ew * eh * 3 / 2],
-    };
+    // The PipeWire thread's frames: I420 in pooled FFmpeg frames the encoder sends as they are
+    // (it holds the last one, so two cycle).
+    let mut pool: Vec<CpuFrame> = (0..2).map(|_| CpuFrame::empty()).collect();
     let cfg = EncoderConfig {
         path: out,
         container: Container::Mkv,
@@ -779,26 +878,19 @@ fn floor_child() -> Result<()> {
             pts: Duration::ZERO,
             data: bgrx,
         };
+        let mut i420 = pool
+            .pop()
+            .context("the encoder holds one frame, two cycle")?;
         let t1 = clock(libc::CLOCK_THREAD_CPUTIME_ID);
-        conv.convert(&src, &mut yuv)?;
+        let stride = conv
+            .rgb_to_i420(&src, &mut i420.yuv)?
+            .context("this CPU has no SIMD converter (the recorder would send RGB)")?;
         let t2 = clock(libc::CLOCK_THREAD_CPUTIME_ID);
-        let (y, rest) = i420.data.split_at_mut(ew * eh);
-        let (u, v) = rest.split_at_mut(ew * eh / 4);
-        for (plane, dst, pw, ph) in [
-            (0, y, ew, eh),
-            (1, u, ew / 2, eh / 2),
-            (2, v, ew / 2, eh / 2),
-        ] {
-            let (data, stride) = (yuv.data(plane), yuv.stride(plane));
-            for r in 0..ph {
-                dst[r * pw..][..pw].copy_from_slice(&data[r * stride..][..pw]);
-            }
-        }
-        let t3 = clock(libc::CLOCK_THREAD_CPUTIME_ID);
-        ours += t3 - t0;
+        ours += t2 - t0;
         convert += t2 - t1;
+        (i420.width, i420.height, i420.format, i420.stride) = (ew, eh, PixelFormat::I420, stride);
         i420.pts = Duration::from_micros(i * frame_us);
-        enc.push(&i420)?;
+        enc.push_pooled(i420, |f| pool.push(f))?;
     }
     enc.finish(Duration::from_micros(frames * frame_us))?;
     let total = clock(libc::CLOCK_PROCESS_CPUTIME_ID) - process0;
@@ -824,12 +916,20 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
 }
 
-/// Command line: `[--seconds N] [--content strip|full-motion|both] [--no-t1]`.
+/// Command line: `[--seconds N] [--content strip|full-motion|both] [--no-t1] [--baseline BIN]
+/// [--repeat N] [--no-peers]`.
 struct Args {
     seconds: u64,
     contents: Vec<Content>,
     /// Also run wf-recorder and GStreamer with one x264 thread.
     t1: bool,
+    /// Another `zerocast` binary (e.g. built from the previous commit), run alternately with
+    /// this one on the same desktop, so a change is measured as a ratio of one session.
+    baseline: Option<PathBuf>,
+    /// Runs of zerocast (and of the baseline) per content, alternating.
+    repeat: u32,
+    /// Only zerocast (and the baseline): no wf-recorder, no GStreamer.
+    peers: bool,
 }
 
 fn args() -> Result<Args> {
@@ -837,6 +937,9 @@ fn args() -> Result<Args> {
         seconds: 10,
         contents: vec![Content::Strip, Content::FullMotion],
         t1: true,
+        baseline: None,
+        repeat: 1,
+        peers: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -851,9 +954,13 @@ fn args() -> Result<Args> {
                 }
             }
             "--no-t1" => a.t1 = false,
+            "--baseline" => a.baseline = Some(it.next().context("--baseline BIN")?.into()),
+            "--repeat" => a.repeat = it.next().context("--repeat N")?.parse::<u32>()?.max(1),
+            "--no-peers" => a.peers = false,
             other => bail!(
                 "unknown argument {other:?}; usage: bench_cpu [--seconds N] \
-                 [--content strip|full-motion|both] [--no-t1]"
+                 [--content strip|full-motion|both] [--no-t1] [--baseline BIN] [--repeat N] \
+                 [--no-peers]"
             ),
         }
     }
@@ -892,12 +999,33 @@ fn measure_content(a: &Args, c: Content, bin: &Path, dir: &Path) -> Result<Measu
         seconds: a.seconds,
         content: c,
     };
-    let mut runs = vec![
-        with_retry("zerocast", || run_zerocast(&s, bin))?,
-        with_retry("wf-recorder", || run_wf(&s, None))?,
-        with_retry("gstreamer", || run_gst(&s, None))?,
-    ];
-    if a.t1 {
+    // zerocast first (the ratios are over its first run), then its repeats and the baseline,
+    // alternating so that a change of load hits both alike.
+    let mut runs = Vec::new();
+    let mut others = Vec::new();
+    for i in 1..=a.repeat {
+        if let Some(base) = &a.baseline {
+            let tool = format!("baseline#{i}");
+            others.push(with_retry(&tool, || run_zerocast(&s, base, &tool))?);
+        }
+        let tool = if i == 1 {
+            "zerocast".to_string()
+        } else {
+            format!("zerocast#{i}")
+        };
+        let run = with_retry(&tool, || run_zerocast(&s, bin, &tool))?;
+        if i == 1 {
+            runs.push(run);
+        } else {
+            others.push(run);
+        }
+    }
+    runs.append(&mut others);
+    if a.peers {
+        runs.push(with_retry("wf-recorder", || run_wf(&s, None))?);
+        runs.push(with_retry("gstreamer", || run_gst(&s, None))?);
+    }
+    if a.peers && a.t1 {
         // zerocast runs x264 with 1 thread at 720p; the others pick x264's automatic count.
         // Also measure them with 1 thread, like for like.
         runs.push(with_retry("wf-recorder-t1", || run_wf(&s, Some(1)))?);
@@ -1012,6 +1140,13 @@ fn print_content(m: &Measured) -> Value {
         by_thread.join(", "),
         ms(z.usage.cpu_s() - sampled)
     );
+    for r in m.runs.iter().filter(|r| r.smaps.total_kb > 0) {
+        println!(
+            "  {} resident (smaps, largest sample): {}",
+            r.tool,
+            r.smaps.line()
+        );
+    }
     json!({
         "content": content_tag(m.content),
         "description": describe(m.content),

@@ -24,7 +24,16 @@ fn main() {
     } else {
         zerocast_app::logging::init_cli(cli.verbose);
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    // `record` is one recording: its own threads (PipeWire, encoder, audio) do the work and the
+    // runtime only waits on the portal, signals and the recording's events, so one thread is
+    // enough; the daemon serves D-Bus and several recordings at once on worker threads.
+    let runtime = match &cli.command {
+        Command::Record(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("zerocast: cannot start the async runtime: {e}");

@@ -48,12 +48,16 @@ pub async fn resolve_audio(tracks: Vec<TrackSpec>) -> Result<Vec<TrackSpec>, Rec
 pub async fn start_recording(
     req: &RecordingRequest,
 ) -> Result<(ScreencastSession, Recording), StartError> {
+    // The start's timeline at debug level (`ms` since the request): where `Start` → first frame
+    // goes (encoder choice, portal, then the recorder's own steps, logged by the recording).
+    let t0 = std::time::Instant::now();
+    let ms = || t0.elapsed().as_secs_f64() * 1e3;
     let (codec, selected) = select_encoder(req).await?;
     if let Some(reason) = &selected.fallback_reason {
         // Said once per recording, where the choice is made.
         tracing::info!("NVENC not used ({reason}); encoding with {}", selected.name);
     }
-    debug!(encoder = selected.name, %codec, "encoder selected");
+    debug!(encoder = selected.name, %codec, ms = ms(), "encoder selected");
     // Every audio source must exist (and PipeWire answer) before the portal is asked: an
     // unknown name should not cost the user a dialog either.
     let mut options = req.recording_options(codec, selected);
@@ -64,6 +68,7 @@ pub async fn start_recording(
     debug!(
         node = stream.node_id,
         restored = stream.restored,
+        ms = ms(),
         "portal stream open"
     );
     let source = PipeWireSource {
@@ -73,7 +78,10 @@ pub async fn start_recording(
         position: stream.position,
     };
     match Recording::start(source, options).await {
-        Ok(rec) => Ok((session, rec)),
+        Ok(rec) => {
+            debug!(ms = ms(), "recording started (first frame in the file)");
+            Ok((session, rec))
+        }
         Err(e) => {
             // Without this the compositor keeps showing its "screen is shared" indicator.
             session.close().await;

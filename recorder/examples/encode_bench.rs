@@ -95,14 +95,10 @@ fn desktop_frames(w: u32, h: u32) -> Vec<CpuFrame> {
                 let src = &doc[((y + scroll) % (wh * 2)) * ww * 4..][..ww * 4];
                 data[((wy + y) * w + wx) * 4..][..ww * 4].copy_from_slice(src);
             }
-            CpuFrame {
-                width: w as u32,
-                height: h as u32,
-                format: PixelFormat::Bgrx,
-                stride: w * 4,
-                pts: Duration::ZERO,
-                data,
-            }
+            let mut f = CpuFrame::empty();
+            (f.width, f.height, f.format) = (w as u32, h as u32, PixelFormat::Bgrx);
+            (f.stride, f.pts, f.data) = (w * 4, Duration::ZERO, data);
+            f
         })
         .collect()
 }

@@ -25,7 +25,10 @@ use crate::{OptionError, RecorderError, RecordingOptions, RecordingState, Stats,
 
 /// Frames in flight between the PipeWire thread and the encoder. Enough to ride out an encoder
 /// hiccup of a few frames; beyond that dropping (and counting) beats growing latency and memory.
-const POOL_FRAMES: usize = 4;
+/// One more than the 4 in flight: the CPU encoder holds the last frame it sent without a copy
+/// (what `finish` repeats). The pool is LIFO and its buffers are allocated on first use, so the
+/// ones a keeping-up encoder never needs cost no memory.
+const POOL_FRAMES: usize = 5;
 /// How long Start waits for the stream before giving up.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// A static screen sends no frames at all; after this long in Streaming without one, Start
@@ -458,6 +461,7 @@ impl ControlTask {
     }
 
     async fn main_loop(&mut self) -> Ending {
+        let ms = |since: tokio::time::Instant| since.elapsed().as_secs_f64() * 1e3;
         let mut tick = tokio::time::interval(TICK);
         let mut streaming_since: Option<tokio::time::Instant> = None;
         let started = tokio::time::Instant::now();
@@ -482,10 +486,12 @@ impl ControlTask {
                 },
                 ev = self.pw_events.recv() => match ev {
                     Some(PwEvent::Format { width, height, format, path }) => {
-                        tracing::debug!(?format, %path, "format event");
+                        // With `ms` since the recorder started: the start's timeline.
+                        tracing::debug!(?format, %path, ms = ms(started), "format event");
                         self.progress.stats_tx.send_modify(|s| { s.width = width; s.height = height; s.capture_path = path; });
                     }
                     Some(PwEvent::Streaming) => {
+                        tracing::debug!(ms = ms(started), "stream streaming");
                         streaming_since.get_or_insert_with(tokio::time::Instant::now);
                     }
                     Some(PwEvent::Lost(msg)) => return Ending::Normal(EndReason::StreamLost(msg)),
@@ -493,9 +499,13 @@ impl ControlTask {
                 },
                 ev = self.enc_events.recv() => match ev {
                     Some(EncEvent::Opened(name)) => {
+                        tracing::debug!(encoder = %name, ms = ms(started), "encoder opened");
                         self.progress.stats_tx.send_modify(|s| s.encoder = name);
                     }
-                    Some(EncEvent::FirstFrame) => self.mark_ready(),
+                    Some(EncEvent::FirstFrame) => {
+                        tracing::debug!(ms = ms(started), "first frame encoded");
+                        self.mark_ready();
+                    }
                     Some(EncEvent::Failed(e)) => return Ending::Error(e),
                     Some(EncEvent::Finished(_)) | None => {
                         return Ending::Error(EncodeError::EndedEarly.into())

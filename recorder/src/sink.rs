@@ -221,14 +221,14 @@ impl FrameSink {
             pts: frame.pts,
             data: bytes,
         };
-        // Converting straight out of the mapped buffer costs what the encoder's conversion
-        // cost, saves the copy of the RGB frame, and the pooled frame holds 1.5 bytes per
-        // pixel instead of 4. Capacity is kept across uses: no allocation after the first
-        // frames.
+        // Converting straight out of the mapped buffer into the FFmpeg frame the encoder sends
+        // saves the copy of the RGB frame and the encoder's copy of the planes, and the pooled
+        // frame holds 1.5 bytes per pixel instead of 4. The buffer is kept across uses: no
+        // allocation after the first frames.
         let r = if self.shm_copy {
             Ok(None)
         } else {
-            self.conv.rgb_to_i420_bytes(&src, &mut frame.data)
+            self.conv.rgb_to_i420(&src, &mut frame.yuv)
         };
         match r {
             Ok(Some(y_stride)) => {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use zerocast_recorder::encode::{check_encoder, Encoder, EncoderConfig};
+use zerocast_recorder::encode::{
+    check_encoder, ConverterChoice, CpuConverter, Encoder, EncoderConfig,
+};
 use zerocast_recorder::frame::{CpuFrame, PixelFormat};
 use zerocast_recorder::{Codec, Container, EncoderChoice, RateControl, RecorderError};
 
@@ -292,6 +294,51 @@ fn static_screen_lasts_until_finish() {
 fn vfr_gaps_and_non_increasing_pts() {
     for container in [Container::Mp4, Container::Mkv] {
         vfr_gaps(container);
+    }
+}
+
+/// The SHM path's frames — I420 converted into pooled FFmpeg frames — go to the encoder without
+/// a copy: the encoder holds the last one (two buffers cycle) and gives the one before back; a
+/// frame of another size is scaled into the encoder's own frame and every held buffer comes
+/// back; `finish` repeats the last frame from the held buffer. The file shows every colour.
+#[test]
+fn pooled_i420_frames_are_encoded_without_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pooled.mkv");
+    let mut enc = Encoder::open(&config(&path, Container::Mkv, Codec::H264)).unwrap();
+    let mut conv = CpuConverter::new(ConverterChoice::Auto);
+    let mut pool: Vec<CpuFrame> = (0..2).map(|_| CpuFrame::empty()).collect();
+    // 10 red frames, a green one of half the size, 10 blue ones; finish at 2 s.
+    let frames = (0..10)
+        .map(|_| (RED, W))
+        .chain([(GREEN, W / 2)])
+        .chain((0..10).map(|_| (BLUE, W)));
+    for (i, (colour, w)) in frames.enumerate() {
+        let h = w * H / W;
+        let rgb = frame(w, h, colour, i as u32, i as u64 * 33);
+        let mut f = pool.pop().expect("a free buffer");
+        let Some(stride) = conv.rgb_to_i420(&(&rgb).into(), &mut f.yuv).unwrap() else {
+            let why = "this CPU has no SIMD converter: SHM frames travel as RGB";
+            eprintln!("SKIPPED: pooled_i420_frames_are_encoded_without_a_copy: {why}");
+            return;
+        };
+        (f.width, f.height, f.format, f.stride) = (w, h, PixelFormat::I420, stride);
+        f.pts = rgb.pts;
+        enc.push_pooled(f, |b| pool.push(b)).unwrap();
+        let held = if w == W { 1 } else { 0 };
+        assert_eq!(pool.len(), 2 - held, "frame {i}: buffers back in the pool");
+    }
+    enc.finish(Duration::from_secs(2)).unwrap();
+    let decoded = decode_rgb(&path, W, H);
+    // The 21 frames and the last one repeated at the end.
+    assert_eq!(decoded.len(), 22);
+    for (i, rgb) in decoded.iter().enumerate() {
+        let want = match i {
+            0..=9 => RED,
+            10 => GREEN,
+            _ => BLUE,
+        };
+        assert_colour(centre(rgb, W, H), want, &format!("frame {i}"));
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Two paths:
 //! - a hand-written converter for the common case (packed 32-bit RGB or NV12 of the output size):
-//!   plain Rust written so LLVM vectorises it, compiled for AVX2 and for SSE4.1 and chosen at run
-//!   time — it beats swscale by 2–4×, see the numbers below;
+//!   AVX2 intrinsics (`avx2.rs`: one pass over two rows, byte-exact with the scalar code), or
+//!   plain Rust written so LLVM vectorises it, compiled for SSE4.1; chosen at run time — it beats
+//!   swscale by 2–4×, see the numbers below;
 //! - swscale for everything else (a frame whose size differs from the output: resolution change
 //!   mid-stream), with the context cached per input format/size.
 //!
@@ -15,9 +16,14 @@
 //! | swscale (fast bilinear, BT.709 coefficients)| 2.9–3.3 ms   | 6.5–7.5 ms   |
 //! | hand-written, fused 2×2-block loop          | 2.1 ms       | 4.9 ms       |
 //! | hand-written, three passes                  | 0.75 ms      | 1.6 ms       |
-//! | hand-written, two passes (this, AVX2)       | **0.61 ms**  | **1.2–1.4 ms**|
-//! | same, SSSE3/SSE4.1 copy (no AVX2)           | ~0.9 ms      | ~2.1 ms      |
-//! | same, SSE2 baseline (→ swscale used instead)| ~3.0 ms      | ~7.0 ms      |
+//! | hand-written, two passes (vectorised, AVX2) | 0.61 ms      | 1.2–1.4 ms   |
+//! | two passes, SSSE3/SSE4.1 copy (no AVX2)     | ~0.9 ms      | ~2.1 ms      |
+//! | two passes, SSE2 baseline (→ swscale)       | ~3.0 ms      | ~7.0 ms      |
+//! | AVX2 intrinsics, one pass (this, `avx2.rs`) | **×0.86–0.94** of two passes, same run | – |
+//!
+//! The intrinsics kernel against the vectorised loop (`tests::avx2_kernel_speed`, 2026-12-07,
+//! load ≈ 6): 0.54–0.64 vs 0.62–0.69 ms at 720p, where memory bandwidth bounds both; ×0.78 on a
+//! frame that stays in cache (320×180).
 //!
 //! libx264rgb fed BGR0 would skip the conversion but encodes 4:4:4 RGB (High 4:4:4 Predictive),
 //! which breaks the 4:2:0 requirement and costs more in the encoder; not used.
@@ -30,7 +36,10 @@ use ffmpeg_next::format::Pixel;
 use ffmpeg_next::frame;
 
 use super::{EncodeError, FrameRef};
-use crate::frame::PixelFormat;
+use crate::frame::{I420Buffer, PixelFormat};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 use crate::RecorderError;
 
 /// Which conversion path to use; `Auto` is what production uses (benchmarks force the others).
@@ -163,13 +172,15 @@ impl CpuConverter {
 
 impl CpuConverter {
     /// Converts packed RGB `src` into `dst` as packed I420 at the even size below `src`'s
-    /// (the PipeWire thread's SHM path). Returns the Y stride, or `None` when this CPU has no
-    /// SIMD row loop (then the frame travels as RGB and swscale converts it in the encoder).
-    /// `dst` keeps its capacity: after the first frames this does not allocate.
-    pub(crate) fn rgb_to_i420_bytes(
+    /// (the PipeWire thread's SHM path), straight into the FFmpeg frame the encoder will send.
+    /// Returns the Y stride, or `None` when this CPU has no SIMD row loop (then the frame
+    /// travels as RGB and swscale converts it in the encoder). After the first frame this does
+    /// not allocate (see [`I420Buffer::writable`]).
+    #[doc(hidden)]
+    pub fn rgb_to_i420(
         &mut self,
         src: &FrameRef<'_>,
-        dst: &mut Vec<u8>,
+        dst: &mut I420Buffer,
     ) -> Result<Option<usize>, RecorderError> {
         if self.hand.simd == Simd::Baseline
             || self.choice != ConverterChoice::Auto
@@ -183,11 +194,10 @@ impl CpuConverter {
             return Ok(None);
         }
         let (y_len, c_len) = (w * h, (w / 2) * (h / 2));
-        // Every byte is written below: only a size change touches the buffer first.
-        if dst.len() != y_len + 2 * c_len {
-            dst.clear();
-            dst.resize(y_len + 2 * c_len, 0);
-        }
+        // Every byte is written below.
+        let dst = dst
+            .writable(w as u32, h as u32)
+            .map_err(EncodeError::from)?;
         let (y, rest) = dst.split_at_mut(y_len);
         let (u, v) = rest.split_at_mut(c_len);
         let planes = Planes {
@@ -321,7 +331,7 @@ impl Hand {
                 #[cfg(target_arch = "x86_64")]
                 match simd {
                     // SAFETY: AVX2 support was detected at run time (`Simd::detect`).
-                    Simd::Avx2 => unsafe { rows_avx2::<$r, $g, $b>(src, g, y, u, v) },
+                    Simd::Avx2 => unsafe { avx2::rows::<$r, $g, $b>(src, g, y, u, v) },
                     // SAFETY: SSSE3 and SSE4.1 support was detected at run time.
                     Simd::Sse41 => unsafe { rows_sse41::<$r, $g, $b>(src, g, y, u, v) },
                     Simd::Baseline => rows::<$r, $g, $b>(src, g, y, u, v),
@@ -343,9 +353,11 @@ impl Hand {
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+/// The vectorised two-pass loop compiled for AVX2: what `Simd::Avx2` ran before the
+/// hand-written kernel (`avx2.rs`), kept to compare the two (`tests::avx2_kernel_speed`).
+#[cfg(all(test, target_arch = "x86_64"))]
 #[target_feature(enable = "avx2")]
-fn rows_avx2<const R: usize, const G: usize, const B: usize>(
+fn rows_avx2_auto<const R: usize, const G: usize, const B: usize>(
     src: &[u8],
     g: Geom,
     y: &mut [u8],
@@ -387,6 +399,58 @@ fn rows<const R: usize, const G: usize, const B: usize>(
     u: &mut [u8],
     v: &mut [u8],
 ) {
+    let w = g.w;
+    let mut sums = [[0u16; CHUNK]; 3];
+    for mut p in row_pairs(src, g, y, u, v) {
+        // `w` is even, so every chunk is too.
+        for x in (0..w).step_by(CHUNK) {
+            span::<R, G, B>(&mut p, x, CHUNK.min(w - x), &mut sums);
+        }
+    }
+}
+
+/// Pixels `x..x + n` of a row pair (`n` even, at most `CHUNK`): luma and the vertical sums
+/// (into `sums`), then chroma from them.
+#[inline(always)]
+fn span<const R: usize, const G: usize, const B: usize>(
+    p: &mut RowPair<'_>,
+    x: usize,
+    n: usize,
+    sums: &mut [[u16; CHUNK]; 3],
+) {
+    let [sr, sg, sb] = sums;
+    let (sr, sg, sb) = (&mut sr[..n], &mut sg[..n], &mut sb[..n]);
+    let (a, b) = (&p.s0[4 * x..][..4 * n], &p.s1[4 * x..][..4 * n]);
+    luma_and_sums::<R, G, B>(a, b, &mut p.y0[x..][..n], &mut p.y1[x..][..n], sr, sg, sb);
+    chroma_row(
+        sr,
+        sg,
+        sb,
+        &mut p.u[x / 2..][..n / 2],
+        &mut p.v[x / 2..][..n / 2],
+    );
+}
+
+/// Two rows of the source and what they make: two luma rows and one row of each chroma plane,
+/// each cut to the frame's width.
+struct RowPair<'a> {
+    s0: &'a [u8],
+    s1: &'a [u8],
+    y0: &'a mut [u8],
+    y1: &'a mut [u8],
+    u: &'a mut [u8],
+    v: &'a mut [u8],
+}
+
+/// The frame's row pairs, top to bottom (`g.h` is even).
+#[inline(always)]
+fn row_pairs<'a>(
+    src: &'a [u8],
+    g: Geom,
+    y: &'a mut [u8],
+    u: &'a mut [u8],
+    v: &'a mut [u8],
+) -> impl Iterator<Item = RowPair<'a>> {
     let Geom {
         w,
         h,
@@ -395,29 +459,22 @@ fn rows<const R: usize, const G: usize, const B: usize>(
         su,
         sv,
     } = g;
-    let (mut sr, mut sg, mut sb) = ([0u16; CHUNK], [0u16; CHUNK], [0u16; CHUNK]);
-    for j in 0..h / 2 {
-        let s0 = &src[2 * j * stride..][..4 * w];
-        let s1 = &src[(2 * j + 1) * stride..][..4 * w];
-        let (y0, y1) = y[2 * j * sy..].split_at_mut(sy);
-        let (y0, y1) = (&mut y0[..w], &mut y1[..w]);
-        let u = &mut u[j * su..][..w / 2];
-        let v = &mut v[j * sv..][..w / 2];
-        // `w` is even, so every chunk is too.
-        for x in (0..w).step_by(CHUNK) {
-            let n = CHUNK.min(w - x);
-            let (sr, sg, sb) = (&mut sr[..n], &mut sg[..n], &mut sb[..n]);
-            let (a, b) = (&s0[4 * x..][..4 * n], &s1[4 * x..][..4 * n]);
-            luma_and_sums::<R, G, B>(a, b, &mut y0[x..][..n], &mut y1[x..][..n], sr, sg, sb);
-            chroma_row(
-                sr,
-                sg,
-                sb,
-                &mut u[x / 2..][..n / 2],
-                &mut v[x / 2..][..n / 2],
-            );
-        }
-    }
+    y.chunks_mut(2 * sy)
+        .zip(u.chunks_mut(su))
+        .zip(v.chunks_mut(sv))
+        .take(h / 2)
+        .enumerate()
+        .map(move |(j, ((y, u), v))| {
+            let (y0, y1) = y.split_at_mut(sy);
+            RowPair {
+                s0: &src[2 * j * stride..][..4 * w],
+                s1: &src[(2 * j + 1) * stride..][..4 * w],
+                y0: &mut y0[..w],
+                y1: &mut y1[..w],
+                u: &mut u[..w / 2],
+                v: &mut v[..w / 2],
+            }
+        })
 }
 
 // BT.709 limited range in 16-bit fixed point (×65536). Luma: 0.2126, 0.7152, 0.0722 scaled by
@@ -1053,6 +1110,175 @@ mod tests {
         }
     }
 
+    /// A frame of pseudo-random pixels (xorshift) with `pad` bytes after each row.
+    #[cfg(target_arch = "x86_64")]
+    fn noise(w: usize, h: usize, pad: usize, seed: u32) -> (Vec<u8>, usize) {
+        let stride = 4 * w + pad;
+        let mut state = seed | 1;
+        let src = (0..stride * h)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (state >> 7) as u8
+            })
+            .collect();
+        (src, stride)
+    }
+
+    /// A row loop (`rows` or a SIMD copy of it) as a plain function.
+    #[cfg(target_arch = "x86_64")]
+    type Rows = fn(&[u8], Geom, &mut [u8], &mut [u8], &mut [u8]);
+
+    /// Runs one row loop over `src` into fresh planes.
+    #[cfg(target_arch = "x86_64")]
+    fn run_rows(
+        rows: Rows,
+        src: &[u8],
+        stride: usize,
+        w: usize,
+        h: usize,
+    ) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        let (mut y, mut u, mut v) = (vec![0; w * h], vec![0; w * h / 4], vec![0; w * h / 4]);
+        let g = Geom {
+            w,
+            h,
+            stride,
+            sy: w,
+            su: w / 2,
+            sv: w / 2,
+        };
+        rows(src, g, &mut y, &mut u, &mut v);
+        (y, u, v)
+    }
+
+    /// The hand-written AVX2 kernel gives the scalar reference's bytes exactly: every channel
+    /// order, widths below, at and around its 16-pixel step (the tail goes through the scalar
+    /// code), padded strides, noise and flat colours.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_kernel_matches_the_scalar_rows() {
+        if !std::is_x86_feature_detected!("avx2") {
+            eprintln!("no AVX2 on this CPU: the kernel is not used here");
+            return;
+        }
+        fn avx2_rows<const R: usize, const G: usize, const B: usize>(
+            src: &[u8],
+            g: Geom,
+            y: &mut [u8],
+            u: &mut [u8],
+            v: &mut [u8],
+        ) {
+            // SAFETY: AVX2 support was checked at the start of the test.
+            unsafe { avx2::rows::<R, G, B>(src, g, y, u, v) }
+        }
+        let orders: [(Rows, Rows); 4] = [
+            (rows::<2, 1, 0>, avx2_rows::<2, 1, 0>),
+            (rows::<0, 1, 2>, avx2_rows::<0, 1, 2>),
+            (rows::<1, 2, 3>, avx2_rows::<1, 2, 3>),
+            (rows::<3, 2, 1>, avx2_rows::<3, 2, 1>),
+        ];
+        let sizes = [
+            (2, 2),
+            (14, 4),
+            (16, 2),
+            (18, 6),
+            (30, 8),
+            (32, 2),
+            (34, 10),
+            (600, 6),
+            (1366, 8),
+            (1280, 720),
+        ];
+        for (i, (scalar, kernel)) in orders.into_iter().enumerate() {
+            for (k, &(w, h)) in sizes.iter().enumerate() {
+                for pad in [0, 12] {
+                    let (mut src, stride) = noise(w, h, pad, (i * 97 + k * 13 + pad) as u32);
+                    if k % 3 == 0 {
+                        // Flat areas and the extremes (black, white, saturated channels).
+                        for (n, px) in src.chunks_exact_mut(4).enumerate() {
+                            if n % 7 < 3 {
+                                px.copy_from_slice(&[[0; 4], [255; 4], [255, 0, 0, 255]][n % 3]);
+                            }
+                        }
+                    }
+                    let want = run_rows(scalar, &src, stride, w, h);
+                    let got = run_rows(kernel, &src, stride, w, h);
+                    assert!(want.0 == got.0, "order {i}, {w}x{h} pad {pad}: Y differs");
+                    assert!(want.1 == got.1, "order {i}, {w}x{h} pad {pad}: U differs");
+                    assert!(want.2 == got.2, "order {i}, {w}x{h} pad {pad}: V differs");
+                }
+            }
+        }
+    }
+
+    /// CPU time per 720p BGRx frame of the hand-written kernel against the vectorised loop it
+    /// replaced, rounds interleaved so load changes hit both alike.
+    /// `cargo test --release -p zerocast-recorder --lib -- --ignored --nocapture avx2_kernel_speed`
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn avx2_kernel_speed() {
+        if !std::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        // `ZEROCAST_CONVERT_BENCH=WxH` for another size (a small one stays in cache: the
+        // kernels' own speed, without memory bandwidth).
+        let (w, h) = std::env::var("ZEROCAST_CONVERT_BENCH")
+            .ok()
+            .and_then(|s| {
+                let (w, h) = s.split_once('x')?;
+                Some((w.parse().ok()?, h.parse().ok()?))
+            })
+            .unwrap_or((1280, 720));
+        let frames: Vec<_> = (0..4).map(|s| noise(w, h, 0, s + 1)).collect();
+        let (mut y, mut u, mut v) = (vec![0; w * h], vec![0; w * h / 4], vec![0; w * h / 4]);
+        let g = Geom {
+            w,
+            h,
+            stride: 4 * w,
+            sy: w,
+            su: w / 2,
+            sv: w / 2,
+        };
+        let cpu = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes into the timespec we own.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+            ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
+        };
+        let n = 200;
+        let (mut old, mut new) = (Vec::new(), Vec::new());
+        for _round in 0..7 {
+            let t0 = cpu();
+            for i in 0..n {
+                // SAFETY: AVX2 support was checked above.
+                unsafe { rows_avx2_auto::<2, 1, 0>(&frames[i % 4].0, g, &mut y, &mut u, &mut v) }
+            }
+            let t1 = cpu();
+            for i in 0..n {
+                // SAFETY: AVX2 support was checked above.
+                unsafe { avx2::rows::<2, 1, 0>(&frames[i % 4].0, g, &mut y, &mut u, &mut v) }
+            }
+            let t2 = cpu();
+            old.push((t1 - t0) / n as f64);
+            new.push((t2 - t1) / n as f64);
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (o, n) = (median(&mut old), median(&mut new));
+        println!(
+            "{w}x{h} BGRx -> I420, CPU ms per frame (median of 7 rounds): vectorised two-pass \
+             {o:.3}, hand-written AVX2 {n:.3}, ratio {:.2}",
+            n / o
+        );
+    }
+
     #[test]
     fn short_buffer_is_an_error_not_a_read_past_the_end() {
         let mut src = frame(64, 32, [0; 4]);
@@ -1090,8 +1316,8 @@ mod i420_tests {
         let mut f = CpuFrame::empty();
         (f.width, f.height, f.stride) = (16, 8, 64);
         f.data = vec![7; 64 * 8];
-        let mut bytes = Vec::new();
-        assert_eq!(c.rgb_to_i420_bytes(&(&f).into(), &mut bytes).unwrap(), None);
+        let mut buf = I420Buffer::default();
+        assert_eq!(c.rgb_to_i420(&(&f).into(), &mut buf).unwrap(), None);
         c.hand.simd = detected;
         if detected == Simd::Baseline {
             skipped(
@@ -1112,9 +1338,9 @@ mod i420_tests {
             let (ow, oh) = (w & !1, h & !1);
             let mut want = frame::Video::new(Pixel::YUV420P, ow, oh);
             c.convert(&(&f).into(), &mut want).unwrap();
-            let mut bytes = Vec::new();
+            let mut buf = I420Buffer::default();
             let stride = c
-                .rgb_to_i420_bytes(&(&f).into(), &mut bytes)
+                .rgb_to_i420(&(&f).into(), &mut buf)
                 .unwrap()
                 .expect("SIMD CPU converts");
             let i420 = FrameRef {
@@ -1123,7 +1349,7 @@ mod i420_tests {
                 format: PixelFormat::I420,
                 stride,
                 pts: std::time::Duration::ZERO,
-                data: &bytes,
+                data: buf.bytes(),
             };
             let mut got = frame::Video::new(Pixel::YUV420P, ow, oh);
             c.convert(&i420, &mut got).unwrap();
@@ -1160,15 +1386,15 @@ mod nv12_dst_tests {
             .map(|i| (i * 13 % 241) as u8)
             .collect();
         let mut c = CpuConverter::new(ConverterChoice::Auto);
-        let mut bytes = Vec::new();
-        let i420_stride = c.rgb_to_i420_bytes(&(&f).into(), &mut bytes).unwrap();
+        let mut buf = I420Buffer::default();
+        let i420_stride = c.rgb_to_i420(&(&f).into(), &mut buf).unwrap();
         let i420 = i420_stride.map(|stride| FrameRef {
             width: w,
             height: h,
             format: PixelFormat::I420,
             stride,
             pts: std::time::Duration::ZERO,
-            data: &bytes,
+            data: buf.bytes(),
         });
         let rgb: FrameRef<'_> = (&f).into();
         for src in std::iter::once(rgb).chain(i420) {

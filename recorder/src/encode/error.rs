@@ -82,6 +82,9 @@ pub enum EncodeError {
         encoder_width: u32,
         encoder_height: u32,
     },
+    /// A pooled I420 frame could not be allocated (first use or a size change).
+    #[error(transparent)]
+    FrameAlloc(#[from] crate::frame::AllocError),
     #[error("encoder still holds the previous host frame")]
     HostFrameBusy,
     #[error("av_buffer_create failed")]

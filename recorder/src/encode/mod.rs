@@ -121,7 +121,7 @@ impl<'a> From<&'a CpuFrame> for FrameRef<'a> {
             format: f.format,
             stride: f.stride,
             pts: f.pts,
-            data: &f.data,
+            data: f.bytes(),
         }
     }
 }
@@ -150,9 +150,16 @@ pub struct Encoder {
     video: StreamIndex,
     enc: encoder::Video,
     name: &'static str,
-    /// Reused destination of the colour conversion; also what is repeated at the end.
+    /// Reused destination of the colour conversion; also what is repeated at the end, unless
+    /// the last frame was sent as it came (`last_pooled`).
     yuv: frame::Video,
     conv: CpuConverter,
+    /// Whether I420 frames of the output size may be sent as they are (`push_pooled`): the
+    /// encoder takes YUV420P from the CPU.
+    takes_pooled: bool,
+    /// The last frame, when it was sent without a copy: held until the next one (it is what
+    /// `finish` repeats), then given back to its pool.
+    last_pooled: Option<CpuFrame>,
     /// Receives packets from the encoder.
     pkt: Packet,
     /// The previous packet, written once the next one tells its duration.
@@ -298,6 +305,8 @@ impl Encoder {
             video,
             enc,
             name,
+            takes_pooled: matches!(input, Input::Cpu),
+            last_pooled: None,
             yuv: match input {
                 Input::Cpu => frame::Video::new(format::Pixel::YUV420P, width, height),
                 Input::Host(f) => f,
@@ -328,6 +337,46 @@ impl Encoder {
         let pts = self.next_pts(frame.pts)?;
         make_writable(&mut self.yuv)?;
         self.conv.convert(frame, &mut self.yuv)?;
+        // The converted frame is the last one now. A pooled frame still held is not given back
+        // to its pool from here; the encoder thread only pushes through `push_pooled`, which
+        // gives it back first.
+        self.last_pooled = None;
+        self.encode_current(pts)
+    }
+
+    /// Encodes a frame of a pool: an I420 frame of the output size goes to the encoder as it
+    /// is, with no copy — the encoder holds it until the next frame (it is what `finish`
+    /// repeats) and gives back the one it held before; any other frame is converted (`push`)
+    /// and given back at once. `give_back` returns buffers to their pool, also on errors.
+    pub fn push_pooled(
+        &mut self,
+        mut frame: CpuFrame,
+        mut give_back: impl FnMut(CpuFrame),
+    ) -> Result<(), RecorderError> {
+        let direct = self.takes_pooled
+            && frame.format == PixelFormat::I420
+            && (frame.width, frame.height) == (self.yuv.width(), self.yuv.height())
+            && frame.yuv.frame_mut().is_some();
+        if !direct {
+            // The converted frame becomes the last one: the held one goes back first (`push`
+            // would drop it).
+            if let Some(prev) = self.last_pooled.take() {
+                give_back(prev);
+            }
+            let r = self.push(&frame);
+            give_back(frame);
+            return r;
+        }
+        let pts = match self.next_pts(frame.pts) {
+            Ok(pts) => pts,
+            Err(e) => {
+                give_back(frame);
+                return Err(e);
+            }
+        };
+        if let Some(prev) = self.last_pooled.replace(frame) {
+            give_back(prev);
+        }
         self.encode_current(pts)
     }
 
@@ -411,21 +460,26 @@ impl Encoder {
         self.adjusted_pts
     }
 
+    /// Encodes the last frame (the held pooled one, or the converted one) at `pts`.
     fn encode_current(&mut self, pts: i64) -> Result<(), RecorderError> {
-        self.yuv.set_pts(Some(pts));
         let key = self
             .key_every_us
             .is_some_and(|every| self.last_key_pts.is_none_or(|k| pts - k >= every));
         if key {
             self.last_key_pts = Some(pts);
         }
-        self.yuv.set_kind(if key {
+        let frame = match self.last_pooled.as_mut().and_then(|f| f.yuv.frame_mut()) {
+            Some(pooled) => pooled,
+            None => &mut self.yuv,
+        };
+        frame.set_pts(Some(pts));
+        frame.set_kind(if key {
             ffmpeg_next::picture::Type::I
         } else {
             ffmpeg_next::picture::Type::None
         });
         self.enc
-            .send_frame(&self.yuv)
+            .send_frame(frame)
             .map_err(|e| self.codec_error(e))?;
         self.last_pts = Some(pts);
         self.drain()

@@ -238,13 +238,23 @@ impl Worker {
     }
 
     fn frame(&mut self, frame: CpuFrame) {
-        let r = match self.stage() {
-            Stage::Open(Encoding::Cpu(enc)) => Some(enc.push(&frame)),
+        let returner = &self.returner;
+        let r = match self.stage.user_mut() {
+            // An I420 frame goes to the encoder without a copy; the encoder gives it back.
+            Stage::Open(Encoding::Cpu(enc)) => {
+                Some(enc.push_pooled(frame, |f| returner.give_back(f)))
+            }
             // After a renegotiation from DMA-BUF to SHM the GPU encoder takes CPU frames.
-            Stage::Open(Encoding::Gpu(enc)) => Some(enc.push_cpu(&frame)),
-            _ => None,
+            Stage::Open(Encoding::Gpu(enc)) => {
+                let r = enc.push_cpu(&frame);
+                returner.give_back(frame);
+                Some(r)
+            }
+            _ => {
+                returner.give_back(frame);
+                None
+            }
         };
-        self.returner.give_back(frame);
         match r {
             Some(Ok(())) => self.written(),
             Some(Err(e)) => self.failed(e),
