@@ -79,14 +79,19 @@ async fn screencast_start_returns_a_node_that_delivers_frames() {
     // gets nothing. xdpw sees its stream go streaming → paused → streaming while gst
     // prerolls, loses its current buffer ("no buffer to queue") and then busy-loops on
     // "out of buffers" / "no current buffer" (a core at 100%) until a consumer reconnects.
-    // A second consumer then works. So: up to 3 attempts, 6 s each.
+    // A second consumer then works. With PipeWire 1.6 (Debian unstable) it takes longer: in
+    // 6 runs of 3-s attempts the first working consumer came 6–15 s after Start (2 to 5 in
+    // vain first; a working one has its 30 buffers in 0.5–0.8 s), with 6-s attempts three in a
+    // row failed in 4 of 13 runs, and one run of 3-s attempts needed 24 s. So: 3-s attempts
+    // until 60 s have passed.
     let mut attempts = Vec::new();
-    for _ in 0..3 {
+    let first = Instant::now();
+    while first.elapsed() < Duration::from_secs(60) {
         let t = Instant::now();
         let out = desk
             .command("timeout")
             .args([
-                "6",
+                "3",
                 "gst-launch-1.0",
                 "-q",
                 "pipewiresrc",
