@@ -80,7 +80,20 @@ for p in $PLATFORMS; do
   echo "test: $p: $verdict in ${took[$p]} s — $passed passed, $failed failed, $skips skipped (listed below)" >&2
   grep '^SKIPPED' "$log_dir/$p.log" | sort | uniq | sed "s/^/test: $p: /" >&2 || true
 done
+# Failures last, where CI's tail of the output shows them: each failing test and the first
+# lines of its panic, and where the whole log is kept.
+for p in $PLATFORMS; do
+  [ "${status[$p]}" = 0 ] && continue
+  grep -E '^test .* \.\.\. FAILED$' "$log_dir/$p.log" | sed "s/^/test: $p: /" >&2 || true
+  grep -A4 -E "^thread '.*' panicked at" "$log_dir/$p.log" | cut -c1-400 | head -60 |
+    sed "s/^/test: $p: | /" >&2 || true
+  grep -E '^zerocast-testdesk: kept logs in' "$log_dir/$p.log" | sed "s/^/test: $p: /" >&2 || true
+done
 # The suite's disk use (CI runs on one disk with everything else): a figure to watch.
 echo "test: disk: target/ holds $(du -sh target 2>/dev/null | cut -f1); $(df -h --output=avail . | tail -1 | tr -d ' ') free" >&2
-rm -rf "$log_dir"
+if [ $rc = 0 ]; then
+  rm -rf "$log_dir"
+else
+  echo "test: the parts' whole output is kept in $log_dir" >&2
+fi
 exit $rc
