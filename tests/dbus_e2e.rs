@@ -634,6 +634,22 @@ fn restored_source_of_another_size_is_named() {
             && warnings.contains("--no-restore"),
         "{warnings}"
     );
+    // `ctl status` shows it under the recording, and in its JSON by name.
+    let text = stdout_line(&ctl_in(&desk, out.path(), &["status", &obj]));
+    let warned = text
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("no warning line under the recording: {text}"));
+    assert!(
+        warned.trim_start().starts_with("warning restored-source-differs: ")
+            && warned.contains("--no-restore"),
+        "{text}"
+    );
+    let w = &ctl_status(&desk, out.path(), &obj)["warnings"]["restored-source-differs"];
+    assert!(
+        w.as_str().is_some_and(|m| m.contains("--no-restore")),
+        "{w}"
+    );
     let (ok, o) = call(&desk, &obj, "org.zerocast.Recording1", "Stop", &[]);
     assert!(ok, "{o}");
     // Choosing again (--no-restore) is the way out: it asks, and warns of nothing.

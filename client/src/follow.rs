@@ -84,6 +84,20 @@ impl Entry {
             .map(|(_, v)| unwrap(v))
     }
 
+    /// `Warnings`: the session's named warnings (name → message, e.g.
+    /// `restored-source-differs`), sorted by name; empty when there are none or before a read.
+    pub fn warnings(&self) -> BTreeMap<String, String> {
+        let Some(Value::Dict(w)) = self.props.get("Warnings").map(|v| &**v) else {
+            return BTreeMap::new();
+        };
+        w.iter()
+            .filter_map(|(k, v)| match (unwrap(k), unwrap(v)) {
+                (Value::Str(k), Value::Str(v)) => Some((k.to_string(), v.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Applies property values from `GetAll` (`read`) or `PropertiesChanged`. A signalled end
     /// (`finished` / `failed`) is taken from the `Finished` / `Failed` signals only, which come
     /// right after and carry the outcome, so a client never shows an end without it; a read one

@@ -398,11 +398,14 @@ async fn status_json(
         "encoder": rec.encoder().await?,
         "capture_path": rec.capture_path().await?,
         "options": dict_json(&rec.options().await?),
+        // Sorted by name, like the options.
+        "warnings": rec.warnings().await?.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
     }))
 }
 
+/// One line per recording, then one per named warning of its session (indented).
 fn status_line(i: &serde_json::Value) -> String {
-    format!(
+    let mut line = format!(
         "{:>3}  {:<9}  {:>8.1} s  {:>6} frames ({} dropped)  {:>7.1} MB  {} {}  {}",
         i["id"],
         i["state"].as_str().unwrap_or(""),
@@ -413,7 +416,13 @@ fn status_line(i: &serde_json::Value) -> String {
         i["encoder"].as_str().unwrap_or(""),
         i["capture_path"].as_str().unwrap_or(""),
         i["path"].as_str().unwrap_or(""),
-    )
+    );
+    if let Some(w) = i["warnings"].as_object() {
+        for (name, message) in w {
+            line.push_str(&format!("\n     warning {name}: {}", message.as_str().unwrap_or("")));
+        }
+    }
+    line
 }
 
 fn dict_json(m: &HashMap<String, OwnedValue>) -> serde_json::Value {

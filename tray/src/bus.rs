@@ -374,6 +374,7 @@ fn recording(e: &Entry) -> Recording {
             _ => None,
         },
         save_on_stop: matches!(e.option("save-on-stop"), Some(Value::Bool(true))),
+        warnings: e.warnings().into_values().collect(),
     }
 }
 

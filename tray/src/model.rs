@@ -25,6 +25,9 @@ pub struct Recording {
     pub replay: Option<f64>,
     /// A replay that writes its ring to `path` when it stops (`save-on-stop`).
     pub save_on_stop: bool,
+    /// The session's named warnings' messages (`Warnings`, e.g. a restored source that is not
+    /// the one chosen), shown in the tooltip while the recording runs.
+    pub warnings: Vec<String>,
 }
 
 impl Recording {
@@ -225,6 +228,10 @@ impl Model {
                         body.push_str("Saved at stop to ");
                     }
                     body.push_str(path);
+                }
+                for w in &r.warnings {
+                    body.push_str("\nWarning: ");
+                    body.push_str(w);
                 }
                 let title = match (shown, r.replay) {
                     (Shown::Recording, Some(s)) => {
@@ -457,6 +464,22 @@ mod tests {
         );
         assert!(
             body.contains("Replay saved: zerocast-replay-1.mkv (12.0 s)"),
+            "{body}"
+        );
+    }
+
+    /// A session's warning (a restored source that is not the one chosen) is shown with the
+    /// running recording, under its file.
+    #[test]
+    fn session_warnings_are_in_the_tooltip() {
+        let mut m = with("recording");
+        let (_, body) = m.tooltip();
+        assert!(!body.contains("Warning"), "{body}");
+        m.recordings.get_mut(&3).unwrap().warnings =
+            vec!["the restored source is monitor at 0,0 1024x768 (--no-restore chooses)".into()];
+        let (_, body) = m.tooltip();
+        assert!(
+            body.ends_with("/v/a_b.mkv\nWarning: the restored source is monitor at 0,0 1024x768 (--no-restore chooses)"),
             "{body}"
         );
     }
