@@ -641,7 +641,9 @@ fn restored_source_of_another_size_is_named() {
         .nth(1)
         .unwrap_or_else(|| panic!("no warning line under the recording: {text}"));
     assert!(
-        warned.trim_start().starts_with("warning restored-source-differs: ")
+        warned
+            .trim_start()
+            .starts_with("warning restored-source-differs: ")
             && warned.contains("--no-restore"),
         "{text}"
     );

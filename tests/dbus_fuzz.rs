@@ -21,13 +21,14 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::daemon::{open_fds, threads, Daemon, MANAGER, NAME, RECORDING};
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, Signature, StructureBuilder, Value};
-use zerocast_testdesk::{Desktop, DesktopOptions};
+use zerocast_testdesk::{Component, Desktop, DesktopOptions};
 
 /// Callers running at once.
 const CALLERS: u64 = 3;
@@ -782,7 +783,67 @@ fn seed_from_env(default: Option<u64>) -> u64 {
 }
 
 /// Runs `calls` fuzzed calls against a fresh daemon and checks the run.
-fn fuzz(calls: u64, seed: u64) {
+/// The portal backend stopped answering D-Bus during a run: what the fuzzer saw, for the log.
+struct BackendWedged(String);
+
+/// Whether xdg-desktop-portal-wlr answers a `Peer.Ping` within 5 s. Its single event loop
+/// serves D-Bus, Wayland and PipeWire; stuck there, every portal call (and so every `Start`,
+/// and the portal's `Close` of a session) waits for xdg-desktop-portal's 25-s timeout.
+fn backend_answers(desk: &Desktop) -> bool {
+    Command::new("busctl")
+        .args([
+            "--user",
+            "--timeout=5",
+            "call",
+            "org.freedesktop.impl.portal.desktop.wlr",
+            "/org/freedesktop/portal/desktop",
+            "org.freedesktop.DBus.Peer",
+            "Ping",
+        ])
+        .env("DBUS_SESSION_BUS_ADDRESS", desk.bus_address())
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Where a process's threads wait: gdb's backtraces when gdb is there, else the kernel's
+/// wait channels.
+fn stacks_of(pid: u32) -> String {
+    let gdb = Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt",
+        ])
+        .output();
+    match gdb {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with('#') || l.starts_with("Thread"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .map(|t| {
+                        let read =
+                            |f: &str| std::fs::read_to_string(t.path().join(f)).unwrap_or_default();
+                        format!("{}:{}", read("comm").trim(), read("wchan").trim())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// One run; `Err` only when calls went unanswered *and* the portal backend itself no longer
+/// answers D-Bus (xdg-desktop-portal-wlr 0.7 wedged: seen once in ~40 runs on a loaded
+/// machine, with two casts starting at once), which says nothing of the daemon. Every other
+/// failure panics.
+fn fuzz(calls: u64, seed: u64) -> Result<(), BackendWedged> {
     let t_all = Instant::now();
     println!("dbus_fuzz: seed {seed} (ZEROCAST_FUZZ_SEED={seed} repeats the calls), {calls} calls");
     let desk = Desktop::start(DesktopOptions::default()).expect("test desktop");
@@ -944,6 +1005,14 @@ fn fuzz(calls: u64, seed: u64) {
         answers,
         "the daemon stopped answering (seed {seed}); log: {logs}"
     );
+    if !hangs.is_empty() && !backend_answers(&desk) {
+        let stacks = desk.pid(Component::Xdpw).map(stacks_of).unwrap_or_default();
+        return Err(BackendWedged(format!(
+            "{} calls unanswered while xdg-desktop-portal-wlr answers no D-Bus call (logs: \
+             {logs}); its threads: {stacks}; the unanswered calls: {hangs:#?}",
+            hangs.len()
+        )));
+    }
     assert!(
         hangs.is_empty(),
         "unanswered calls (seed {seed}): {hangs:#?}"
@@ -983,12 +1052,23 @@ fn fuzz(calls: u64, seed: u64) {
         end.1
     );
     drop(daemon);
+    Ok(())
+}
+
+/// A run, and once more on a fresh desktop if the portal backend (not the daemon) wedged.
+fn fuzz_once_more_if_the_backend_wedged(calls: u64, seed: u64) {
+    if let Err(BackendWedged(what)) = fuzz(calls, seed) {
+        eprintln!("dbus_fuzz: the portal backend wedged, so the run says nothing of the daemon; once more on a fresh desktop: {what}");
+        if let Err(BackendWedged(again)) = fuzz(calls, seed) {
+            panic!("the portal backend wedged twice in a row: {again}");
+        }
+    }
 }
 
 /// CI: 500 calls with a fixed seed (another with `ZEROCAST_FUZZ_SEED`).
 #[test]
 fn dbus_fuzz_short() {
-    fuzz(500, seed_from_env(Some(23)));
+    fuzz_once_more_if_the_backend_wedged(500, seed_from_env(Some(23)));
 }
 
 /// `ZEROCAST_FUZZ_CALLS` calls (default 10 000), a random seed unless `ZEROCAST_FUZZ_SEED`.
@@ -999,5 +1079,5 @@ fn dbus_fuzz_full() {
         .ok()
         .map(|s| s.trim().parse().expect("ZEROCAST_FUZZ_CALLS: a number"))
         .unwrap_or(10_000);
-    fuzz(calls, seed_from_env(None));
+    fuzz_once_more_if_the_backend_wedged(calls, seed_from_env(None));
 }

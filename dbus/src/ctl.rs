@@ -419,7 +419,10 @@ fn status_line(i: &serde_json::Value) -> String {
     );
     if let Some(w) = i["warnings"].as_object() {
         for (name, message) in w {
-            line.push_str(&format!("\n     warning {name}: {}", message.as_str().unwrap_or("")));
+            line.push_str(&format!(
+                "\n     warning {name}: {}",
+                message.as_str().unwrap_or("")
+            ));
         }
     }
     line

@@ -197,6 +197,9 @@ pub struct ScreencastSession {
 const PORTAL_NAME: &str = "org.freedesktop.portal.Desktop";
 const SCREENCAST_IFACE: &str = "org.freedesktop.portal.ScreenCast";
 
+/// How long ending a cast waits for the portal's answer (see [`ScreencastSession::close`]).
+const CLOSE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How long a portal request goes unanswered before the user is told that it is still waited on.
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -351,10 +354,23 @@ impl ScreencastSession {
         &self.warnings
     }
 
-    /// Ends the cast (portal Session.Close).
+    /// Ends the cast (portal Session.Close), waiting at most [`CLOSE_PATIENCE`] for the portal
+    /// to confirm; the close then goes on in the background. xdg-desktop-portal forwards Close
+    /// to its backend and, when the backend answers nothing (seen: xdg-desktop-portal-wlr 0.7
+    /// wedged by two casts starting at once), answers only after its 25-s D-Bus timeout: that
+    /// must not hold up a recording's end or a failed `Start`'s answer.
     pub async fn close(self) {
-        if let Err(e) = self.session.close().await {
-            tracing::debug!(error = %e, "closing portal session");
+        let closing = tokio::spawn(async move {
+            if let Err(e) = self.session.close().await {
+                tracing::debug!(error = %e, "closing portal session");
+            }
+        });
+        if tokio::time::timeout(CLOSE_PATIENCE, closing).await.is_err() {
+            tracing::warn!(
+                "the portal has not confirmed the end of the screen cast within {} s; it is \
+                 left to finish in the background",
+                CLOSE_PATIENCE.as_secs()
+            );
         }
     }
 }
