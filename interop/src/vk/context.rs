@@ -529,7 +529,10 @@ impl ContextInner {
     /// Submits one command buffer that signals the context timeline with a new value, after
     /// optionally waiting (on the GPU) for `wait`. Returns the value. Allocation-free.
     // Only the `testing` stand-ins (never shipped) use this; the shipped build must stay warning-free.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "used by the testing feature's checks only")
+    )]
     pub fn submit_frame(
         &self,
         cmd: vk::CommandBuffer,
@@ -593,7 +596,10 @@ impl ContextInner {
 
     /// Submits `cmd` and blocks until it is done (setup and test helpers only).
     // Only the `testing` stand-ins (never shipped) use this; the shipped build must stay warning-free.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "used by the testing feature's checks only")
+    )]
     pub fn submit_and_wait(&self, cmd: vk::CommandBuffer) -> Result<()> {
         let v = self.submit_frame(cmd, None)?;
         self.timeline

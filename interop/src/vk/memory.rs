@@ -53,7 +53,10 @@ impl OwnedBuffer {
     /// Mutable mapped bytes (host-visible buffers only); flushes are the caller's business via
     /// [`OwnedBuffer::flush`] for non-coherent memory.
     // Only the `testing` stand-ins (never shipped) use this; the shipped build must stay warning-free.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "used by the testing feature's checks only")
+    )]
     pub fn host_bytes_mut(&mut self) -> &mut [u8] {
         assert!(!self.mapped.is_null(), "buffer is not host-mapped");
         // SAFETY: as in host_bytes; &mut self gives exclusive access.
@@ -61,7 +64,10 @@ impl OwnedBuffer {
     }
 
     // Only the `testing` stand-ins (never shipped) use this; the shipped build must stay warning-free.
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "used by the testing feature's checks only")
+    )]
     pub fn flush(&self) -> Result<()> {
         if !self.coherent {
             let range = vk::MappedMemoryRange::default()
@@ -256,7 +262,10 @@ pub(crate) struct ImportedMemory {
 pub(crate) enum DedicatedTo {
     None,
     // A buffer only in the `testing` stand-ins (never shipped).
-    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    #[cfg_attr(
+        not(feature = "testing"),
+        allow(dead_code, reason = "used by the testing feature's checks only")
+    )]
     Buffer(vk::Buffer),
     Image(vk::Image),
 }
