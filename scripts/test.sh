@@ -85,7 +85,7 @@ done
 for p in $PLATFORMS; do
   [ "${status[$p]}" = 0 ] && continue
   grep -E '^test .* \.\.\. FAILED$' "$log_dir/$p.log" | sed "s/^/test: $p: /" >&2 || true
-  grep -A4 -E "^thread '.*' panicked at" "$log_dir/$p.log" | cut -c1-400 | head -60 |
+  grep -A4 -E "^thread '.*panicked at" "$log_dir/$p.log" | cut -c1-400 | head -60 |
     sed "s/^/test: $p: | /" >&2 || true
   grep -E '^zerocast-testdesk: kept logs in' "$log_dir/$p.log" | sed "s/^/test: $p: /" >&2 || true
 done
