@@ -8,11 +8,16 @@
 //! - `zerocast record` stopped (SIGSTOP) for 5 s and continued (SIGCONT): does the recording
 //!   go on (the file grows after SIGCONT, SIGTERM then exits 0), and does the file decode?
 //!
-//! PipeWire or the compositor dying, and a full disk, are tested once each in record_e2e.rs.
+//! - [`MORE_FAULTS`], each mid-recording through `zerocast record` or the daemon: PipeWire,
+//!   sway, xdg-desktop-portal-wlr or xdg-desktop-portal SIGKILLed (a fresh desktop for what
+//!   follows), the output on a 64 KiB tmpfs that fills, the output's folder removed. Counted:
+//!   the file playable (where the fault leaves one), and the failure named — `record`'s exit
+//!   code and the words of its last stderr line, the daemon's `Failed` error name ([`expected`]).
 //!
-//! - CI: `fault_rounds_short` (2 rounds).
+//! - CI: `fault_rounds_short` (2 rounds; [`MORE_FAULTS`] 1 round, ~45 s of it).
 //! - Full: `ZEROCAST_FAULT_ROUNDS=20 cargo test --test fault_rounds -- --ignored --nocapture`
-//!   (`fault_rounds_full`, 20 rounds by default).
+//!   (`fault_rounds_full`, 20 rounds by default; `ZEROCAST_FAULT_KILL_ROUNDS=N` runs N rounds of
+//!   the SIGKILL/SIGSTOP faults instead).
 
 mod common;
 
