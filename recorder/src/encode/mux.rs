@@ -310,7 +310,8 @@ impl Muxer {
     /// after the error (its AVIOContext keeps the error and drops later writes, the trailer's
     /// included), so the cut stays the end of the file.
     fn cut_partial_write(&self) {
-        if self.whole == 0 {
+        // Nothing whole yet, or not a file one can cut (/dev/full).
+        if self.whole == 0 || !std::fs::metadata(&self.path).is_ok_and(|m| m.is_file()) {
             return;
         }
         let cut = std::fs::OpenOptions::new()
