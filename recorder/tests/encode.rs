@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use zerocast_recorder::encode::{
-    check_encoder, ConverterChoice, CpuConverter, Encoder, EncoderConfig,
+    check_encoder, ConverterChoice, CpuConverter, Encoder, EncoderConfig, OutputCause,
 };
 use zerocast_recorder::frame::{CpuFrame, PixelFormat};
 use zerocast_recorder::{Codec, Container, EncoderChoice, RateControl, RecorderError};
@@ -420,6 +420,44 @@ fn unwritable_path_and_disk_full() {
         "{err:?}"
     );
     assert!(full.exists(), "/dev/full must survive");
+}
+
+/// The output deleted mid-recording (its folder removed): every write into the unlinked file
+/// succeeds, so the muxer checks by itself and names it, instead of the recording going on and
+/// ending "saved" with no file (as it did in tests/fault_rounds.rs).
+#[test]
+fn deleted_output_fails_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("out");
+    std::fs::create_dir(&sub).unwrap();
+    let path = sub.join("d.mkv");
+    let mut enc = Encoder::open(&config(&path, Container::Mkv, Codec::H264)).unwrap();
+    let mut i = 0u32;
+    let mut push = |enc: &mut Encoder| {
+        i += 1;
+        enc.push(&frame(W, H, RED, i, u64::from(i) * 33))
+    };
+    for _ in 0..60 {
+        push(&mut enc).unwrap();
+    }
+    std::fs::remove_dir_all(&sub).unwrap();
+    // The muxer looks at most once a second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let err = (0..120)
+        .find_map(|_| push(&mut enc).err())
+        .or_else(|| enc.finish(Duration::from_secs(6)).err())
+        .expect("recording into a deleted file succeeded");
+    assert!(
+        matches!(
+            err,
+            RecorderError::OutputNotWritable {
+                source: OutputCause::Removed,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("deleted while recording"), "{err}");
 }
 
 /// A file whose trailer was never written (encoder leaked) still decodes.

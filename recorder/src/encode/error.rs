@@ -137,6 +137,10 @@ pub enum OutputCause {
     Ffmpeg(#[from] ffmpeg_next::Error),
     #[error(transparent)]
     Io(Cause<std::io::Error>),
+    /// The file was unlinked under the recorder (its folder removed, or it deleted): writing
+    /// on would fill an inode nobody can reach and end with "saved" and no file.
+    #[error("it was deleted while recording (was its folder removed?); what was recorded is lost with it")]
+    Removed,
 }
 
 #[cfg(test)]
