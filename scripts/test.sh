@@ -87,6 +87,10 @@ for p in $PLATFORMS; do
   grep -E '^test .* \.\.\. FAILED$' "$log_dir/$p.log" | sed "s/^/test: $p: /" >&2 || true
   grep -A4 -E "^thread '.*panicked at" "$log_dir/$p.log" | cut -c1-400 | head -60 |
     sed "s/^/test: $p: | /" >&2 || true
+  # A test binary that crashed (a signal, an abort) prints no result line: its tests are missing
+  # from the counts above, and only this names it.
+  grep -E "process didn't exit successfully|^error: test failed" "$log_dir/$p.log" | cut -c1-300 |
+    sed "s/^/test: $p: /" >&2 || true
   grep -E '^zerocast-testdesk: kept logs in' "$log_dir/$p.log" | sed "s/^/test: $p: /" >&2 || true
 done
 # The suite's disk use (CI runs on one disk with everything else): a figure to watch.
