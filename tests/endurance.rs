@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::daemon::{open_fds, rss_kb};
 use common::*;
 use zerocast_testdesk::avsync::{self, ClientLog, Offsets};
-use zerocast_testdesk::{audio, Component, Desktop, DesktopOptions, Layout};
+use zerocast_testdesk::{audio, Desktop, DesktopOptions, Layout};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -56,6 +56,30 @@ fn minutes() -> f64 {
         .unwrap_or(60.0)
 }
 
+/// The test's files: kept (and named on stderr) when the test fails, for a look at the
+/// recording, the client's log and zerocast's stderr.
+struct Dir(Option<tempfile::TempDir>);
+
+impl Dir {
+    fn new() -> Dir {
+        Dir(Some(tempfile::tempdir().unwrap()))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(d) = self.0.take() {
+                eprintln!("endurance: files kept in {}", d.keep().display());
+            }
+        }
+    }
+}
+
 struct Bg(Child);
 
 impl Drop for Bg {
@@ -65,8 +89,37 @@ impl Drop for Bg {
     }
 }
 
-fn desktop() -> Desktop {
-    Desktop::start(DesktopOptions::default()).expect("test desktop")
+/// The desktop, the A/V client (for `seconds`, logging to `log`) and the painter over it.
+/// sway 1.7 draws the surfaces of a layer newest first, i.e. the newest at the bottom: the
+/// client's band is on top only when it maps before the painter, so the desktop starts
+/// without one and the painter starts here, after the client.
+fn desktop(seconds: f64, log: &Path) -> (Desktop, Bg, Bg) {
+    let desk = Desktop::start(DesktopOptions {
+        painter_fps: None,
+        ..DesktopOptions::default()
+    })
+    .expect("test desktop");
+    let client = avsync_client(&desk, seconds, log);
+    let ready = log.with_file_name("painter.ready");
+    let bin = zerocast_testdesk::desktop::painter_binary()
+        .expect("zerocast-painter not built (cargo build -p zerocast-testdesk --bins)");
+    let painter = Bg(desk
+        .command(bin)
+        .args(["--fps", &PAINTER_FPS.to_string(), "--ready-file"])
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("zerocast-painter"));
+    let t0 = Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the painter showed no frame"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (desk, client, painter)
 }
 
 /// The A/V client for `seconds`, logging what it presented and played to `log`.
@@ -425,13 +478,12 @@ fn recording() {
     let _g = lock();
     let minutes = minutes();
     let secs = minutes * 60.0;
-    let desk = desktop();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
     let file = dir.path().join("endurance.mkv");
     let client_log = dir.path().join("avsync.log");
     let stats_json = dir.path().join("stats.json");
     let log = dir.path().join("zerocast.stderr");
-    let _client = avsync_client(&desk, secs + 60.0, &client_log);
+    let (desk, _client, _painter) = desktop(secs + 60.0, &client_log);
     let mut cmd = zerocast(&desk);
     cmd.args(["record", "--audio", "desktop", "--overwrite"])
         .args(["--duration", &secs.to_string(), "--stats-json"])
@@ -569,13 +621,12 @@ fn replay() {
     let secs = minutes * 60.0;
     // Twelve saves (every 5 minutes of an hour), none before the 30 s ring is full.
     let every = (secs / 12.0).max(40.0);
-    let desk = desktop();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
     let videos = dir.path().join("videos");
     std::fs::create_dir_all(&videos).unwrap();
     let client_log = dir.path().join("avsync.log");
     let log = dir.path().join("zerocast.stderr");
-    let _client = avsync_client(&desk, secs + 60.0, &client_log);
+    let (desk, _client, _painter) = desktop(secs + 60.0, &client_log);
     let mut cmd = zerocast(&desk);
     cmd.env("XDG_VIDEOS_DIR", &videos)
         .args(["record", "--replay", "30", "--audio", "desktop"])
@@ -720,16 +771,14 @@ fn busy() -> Vec<Bg> {
 fn clock_faults() {
     let _g = lock();
     let secs = 240.0;
-    let desk = desktop();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Dir::new();
     let file = dir.path().join("faults.mkv");
     let client_log = dir.path().join("avsync.log");
     let stats_json = dir.path().join("stats.json");
     let log = dir.path().join("zerocast.stderr");
+    let (desk, client, painter) = desktop(secs + 60.0, &client_log);
     let (_pulse, server) = pulse(&desk, dir.path());
-    let _client = avsync_client(&desk, secs + 60.0, &client_log);
-    let client_pid = _client.0.id() as i32;
-    let painter = desk.pid(Component::Painter).expect("the painter runs") as i32;
+    let (client_pid, painter_pid) = (client.0.id() as i32, painter.0.id() as i32);
     let mut cmd = zerocast(&desk);
     cmd.args(["record", "--audio", "desktop", "--overwrite"])
         .args(["--duration", &secs.to_string(), "--stats-json"])
@@ -769,7 +818,7 @@ fn clock_faults() {
                 // client's beeps stop with it; the sink plays silence).
                 // SAFETY: kill(2) on the desktop's painter and our client, both running.
                 unsafe {
-                    libc::kill(painter, libc::SIGSTOP);
+                    libc::kill(painter_pid, libc::SIGSTOP);
                     libc::kill(client_pid, libc::SIGSTOP);
                 }
                 marks.push(("screen stalled", now));
@@ -777,7 +826,7 @@ fn clock_faults() {
             5 => {
                 // SAFETY: as above.
                 unsafe {
-                    libc::kill(painter, libc::SIGCONT);
+                    libc::kill(painter_pid, libc::SIGCONT);
                     libc::kill(client_pid, libc::SIGCONT);
                 }
                 marks.push(("screen resumed", now));
