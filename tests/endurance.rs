@@ -515,6 +515,8 @@ fn recording() {
     let zero = avsync::zero_from_log(&stderr).expect("zerocast logs the file's time zero");
     let a = av(&file, &client, zero);
     let painted = Painted::new(&counters(&file));
+    // Samples while it recorded (not while it finished the file and exited).
+    let samples: Vec<Sample> = samples.into_iter().filter(|s| s.t <= secs).collect();
     let mem = Memory::new(&samples);
     let len = painted.file_duration;
     let first = window(&a.error, 0.0, 60.0_f64.min(len / 3.0));
