@@ -16,7 +16,7 @@
 //!
 //! Each prints one `endurance:` summary line and fails on a missed goal.
 //! `ZEROCAST_ENDURANCE_MINUTES=60 cargo test --test endurance -- --ignored --nocapture`
-//! (~2 h 10 min: the three in turn; name one to run it alone).
+//! (~2 h 10 min: the three in turn; name one to run it alone; 5 for a quick look).
 
 mod common;
 
