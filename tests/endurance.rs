@@ -473,7 +473,7 @@ fn dropped(stats: &serde_json::Value) -> u64 {
 }
 
 #[test]
-#[ignore = "endurance, ZEROCAST_ENDURANCE_MINUTES (60) + ~10 min analysis: cargo test --test endurance -- --ignored --nocapture recording"]
+#[ignore = "endurance, ZEROCAST_ENDURANCE_MINUTES (60) + ~3 min analysis: cargo test --test endurance -- --ignored --nocapture recording"]
 fn recording() {
     let _g = lock();
     let minutes = minutes();
@@ -890,8 +890,7 @@ fn clock_faults() {
         } else {
             w.worst_abs()
         };
-        if w.pairs.len() < ((to - from).min(len - from) * 0.6) as usize
-            || worst * 1e3 >= MAX_ABS_MS
+        if w.pairs.len() < ((to - from).min(len - from) * 0.6) as usize || worst * 1e3 >= MAX_ABS_MS
         {
             failed.push(name);
         }
