@@ -330,7 +330,12 @@ impl FrameSink {
 
     /// A frame that was admitted could not be recorded (the encoder is behind).
     pub fn dropped(&self) {
-        self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        // When frames are lost is the first question about a lost frame (start-up, a load
+        // spike, a slow disk); logged at 1, 2, 4, 8, … so that a long overload stays quiet.
+        if n.is_power_of_two() {
+            tracing::warn!(dropped = n, "frame dropped: the encoder is behind");
+        }
     }
 
     /// Queues a CUDA frame for the encoder (which got the bridge at the format, in
@@ -358,8 +363,9 @@ impl FrameSink {
         }
         self.last_kept = Some(frame.pts);
         if let Err(e) = self.tx.try_send(EncMsg::Frame(frame)) {
-            // The encoder thread is gone (failed or finishing): the frame cannot be recorded.
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            // The encoder thread is behind, or gone (failed or finishing): the frame cannot be
+            // recorded.
+            self.dropped();
             let (std::sync::mpsc::TrySendError::Full(EncMsg::Frame(f))
             | std::sync::mpsc::TrySendError::Disconnected(EncMsg::Frame(f))) = e
             else {

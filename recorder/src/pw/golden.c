@@ -69,6 +69,7 @@ size_t golden_buffers(uint8_t *buf, size_t len, int32_t data_types)
 	struct spa_pod_builder b = SPA_POD_BUILDER_INIT(buf, len);
 	struct spa_pod *pod = spa_pod_builder_add_object(&b,
 		SPA_TYPE_OBJECT_ParamBuffers, SPA_PARAM_Buffers,
+		SPA_PARAM_BUFFERS_buffers, SPA_POD_CHOICE_RANGE_Int(4, 4, 16),
 		SPA_PARAM_BUFFERS_dataType, SPA_POD_CHOICE_FLAGS_Int(data_types));
 	return pod && b.state.offset <= len ? SPA_POD_SIZE(pod) : 0;
 }

@@ -182,20 +182,44 @@ pub fn buffers(dmabuf: bool) -> Vec<u8> {
     serialize(Object {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
-        properties: vec![Property {
-            key: spa::sys::SPA_PARAM_BUFFERS_dataType,
-            flags: PropertyFlags::empty(),
-            // One value, as libspa's SPA_POD_CHOICE_FLAGS_Int writes it.
-            value: Value::Choice(ChoiceValue::Int(Choice(
-                ChoiceFlags::empty(),
-                ChoiceEnum::Flags {
-                    default: types,
-                    flags: vec![],
-                },
-            ))),
-        }],
+        properties: vec![
+            Property {
+                key: spa::sys::SPA_PARAM_BUFFERS_buffers,
+                flags: PropertyFlags::empty(),
+                value: Value::Choice(ChoiceValue::Int(Choice(
+                    ChoiceFlags::empty(),
+                    ChoiceEnum::Range {
+                        default: MIN_BUFFERS,
+                        min: MIN_BUFFERS,
+                        max: MAX_BUFFERS,
+                    },
+                ))),
+            },
+            Property {
+                key: spa::sys::SPA_PARAM_BUFFERS_dataType,
+                flags: PropertyFlags::empty(),
+                // One value, as libspa's SPA_POD_CHOICE_FLAGS_Int writes it.
+                value: Value::Choice(ChoiceValue::Int(Choice(
+                    ChoiceFlags::empty(),
+                    ChoiceEnum::Flags {
+                        default: types,
+                        flags: vec![],
+                    },
+                ))),
+            },
+        ],
     })
 }
+
+/// Buffers asked of the producer, at least. xdg-desktop-portal-wlr 0.7 offers 2 by default:
+/// one being filled by the compositor and one that we hold while converting a frame, so it
+/// runs "out of buffers" whenever a conversion is slower than a refresh (a loaded machine);
+/// mostly it skips that frame, but in the endurance benchmark (issue 23) its screencopy loop
+/// once stopped for good after 70 s, and the rest of the recording had no video. With 4 a
+/// slow frame leaves it two to fill.
+pub const MIN_BUFFERS: i32 = 4;
+/// More would only hold more frames of memory (a 1080p BGRx buffer is 8 MB).
+pub const MAX_BUFFERS: i32 = 16;
 
 /// Buffers param that applies only when the SyncTimeline meta is negotiated too (explicit
 /// sync): `metaType` = 1<<SyncTimeline, MANDATORY. Offered before the plain one, which is the

@@ -40,6 +40,9 @@ pub(super) struct StreamData {
     /// The "not readable" warning was given (once per stream, not per frame).
     pub(super) unreadable_warned: bool,
     pub(super) geometry: super::Geometry,
+    /// Buffers the producer allocated for the stream (logged: too few starve the producer,
+    /// see `params::MIN_BUFFERS`).
+    pub(super) buffers: u32,
 }
 
 impl Drop for StreamData {
@@ -149,6 +152,7 @@ pub(super) fn run(
         read_maps: ReadMaps::default(),
         unreadable_warned: false,
         geometry,
+        buffers: 0,
     };
     let quit_on_end = mainloop.downgrade();
     // Listener before stream in drop order: it must not outlive the stream it points into.
@@ -185,7 +189,12 @@ pub(super) fn run(
             let Some(param) = param else { return };
             on_format(stream, data, param);
         })
+        .add_buffer(|_stream, data, _buffer| {
+            data.buffers += 1;
+            tracing::debug!(buffers = data.buffers, "buffer added");
+        })
         .remove_buffer(|_stream, data, buffer| {
+            data.buffers = data.buffers.saturating_sub(1);
             data.read_maps.forget(buffer as u64);
             if let Some(gpu) = data.gpu.as_mut() {
                 gpu.forget(buffer as u64);

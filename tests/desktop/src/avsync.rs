@@ -139,6 +139,10 @@ pub struct AvSyncOptions {
     pub target: Option<String>,
     /// Node/application name of the playback stream.
     pub app_name: String,
+    /// Cover only a band of this many rows at the bottom of the output (full width) instead of
+    /// the whole output, so that what is under the rest (the painter's counter strip) stays
+    /// on screen; measure such a recording with [`onsets`] and the same band.
+    pub band: Option<u32>,
 }
 
 impl Default for AvSyncOptions {
@@ -149,6 +153,7 @@ impl Default for AvSyncOptions {
             log: None,
             target: None,
             app_name: "zerocast-avsync".into(),
+            band: None,
         }
     }
 }
@@ -376,8 +381,16 @@ fn flasher(start: i64, opts: &AvSyncOptions, log: Option<Log>, stop: &AtomicBool
         Some("zerocast-avsync"),
         None,
     );
-    layer.set_anchor(Anchor::TOP | Anchor::BOTTOM | Anchor::LEFT | Anchor::RIGHT);
-    layer.set_size(0, 0);
+    match opts.band {
+        Some(rows) => {
+            layer.set_anchor(Anchor::BOTTOM | Anchor::LEFT | Anchor::RIGHT);
+            layer.set_size(0, rows);
+        }
+        None => {
+            layer.set_anchor(Anchor::TOP | Anchor::BOTTOM | Anchor::LEFT | Anchor::RIGHT);
+            layer.set_size(0, 0);
+        }
+    }
     layer.set_exclusive_zone(-1);
     layer.set_keyboard_interactivity(KeyboardInteractivity::None);
     layer.commit();
@@ -828,15 +841,46 @@ fn measure_filtered(
     audio: usize,
     highpass: Option<u32>,
 ) -> Result<Offsets> {
+    let (flashes, beeps) = detect(path, audio, highpass, None)?;
+    let pairs = pair(&flashes, &beeps);
+    Ok(Offsets {
+        flashes,
+        beeps,
+        pairs,
+    })
+}
+
+/// Flash and beep onsets (s into the file) of a recording of a client started with `--band
+/// ROWS` (only the bottom `band` rows flash; `None`: the whole picture), unpaired. For long
+/// recordings: pair them with [`pair_windowed`].
+pub fn onsets(
+    path: &std::path::Path,
+    audio: usize,
+    band: Option<u32>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    detect(path, audio, None, band)
+}
+
+fn detect(
+    path: &std::path::Path,
+    audio: usize,
+    highpass: Option<u32>,
+    band: Option<u32>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let mut af = String::new();
     if let Some(hz) = highpass {
         af = format!("highpass=f={hz},").repeat(4);
     }
     af.push_str("silencedetect=n=-30dB:d=0.05");
+    let mut vf = String::new();
+    if let Some(rows) = band {
+        vf = format!("crop=iw:{rows}:0:ih-{rows},");
+    }
+    vf.push_str("blackdetect=d=0.05:pix_th=0.3");
     let out = std::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-nostats", "-i"])
         .arg(path)
-        .args(["-map", "0:v:0", "-vf", "blackdetect=d=0.05:pix_th=0.3"])
+        .args(["-map", "0:v:0", "-vf", &vf])
         .args(["-map", &format!("0:a:{audio}"), "-af", &af])
         .args(["-f", "null", "-"])
         .output()
@@ -872,12 +916,33 @@ fn measure_filtered(
         .filter(|&f| f < duration - 0.05)
         .collect();
     let beeps = find("silence_end:");
-    let pairs = pair(&flashes, &beeps);
-    Ok(Offsets {
-        flashes,
-        beeps,
-        pairs,
-    })
+    Ok((flashes, beeps))
+}
+
+/// [`pair`] over consecutive windows of `window` seconds: [`pair`] tries every flash–beep
+/// difference as the alignment (quartic in the events), which is instant for a minute and
+/// hours for an hour. Each window is aligned on its own, so a shift that appears mid-file
+/// (audio a whole event late after a fault) shows in the windows after it. Beeps are taken
+/// from [`PAIR_WITHIN`] around the window so that a flash at its edge keeps its beep.
+pub fn pair_windowed(flashes: &[f64], beeps: &[f64], window: f64) -> Vec<(f64, f64)> {
+    let end = flashes.iter().copied().fold(0.0, f64::max);
+    let mut out = Vec::new();
+    let mut t = 0.0;
+    while t <= end {
+        let f: Vec<f64> = flashes
+            .iter()
+            .copied()
+            .filter(|&x| x >= t && x < t + window)
+            .collect();
+        let b: Vec<f64> = beeps
+            .iter()
+            .copied()
+            .filter(|&x| x >= t - 2.0 * PAIR_WITHIN && x < t + window + 2.0 * PAIR_WITHIN)
+            .collect();
+        out.extend(pair(&f, &b));
+        t += window;
+    }
+    out
 }
 
 /// A flash and a beep are the same event when the beep is this close to where the alignment

@@ -2,7 +2,9 @@
 //! on an uneven schedule (the A/V sync test client; see `zerocast_testdesk::avsync`).
 //!
 //! Usage: `zerocast-avsync [--lead-in-ms N] [--refresh HZ] [--log PATH] [--target NODE]
-//! [--app NAME] [--seconds N]`
+//! [--app NAME] [--band ROWS] [--seconds N]`
+//!
+//! `--band ROWS`: flash only the bottom ROWS rows of the output (the rest stays visible).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ fn main() -> Result<()> {
             "--log" => opts.log = Some(val()?.into()),
             "--target" => opts.target = Some(val()?),
             "--app" => opts.app_name = val()?,
+            "--band" => opts.band = Some(val()?.parse()?),
             "--seconds" => seconds = Some(val()?.parse::<f64>()?),
             other => bail!("unknown argument {other:?}"),
         }
