@@ -225,7 +225,20 @@ fn parse_replay_target(
         }
     }
     let template = path.as_deref().unwrap_or(default_template);
-    let (mut resolved, _) = crate::path::resolve_path(template, Some(container), ctx)?;
+    let (mut resolved, _) =
+        crate::path::resolve_path(template, Some(container), ctx).map_err(|e| match e {
+            // The container is the recording's, not an option of this call: name the option the
+            // caller can change (found by fuzz/, target replay_options).
+            crate::path::PathError::ContainerMismatch { container, ext } => {
+                RequestError::BadPath {
+                    reason: format!(
+                        "ends in .{ext}, but the recording is {container}: \
+                         use .{container} or no extension"
+                    ),
+                }
+            }
+            e => e.into(),
+        })?;
     if path.is_none() {
         resolved = crate::path::first_free(resolved);
     }
@@ -684,6 +697,20 @@ mod tests {
         let e =
             parse_options_in(&opts(&[("path", Value::from(unwritable_path()))]), &c).unwrap_err();
         assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+    }
+
+    #[test]
+    fn replay_path_of_another_container_names_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(&[("path", Value::from("clip.mkv"))]);
+        let e = parse_save_replay(&o, Container::Webm, &ctx(dir.path())).unwrap_err();
+        assert_eq!(e.key(), "path", "{e}");
+        assert_eq!(
+            e.to_string(),
+            "'path' ends in .mkv, but the recording is webm: use .webm or no extension"
+        );
+        let e = parse_keep(&o, "rec.webm", Container::Webm, &ctx(dir.path())).unwrap_err();
+        assert_eq!(e.key(), "path", "{e}");
     }
 
     /// A path that cannot be created even by root: sysfs refuses new files.
