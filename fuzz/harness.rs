@@ -20,12 +20,64 @@ use zerocast_recorder::Container;
 /// Words the parsers compare against: a byte picks one, so the fuzzer reaches valid requests
 /// (and the checks behind them) without first guessing `"webm"` letter by letter.
 const WORDS: &[&str] = &[
-    "mkv", "mp4", "webm", "m4v", "MKV", "h264", "hevc", "av1", "vp9", "auto", "nvenc",
-    "software", "hidden", "embedded", "metadata", "monitor", "window", "virtual", "desktop",
-    "mic", "desktop+mic", "app:firefox", "node:42", "opus", "aac", "flac", "a.mkv", "b.mp4",
-    "c.webm", "d", "%d-%t.mkv", "%x", "%", "%%", "~/e.mkv", "f/", "", "g.avi", "/h.mkv", ".",
-    "..", "./", "~/", "x/.", "100,50 640x360", "0,0,1x1", "-10,-20 30x40", "1280x720", "1280x",
-    "x720", "3x3", "0x0", " 2x2 ", "seconds", "path", "overwrite", "1e309", "-0",
+    "mkv",
+    "mp4",
+    "webm",
+    "m4v",
+    "MKV",
+    "h264",
+    "hevc",
+    "av1",
+    "vp9",
+    "auto",
+    "nvenc",
+    "software",
+    "hidden",
+    "embedded",
+    "metadata",
+    "monitor",
+    "window",
+    "virtual",
+    "desktop",
+    "mic",
+    "desktop+mic",
+    "app:firefox",
+    "node:42",
+    "opus",
+    "aac",
+    "flac",
+    "a.mkv",
+    "b.mp4",
+    "c.webm",
+    "d",
+    "%d-%t.mkv",
+    "%x",
+    "%",
+    "%%",
+    "~/e.mkv",
+    "f/",
+    "",
+    "g.avi",
+    "/h.mkv",
+    ".",
+    "..",
+    "./",
+    "~/",
+    "x/.",
+    "100,50 640x360",
+    "0,0,1x1",
+    "-10,-20 30x40",
+    "1280x720",
+    "1280x",
+    "x720",
+    "3x3",
+    "0x0",
+    " 2x2 ",
+    "seconds",
+    "path",
+    "overwrite",
+    "1e309",
+    "-0",
 ];
 
 /// Reads fuzz bytes as a sequence of small decisions; past the end every read is 0, so any
@@ -206,7 +258,11 @@ pub fn start_options(data: &[u8], dir: &Path) {
             let options = to_dbus(&req);
             let again = parse_options_in(&options, &ctx)
                 .unwrap_or_else(|e| panic!("Options property {options:?} refused: {e}"));
-            assert_eq!(to_dbus(&again), options, "Options property does not round-trip");
+            assert_eq!(
+                to_dbus(&again),
+                options,
+                "Options property does not round-trip"
+            );
         }
         Err(e) => check_rejection(&e, &d),
     }

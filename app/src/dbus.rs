@@ -229,14 +229,12 @@ fn parse_replay_target(
         crate::path::resolve_path(template, Some(container), ctx).map_err(|e| match e {
             // The container is the recording's, not an option of this call: name the option the
             // caller can change (found by fuzz/, target replay_options).
-            crate::path::PathError::ContainerMismatch { container, ext } => {
-                RequestError::BadPath {
-                    reason: format!(
-                        "ends in .{ext}, but the recording is {container}: \
+            crate::path::PathError::ContainerMismatch { container, ext } => RequestError::BadPath {
+                reason: format!(
+                    "ends in .{ext}, but the recording is {container}: \
                          use .{container} or no extension"
-                    ),
-                }
-            }
+                ),
+            },
             e => e.into(),
         })?;
     if path.is_none() {
@@ -697,6 +695,22 @@ mod tests {
         let e =
             parse_options_in(&opts(&[("path", Value::from(unwritable_path()))]), &c).unwrap_err();
         assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+    }
+
+    #[test]
+    fn seconds_that_round_to_zero_are_refused() {
+        for key in ["duration", "replay"] {
+            let e = err(&[(key, Value::from(1e-300f64))]);
+            assert!(matches!(e, OptionError::OutOfRange { .. }), "{key}: {e}");
+            assert_eq!(e.key(), key);
+        }
+        // One nanosecond is the shortest that stays a duration.
+        let dir = tempfile::tempdir().unwrap();
+        let req = parse_options_in(
+            &opts(&[("duration", Value::from(1e-9f64))]),
+            &ctx(dir.path()),
+        );
+        assert_eq!(req.unwrap().duration, Some(Duration::from_nanos(1)));
     }
 
     #[test]

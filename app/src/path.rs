@@ -125,7 +125,11 @@ pub fn resolve_path(
             ctx.videos_dir.join(p)
         }
     };
-    if expanded.ends_with('/') || path.file_name().is_none() {
+    // `.` or `..` last names a directory too; `Path` drops a trailing `.` (`Videos/.` has the
+    // file name `Videos`), so `.` became `Videos.mkv`, beside the videos folder (found by
+    // fuzz/, target path_template).
+    let last = expanded.rsplit('/').next().unwrap_or_default();
+    if last.is_empty() || last == "." || last == ".." || path.file_name().is_none() {
         return Err(bad_path("must name a file, not a directory"));
     }
 
@@ -331,6 +335,26 @@ mod tests {
         assert_eq!(k, Container::Webm);
         let (p, _) = resolve_path("~/x.mkv", None, &c).unwrap();
         assert_eq!(p, dir.path().join("x.mkv"));
+    }
+
+    #[test]
+    fn templates_that_end_in_a_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        for t in [
+            ".", "..", "./", "a/.", "a/..", "~/.", "~/..", "/tmp/.", "x.mkv/.", "%d/.",
+        ] {
+            let e = resolve_path(t, None, &c).unwrap_err();
+            assert!(
+                matches!(&e, PathError::BadPath { reason } if reason.contains("not a directory")),
+                "{t}: {e:?}"
+            );
+        }
+        // A dot inside a name, or `..` before the name, is still a file name.
+        let (p, _) = resolve_path("a./.b", None, &c).unwrap();
+        assert_eq!(p, c.videos_dir.join("a./.b.mkv"));
+        let (p, _) = resolve_path("../x", None, &c).unwrap();
+        assert_eq!(p, c.videos_dir.join("../x.mkv"));
     }
 
     #[test]
