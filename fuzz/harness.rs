@@ -275,8 +275,9 @@ pub fn replay_options(data: &[u8], dir: &Path) {
     let mut b = Bytes::new(data);
     let container = Container::ALL[b.byte() as usize % Container::ALL.len()];
     let keep = b.byte() & 1 == 1;
-    // Keep's default is the recording's own path from `Start`: always a valid one.
-    let default = dir.join(format!("rec.{}", container.as_str()));
+    // Keep's default is the recording's own path from `Start`, which may hold a `%`.
+    let pct = if b.byte() & 1 == 1 { "-100%d" } else { "" };
+    let default = dir.join(format!("rec{pct}.{}", container.as_str()));
     let Some(mut d) = b.dict(&["path", "overwrite", "seconds"]) else {
         return;
     };
@@ -294,6 +295,9 @@ pub fn replay_options(data: &[u8], dir: &Path) {
     };
     match result {
         Ok(path) => {
+            if keep && !d.contains_key("path") {
+                assert_eq!(path, default, "Keep's default is the recording's path");
+            }
             assert!(path.starts_with(dir), "{} escapes", path.display());
             assert!(!path.exists(), "probe left at {}", path.display());
             assert_eq!(Container::from_path(&path), Some(container));
@@ -351,6 +355,8 @@ pub fn path_template(data: &[u8]) {
                 None if expanded.starts_with('/') => (PathBuf::from("/"), &expanded[1..]),
                 None => (ctx.videos_dir.clone(), expanded.as_str()),
             };
+            // `~//x` and `//x`: one folder, as in a shell.
+            let rest = rest.trim_start_matches('/');
             let with_ext = format!("{rest}.{}", container.as_str());
             assert!(
                 path == base.join(rest) || path == base.join(&with_ext),

@@ -189,7 +189,9 @@ pub fn parse_keep(
     container: zerocast_recorder::Container,
     ctx: &crate::PathContext,
 ) -> Result<std::path::PathBuf, RequestError> {
-    parse_replay_target(options, default_path, false, container, ctx).map(|r| r.path)
+    // The default is a path, not a template: a `%` in it is a `%` (found by fuzz/).
+    let default = crate::path::literal(default_path);
+    parse_replay_target(options, &default, false, container, ctx).map(|r| r.path)
 }
 
 fn parse_replay_target(
@@ -248,7 +250,8 @@ fn parse_replay_target(
 }
 
 /// The effective options, every default filled in: the `Options` property of a recording.
-/// Feeding it back to [`parse_options`] yields the same request. `codec` is absent while the
+/// Feeding it back to [`parse_options`] yields the same request (`path` is a template that names
+/// exactly the file: a `%` in it is doubled). `codec` is absent while the
 /// encoder selection has not chosen it yet.
 pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
     let mut m: HashMap<String, OwnedValue> = HashMap::new();
@@ -256,7 +259,13 @@ pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
         // Only basic types here, which always convert.
         m.insert(k.to_owned(), v.try_to_owned().expect("basic value"));
     };
-    put("path", Value::from(r.path.to_string_lossy().into_owned()));
+    // A template again, naming exactly the file: `%` doubled, else a `%` in a file name made
+    // the property refused when sent back, and a `%d` in one a file of another name (found by
+    // fuzz/, target start_options).
+    put(
+        "path",
+        Value::from(crate::path::literal(&r.path.to_string_lossy())),
+    );
     put("overwrite", Value::from(r.overwrite));
     put("container", Value::from(r.container.as_str()));
     if let Some(c) = r.codec {
@@ -695,6 +704,24 @@ mod tests {
         let e =
             parse_options_in(&opts(&[("path", Value::from(unwritable_path()))]), &c).unwrap_err();
         assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+    }
+
+    #[test]
+    fn percent_in_a_file_name_survives_options_and_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        let req = parse_options_in(&opts(&[("path", Value::from("100%%-%%d"))]), &c).unwrap();
+        assert_eq!(req.path, c.videos_dir.join("100%-%d.mkv"));
+        let options = to_dbus(&req);
+        let again = parse_options_in(&options, &c).unwrap();
+        assert_eq!(again.path, req.path);
+        let kept = parse_keep(
+            &HashMap::new(),
+            &req.path.to_string_lossy(),
+            Container::Mkv,
+            &c,
+        );
+        assert_eq!(kept.unwrap(), req.path);
     }
 
     #[test]

@@ -85,6 +85,12 @@ fn bad_path(reason: impl Into<String>) -> PathError {
     }
 }
 
+/// `path` as a template that names exactly it: `%` doubled. For a path that was already
+/// expanded and is given back as a template (a recording's `Options` property, `Keep`'s default).
+pub fn literal(path: &str) -> String {
+    path.replace('%', "%%")
+}
+
 /// `path` if nothing is there, else the first of `stem-2.ext`, `stem-3.ext`, … that is free.
 pub fn first_free(path: PathBuf) -> PathBuf {
     if std::fs::symlink_metadata(&path).is_err() {
@@ -116,7 +122,9 @@ pub fn resolve_path(
     }
     let expanded = expand(template, ctx)?;
     let mut path = if let Some(rest) = expanded.strip_prefix("~/") {
-        ctx.home.join(rest)
+        // `~//x` is `$HOME//x`, the home folder's x (as in a shell); `join` would take `/x` as
+        // absolute and leave the home folder (found by fuzz/, target path_template).
+        ctx.home.join(rest.trim_start_matches('/'))
     } else {
         let p = PathBuf::from(&expanded);
         if p.is_absolute() {
@@ -355,6 +363,8 @@ mod tests {
         assert_eq!(p, c.videos_dir.join("a./.b.mkv"));
         let (p, _) = resolve_path("../x", None, &c).unwrap();
         assert_eq!(p, c.videos_dir.join("../x.mkv"));
+        let (p, _) = resolve_path("~//y", None, &c).unwrap();
+        assert_eq!(p, dir.path().join("y.mkv"));
     }
 
     #[test]

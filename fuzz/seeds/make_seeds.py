@@ -65,11 +65,11 @@ start = {
 }
 rkeys = ["path", "overwrite", "seconds"]
 replay = {
-    "save": b"\x00\x00" + dict_([("seconds", d(10.0))], rkeys),
-    "keep": b"\x01\x01" + dict_([("path", s("b.mp4")), ("overwrite", b(1))], rkeys),
-    "template": b"\x02\x00" + dict_([("path", s("%d-%t.mkv"))], rkeys),
-    "empty": b"\x00\x00" + dict_([], rkeys),
-    "bad": b"\x00\x01" + dict_([("seconds", d(1.0))], rkeys),
+    "save": b"\x00\x00\x00" + dict_([("seconds", d(10.0))], rkeys),
+    "keep": b"\x01\x01\x01" + dict_([("path", s("b.mp4")), ("overwrite", b(1))], rkeys),
+    "template": b"\x02\x00\x00" + dict_([("path", s("%d-%t.mkv"))], rkeys),
+    "empty": b"\x00\x01\x01" + dict_([], rkeys),
+    "bad": b"\x00\x01\x00" + dict_([("seconds", d(1.0))], rkeys),
 }
 paths = {
     "default": b"\x00zerocast-%d-%t",
