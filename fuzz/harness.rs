@@ -378,3 +378,52 @@ pub fn path_template(data: &[u8]) {
         Err(e) => panic!("resolve_path touched the disk: {e:?}"),
     }
 }
+
+/// The restore-token file (`zerocast_portal::tokens`): a file as found on disk (another
+/// version's, hand-edited, cut short) loads without panicking, as one trimmed, non-empty line of
+/// token; a token and source record stored load back the same (a record that says nothing as
+/// none), and a token that would not (empty, a line break, spaces around it) is refused by
+/// `store` instead of being written.
+pub fn token_file(data: &[u8], dir: &Path) {
+    use zerocast_portal::tokens::{load, store, token_path, SourceRecord};
+    use zerocast_portal::SourceType;
+
+    let mut b = Bytes::new(data);
+    let source = SourceType::ALL[b.byte() as usize % SourceType::ALL.len()];
+    let one_line = |t: &str| !t.is_empty() && t.trim() == t && !t.contains(['\n', '\r']);
+    if b.byte() & 1 == 0 {
+        std::fs::create_dir_all(dir).expect("state dir");
+        std::fs::write(token_path(dir, source), b.rest()).expect("token file");
+        if let Some(stored) = load(dir, source) {
+            assert!(one_line(&stored.token), "loaded {:?}", stored.token);
+        }
+        return;
+    }
+    let token = b.string();
+    let record = (b.byte() & 1 == 1).then(|| {
+        let mut flags = b.byte();
+        let mut some = || {
+            flags >>= 1;
+            flags & 1 == 1
+        };
+        let (k, p, s) = (some(), some(), some());
+        SourceRecord {
+            kind: k.then(|| SourceType::ALL[b.byte() as usize % SourceType::ALL.len()]),
+            position: p.then(|| (i32::from_le_bytes(b.take()), i32::from_le_bytes(b.take()))),
+            size: s.then(|| (u32::from_le_bytes(b.take()), u32::from_le_bytes(b.take()))),
+        }
+    });
+    match store(dir, source, &token, record.as_ref()) {
+        Ok(()) => {
+            assert!(one_line(&token), "stored {token:?}");
+            let stored = load(dir, source).expect("a stored token loads");
+            assert_eq!(stored.token, token);
+            let said = record.filter(|r| *r != SourceRecord::default());
+            assert_eq!(stored.source, said);
+        }
+        Err(e) => {
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+            assert!(!one_line(&token), "{token:?} refused: {e}");
+        }
+    }
+}

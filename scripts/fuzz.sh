@@ -31,7 +31,6 @@ fi
 start_marker="$logs/.start"
 touch "$start_marker"
 total_execs=0
-total_rate=0
 crashed=0
 details=()
 corpus_before=0
@@ -56,7 +55,6 @@ for t in "${targets[@]}"; do
   if [ "$rc" -ne 0 ] && [ "$found" -eq 0 ]; then found=1; fi # e.g. a failed start: see the log
   crashed=$((crashed + found))
   total_execs=$((total_execs + ${execs:-0}))
-  total_rate=$((total_rate + ${rate:-0}))
   if [ "${FUZZ_UPDATE_CORPUS:-0}" = 1 ] && [ "$found" -eq 0 ]; then
     cp -n "$work"/* "fuzz/corpus/$t/" 2>/dev/null || true
     cargo +nightly fuzz cmin -O "$t" "fuzz/corpus/$t" >"$logs/$t.cmin.log" 2>&1
@@ -70,6 +68,7 @@ for t in "${targets[@]}"; do
 done
 (
   IFS=';'
-  echo "fuzz: ${#targets[@]} targets × ${seconds} s, ${total_execs} execs (${total_rate}/s summed), corpus ${corpus_before} → ${corpus_after} files checked in, ${crashed} crashes [${details[*]}]"
+  rate=$((total_execs / (${#targets[@]} * seconds)))
+  echo "fuzz: ${#targets[@]} targets × ${seconds} s, ${total_execs} execs (${rate}/s), corpus ${corpus_before} → ${corpus_after} files checked in, ${crashed} crashes [${details[*]}]"
 )
 [ "$crashed" -eq 0 ]

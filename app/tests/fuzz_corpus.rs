@@ -42,3 +42,9 @@ fn replay_options_corpus() {
 fn path_template_corpus() {
     replay("path_template", harness::path_template);
 }
+
+#[test]
+fn token_file_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    replay("token_file", |d| harness::token_file(d, dir.path()));
+}

@@ -81,7 +81,18 @@ paths = {
     "up": b"\x01../up",
     "m4v": b"\x00clip.M4V",
 }
-for target, seeds in [("start_options", start), ("replay_options", replay), ("path_template", paths)]:
+tokens = {
+    # a file on disk: the token, then the source lines
+    "file": b"\x00\x00" + b"4f1c-token\nsource=monitor\nposition=-1280,0\nsize=1280x720\n",
+    "old-file": b"\x01\x00" + b"token-only\n",
+    "garbage": b"\x02\x00" + b"\n\nposition=1,\nsize=x\n",
+    # store then load: a token word, a record with every field
+    "store": b"\x00\x01" + bytes([0x80, 3]) + b"tok" + bytes([1, 0x0e, 0])
+             + struct.pack("<iiII", -1280, 0, 1920, 1080),
+    "store-none": b"\x01\x01" + bytes([0]) + bytes([0]),
+}
+for target, seeds in [("start_options", start), ("replay_options", replay), ("path_template", paths),
+                      ("token_file", tokens)]:
     out = f"{root}/corpus/{target}"
     os.makedirs(out, exist_ok=True)
     for name, data in seeds.items():
