@@ -3,7 +3,7 @@
 # parsers and the output path templates: each target in fuzz/ runs for SECONDS (default 60),
 # starting from its checked-in corpus (fuzz/corpus/<target>/), and the script prints one summary
 # line. New inputs go to a scratch corpus under fuzz/target/ (the checked-in one stays as it is);
-# FUZZ_UPDATE_CORPUS=1 merges them back and minimizes (`cargo fuzz cmin`). A crash leaves its
+# FUZZ_UPDATE_CORPUS=1 merges them back, minimized (libFuzzer's -set_cover_merge=1). A crash leaves its
 # input in fuzz/artifacts/<target>/ (replay: `cargo +nightly fuzz run TARGET FILE`) and makes the
 # script exit 1. The first run builds the app crate and its dependencies with the sanitizer.
 #
@@ -56,8 +56,15 @@ for t in "${targets[@]}"; do
   crashed=$((crashed + found))
   total_execs=$((total_execs + ${execs:-0}))
   if [ "${FUZZ_UPDATE_CORPUS:-0}" = 1 ] && [ "$found" -eq 0 ]; then
-    cp -n "$work"/* "fuzz/corpus/$t/" 2>/dev/null || true
-    cargo +nightly fuzz cmin -O "$t" "fuzz/corpus/$t" >"$logs/$t.cmin.log" 2>&1
+    # The named inputs (seed-*: fuzz/seeds/make_seeds.py; regression-*: found a bug) stay;
+    # libFuzzer's set-cover merge adds the fewest others that reach what they do not. Edges only
+    # (-use_counters=0): hit-count buckets would keep hundreds of near-duplicates.
+    merged="fuzz/target/corpus-merged/$t"
+    rm -rf "$merged" && mkdir -p "$merged"
+    cp fuzz/corpus/"$t"/seed-* fuzz/corpus/"$t"/regression-* "$merged/" 2>/dev/null || true
+    cargo +nightly fuzz run -O "$t" "$merged" "fuzz/corpus/$t" "$work" -- \
+      -set_cover_merge=1 -use_counters=0 >"$logs/$t.merge.log" 2>&1
+    rm -rf "fuzz/corpus/$t" && cp -r "$merged" "fuzz/corpus/$t"
   fi
   corpus_after=$((corpus_after + $(find "fuzz/corpus/$t" -type f | wc -l)))
   details+=("$t ${execs:-0} execs ${rate:-0}/s cov ${cov:-?} ft ${ft:-?} corp ${corp:-?} crashes $found")
