@@ -1,6 +1,7 @@
 #![no_main]
 //! See harness.rs: `replay_options`.
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
@@ -9,11 +10,19 @@ use libfuzzer_sys::fuzz_target;
 #[allow(dead_code, reason = "each target uses one of the harness functions")]
 mod harness;
 
-/// One folder for the whole run: the parser creates the videos folder once and removes each
-/// probe file it creates, so nothing piles up.
-static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+/// One folder for the whole run: `$ZEROCAST_FUZZ_DIR` (scripts/fuzz.sh makes one in /dev/shm:
+/// `store` syncs each file, which on a disk costs milliseconds, and removes it afterwards), else
+/// a new temp folder (left behind: libFuzzer exits without running destructors).
+static DIR: OnceLock<PathBuf> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"));
-    harness::replay_options(data, dir.path());
+    let dir = DIR.get_or_init(|| match std::env::var_os("ZEROCAST_FUZZ_DIR") {
+        Some(d) => {
+            let d = PathBuf::from(d);
+            std::fs::create_dir_all(&d).expect("ZEROCAST_FUZZ_DIR");
+            d
+        }
+        None => tempfile::tempdir().expect("temp dir").keep(),
+    });
+    harness::replay_options(data, dir);
 });
