@@ -189,7 +189,9 @@ pub fn parse_keep(
     container: zerocast_recorder::Container,
     ctx: &crate::PathContext,
 ) -> Result<std::path::PathBuf, RequestError> {
-    parse_replay_target(options, default_path, false, container, ctx).map(|r| r.path)
+    // The default is a path, not a template: a `%` in it is a `%` (found by fuzz/).
+    let default = crate::path::literal(default_path);
+    parse_replay_target(options, &default, false, container, ctx).map(|r| r.path)
 }
 
 fn parse_replay_target(
@@ -225,7 +227,18 @@ fn parse_replay_target(
         }
     }
     let template = path.as_deref().unwrap_or(default_template);
-    let (mut resolved, _) = crate::path::resolve_path(template, Some(container), ctx)?;
+    let (mut resolved, _) =
+        crate::path::resolve_path(template, Some(container), ctx).map_err(|e| match e {
+            // The container is the recording's, not an option of this call: name the option the
+            // caller can change (found by fuzz/, target replay_options).
+            crate::path::PathError::ContainerMismatch { container, ext } => RequestError::BadPath {
+                reason: format!(
+                    "ends in .{ext}, but the recording is {container}: \
+                         use .{container} or no extension"
+                ),
+            },
+            e => e.into(),
+        })?;
     if path.is_none() {
         resolved = crate::path::first_free(resolved);
     }
@@ -237,7 +250,8 @@ fn parse_replay_target(
 }
 
 /// The effective options, every default filled in: the `Options` property of a recording.
-/// Feeding it back to [`parse_options`] yields the same request. `codec` is absent while the
+/// Feeding it back to [`parse_options`] yields the same request (`path` is a template that names
+/// exactly the file: a `%` in it is doubled). `codec` is absent while the
 /// encoder selection has not chosen it yet.
 pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
     let mut m: HashMap<String, OwnedValue> = HashMap::new();
@@ -245,7 +259,13 @@ pub fn to_dbus(r: &RecordingRequest) -> HashMap<String, OwnedValue> {
         // Only basic types here, which always convert.
         m.insert(k.to_owned(), v.try_to_owned().expect("basic value"));
     };
-    put("path", Value::from(r.path.to_string_lossy().into_owned()));
+    // A template again, naming exactly the file: `%` doubled, else a `%` in a file name made
+    // the property refused when sent back, and a `%d` in one a file of another name (found by
+    // fuzz/, target start_options).
+    put(
+        "path",
+        Value::from(crate::path::literal(&r.path.to_string_lossy())),
+    );
     put("overwrite", Value::from(r.overwrite));
     put("container", Value::from(r.container.as_str()));
     if let Some(c) = r.codec {
@@ -684,6 +704,54 @@ mod tests {
         let e =
             parse_options_in(&opts(&[("path", Value::from(unwritable_path()))]), &c).unwrap_err();
         assert!(matches!(e, OptionError::NotWritable { .. }), "{e}");
+    }
+
+    #[test]
+    fn percent_in_a_file_name_survives_options_and_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        let req = parse_options_in(&opts(&[("path", Value::from("100%%-%%d"))]), &c).unwrap();
+        assert_eq!(req.path, c.videos_dir.join("100%-%d.mkv"));
+        let options = to_dbus(&req);
+        let again = parse_options_in(&options, &c).unwrap();
+        assert_eq!(again.path, req.path);
+        let kept = parse_keep(
+            &HashMap::new(),
+            &req.path.to_string_lossy(),
+            Container::Mkv,
+            &c,
+        );
+        assert_eq!(kept.unwrap(), req.path);
+    }
+
+    #[test]
+    fn seconds_that_round_to_zero_are_refused() {
+        for key in ["duration", "replay"] {
+            let e = err(&[(key, Value::from(1e-300f64))]);
+            assert!(matches!(e, OptionError::OutOfRange { .. }), "{key}: {e}");
+            assert_eq!(e.key(), key);
+        }
+        // One nanosecond is the shortest that stays a duration.
+        let dir = tempfile::tempdir().unwrap();
+        let req = parse_options_in(
+            &opts(&[("duration", Value::from(1e-9f64))]),
+            &ctx(dir.path()),
+        );
+        assert_eq!(req.unwrap().duration, Some(Duration::from_nanos(1)));
+    }
+
+    #[test]
+    fn replay_path_of_another_container_names_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = opts(&[("path", Value::from("clip.mkv"))]);
+        let e = parse_save_replay(&o, Container::Webm, &ctx(dir.path())).unwrap_err();
+        assert_eq!(e.key(), "path", "{e}");
+        assert_eq!(
+            e.to_string(),
+            "'path' ends in .mkv, but the recording is webm: use .webm or no extension"
+        );
+        let e = parse_keep(&o, "rec.webm", Container::Webm, &ctx(dir.path())).unwrap_err();
+        assert_eq!(e.key(), "path", "{e}");
     }
 
     /// A path that cannot be created even by root: sysfs refuses new files.

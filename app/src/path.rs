@@ -85,6 +85,12 @@ fn bad_path(reason: impl Into<String>) -> PathError {
     }
 }
 
+/// `path` as a template that names exactly it: `%` doubled. For a path that was already
+/// expanded and is given back as a template (a recording's `Options` property, `Keep`'s default).
+pub fn literal(path: &str) -> String {
+    path.replace('%', "%%")
+}
+
 /// `path` if nothing is there, else the first of `stem-2.ext`, `stem-3.ext`, … that is free.
 pub fn first_free(path: PathBuf) -> PathBuf {
     if std::fs::symlink_metadata(&path).is_err() {
@@ -116,7 +122,9 @@ pub fn resolve_path(
     }
     let expanded = expand(template, ctx)?;
     let mut path = if let Some(rest) = expanded.strip_prefix("~/") {
-        ctx.home.join(rest)
+        // `~//x` is `$HOME//x`, the home folder's x (as in a shell); `join` would take `/x` as
+        // absolute and leave the home folder (found by fuzz/, target path_template).
+        ctx.home.join(rest.trim_start_matches('/'))
     } else {
         let p = PathBuf::from(&expanded);
         if p.is_absolute() {
@@ -125,7 +133,11 @@ pub fn resolve_path(
             ctx.videos_dir.join(p)
         }
     };
-    if expanded.ends_with('/') || path.file_name().is_none() {
+    // `.` or `..` last names a directory too; `Path` drops a trailing `.` (`Videos/.` has the
+    // file name `Videos`), so `.` became `Videos.mkv`, beside the videos folder (found by
+    // fuzz/, target path_template).
+    let last = expanded.rsplit('/').next().unwrap_or_default();
+    if last.is_empty() || last == "." || last == ".." || path.file_name().is_none() {
         return Err(bad_path("must name a file, not a directory"));
     }
 
@@ -331,6 +343,28 @@ mod tests {
         assert_eq!(k, Container::Webm);
         let (p, _) = resolve_path("~/x.mkv", None, &c).unwrap();
         assert_eq!(p, dir.path().join("x.mkv"));
+    }
+
+    #[test]
+    fn templates_that_end_in_a_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = ctx(dir.path());
+        for t in [
+            ".", "..", "./", "a/.", "a/..", "~/.", "~/..", "/tmp/.", "x.mkv/.", "%d/.",
+        ] {
+            let e = resolve_path(t, None, &c).unwrap_err();
+            assert!(
+                matches!(&e, PathError::BadPath { reason } if reason.contains("not a directory")),
+                "{t}: {e:?}"
+            );
+        }
+        // A dot inside a name, or `..` before the name, is still a file name.
+        let (p, _) = resolve_path("a./.b", None, &c).unwrap();
+        assert_eq!(p, c.videos_dir.join("a./.b.mkv"));
+        let (p, _) = resolve_path("../x", None, &c).unwrap();
+        assert_eq!(p, c.videos_dir.join("../x.mkv"));
+        let (p, _) = resolve_path("~//y", None, &c).unwrap();
+        assert_eq!(p, dir.path().join("y.mkv"));
     }
 
     #[test]

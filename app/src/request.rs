@@ -409,13 +409,21 @@ pub(crate) fn seconds_in(
     let Some(secs) = v else { return Ok(None) };
     let r = option.range.expect("duration has a range");
     // NaN fails both comparisons, so it lands here too.
+    let out_of_range = || RequestError::OutOfRange {
+        option,
+        got: Number::Float(secs),
+    };
     if !(secs > r.min && secs <= r.max) {
-        return Err(RequestError::OutOfRange {
-            option,
-            got: Number::Float(secs),
-        });
+        return Err(out_of_range());
     }
-    Ok(Some(Duration::from_secs_f64(secs)))
+    let d = Duration::from_secs_f64(secs);
+    // Under half a nanosecond rounds to nothing: `> 0` must hold for the duration used, not
+    // only for the number given (found by fuzz/: a 1e-300 s replay was a zero-length ring, and
+    // its `Options` property was refused when sent back).
+    if r.min_exclusive && d.as_secs_f64() <= r.min {
+        return Err(out_of_range());
+    }
+    Ok(Some(d))
 }
 
 fn seconds(key: &'static str, v: Option<f64>) -> Result<Option<Duration>, RequestError> {

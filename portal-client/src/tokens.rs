@@ -138,13 +138,21 @@ pub fn load(dir: &Path, source: SourceType) -> Option<Stored> {
 
 /// Writes the token (and what it stands for) atomically (temp file + rename) so a crash never
 /// leaves half a token, and with mode 0600 from creation on because a token grants screen
-/// access without asking.
+/// access without asking. A token that would not read back as itself (empty, a line break,
+/// spaces around it) is refused with `InvalidInput`: its second line would be read as the
+/// source record (found by fuzz/, target token_file).
 pub fn store(
     dir: &Path,
     source: SourceType,
     token: &str,
     record: Option<&SourceRecord>,
 ) -> io::Result<()> {
+    if token.is_empty() || token.trim() != token || token.contains(['\n', '\r']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("restore token {token:?} is not one line without surrounding spaces"),
+        ));
+    }
     fs::create_dir_all(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
     let path = token_path(dir, source);
@@ -176,6 +184,17 @@ pub fn remove(dir: &Path, source: SourceType) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_that_would_not_read_back_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", " t", "t ", "t\nsource=window", "t\r"] {
+            let e = store(dir.path(), SourceType::Monitor, bad, None).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        // Nothing written: before, `t\nsource=window` loaded as token `t` of a window.
+        assert_eq!(load(dir.path(), SourceType::Monitor), None);
+    }
 
     #[test]
     fn store_is_private_and_round_trips() {
