@@ -125,10 +125,23 @@ const _: () = {
     assert_send::<Gpu>()
 };
 
+/// Held while a recording sets up or rebuilds its Vulkan device and pipelines. Two recordings
+/// of one process (the daemon's, the tests') doing that at the same instant on lavapipe
+/// (Mesa 25, LLVM 19: Debian 13) once crashed the process (SIGSEGV) between the device's
+/// creation and the modifier query; a set-up is ~0.1 s and happens once per recording (and per
+/// new stream format), so taking turns costs nothing a user sees.
+static VULKAN_SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn vulkan_setup_turn() -> std::sync::MutexGuard<'static, ()> {
+    // A panic while holding it leaves nothing half-built that the next set-up would see.
+    VULKAN_SETUP.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Gpu {
     /// Opens the Vulkan device and asks which modifiers it imports. Any error means "no
     /// DMA-BUF path here": the caller offers SHM only.
     pub fn new() -> Result<Gpu, InteropError> {
+        let _turn = vulkan_setup_turn();
         let t0 = std::time::Instant::now();
         // PipeWire does not say which GPU made the buffers; the compositor's Wayland dma-buf
         // feedback does. Without it (no Wayland session) interop picks the best device, and a
@@ -240,6 +253,7 @@ impl Gpu {
     /// sees this device, the bridge) for `size` unless the recording already has one. Returns
     /// the capture path frames will take.
     pub fn configure(&mut self, width: u32, height: u32) -> Result<CapturePath, InteropError> {
+        let _turn = vulkan_setup_turn();
         self.importer.clear()?;
         self.timelines.clear();
         if let Some(out) = &self.out {
