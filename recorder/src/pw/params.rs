@@ -195,20 +195,25 @@ pub fn buffers(dmabuf: bool) -> Vec<u8> {
                     },
                 ))),
             },
-            Property {
-                key: spa::sys::SPA_PARAM_BUFFERS_dataType,
-                flags: PropertyFlags::empty(),
-                // One value, as libspa's SPA_POD_CHOICE_FLAGS_Int writes it.
-                value: Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Flags {
-                        default: types,
-                        flags: vec![],
-                    },
-                ))),
-            },
+            data_types(types),
         ],
     })
+}
+
+/// The Buffers param's `dataType`: the accepted memory types as one flags value, as libspa's
+/// SPA_POD_CHOICE_FLAGS_Int writes it.
+fn data_types(types: i32) -> Property {
+    Property {
+        key: spa::sys::SPA_PARAM_BUFFERS_dataType,
+        flags: PropertyFlags::empty(),
+        value: Value::Choice(ChoiceValue::Int(Choice(
+            ChoiceFlags::empty(),
+            ChoiceEnum::Flags {
+                default: types,
+                flags: vec![],
+            },
+        ))),
+    }
 }
 
 /// Buffers asked of the producer, at least. xdg-desktop-portal-wlr 0.7 offers 2 by default:
@@ -229,17 +234,7 @@ pub fn buffers_sync() -> Vec<u8> {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
         properties: vec![
-            Property {
-                key: spa::sys::SPA_PARAM_BUFFERS_dataType,
-                flags: PropertyFlags::empty(),
-                value: Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Flags {
-                        default: 1i32 << spa::sys::SPA_DATA_DmaBuf,
-                        flags: vec![],
-                    },
-                ))),
-            },
+            data_types(1i32 << spa::sys::SPA_DATA_DmaBuf),
             Property {
                 key: spa::sys::SPA_PARAM_BUFFERS_metaType,
                 flags: PropertyFlags::MANDATORY,
