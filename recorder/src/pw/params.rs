@@ -182,22 +182,26 @@ pub fn buffers(dmabuf: bool) -> Vec<u8> {
     serialize(Object {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
-        properties: vec![
-            Property {
-                key: spa::sys::SPA_PARAM_BUFFERS_buffers,
-                flags: PropertyFlags::empty(),
-                value: Value::Choice(ChoiceValue::Int(Choice(
-                    ChoiceFlags::empty(),
-                    ChoiceEnum::Range {
-                        default: MIN_BUFFERS,
-                        min: MIN_BUFFERS,
-                        max: MAX_BUFFERS,
-                    },
-                ))),
-            },
-            data_types(types),
-        ],
+        properties: vec![buffer_count(), data_types(types)],
     })
+}
+
+/// The Buffers param's `buffers`: [`MIN_BUFFERS`]..=[`MAX_BUFFERS`], the minimum preferred.
+/// Both Buffers params ask it: an explicit-sync producer (mutter, KWin) is held to the same
+/// two-in-flight arithmetic as xdpw.
+fn buffer_count() -> Property {
+    Property {
+        key: spa::sys::SPA_PARAM_BUFFERS_buffers,
+        flags: PropertyFlags::empty(),
+        value: Value::Choice(ChoiceValue::Int(Choice(
+            ChoiceFlags::empty(),
+            ChoiceEnum::Range {
+                default: MIN_BUFFERS,
+                min: MIN_BUFFERS,
+                max: MAX_BUFFERS,
+            },
+        ))),
+    }
 }
 
 /// The Buffers param's `dataType`: the accepted memory types as one flags value, as libspa's
@@ -234,6 +238,7 @@ pub fn buffers_sync() -> Vec<u8> {
         type_: SpaTypes::ObjectParamBuffers.as_raw(),
         id: ParamType::Buffers.as_raw(),
         properties: vec![
+            buffer_count(),
             data_types(1i32 << spa::sys::SPA_DATA_DmaBuf),
             Property {
                 key: spa::sys::SPA_PARAM_BUFFERS_metaType,
